@@ -1,0 +1,1 @@
+"""Classifiers: scikit-learn routing models, trained and evaluated without I/O."""

@@ -1,0 +1,1 @@
+"""Rule engine: declarative routing rules, evaluated without I/O."""

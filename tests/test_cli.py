@@ -1,0 +1,87 @@
+"""The CLI as a user runs it: the installed `triage` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
+
+
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("TRIAGE_CONFIG", None) if env is None else None
+    return subprocess.run(
+        [TRIAGE, *args], capture_output=True, text=True, cwd=cwd, env=full_env, check=False
+    )
+
+
+def test_help_lists_commands() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    assert "init" in done.stdout
+    assert "Usage: triage" in done.stdout
+
+
+def test_init_creates_and_migrates_the_database(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    done = run("--config", str(config), "init")
+    assert done.returncode == 0, done.stderr
+    assert "applied migrations: 0001" in done.stdout
+    db = tmp_path / "triage.db"
+    assert db.exists()
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        mode = conn.execute("pragma journal_mode").fetchone()[0]
+    assert {"folders", "messages", "tickets", "routing_decisions", "outbox", "ticket_events"} <= (
+        tables
+    )
+    assert mode == "wal"
+    again = run("--config", str(config), "init")
+    assert again.returncode == 0
+    assert "schema already current" in again.stdout
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    done = run("init", env={"TRIAGE_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "triage.db").exists()
+
+
+def test_typo_in_config_is_one_line_naming_the_key_no_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    config.write_text(
+        (ROOT / "config.example.toml")
+        .read_text(encoding="utf-8")
+        .replace("fallback_queue =", "falback_queue =")
+    )
+    done = run("--config", str(config), "init")
+    assert done.returncode == 2
+    assert "routing.falback_queue: unknown key" in done.stderr
+    assert str(config) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "triage.db").exists()
+
+
+def test_no_config_is_a_clear_error(tmp_path: Path) -> None:
+    done = run("init", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no configuration" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:1/none"\n')
+    done = run("--config", str(config), "init")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot open database")
+    assert "Traceback" not in done.stderr

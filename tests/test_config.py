@@ -1,0 +1,245 @@
+"""Configuration: the example validates; every kind of mistake names the key and the file."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from triage.config import Settings, load_config, parse_config
+from triage.domain import Priority
+from triage.durations import BusinessDuration, parse_business_duration, parse_seconds
+from triage.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "triage.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_example_config_is_valid_and_complete() -> None:
+    settings = load_config(EXAMPLE)
+    assert settings.imap is not None
+    assert settings.imap.folders == ["INBOX"]
+    assert settings.imap.password_env == "TRIAGE_IMAP_PASSWORD"
+    assert {"billing", "scheduling", "records", "client-support", "unsorted"} <= set(
+        settings.queues
+    )
+    assert settings.routing.fallback_queue == "unsorted"
+    assert settings.calendar.timezone == "Europe/Budapest"
+    assert settings.sla[Priority.NORMAL].first_response == BusinessDuration(seconds=4 * 3600)
+    # the per-queue override wins over the global target
+    override = settings.sla_for("billing", Priority.URGENT)
+    assert override is not None
+    assert override.first_response == BusinessDuration(seconds=30 * 60)
+    assert settings.sla_for("bulk", Priority.NORMAL) is None
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, info in model.model_fields.items():
+        if name in {"path", "base_dir"}:
+            continue
+        annotation = info.annotation
+        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
+        nested = [
+            a for a in [annotation, *inner] if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if nested:
+            keys |= _fields(nested[0], f"{prefix}{name}.")
+        else:
+            keys.add(f"{prefix}{name}")
+    return keys
+
+
+def test_every_setting_appears_in_the_example_with_a_comment() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    # every key line is explained: an inline comment, or a commented table header / comment above
+    section_documented = False
+    previous_documented = False
+    undocumented = []
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            section_documented = "#" in line or (i > 0 and lines[i - 1].startswith("#"))
+            previous_documented = False
+        elif line.startswith("#"):
+            previous_documented = True
+        elif re.match(r"^[a-z_]+\s*=", line):
+            documented = "#" in line or section_documented or previous_documented
+            if not documented:
+                undocumented.append(line)
+            previous_documented = documented
+        else:
+            previous_documented = False
+    assert undocumented == []
+    # every scalar setting of the fixed sections is shown in the example
+    data = tomllib.loads(text)
+    shown = set()
+    for section, values in data.items():
+        if isinstance(values, dict):
+            shown |= {f"{section}.{k}" for k in values}
+    expected = set()
+    for section in (
+        "database",
+        "imap",
+        "smtp",
+        "routing",
+        "classifier",
+        "calendar",
+        "acknowledgments",
+        "owners",
+        "logging",
+        "team",
+    ):
+        annotation = Settings.model_fields[section].annotation
+        model = next(
+            a
+            for a in (annotation, *getattr(annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        )
+        expected |= {f"{section}.{k}" for k in model.model_fields}
+    assert expected - shown == set()
+
+
+def test_typo_in_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace('folders = ["INBOX"]', 'foldres = ["INBOX"]')
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: imap.foldres: unknown key" in str(err.value)
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[imap]\nhost = "h"\nport = "nine"\nusername = "u"\npassword_env = "X"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "imap.port" in message
+    assert "'nine'" in message
+    assert str(path) in message
+
+
+def test_missing_required_value(tmp_path: Path) -> None:
+    path = write(tmp_path, '[smtp]\nmode = "folder"\n')
+    with pytest.raises(ConfigError, match=r"smtp\.from_address: required key is missing"):
+        load_config(path)
+
+
+def test_password_in_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[imap]\nhost = "h"\nusername = "u"\npassword = "hunter2-secret"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "imap.password" in str(err.value)
+    assert "password_env" in str(err.value)
+    assert "hunter2-secret" not in str(err.value)
+
+
+def test_password_in_database_url_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "postgresql+psycopg://u:s3cret@db/x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "database.url" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_bad_toml_reports_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[database\nurl = 1\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML.*line 1"):
+        load_config(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/triage.toml")
+
+
+def test_unknown_fallback_queue_and_timezone(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[routing]\nfallback_queue = "nowhere"\n[calendar]\ntimezone = "Mars/Olympus"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "calendar.timezone" in str(err.value)
+    assert "Mars/Olympus" in str(err.value)
+
+
+def test_fallback_queue_must_be_defined(tmp_path: Path) -> None:
+    path = write(tmp_path, '[routing]\nfallback_queue = "nowhere"\n')
+    with pytest.raises(ConfigError, match="'nowhere' is not in \\[queues\\]"):
+        load_config(path)
+
+
+def test_bad_business_hours(tmp_path: Path) -> None:
+    path = write(tmp_path, '[calendar.hours]\nmon = ["17:00-09:00"]\n')
+    with pytest.raises(ConfigError, match=r"calendar\.hours\.mon.*ends before it starts"):
+        load_config(path)
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "sqlite:///data/triage.db"\n')
+    settings = load_config(path)
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve()}/data/triage.db"
+    assert settings.resolve("rules/x.toml") == tmp_path.resolve() / "rules/x.toml"
+
+
+def test_sla_tables_default_missing_priorities() -> None:
+    settings = parse_config(
+        {"sla": {"urgent": {"first_response": "15m", "next_response": "1h", "resolution": "4h"}}},
+        source="inline",
+        base_dir=Path.cwd(),
+    )
+    assert settings.sla[Priority.URGENT].first_response == BusinessDuration(seconds=900)
+    assert set(settings.sla) == {Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW}
+
+
+def test_unknown_priority_in_sla(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[sla.critical]\nfirst_response = "1h"\nnext_response = "1h"\nresolution = "1d"\n',
+    )
+    with pytest.raises(ConfigError, match=r"sla\.critical"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4h", BusinessDuration(seconds=14400)),
+        ("30m", BusinessDuration(seconds=1800)),
+        ("2d", BusinessDuration(days=2)),
+        ("1d4h", BusinessDuration(days=1, seconds=14400)),
+        ("1h 30m", BusinessDuration(seconds=5400)),
+    ],
+)
+def test_business_durations(text: str, expected: BusinessDuration) -> None:
+    assert parse_business_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4", "h4", "2w", "1.5d", "0h", "4x", "4h banana"])
+def test_bad_business_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_business_duration(text)
+
+
+def test_wall_clock_seconds() -> None:
+    assert parse_seconds("90s") == 90
+    assert parse_seconds("5m") == 300
+    assert parse_seconds(12) == 12
+    assert parse_seconds("1h30m") == 5400
+    with pytest.raises(ValueError):
+        parse_seconds(-1)

@@ -1,0 +1,82 @@
+"""What every CLI command shares: the loaded settings and the open database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from triage.config import Settings, load_config
+from triage.errors import ConfigError
+from triage.logs import configure_logging
+from triage.secrets import read_secret
+from triage.store import Database
+
+__all__ = ["AppContext", "pass_app"]
+
+
+@dataclass
+class AppContext:
+    """Lazily loaded settings and database for one CLI invocation.
+
+    Attributes:
+        config_path: from ``--config`` or ``$TRIAGE_CONFIG``; None when neither is given.
+        log_format: override of ``[logging] format`` from the command line.
+    """
+
+    config_path: Path | None
+    log_format: str | None = None
+    verbose: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+    _db: Database | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The validated configuration. Raises ConfigError when absent or invalid."""
+        if self._settings is None:
+            if self.config_path is None:
+                raise ConfigError(
+                    "no configuration: pass --config FILE or set TRIAGE_CONFIG"
+                    " (see config.example.toml)"
+                )
+            self.use_settings(load_config(self.config_path))
+        assert self._settings is not None  # noqa: S101 - set just above
+        return self._settings
+
+    def use_settings(self, settings: Settings) -> None:
+        """Adopt ``settings`` (loaded or built in code) and configure logging from them."""
+        self._settings = settings
+        fmt = self.log_format or settings.logging.format
+        level = "debug" if self.verbose else settings.logging.level
+        configure_logging(fmt, level)  # type: ignore[arg-type]
+
+    @property
+    def db(self) -> Database:
+        """The database, migrated to the current schema on first use."""
+        return self.database()
+
+    def database(self, *, migrate: bool = True) -> Database:
+        """Open the database once; apply pending migrations unless ``migrate`` is False."""
+        if self._db is None:
+            settings = self.settings
+            password = ""
+            if settings.database.password_env or settings.database.password_file:
+                password = read_secret(
+                    "database",
+                    env=settings.database.password_env,
+                    file=settings.resolve(settings.database.password_file)
+                    if settings.database.password_file
+                    else "",
+                )
+            self._db = Database.open(settings.database_url, password=password, migrate=migrate)
+        return self._db
+
+    def close(self) -> None:
+        """Release the database connections."""
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+
+
+pass_app = click.make_pass_decorator(AppContext)

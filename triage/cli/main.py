@@ -1,0 +1,87 @@
+"""Entry point of the ``triage`` command: the group, global options and error handling.
+
+User errors (:class:`~triage.errors.UserError`: bad config, unknown ticket, bad
+file) and unreachable servers become one line on stderr and exit status 2 (1 for
+other triage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from triage import __version__
+from triage.cli.context import AppContext
+from triage.config import find_config_path
+from triage.errors import MailboxError, SendError, StoreError, TriageError, UserError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="TOML configuration file (default: $TRIAGE_CONFIG).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    help="Override [logging] format.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(__version__, prog_name="triage")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, log_format: str | None, verbose: bool) -> None:
+    """triage: a shared inbox sorted into assistant queues with SLA deadlines.
+
+    Start with `triage demo` (no server needed), then copy config.example.toml,
+    edit it and run `triage init` and `triage run`.
+    """
+    app = AppContext(find_config_path(config_path), log_format=log_format, verbose=verbose)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    # Each command module adds its commands to `cli` on import.
+    from triage.cli import admin  # noqa: F401, PLC0415
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 failure, 2 user error)."""
+    try:
+        cli.main(args=argv, prog_name="triage", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except (MailboxError, SendError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except TriageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,559 @@
+"""Configuration: one TOML file validated at start-up into frozen, typed settings.
+
+Each TOML table maps one-to-one to a settings class below. Unknown keys, wrong
+types and missing required values are refused with :class:`~triage.errors.ConfigError`
+naming the file and the dotted key. Secrets are never in the file: a section names
+the environment variable (``password_env``) or the file (``password_file``) that
+holds them, read by :mod:`triage.secrets` when the connection is made.
+
+Relative paths in the file (database file, rule files, folders, CA files, secret
+files) are relative to the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from triage.domain import PRIORITIES, Priority
+from triage.durations import BusinessDuration, parse_business_duration, parse_seconds
+from triage.errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "AcknowledgmentSettings",
+    "CalendarSettings",
+    "ClassifierSettings",
+    "DatabaseSettings",
+    "ImapSettings",
+    "LoggingSettings",
+    "OwnerSettings",
+    "QueueSettings",
+    "RoutingSettings",
+    "Settings",
+    "SlaTarget",
+    "SmtpSettings",
+    "TeamSettings",
+    "find_config_path",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_ENV = "TRIAGE_CONFIG"
+
+_SECRET_KEYS = {"password", "secret", "token", "access_token", "api_key", "oauth2_token"}
+
+
+def _seconds(value: Any) -> float:
+    return parse_seconds(value)
+
+
+def _business(value: Any) -> BusinessDuration:
+    if isinstance(value, BusinessDuration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("write a duration as a string, e.g. '4h' or '2d'")  # noqa: TRY004 - pydantic reports ValueError
+    return parse_business_duration(value)
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+"""A wall-clock duration in seconds; config accepts a number or a string like '5m'."""
+
+Business = Annotated[BusinessDuration, BeforeValidator(_business)]
+"""A business-time duration; config accepts '4h', '30m', '2d', '1d4h'."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class DatabaseSettings(_Section):
+    """``[database]``: where tickets live.
+
+    ``url`` is an SQLAlchemy URL: ``sqlite:///triage.db`` (a file relative to the
+    config file's directory; WAL mode and foreign keys are switched on) or
+    ``postgresql+psycopg://user@host/db`` for several workers. A password in the
+    URL is refused; use ``password_env``.
+    """
+
+    url: str = "sqlite:///triage.db"
+    password_env: str = ""
+    password_file: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        if re.match(r"^[a-z+]+://[^/@]*:[^/@]+@", value):
+            raise ValueError(
+                "contains a password; put it in an environment variable named by"
+                " database.password_env instead"
+            )
+        return value
+
+
+class _Tls(_Section):
+    security: Literal["tls", "starttls", "none"] = "tls"
+    ca_file: str = ""
+    tls_verify: bool = True
+    """Certificate verification. Turning it off is logged as a warning at every connection."""
+
+
+class _Login(_Section):
+    username: str = ""
+    password_env: str = ""
+    password_file: str = ""
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+
+class ImapSettings(_Tls, _Login):
+    """``[imap]``: the shared inbox that triage watches."""
+
+    host: str
+    port: int = Field(default=993, ge=1, le=65535)
+    auth: Literal["password", "xoauth2"] = "password"
+    oauth2_token_file: str = ""
+    """File holding an OAuth2 access token (XOAUTH2, for Gmail and Microsoft 365)."""
+    oauth2_token_command: str = ""
+    """Command printing a fresh OAuth2 access token on stdout (run at each login)."""
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    sent_folder: str = ""
+    """A Sent folder watched for the team's replies (stops the first-response clock)."""
+    idle: bool = True
+    idle_renew: Seconds = 25 * 60
+    """IDLE is re-issued after this many seconds (RFC 2177 asks for < 29 minutes)."""
+    poll_interval: Seconds = 60.0
+    """Seconds between polls when the server lacks IDLE or idle = false."""
+    fallback_poll: Seconds = 300.0
+    """A UID SEARCH runs at least this often even while IDLE reports nothing."""
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    timeout: Seconds = 30.0
+    after_ingest: Literal["keep", "keyword", "move"] = "keep"
+    keyword: str = "$Triaged"
+    move_to: str = ""
+    max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
+    """Bytes; larger messages are stored but parsed only up to this size."""
+
+    @field_validator("idle_renew")
+    @classmethod
+    def _idle_renew(cls, value: float) -> float:
+        if value >= 29 * 60:
+            raise ValueError("must be under 29 minutes (RFC 2177 section 3)")
+        return value
+
+    @model_validator(mode="after")
+    def _auth(self) -> Self:
+        if self.auth == "password" and not (self.password_env or self.password_file):
+            raise ValueError("auth = 'password' needs password_env or password_file")
+        if self.auth == "xoauth2" and not (self.oauth2_token_file or self.oauth2_token_command):
+            raise ValueError("auth = 'xoauth2' needs oauth2_token_file or oauth2_token_command")
+        if not self.username:
+            raise ValueError("username is required")
+        if self.after_ingest == "move" and not self.move_to:
+            raise ValueError("after_ingest = 'move' needs move_to")
+        return self
+
+
+class SmtpSettings(_Tls, _Login):
+    """``[smtp]``: how acknowledgments and escalations leave.
+
+    ``mode = "folder"`` writes each outgoing mail as an .eml file into ``folder``
+    instead of sending it (dry run; used by ``triage demo``).
+    """
+
+    mode: Literal["send", "folder"] = "send"
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "starttls"
+    from_address: str
+    folder: str = "outbox"
+    timeout: Seconds = 30.0
+    max_attempts: int = Field(default=12, ge=1)
+    retry_initial: Seconds = 30.0
+    retry_max: Seconds = 3600.0
+
+    @model_validator(mode="after")
+    def _host(self) -> Self:
+        if self.mode == "send" and not self.host:
+            raise ValueError("mode = 'send' needs host")
+        return self
+
+
+class BusinessHours(_Section):
+    """``[calendar.hours]``: working intervals per weekday; a day left out is closed."""
+
+    mon: list[str] = Field(default_factory=list)
+    tue: list[str] = Field(default_factory=list)
+    wed: list[str] = Field(default_factory=list)
+    thu: list[str] = Field(default_factory=list)
+    fri: list[str] = Field(default_factory=list)
+    sat: list[str] = Field(default_factory=list)
+    sun: list[str] = Field(default_factory=list)
+
+    @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    @classmethod
+    def _intervals(cls, value: list[str]) -> list[str]:
+        previous_end: time | None = None
+        for text in value:
+            start, end = parse_interval(text)
+            if previous_end is not None and start < previous_end:
+                raise ValueError(f"{text!r} overlaps or is out of order")
+            previous_end = end
+        return value
+
+    def as_weekly(self) -> tuple[tuple[tuple[time, time], ...], ...]:
+        """Working intervals as 7 tuples (Monday first) of (start, end) local times."""
+        days = (self.mon, self.tue, self.wed, self.thu, self.fri, self.sat, self.sun)
+        return tuple(tuple(parse_interval(t) for t in day) for day in days)
+
+
+def parse_interval(text: str) -> tuple[time, time]:
+    """Parse ``"08:00-12:00"`` into (start, end); ``"24:00"`` is allowed as an end.
+
+    Raises ValueError when malformed or when the end is not after the start.
+    """
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not an interval like '08:00-12:00'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        raise ValueError(f"{text!r} has an impossible time")
+    start = time(h1, m1)
+    end = time.max if h2 == 24 else time(h2, m2)
+    if end <= start:
+        raise ValueError(f"{text!r} ends before it starts")
+    return start, end
+
+
+def _default_hours() -> BusinessHours:
+    day = ["09:00-17:00"]
+    return BusinessHours(mon=day, tue=day, wed=day, thu=day, fri=day)
+
+
+class CalendarSettings(_Section):
+    """``[calendar]``: the business's working time, in its own time zone."""
+
+    timezone: str = "UTC"
+    holidays: str = ""
+    """Country code for the ``holidays`` package (``"HU"``); ``""`` for none."""
+    subdivision: str = ""
+    hours: BusinessHours = Field(default_factory=_default_hours)
+    closed_dates: list[date] = Field(default_factory=list)
+    """Extra closed days (company holidays)."""
+    open_dates: list[date] = Field(default_factory=list)
+    """Extra working days (e.g. a Saturday worked in exchange for a bridge day)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone such as 'Europe/Budapest'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_hours(self) -> Self:
+        if not any(self.hours.as_weekly()):
+            raise ValueError("calendar.hours has no working time at all")
+        if self.holidays:
+            import holidays as holidays_lib  # noqa: PLC0415
+
+            try:
+                holidays_lib.country_holidays(self.holidays, subdiv=self.subdivision or None)
+            except NotImplementedError:
+                raise ValueError(
+                    f"holidays: {self.holidays!r} is not a country code the holidays package knows"
+                ) from None
+        return self
+
+
+class SlaTarget(_Section):
+    """``[sla.<priority>]``: response targets in business time."""
+
+    first_response: Business
+    next_response: Business
+    resolution: Business
+    warn_at: float = Field(default=0.8, gt=0, lt=1)
+    """Fraction of a target elapsed at which the assignee is warned."""
+
+
+def _default_sla() -> dict[Priority, SlaTarget]:
+    def target(first: str, nxt: str, res: str) -> SlaTarget:
+        return SlaTarget.model_validate(
+            {"first_response": first, "next_response": nxt, "resolution": res}
+        )
+
+    return {
+        Priority.URGENT: target("1h", "2h", "1d"),
+        Priority.HIGH: target("2h", "4h", "2d"),
+        Priority.NORMAL: target("4h", "8h", "3d"),
+        Priority.LOW: target("1d", "2d", "5d"),
+    }
+
+
+class QueueSettings(_Section):
+    """``[queues.<name>]``: one assistant queue."""
+
+    description: str = ""
+    assistants: list[str] = Field(default_factory=list)
+    """Names (keys of ``[team.assistants]``) who work this queue and get its SLA warnings."""
+    sla: dict[Priority, SlaTarget] = Field(default_factory=dict)
+    """Per-priority overrides of the global ``[sla]`` targets for this queue."""
+    no_sla: bool = False
+    """No deadlines at all (e.g. a bulk queue for newsletters)."""
+
+
+class RoutingSettings(_Section):
+    """``[routing]``: rules first, then the classifier, then the fallback queue."""
+
+    rule_files: list[str] = Field(default_factory=list)
+    fallback_queue: str = "unsorted"
+    confidence_threshold: float = Field(default=0.6, ge=0, le=1)
+    """The classifier's top probability must reach this to route; else fallback."""
+    default_priority: Priority = Priority.NORMAL
+    bulk_queue: str = ""
+    """Queue for mailing-list mail (no acknowledgment, no SLA); "" routes it normally."""
+    own_list_ids: list[str] = Field(default_factory=list)
+    """List-Ids of the team's own groups, treated as normal mail rather than bulk."""
+
+
+class ClassifierSettings(_Section):
+    """``[classifier]``: the scikit-learn routing model."""
+
+    enabled: bool = True
+    model_dir: str = "models"
+    """Directory of model files (skops), relative to the config file."""
+    predict_priority: bool = False
+
+
+class AcknowledgmentSettings(_Section):
+    """``[acknowledgments]``: the automatic reply telling a client their ticket number."""
+
+    enabled: bool = True
+    default_language: str = "en"
+    templates_dir: str = ""
+    """Directory of Jinja2 templates overriding the shipped ones; "" for the shipped ones."""
+    max_per_sender_per_hour: int = Field(default=3, ge=0)
+    """RFC 3834 section 2: a machine writing in a loop is answered a bounded number of times."""
+    no_reply_patterns: list[str] = Field(
+        default_factory=lambda: [
+            "noreply@*",
+            "no-reply@*",
+            "no_reply@*",
+            "donotreply@*",
+            "do-not-reply@*",
+            "mailer-daemon@*",
+            "postmaster@*",
+            "bounce*@*",
+        ]
+    )
+    """Sender address globs that never get an acknowledgment."""
+
+
+class OwnerSettings(_Section):
+    """``[owners]``: who receives escalations (and nothing else)."""
+
+    addresses: list[str] = Field(default_factory=list)
+    digest: Literal["off", "hourly", "daily"] = "off"
+
+
+class TeamSettings(_Section):
+    """``[team]``: the assistants and the shared addresses that are ours."""
+
+    name: str = "Our office"
+    assistants: dict[str, str] = Field(default_factory=dict)
+    """Assistant name -> email address (for SLA warnings)."""
+    addresses: list[str] = Field(default_factory=list)
+    """Our own addresses besides smtp.from_address: mail from them is never acknowledged."""
+    message_id_domain: str = ""
+    """Domain for our Message-IDs; "" takes it from smtp.from_address."""
+
+
+class LoggingSettings(_Section):
+    """``[logging]``: console in a terminal, JSON lines otherwise (``format = "auto"``)."""
+
+    format: Literal["auto", "console", "json"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Section):
+    """The whole configuration, one attribute per TOML table.
+
+    Attributes:
+        path: the config file it was read from (``None`` when built in code).
+        base_dir: directory relative paths are resolved against.
+    """
+
+    path: Path | None = None
+    base_dir: Path = Field(default_factory=Path.cwd)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    imap: ImapSettings | None = None
+    smtp: SmtpSettings | None = None
+    team: TeamSettings = Field(default_factory=TeamSettings)
+    queues: dict[str, QueueSettings] = Field(
+        default_factory=lambda: {"unsorted": QueueSettings(description="Uncertain mail")}
+    )
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    lists: dict[str, list[str]] = Field(default_factory=dict)
+    """Named lists for rules (``vip_clients``, ``blocked_senders``)."""
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    sla: dict[Priority, SlaTarget] = Field(default_factory=_default_sla)
+    acknowledgments: AcknowledgmentSettings = Field(default_factory=AcknowledgmentSettings)
+    owners: OwnerSettings = Field(default_factory=OwnerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: dict[str, QueueSettings]) -> dict[str, QueueSettings]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+                raise ValueError(f"queue name {name!r}: use lowercase letters, digits, - and _")
+        return value
+
+    @field_validator("sla")
+    @classmethod
+    def _all_priorities(cls, value: dict[Priority, SlaTarget]) -> dict[Priority, SlaTarget]:
+        missing = [p.value for p in PRIORITIES if p not in value]
+        if missing:
+            defaults = _default_sla()
+            value = {**{p: defaults[p] for p in PRIORITIES}, **value}
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        if self.routing.fallback_queue not in self.queues:
+            raise ValueError(
+                f"routing.fallback_queue {self.routing.fallback_queue!r} is not in [queues]"
+            )
+        if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
+            raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
+        for qname, queue in self.queues.items():
+            for person in queue.assistants:
+                if person not in self.team.assistants:
+                    raise ValueError(
+                        f"queues.{qname}.assistants: {person!r} is not in [team.assistants]"
+                    )
+        return self
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path from the config file relative to its directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite file made absolute against ``base_dir``."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not rest.startswith(":"):
+                return prefix + str(self.resolve(rest))
+        return url
+
+    def sla_for(self, queue: str, priority: Priority) -> SlaTarget | None:
+        """The SLA target for a queue and priority (queue override first); None for no_sla."""
+        q = self.queues.get(queue)
+        if q is not None and q.no_sla:
+            return None
+        if q is not None and priority in q.sla:
+            return q.sla[priority]
+        return self.sla[priority]
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        last = str(error["loc"][-1]) if error["loc"] else ""
+        if last.lower() in _SECRET_KEYS:
+            return loc, (
+                "secrets are never written in the config file; name an environment variable"
+                " with password_env (or a file with password_file) instead"
+            )
+        return loc, "unknown key"
+    if kind == "missing":
+        return loc, "required key is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if "input" in error and kind not in {"value_error", "assertion_error"}:
+        shown = error["input"]
+        if isinstance(shown, str | int | float | bool):
+            message = f"{message} (got {shown!r})"
+    return loc, message
+
+
+def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settings:
+    """Validate a parsed TOML mapping into :class:`Settings`.
+
+    Raises:
+        ConfigError: listing every problem as ``source: key: problem``.
+    """
+    for key in ("path", "base_dir"):
+        if key in data:
+            raise ConfigError(f"{source}: {key}: unknown key")
+    try:
+        return Settings.model_validate({**data, "path": source, "base_dir": base_dir})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc, message = _describe(dict(error))
+            lines.append(f"{source}: {loc or '(top level)'}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: the file is missing, not valid TOML (with line and column), or
+            has invalid keys or values (each named).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: config file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """The config path from ``--config``, else ``$TRIAGE_CONFIG``, else None."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None

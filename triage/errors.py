@@ -1,0 +1,121 @@
+"""The one exception hierarchy of triage.
+
+Every error triage raises on purpose derives from :class:`TriageError`. Errors a
+caller may retry also derive from the matching stdlib class, so retry code can
+catch broadly (``except ConnectionError``) without knowing triage::
+
+    TriageError
+    ├── UserError                 the person at the CLI can fix it; one line, exit 2
+    │   ├── ConfigError           bad or missing config key (names the key and the file)
+    │   ├── NotFoundError         no such ticket, message, queue or file
+    │   ├── ImportSourceError     a file given to ``triage import`` / ``--from`` is unusable
+    │   ├── RuleFileError         a rule file has errors (all of them, listed)
+    │   └── ConflictError         someone else changed the ticket first (e.g. claimed it)
+    ├── ModelError                a classifier file is refused (version, tampering) or missing
+    ├── StoreError                the database failed or its schema is not ours
+    ├── MailParseError            internal to parsing; never escapes ingestion
+    ├── MailboxError              (also ConnectionError) IMAP unreachable, dropped, refused
+    │   └── MailboxAuthError      login refused: retrying will not help
+    └── SendError                 (also ConnectionError) SMTP delivery failed
+        ├── TemporarySendError    4xx, refused connection, timeout: retry later
+        └── PermanentSendError    5xx: the row is marked failed
+
+Outcomes such as "discard", "hold" or "no acknowledgment" are values, not
+exceptions. Messages never contain a secret: code that reads a password names
+the config key or environment variable it came from, never the value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "ImportSourceError",
+    "MailParseError",
+    "MailboxAuthError",
+    "MailboxError",
+    "ModelError",
+    "NotFoundError",
+    "PermanentSendError",
+    "RuleFileError",
+    "SendError",
+    "StoreError",
+    "TemporarySendError",
+    "TriageError",
+    "UserError",
+]
+
+
+class TriageError(Exception):
+    """Root of every error triage raises on purpose."""
+
+
+class UserError(TriageError):
+    """An error the person running the CLI can fix; shown as one line, exit status 2."""
+
+
+class ConfigError(UserError):
+    """The configuration is missing, unreadable or invalid.
+
+    The message names the file and the dotted key (``imap.port``) and the problem.
+    """
+
+
+class NotFoundError(UserError):
+    """A ticket, message, queue or file named by the user does not exist."""
+
+
+class ImportSourceError(UserError):
+    """A file or directory given for import or training cannot be read as mail or data."""
+
+
+class RuleFileError(UserError):
+    """A rule file has one or more errors.
+
+    Attributes:
+        problems: every problem found, each one line naming the file and the rule.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems) if self.problems else "rule file error")
+
+
+class ConflictError(UserError):
+    """A concurrent change won: e.g. another assistant claimed the ticket first."""
+
+
+class ModelError(TriageError):
+    """A classifier model cannot be used: missing, tampered, or from another scikit-learn."""
+
+
+class StoreError(TriageError):
+    """The database cannot be opened, migrated or written."""
+
+
+class MailParseError(TriageError):
+    """A message could not be parsed; ingestion records it and routes the message to fallback."""
+
+
+class MailboxError(TriageError, ConnectionError):
+    """The IMAP server is unreachable, dropped the connection or refused a command."""
+
+
+class MailboxAuthError(MailboxError):
+    """The IMAP server refused the credentials; retrying with the same ones will not help."""
+
+
+class SendError(TriageError, ConnectionError):
+    """Handing a message to the SMTP server failed."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporarySendError(SendError):
+    """A transient SMTP failure (4xx reply, refused connection, timeout): retry later."""
+
+
+class PermanentSendError(SendError):
+    """A permanent SMTP failure (5xx reply): the outbox row is marked failed."""

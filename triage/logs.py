@@ -1,0 +1,75 @@
+"""Logging through structlog, configured once at start-up.
+
+Console output in a terminal, JSON lines otherwise (or as configured). A
+processor masks any value whose key looks like a secret, so a password passed to
+a log call by mistake never reaches the output. Event names are snake_case past
+tense (``message_routed``, ``ack_sent``) with stable keys (``uid``, ``folder``,
+``ticket``, ``queue``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+__all__ = ["configure_logging", "get_logger", "redact_secrets"]
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|auth_?key|api_?key", re.IGNORECASE)
+_REDACTED = "[redacted]"
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: replace the value of every secret-looking key by ``[redacted]``."""
+    for key in list(event_dict):
+        if key != "event" and _SECRET_KEY.search(key):
+            event_dict[key] = _REDACTED
+    return event_dict
+
+
+def configure_logging(
+    fmt: Literal["auto", "console", "json"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog (and stdlib logging of libraries) once for the process.
+
+    Args:
+        fmt: ``console`` for people, ``json`` for machines; ``auto`` picks console
+            when ``stream`` is a terminal.
+        level: minimum level name (debug, info, warning, error).
+        stream: where logs go; stderr by default (stdout is the CLI's output).
+    """
+    out = stream if stream is not None else sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any
+    if use_json:
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries log through stdlib logging: keep them quiet below warnings.
+    logging.basicConfig(stream=out, level=max(numeric, logging.WARNING), force=True)
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger, optionally bound to a ``logger`` name."""
+    log = structlog.get_logger()
+    return log.bind(logger=name) if name else log

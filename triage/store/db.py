@@ -1,0 +1,170 @@
+"""Opening the database and applying migrations.
+
+SQLite (default) gets WAL mode, foreign keys, a busy timeout and ``BEGIN
+IMMEDIATE`` transactions, so two processes writing at once wait for each other
+instead of failing. PostgreSQL is used as is (several workers may share it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from triage.errors import ConfigError, StoreError
+
+__all__ = ["Database", "alembic_config", "make_engine"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable database URL)"
+
+
+def make_engine(url: str, *, password: str = "", echo: bool = False) -> Engine:
+    """Create an SQLAlchemy engine for ``url``.
+
+    Args:
+        url: ``sqlite:///path`` or ``postgresql+psycopg://user@host/db``.
+        password: PostgreSQL password read from a secret (never put in the URL text).
+        echo: log SQL (debugging).
+
+    Raises:
+        ConfigError: the URL is malformed or its driver is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database.url: {_safe_url(url)!r} is not a database URL") from None
+    if password:
+        parsed = parsed.set(password=password)
+    kwargs: dict[str, Any] = {"echo": echo}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError, ModuleNotFoundError) as exc:
+        raise ConfigError(f"database.url: cannot use {_safe_url(url)!r}: {exc}") from None
+    if is_sqlite:
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock at once: a writer never fails half-way on
+        # SQLITE_BUSY when upgrading from a read, it waits up to the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(engine: Engine | None = None) -> AlembicConfig:
+    """An alembic configuration for the migrations shipped inside the package."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(files("triage.store") / "migrations"))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+class Database:
+    """The store's engine and session factory.
+
+    Use :meth:`session` for one transaction: it commits on success and rolls
+    back on any exception.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, password: str = "", migrate: bool = True) -> Database:
+        """Open the database at ``url`` and (by default) apply pending migrations.
+
+        Raises:
+            ConfigError: bad URL or missing driver.
+            StoreError: the database cannot be reached or migrated.
+        """
+        db = cls(make_engine(url, password=password))
+        if migrate:
+            db.migrate()
+        return db
+
+    @property
+    def url(self) -> str:
+        """The URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def migrate(self) -> list[str]:
+        """Apply pending alembic migrations; return the revisions applied (oldest first).
+
+        Raises:
+            StoreError: the database cannot be reached or a migration fails.
+        """
+        cfg = alembic_config(self.engine)
+        script = ScriptDirectory.from_config(cfg)
+        try:
+            with self.engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_heads()
+            head = script.get_current_head()
+            if head is not None and head in current:
+                return []
+            applied = [
+                rev.revision
+                for rev in script.iterate_revisions(head, current[0] if current else None)
+            ]
+            command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate database {self.url}: {exc}") from None
+        return list(reversed(applied))
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at, None when empty."""
+        with self.engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+        return heads[0] if heads else None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: commit when the block ends, roll back if it raises."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

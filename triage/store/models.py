@@ -1,0 +1,359 @@
+"""SQLAlchemy 2.x models: the database schema of triage.
+
+Every datetime column is timezone-aware and stored in UTC (:class:`UtcDateTime`
+enforces it on SQLite too). The schema is changed only through alembic
+migrations in ``triage/store/migrations``; a test checks the two agree.
+
+Tables:
+    folders            watched IMAP folders and their sync state (UIDVALIDITY, last UID)
+    messages           every message in or out: raw bytes, parsed fields, kind, parse error
+    tickets            conversations, with queue, priority, status and SLA deadlines
+    routing_decisions  how each message was routed, with its explanation
+    outbox             outgoing mail (acknowledgments, replies, escalations), one row per mail
+    ticket_events      the audit log: who did what to a ticket, when
+    escalations        SLA breaches and rule escalations, one per ticket, kind and cycle
+    training_labels    queue (and priority) labels set by people or imported, for training
+    models             trained classifier models (skops bytes) and their metrics
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Escalation",
+    "Folder",
+    "Message",
+    "Model",
+    "OutboxMail",
+    "RoutingDecision",
+    "Ticket",
+    "TicketEvent",
+    "TrainingLabel",
+    "UtcDateTime",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; naive datetimes are refused on write.
+
+    SQLite keeps no zone, so values come back naive and are marked UTC here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; convert aware ones to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use a timezone-aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy passes it
+    ) -> datetime | None:
+        """Return UTC-aware datetimes."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable migration names)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy's documented form
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class Folder(Base):
+    """A watched IMAP folder and its progress: (UIDVALIDITY, highest UID stored)."""
+
+    __tablename__ = "folders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_poll_at: Mapped[datetime | None]
+    """Last successful pass over the folder (UTC)."""
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Message(Base):
+    """One message, inbound or outbound, with its raw bytes and parsed fields.
+
+    ``(folder_id, uidvalidity, uid)`` is unique: fetching a message twice cannot
+    store it twice. Imported and outbound messages have no folder.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uidvalidity", "uid"),
+        Index("ix_messages_message_id_sha", "message_id", "raw_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id"))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    """imap | import | sent (a team reply seen in the Sent folder) | outbox (sent by triage)."""
+    direction: Mapped[str] = mapped_column(String(3))
+    """in (from a client) | out (from the team)."""
+    message_id: Mapped[str] = mapped_column(String(998))
+    message_id_synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_size: Mapped[int] = mapped_column(BigInteger)
+    internal_date: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    from_addr: Mapped[str] = mapped_column(String(320), default="", index=True)
+    from_name: Mapped[str] = mapped_column(String(500), default="")
+    to_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    cc_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    reply_to: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    quoted_text: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[str] = mapped_column(Text, default="")
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="", index=True)
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="normal")
+    list_id: Mapped[str] = mapped_column(String(500), default="")
+    delivery_report: Mapped[dict[str, Any] | None]
+    parse_status: Mapped[str] = mapped_column(String(20), default="ok")
+    parse_error: Mapped[str] = mapped_column(Text, default="")
+    charset_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    body_missing: Mapped[bool] = mapped_column(Boolean, default=False)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    ticket: Mapped[Ticket | None] = relationship(back_populates="messages")
+    decision: Mapped[RoutingDecision | None] = relationship(back_populates="message")
+
+
+class Ticket(Base):
+    """A conversation with a client, in one queue, with SLA deadlines (UTC).
+
+    ``ref`` is the short human reference shown as ``#1042``. ``version`` guards
+    concurrent changes (two assistants claiming at once: one wins).
+    """
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[int | None] = mapped_column(Integer, unique=True)
+    queue: Mapped[str] = mapped_column(String(100), index=True)
+    priority: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), index=True, default="new")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    client_addr: Mapped[str] = mapped_column(String(320), default="", index=True)
+    client_name: Mapped[str] = mapped_column(String(500), default="")
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    decided_by: Mapped[str] = mapped_column(String(10), default="fallback")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    opened_at: Mapped[datetime]
+    """When the first message reached the mailbox: the SLA clock's start."""
+    first_response_due: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    next_response_due: Mapped[datetime | None]
+    """Set while a client's message awaits the team's answer after the first response."""
+    resolution_due: Mapped[datetime | None]
+    awaiting_since: Mapped[datetime | None]
+    """When the oldest unanswered client message arrived (None when answered)."""
+    waiting_since: Mapped[datetime | None]
+    """When the ticket went to 'waiting' (clock paused), None otherwise."""
+    solved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's documented form
+
+    messages: Mapped[list[Message]] = relationship(back_populates="ticket")
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id"
+    )
+
+
+class RoutingDecision(Base):
+    """How a message was routed, and why: rule hits or class probabilities."""
+
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    queue: Mapped[str] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(10))
+    decided_by: Mapped[str] = mapped_column(String(10))
+    """rule | model | fallback."""
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(100), default="")
+    rules_matched: Mapped[list[Any]] = mapped_column(default=list)
+    probabilities: Mapped[list[Any]] = mapped_column(default=list)
+    """Top classes as [[queue, probability], ...], most likely first."""
+    explanation: Mapped[list[Any]] = mapped_column(default=list)
+    """Sentences an owner can read, e.g. "rule 'vip-client': from domain ... is in vip_clients"."""
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    escalate: Mapped[list[Any]] = mapped_column(default=list)
+    """Reasons given by rules that escalate to owners at once."""
+    ack: Mapped[str] = mapped_column(String(40), default="")
+    """Why no acknowledgment was sent ("" when one was)."""
+    ack_template: Mapped[str] = mapped_column(String(100), default="")
+    assignee: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    message: Mapped[Message] = relationship(back_populates="decision")
+
+
+class OutboxMail(Base):
+    """One outgoing mail. Written with the change that causes it; sent by the dispatcher.
+
+    ``message_id`` is fixed before the first attempt; ``dedupe_key`` (unique) makes
+    writing the same mail twice impossible (``ack:<message>``, ``breach:<ticket>:...``).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """ack | reply | escalation | warning | digest."""
+    dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    cause_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    message_id: Mapped[str] = mapped_column(String(998))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[list[Any]] = mapped_column(default=list)
+    rcpt_key: Mapped[str] = mapped_column(String(320), default="", index=True)
+    """First recipient, lowercased: for per-sender acknowledgment limits."""
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    """pending | sent | failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    lease_until: Mapped[datetime | None]
+    """A worker sending the row holds it until then (several workers on PostgreSQL)."""
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    sent_at: Mapped[datetime | None]
+
+
+class TicketEvent(Base):
+    """The audit log: one row per change to a ticket (who, when, what)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=_now)
+    actor: Mapped[str] = mapped_column(String(200))
+    """An assistant's name, or ``triage`` for the service itself."""
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class Escalation(Base):
+    """A breach or rule escalation of a ticket; unique per (ticket, kind, cycle)."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "cycle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    """first_response | next_response | resolution | rule | warning_<target>."""
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    """Which response cycle (0 = first); a reopened ticket can breach again."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    notified_at: Mapped[datetime | None]
+
+
+class TrainingLabel(Base):
+    """A queue label for training: set by an assistant (``triage move``) or imported."""
+
+    __tablename__ = "training_labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    queue: Mapped[str] = mapped_column(String(100))
+    priority: Mapped[str | None] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(20))
+    """correction | assistant | import."""
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Model(Base):
+    """A trained classifier (skops bytes) with what it was trained on and how it scored."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(100), unique=True)
+    target: Mapped[str] = mapped_column(String(20), default="queue")
+    """queue | priority."""
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    sklearn_version: Mapped[str] = mapped_column(String(40))
+    trained_at: Mapped[datetime]
+    n_train: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[list[Any]] = mapped_column(default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
