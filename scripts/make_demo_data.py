@@ -15,6 +15,7 @@ Run: python scripts/make_demo_data.py
 from __future__ import annotations
 
 import csv
+import itertools
 import mailbox
 import random
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,6 +297,14 @@ TEXTS: dict[str, dict[str, tuple[list[str], list[str]]]] = {
     },
 }
 
+_IDS = itertools.count(1)
+
+
+def make_msgid(domain: str) -> str:
+    """A deterministic Message-ID (the data must not change when regenerated)."""
+    return f"<demo.{next(_IDS):04d}@{domain}>"
+
+
 URGENT_EN = ["URGENT: ", "Urgent - ", ""]
 URGENT_HU = ["SÜRGŐS: ", "Sürgős - ", ""]
 
@@ -525,6 +534,7 @@ def bounce(when: datetime) -> Message:
     status = MIMEBase("message", "delivery-status")
     status.set_payload([per_message, per_recipient])
     msg.attach(status)
+    msg.set_boundary("demo-report-boundary")
     return msg
 
 
