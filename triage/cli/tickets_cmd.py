@@ -120,26 +120,39 @@ def _cut(text: str, width: int) -> str:
 
 
 def _rich_table(rows: list[QueueRow]) -> None:
+    from rich import box  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415 - only on a terminal
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(show_lines=False, header_style="bold")
-    for name in ("Ref", "Queue", "Priority", "Client", "Subject", "Status", "Assignee", "Due"):
-        table.add_column(name, overflow="fold" if name == "Subject" else "ellipsis")
-    for r in rows:
-        style = "red" if r.breached else ("yellow" if r.priority == "urgent" else "")
-        table.add_row(
+    console = Console()
+    cells = [
+        (
             r.ref_text,
             r.queue,
             r.priority,
-            r.client,
+            r.client_name or r.client_addr,
             r.subject,
             r.status,
             r.assignee or "-",
             r.due_text,
-            style=style,
         )
-    Console().print(table)
+        for r in rows
+    ]
+    names = ("Ref", "Queue", "Prio", "Client", "Subject", "Status", "Assignee", "Due")
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(names)]
+    # One line per ticket: the client and the subject are cut short, never the rest.
+    client, subject = names.index("Client"), names.index("Subject")
+    fixed = sum(w for i, w in enumerate(widths) if i not in (client, subject))
+    spare = console.width - 2 * len(names) - fixed  # two spaces around each column
+    widths[client] = max(8, min(widths[client], spare // 3))
+    widths[subject] = max(10, min(widths[subject], spare - widths[client]))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, header_style="bold")
+    for name, width in zip(names, widths, strict=True):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=width)
+    for r, row in zip(rows, cells, strict=True):
+        style = "red" if r.breached else ("yellow" if r.priority == "urgent" else "")
+        table.add_row(*row, style=style)
+    console.print(table)
 
 
 @cli.command("queue")
@@ -294,9 +307,7 @@ def reply_cmd(app: AppContext, ref: str, body_file: Path | None, as_name: str | 
     if body_file is not None:
         try:
             body = (
-                sys.stdin.read()
-                if str(body_file) == "-"
-                else body_file.read_text(encoding="utf-8")
+                sys.stdin.read() if str(body_file) == "-" else body_file.read_text(encoding="utf-8")
             )
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read {body_file}: {exc}") from None

@@ -109,5 +109,5 @@ def compose_reply(
     text = body.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    msg.set_content(text, charset="utf-8")
+    msg.set_content(text, charset="utf-8", cte="quoted-printable")
     return msg
