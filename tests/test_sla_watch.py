@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from support.tickets import local, make_policy, store_message
 
-from triage.services.slawatch import scan
+from triage.services.slawatch import scan, warning_recipients
 from triage.store import Database
 from triage.store.models import Escalation, Ticket
 from triage.tickets import add_client_message, open_ticket, record_team_reply, set_status
@@ -151,3 +151,15 @@ def test_many_scans_from_two_workers_store_each_escalation_once(database: Databa
         assert counts[(tid, "warning_first_response", 0)] == 1
         assert counts[(tid, "first_response", 0)] == 1
         assert counts[(tid, "resolution", 0)] == 1
+
+
+def test_warnings_go_to_the_assignee_or_the_queues_assistants(database: Database) -> None:
+    unclaimed = _open(database, 1, local(2026, 3, 9, 9), queue="unsorted")
+    with database.session() as s:
+        t = s.get(Ticket, unclaimed)
+        assert warning_recipients(SETTINGS, t) == ["anna@office.example", "bela@office.example"]
+        t.assignee = "bela"
+        assert warning_recipients(SETTINGS, t) == ["bela@office.example"]
+        t.assignee = None
+        t.queue = "bulk"
+        assert warning_recipients(SETTINGS, t) == []

@@ -32,7 +32,7 @@ from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_d
 from triage.tickets.escalations import insert_escalation
 from triage.tickets.refs import format_ref
 
-__all__ = ["scan"]
+__all__ = ["scan", "warning_recipients"]
 
 log = get_logger(__name__)
 
@@ -47,6 +47,21 @@ def _reason(ticket: Ticket, deadline: Deadline, calendar: BusinessCalendar, now:
     where = f"{ref} ({ticket.queue}, {ticket.priority}) from {ticket.client_addr}"
     due = _local(calendar, deadline.due)
     return f"{what} {describe_due(calendar, deadline.due, now)} (due {due}): {where}"
+
+
+def warning_recipients(settings: Settings, ticket: Ticket) -> list[str]:
+    """Addresses a ``warning_<target>`` row is meant for: the assignee, else the queue's assistants.
+
+    Names without an address in ``[team.assistants]`` are left out; the list may be
+    empty (then nobody but the owners, at breach time, hears of it).
+    """
+    people = settings.team.assistants
+    if ticket.assignee:
+        names = [ticket.assignee]
+    else:
+        queue = settings.queues.get(ticket.queue)
+        names = list(queue.assistants) if queue is not None else []
+    return [people[name] for name in names if name in people]
 
 
 def scan(

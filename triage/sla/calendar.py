@@ -129,7 +129,8 @@ class BusinessCalendar:
         if self._holidays is not None:
             if day in self._holidays:
                 return ()
-            if day in self._holidays.weekend_workdays:
+            # weekend_workdays is newer than some holidays releases we accept
+            if day in getattr(self._holidays, "weekend_workdays", ()):
                 return weekly or self.standard_day
         return weekly
 
