@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -53,16 +52,12 @@ def insert_escalation(
     if dialect == "postgresql":
         stmt = postgresql.insert(Escalation).values(**values)
         stmt = stmt.on_conflict_do_nothing(index_elements=["ticket_id", "kind", "cycle"])
-        new_id = session.execute(stmt.returning(Escalation.id)).scalar_one_or_none()
-    elif dialect == "sqlite":
+        return session.scalars(stmt.returning(Escalation)).one_or_none()
+    if dialect == "sqlite":
         lite = sqlite.insert(Escalation).values(**values)
         lite = lite.on_conflict_do_nothing(index_elements=["ticket_id", "kind", "cycle"])
-        new_id = session.execute(lite.returning(Escalation.id)).scalar_one_or_none()
-    else:  # pragma: no cover - triage supports SQLite and PostgreSQL only
-        raise NotImplementedError(f"escalations on {dialect} are not supported")
-    if new_id is None:
-        return None
-    return session.scalars(select(Escalation).where(Escalation.id == new_id)).one()
+        return session.scalars(lite.returning(Escalation)).one_or_none()
+    raise NotImplementedError(f"escalations on {dialect} are not supported")  # pragma: no cover
 
 
 def record_rule_escalation(

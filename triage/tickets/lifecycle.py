@@ -24,12 +24,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from triage.domain import DecidedBy, MessageKind, Priority, TicketStatus
 from triage.sla.deadlines import SlaKind, SlaPolicy
-from triage.store.models import Message, Ticket
+from triage.store.models import Message, RoutingDecision, Ticket
 from triage.tickets.audit import SERVICE_ACTOR, record_event
 from triage.tickets.refs import normalize_subject, ref_for
 
@@ -109,8 +109,7 @@ def open_ticket(
     session.flush()
     ticket.ref = ref_for(ticket.id)
     message.ticket_id = ticket.id
-    if message.decision is not None:
-        message.decision.ticket_id = ticket.id
+    _link_decision(session, message, ticket)
     record_event(
         session,
         ticket,
@@ -127,8 +126,21 @@ def open_ticket(
         first_response_due=ticket.first_response_due,
         resolution_due=ticket.resolution_due,
     )
-    session.flush()
     return ticket
+
+
+def _link_decision(session: Session, message: Message, ticket: Ticket) -> None:
+    """Point the message's routing decision (if stored) at the ticket, without loading it."""
+    if "decision" not in inspect(message).unloaded:
+        if message.decision is not None:
+            message.decision.ticket_id = ticket.id
+        return
+    session.execute(
+        update(RoutingDecision)
+        .where(RoutingDecision.message_id == message.id, RoutingDecision.ticket_id.is_(None))
+        .values(ticket_id=ticket.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _resume(ticket: Ticket, policy: SlaPolicy, at: datetime) -> float:
