@@ -58,6 +58,7 @@ def _deadline_lines(ticket: Ticket, policy: SlaPolicy, now: datetime) -> list[st
     cal = policy.calendar
     running = earliest_due(ticket)
     paused = ticket.status == "waiting"
+    stopped = ticket.status in ("solved", "closed")
     out = ["Deadlines (business time):"]
 
     def state(due: datetime | None, done_at: datetime | None) -> str:
@@ -68,6 +69,8 @@ def _deadline_lines(ticket: Ticket, policy: SlaPolicy, now: datetime) -> list[st
             return f"due {_local(cal, due)}; met {_local(cal, done_at)}{late}"
         if paused:
             return f"due {_local(cal, due)}; paused while waiting on the client"
+        if stopped:
+            return f"due {_local(cal, due)}; not met before the ticket was {ticket.status}"
         return f"due {_local(cal, due)}; {describe_due(cal, due, now)}"
 
     out.append(f"  first response  {state(ticket.first_response_due, ticket.first_response_at)}")
