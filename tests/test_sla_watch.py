@@ -1,0 +1,165 @@
+"""SLA watch: one warning and one breach per ticket, kind and cycle, however often it runs."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from support.tickets import local, make_policy, store_message
+
+from triage.services.slawatch import scan, warning_recipients
+from triage.store import Database
+from triage.store.models import Escalation, Ticket
+from triage.tickets import add_client_message, open_ticket, record_team_reply, set_status
+
+POLICY = make_policy()
+SETTINGS = POLICY.settings
+CAL = POLICY.calendar
+
+
+def _open(db: Database, n: int, received: datetime, *, queue: str = "scheduling") -> int:
+    with db.session() as s:
+        m = store_message(s, message_id=f"<w{n}@client.example>", received_at=received)
+        t = open_ticket(
+            s, m, policy=POLICY, queue=queue, priority="normal", decided_by="rule", now=received
+        )
+        return t.id
+
+
+def _scan(db: Database, now: datetime) -> list[tuple[int, str, int]]:
+    with db.session() as s:
+        return [(e.ticket_id, e.kind, e.cycle) for e in scan(s, SETTINGS, CAL, now)]
+
+
+def _all(db: Database) -> Counter[tuple[int, str, int]]:
+    with db.session() as s:
+        return Counter((e.ticket_id, e.kind, e.cycle) for e in s.scalars(select(Escalation)))
+
+
+def test_warning_then_breach_once_each(database: Database) -> None:
+    # Monday 09:00, normal: first response due 14:00 (4h), warning at 75% = 12:00 -> 13:00
+    tid = _open(database, 1, local(2026, 3, 9, 9))
+    assert _scan(database, local(2026, 3, 9, 11, 59)) == []
+    assert _scan(database, local(2026, 3, 9, 13, 0)) == [(tid, "warning_first_response", 0)]
+    for minute in range(0, 60, 10):
+        assert _scan(database, local(2026, 3, 9, 13, minute)) == []
+    assert _scan(database, local(2026, 3, 9, 14, 1)) == [(tid, "first_response", 0)]
+    for hour in (15, 16, 17, 20):
+        assert _scan(database, local(2026, 3, 9, hour)) == []
+    assert _all(database) == {
+        (tid, "warning_first_response", 0): 1,
+        (tid, "first_response", 0): 1,
+    }
+    with database.session() as s:
+        breach = s.scalars(select(Escalation).where(Escalation.kind == "first_response")).one()
+        assert breach.due_at == local(2026, 3, 9, 14)
+        assert breach.notified_at is None
+        assert "#1001" in breach.reason
+        assert "first response overdue by" in breach.reason
+
+
+def test_a_ticket_first_seen_past_due_gets_only_the_breach(database: Database) -> None:
+    tid = _open(database, 1, local(2026, 3, 9, 9))
+    assert _scan(database, local(2026, 3, 10, 9)) == [(tid, "first_response", 0)]
+    assert _scan(database, local(2026, 3, 10, 10)) == []
+
+
+def test_waiting_and_solved_tickets_do_not_breach(database: Database) -> None:
+    waiting = _open(database, 1, local(2026, 3, 9, 9))
+    solved = _open(database, 2, local(2026, 3, 9, 9))
+    with database.session() as s:
+        set_status(
+            s, s.get(Ticket, waiting), "waiting", actor="a", policy=POLICY, now=local(2026, 3, 9, 9)
+        )
+        set_status(
+            s, s.get(Ticket, solved), "solved", actor="a", policy=POLICY, now=local(2026, 3, 9, 9)
+        )
+    assert _scan(database, local(2026, 3, 20, 9)) == []
+
+
+def test_queue_without_sla_never_escalates(database: Database) -> None:
+    _open(database, 1, local(2026, 3, 9, 9), queue="bulk")
+    assert _scan(database, local(2026, 4, 20, 9)) == []
+
+
+def test_next_response_breaches_per_cycle(database: Database) -> None:
+    tid = _open(database, 1, local(2026, 3, 9, 9))
+    reply = local(2026, 3, 9, 10)
+    with database.session() as s:
+        t = s.get(Ticket, tid)
+        record_team_reply(s, t, at=reply, actor="anna", policy=POLICY, now=reply)
+        m = store_message(s, message_id="<w1b@client.example>", received_at=local(2026, 3, 9, 11))
+        add_client_message(s, t, m, policy=POLICY, now=local(2026, 3, 9, 11))
+        assert t.next_response_due == local(2026, 3, 10, 11)
+    # the next response (cycle 1) breaches on Tuesday after 11:00
+    assert _scan(database, local(2026, 3, 10, 11, 30)) == [(tid, "next_response", 1)]
+    with database.session() as s:
+        t = s.get(Ticket, tid)
+        at = local(2026, 3, 10, 12)
+        record_team_reply(s, t, at=at, actor="anna", policy=POLICY, now=at)
+        m = store_message(s, message_id="<w1c@client.example>", received_at=local(2026, 3, 10, 13))
+        add_client_message(s, t, m, policy=POLICY, now=local(2026, 3, 10, 13))
+    # a new cycle can breach again; the old one is never repeated
+    found = _scan(database, local(2026, 3, 11, 16))
+    assert (tid, "next_response", 2) in found
+    assert (tid, "next_response", 1) not in found
+    assert _scan(database, local(2026, 3, 11, 16, 30)) == []
+
+
+def test_reopened_ticket_gets_a_new_resolution_cycle(database: Database) -> None:
+    tid = _open(database, 1, local(2026, 3, 9, 9))
+    with database.session() as s:
+        t = s.get(Ticket, tid)
+        at = local(2026, 3, 9, 10)
+        record_team_reply(s, t, at=at, actor="anna", policy=POLICY, now=at)
+    # resolution (3 working days) due Thursday 09:00
+    assert (tid, "resolution", 0) in _scan(database, local(2026, 3, 12, 9, 30))
+    with database.session() as s:
+        t = s.get(Ticket, tid)
+        set_status(s, t, "solved", actor="anna", policy=POLICY, now=local(2026, 3, 12, 10))
+        m = store_message(s, message_id="<w1r@client.example>", received_at=local(2026, 3, 13, 9))
+        add_client_message(s, t, m, policy=POLICY, now=local(2026, 3, 13, 9))
+    later = _scan(database, local(2026, 3, 19, 9, 30))
+    assert (tid, "resolution", 1) in later
+    assert (tid, "resolution", 0) not in later
+
+
+def test_many_scans_from_two_workers_store_each_escalation_once(database: Database) -> None:
+    ids = [_open(database, n, local(2026, 3, 9, 9) + timedelta(minutes=n)) for n in range(6)]
+    times = [local(2026, 3, 9, 13, 10), local(2026, 3, 9, 15), local(2026, 3, 12, 12)]
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for now in times:
+                for _ in range(3):
+                    _scan(database, now)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    counts = _all(database)
+    assert set(counts.values()) == {1}
+    for tid in ids:
+        assert counts[(tid, "warning_first_response", 0)] == 1
+        assert counts[(tid, "first_response", 0)] == 1
+        assert counts[(tid, "resolution", 0)] == 1
+
+
+def test_warnings_go_to_the_assignee_or_the_queues_assistants(database: Database) -> None:
+    unclaimed = _open(database, 1, local(2026, 3, 9, 9), queue="unsorted")
+    with database.session() as s:
+        t = s.get(Ticket, unclaimed)
+        assert warning_recipients(SETTINGS, t) == ["anna@office.example", "bela@office.example"]
+        t.assignee = "bela"
+        assert warning_recipients(SETTINGS, t) == ["bela@office.example"]
+        t.assignee = None
+        t.queue = "bulk"
+        assert warning_recipients(SETTINGS, t) == []

@@ -1,0 +1,1 @@
+"""Services: the long-running jobs of triage (intake, dispatch, SLA watch)."""

@@ -1,0 +1,123 @@
+"""SLA watch: warn before deadlines pass, escalate when they do.
+
+:func:`scan` looks at every ticket whose SLA clock runs (``new`` and ``open``;
+``waiting`` tickets are paused and never breach) and creates escalation rows:
+
+- ``warning_<target>`` once the target's ``warn_at`` share of business time has
+  elapsed (for the assignee, or the queue's assistants when nobody has it);
+- ``<target>`` (``first_response``, ``next_response``, ``resolution``) once it is
+  past due (for the owners).
+
+Exactly one row per (ticket, kind, cycle), whatever the number of scans or
+workers: the unique constraint and ``INSERT ... ON CONFLICT DO NOTHING`` see to it.
+A ticket first seen already past due gets the breach only, not a late warning.
+The outbox turns rows with ``notified_at IS NULL`` into mail; this module only
+creates rows and never commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.config import Settings
+from triage.logs import get_logger
+from triage.sla.calendar import BusinessCalendar
+from triage.sla.deadlines import Deadline, SlaPolicy
+from triage.sla.humanize import describe_due
+from triage.store.models import Escalation, Ticket
+from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_deadlines
+from triage.tickets.escalations import insert_escalation
+from triage.tickets.refs import format_ref
+
+__all__ = ["scan", "warning_recipients"]
+
+log = get_logger(__name__)
+
+
+def _local(calendar: BusinessCalendar, t: datetime) -> str:
+    return t.astimezone(calendar.zone).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def _reason(ticket: Ticket, deadline: Deadline, calendar: BusinessCalendar, now: datetime) -> str:
+    ref = format_ref(ticket.ref or 0)
+    what = deadline.kind.label
+    where = f"{ref} ({ticket.queue}, {ticket.priority}) from {ticket.client_addr}"
+    due = _local(calendar, deadline.due)
+    return f"{what} {describe_due(calendar, deadline.due, now)} (due {due}): {where}"
+
+
+def warning_recipients(settings: Settings, ticket: Ticket) -> list[str]:
+    """Addresses a ``warning_<target>`` row is meant for: the assignee, else the queue's assistants.
+
+    Names without an address in ``[team.assistants]`` are left out; the list may be
+    empty (then nobody but the owners, at breach time, hears of it).
+    """
+    people = settings.team.assistants
+    if ticket.assignee:
+        names = [ticket.assignee]
+    else:
+        queue = settings.queues.get(ticket.queue)
+        names = list(queue.assistants) if queue is not None else []
+    return [people[name] for name in names if name in people]
+
+
+def scan(
+    session: Session, settings: Settings, calendar: BusinessCalendar, now: datetime
+) -> list[Escalation]:
+    """Create the warning and breach rows due at ``now`` (aware); return the new ones.
+
+    Safe to run as often as wanted and from several workers at once (on PostgreSQL);
+    rows already raised are left alone. Does not commit.
+    """
+    policy = SlaPolicy(settings, calendar)
+    running = Ticket.status.in_(RUNNING_STATUSES)
+    tickets = session.scalars(select(Ticket).where(running).order_by(Ticket.id)).all()
+    if not tickets:
+        return []
+    raised = {
+        (ticket_id, kind, cycle)
+        for ticket_id, kind, cycle in session.execute(
+            select(Escalation.ticket_id, Escalation.kind, Escalation.cycle)
+            .join(Ticket, Ticket.id == Escalation.ticket_id)
+            .where(running)
+        )
+    }
+    by_ticket = cycles(session, [t.id for t in tickets]) if len(tickets) < 5000 else cycles(session)
+    created: list[Escalation] = []
+    for ticket in tickets:
+        for deadline in running_deadlines(ticket, policy, by_ticket.get(ticket.id, Cycles())):
+            breach = deadline.kind.value
+            if (ticket.id, breach, deadline.cycle) in raised:
+                continue
+            if deadline.breached(now):
+                kind = breach
+            elif now >= deadline.warn_at:
+                kind = deadline.kind.warning
+                if (ticket.id, kind, deadline.cycle) in raised:
+                    continue
+            else:
+                continue
+            row = insert_escalation(
+                session,
+                ticket_id=ticket.id,
+                kind=kind,
+                cycle=deadline.cycle,
+                reason=_reason(ticket, deadline, calendar, now),
+                due_at=deadline.due,
+                now=now,
+            )
+            if row is None:
+                continue
+            created.append(row)
+            log.info(
+                "sla_breached" if kind == breach else "sla_warning_raised",
+                ticket=format_ref(ticket.ref or 0),
+                queue=ticket.queue,
+                kind=kind,
+                cycle=deadline.cycle,
+                due_at=deadline.due.isoformat(),
+            )
+    return created

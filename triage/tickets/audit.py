@@ -1,0 +1,61 @@
+"""The audit log of tickets: one ``ticket_events`` row per change (who, when, what).
+
+Actions written by :mod:`triage.tickets`:
+
+=================  ==========================================================
+``opened``         a ticket was opened from a client's message
+``message_added``  a client's message joined an open ticket
+``note_added``     an auto-reply or bounce was linked to the ticket (no SLA change)
+``resumed``        a client's message came while waiting: the SLA clock runs again
+``reopened``       a solved or closed ticket came back (new resolution deadline)
+``replied``        the team answered (stops the first- or next-response clock)
+``status_changed`` new / open / waiting / solved / closed (``from``, ``to``)
+``claimed``        an assistant took the ticket
+``assigned``       someone gave the ticket to an assistant
+``moved``          the queue was corrected (a training label was written)
+``escalated``      a rule escalated the ticket to the owners
+=================  ==========================================================
+
+Counting ``replied`` events gives a ticket's response cycle, counting ``reopened``
+events its resolution cycle (see :func:`triage.tickets.deadlines.cycles`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from triage.store.models import Ticket, TicketEvent
+
+__all__ = ["SERVICE_ACTOR", "iso", "record_event"]
+
+SERVICE_ACTOR = "triage"
+"""The actor of changes the service makes on its own."""
+
+
+def iso(t: datetime | None) -> str | None:
+    """An aware datetime as ISO 8601 in UTC with a ``Z`` (None stays None)."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def record_event(
+    session: Session,
+    ticket: Ticket,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    **detail: Any,
+) -> TicketEvent:
+    """Add one audit row for ``ticket`` (flushed with the session; not committed).
+
+    ``detail`` values must be JSON-serializable; datetimes are written as ISO 8601 UTC.
+    """
+    clean = {k: iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
+    event = TicketEvent(ticket_id=ticket.id, at=at, actor=actor, action=action, detail=clean)
+    session.add(event)
+    return event

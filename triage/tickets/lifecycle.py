@@ -1,0 +1,358 @@
+"""A ticket's life: opened from a client's message, answered, waiting, solved, reopened.
+
+Every function works inside the caller's transaction (a SQLAlchemy ``Session``):
+it adds and changes rows, flushes when it needs ids, and never commits. The
+intake pipeline calls :func:`open_ticket` and :func:`add_client_message` inside
+its per-message transaction; the CLI calls the others in its own.
+
+SLA clocks (all times UTC, deadlines computed in business time by
+:class:`~triage.sla.deadlines.SlaPolicy`):
+
+- The clock starts when the message reached the mailbox (``Message.received_at``).
+- First response: due ``first_response`` after the first message; stopped by the
+  team's first reply. A client writing again before it keeps the same deadline.
+- Next response: after the first response, a client's message starts a new cycle
+  due ``next_response`` after it; the team's reply clears it.
+- Resolution: due ``resolution`` after the first message (or after reopening a
+  solved ticket); solving stops it.
+- Waiting on the client pauses every clock; when it runs again the deadlines move
+  later by the business time spent waiting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import Session
+
+from triage.domain import DecidedBy, MessageKind, Priority, TicketStatus
+from triage.sla.deadlines import SlaKind, SlaPolicy
+from triage.store.models import Message, RoutingDecision, Ticket
+from triage.tickets.audit import SERVICE_ACTOR, record_event
+from triage.tickets.refs import normalize_subject, ref_for
+
+__all__ = [
+    "NOTE_KINDS",
+    "Joined",
+    "add_client_message",
+    "open_ticket",
+    "record_team_reply",
+    "set_status",
+]
+
+NOTE_KINDS = frozenset({MessageKind.AUTO_REPLY.value, MessageKind.BOUNCE.value})
+"""Message kinds linked to a ticket as a note: no reopening, no SLA change."""
+
+_CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+
+
+class Joined(StrEnum):
+    """What a client's message did to the ticket it joined."""
+
+    NOTE = "note"
+    """An auto-reply or bounce: linked only."""
+    FOLLOW_UP = "follow_up"
+    """Another message on a ticket in progress."""
+    RESUMED = "resumed"
+    """The ticket was waiting on the client: the clock runs again."""
+    REOPENED = "reopened"
+    """The ticket was solved or closed: it is open again with a new resolution deadline."""
+
+
+def _status_after_reopen(ticket: Ticket) -> str:
+    return TicketStatus.OPEN.value if ticket.assignee else TicketStatus.NEW.value
+
+
+def open_ticket(
+    session: Session,
+    message: Message,
+    *,
+    policy: SlaPolicy,
+    queue: str,
+    priority: Priority | str,
+    decided_by: DecidedBy | str,
+    now: datetime,
+    tags: tuple[str, ...] | list[str] = (),
+    assignee: str | None = None,
+    actor: str = SERVICE_ACTOR,
+) -> Ticket:
+    """Open a ticket for a stored client ``message`` (which must have been added to the session).
+
+    The ticket gets its reference (``1000 + id``), status ``open`` when an assignee
+    is given (``new`` otherwise), the first-response and resolution deadlines counted
+    from ``message.received_at`` (none for a queue without SLA), and an ``opened``
+    audit row. The message (and its routing decision, if any) is linked to it.
+    Does not commit.
+    """
+    start = message.received_at
+    prio = str(Priority(priority)) if isinstance(priority, Priority) else priority
+    ticket = Ticket(
+        queue=queue,
+        priority=prio,
+        status=TicketStatus.OPEN.value if assignee else TicketStatus.NEW.value,
+        subject=normalize_subject(message.subject) or message.subject,
+        client_addr=message.from_addr.lower(),
+        client_name=message.from_name,
+        assignee=assignee or None,
+        decided_by=str(decided_by),
+        tags=list(tags),
+        created_at=now,
+        updated_at=now,
+        opened_at=start,
+        awaiting_since=start,
+        first_response_due=policy.due(queue, prio, SlaKind.FIRST_RESPONSE, start),
+        resolution_due=policy.due(queue, prio, SlaKind.RESOLUTION, start),
+    )
+    session.add(ticket)
+    session.flush()
+    ticket.ref = ref_for(ticket.id)
+    message.ticket_id = ticket.id
+    _link_decision(session, message, ticket)
+    record_event(
+        session,
+        ticket,
+        actor=actor,
+        action="opened",
+        at=now,
+        message_id=message.message_id,
+        queue=queue,
+        priority=prio,
+        decided_by=str(decided_by),
+        assignee=assignee,
+        tags=list(tags),
+        received_at=start,
+        first_response_due=ticket.first_response_due,
+        resolution_due=ticket.resolution_due,
+    )
+    return ticket
+
+
+def _link_decision(session: Session, message: Message, ticket: Ticket) -> None:
+    """Point the message's routing decision (if stored) at the ticket, without loading it."""
+    if "decision" not in inspect(message).unloaded:
+        if message.decision is not None:
+            message.decision.ticket_id = ticket.id
+        return
+    session.execute(
+        update(RoutingDecision)
+        .where(RoutingDecision.message_id == message.id, RoutingDecision.ticket_id.is_(None))
+        .values(ticket_id=ticket.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _resume(ticket: Ticket, policy: SlaPolicy, at: datetime) -> float:
+    """End a pause that began at ``ticket.waiting_since``; shift running deadlines.
+
+    Returns the business seconds the clock was paused.
+    """
+    since = ticket.waiting_since
+    ticket.waiting_since = None
+    if since is None:
+        return 0.0
+    paused = max(0.0, policy.calendar.elapsed(since, at))
+    if paused > 0:
+        if ticket.first_response_at is None and ticket.first_response_due is not None:
+            ticket.first_response_due = policy.shift(ticket.first_response_due, paused)
+        if ticket.next_response_due is not None:
+            ticket.next_response_due = policy.shift(ticket.next_response_due, paused)
+        if ticket.resolution_due is not None:
+            ticket.resolution_due = policy.shift(ticket.resolution_due, paused)
+    return paused
+
+
+def _reopen(ticket: Ticket, policy: SlaPolicy, at: datetime) -> None:
+    ticket.solved_at = None
+    ticket.closed_at = None
+    ticket.waiting_since = None
+    ticket.resolution_due = policy.due(ticket.queue, ticket.priority, SlaKind.RESOLUTION, at)
+
+
+def _start_next_response(ticket: Ticket, policy: SlaPolicy, at: datetime) -> None:
+    ticket.awaiting_since = at
+    ticket.next_response_due = policy.due(ticket.queue, ticket.priority, SlaKind.NEXT_RESPONSE, at)
+
+
+def add_client_message(
+    session: Session,
+    ticket: Ticket,
+    message: Message,
+    *,
+    policy: SlaPolicy,
+    now: datetime,
+    actor: str = SERVICE_ACTOR,
+) -> Joined:
+    """Add a client's ``message`` to ``ticket`` and run the SLA clocks accordingly.
+
+    - auto-replies and bounces (``message.kind``) are linked as notes: nothing else changes;
+    - a waiting ticket resumes (deadlines shift by the paused business time, counted
+      up to ``message.received_at``); a solved or closed one reopens with a new
+      resolution deadline;
+    - while the first response is pending its deadline stands; after it, the message
+      starts a next-response deadline unless an earlier message still awaits an answer.
+
+    Writes one audit row; does not commit.
+    """
+    message.ticket_id = ticket.id
+    at = message.received_at
+    if message.kind in NOTE_KINDS:
+        record_event(
+            session,
+            ticket,
+            actor=actor,
+            action="note_added",
+            at=now,
+            message_id=message.message_id,
+            kind=message.kind,
+        )
+        return Joined.NOTE
+    old = ticket.status
+    detail: dict[str, object] = {"message_id": message.message_id, "received_at": at}
+    if old == TicketStatus.WAITING.value:
+        detail["paused_seconds"] = round(_resume(ticket, policy, at))
+        ticket.status = _status_after_reopen(ticket)
+        outcome = Joined.RESUMED
+    elif old in _CLOSED:
+        _reopen(ticket, policy, at)
+        ticket.status = _status_after_reopen(ticket)
+        outcome = Joined.REOPENED
+    else:
+        outcome = Joined.FOLLOW_UP
+    if ticket.first_response_at is None:
+        if ticket.awaiting_since is None:
+            ticket.awaiting_since = at
+    elif ticket.awaiting_since is None:
+        _start_next_response(ticket, policy, at)
+    ticket.updated_at = now
+    action = {
+        Joined.FOLLOW_UP: "message_added",
+        Joined.RESUMED: "resumed",
+        Joined.REOPENED: "reopened",
+    }[outcome]
+    if old != ticket.status:
+        detail["from"] = old
+        detail["to"] = ticket.status
+    record_event(
+        session,
+        ticket,
+        actor=actor,
+        action=action,
+        at=now,
+        next_response_due=ticket.next_response_due,
+        resolution_due=ticket.resolution_due,
+        **detail,
+    )
+    session.flush()
+    return outcome
+
+
+def record_team_reply(
+    session: Session,
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: str,
+    policy: SlaPolicy,
+    now: datetime,
+    via: str = "triage",
+    message_id: str = "",
+) -> None:
+    """Record that the team answered the client at ``at`` (UTC).
+
+    Stops the first-response clock (the first time), clears a pending next response,
+    and starts a new one at once if a client's message arrived after ``at`` (a reply
+    seen late in the Sent folder answers only what came before it). ``via`` says how
+    it was seen (``triage`` for ``triage reply``, ``sent_folder``). Writes a ``replied``
+    audit row; does not commit.
+    """
+    first = ticket.first_response_at is None
+    if first:
+        ticket.first_response_at = at
+    ticket.awaiting_since = None
+    ticket.next_response_due = None
+    ticket.updated_at = now
+    record_event(
+        session,
+        ticket,
+        actor=actor,
+        action="replied",
+        at=now,
+        replied_at=at,
+        via=via,
+        message_id=message_id,
+        first_response=first,
+    )
+    later = session.scalars(
+        select(Message)
+        .where(
+            Message.ticket_id == ticket.id,
+            Message.direction == "in",
+            Message.received_at > at,
+            Message.kind.not_in(NOTE_KINDS),
+        )
+        .order_by(Message.received_at)
+        .limit(1)
+    ).first()
+    if later is not None:
+        _start_next_response(ticket, policy, later.received_at)
+    session.flush()
+
+
+def set_status(
+    session: Session,
+    ticket: Ticket,
+    status: TicketStatus | str,
+    *,
+    actor: str,
+    policy: SlaPolicy,
+    now: datetime,
+) -> bool:
+    """Change the ticket's status; False (and no audit row) when it already has it.
+
+    - to ``waiting``: the SLA clock pauses from ``now``;
+    - from ``waiting`` to ``new``/``open``: the clock runs again and the running
+      deadlines move later by the business time spent waiting;
+    - to ``solved`` / ``closed``: ``solved_at`` / ``closed_at`` set; the clocks stop and a
+      pending next response is settled;
+    - from ``solved``/``closed`` back to another status: reopened, with a new
+      resolution deadline from ``now`` (audit action ``reopened``).
+
+    Raises:
+        ValueError: ``status`` is not a ticket status.
+    """
+    new = TicketStatus(status).value
+    old = ticket.status
+    if new == old:
+        return False
+    detail: dict[str, object] = {"from": old, "to": new}
+    action = "status_changed"
+    if old == TicketStatus.WAITING.value:
+        if new in (TicketStatus.NEW.value, TicketStatus.OPEN.value):
+            detail["paused_seconds"] = round(_resume(ticket, policy, now))
+        else:
+            ticket.waiting_since = None
+    if old in _CLOSED and new not in _CLOSED:
+        _reopen(ticket, policy, now)
+        action = "reopened"
+    if new == TicketStatus.WAITING.value:
+        ticket.waiting_since = now
+    elif new == TicketStatus.SOLVED.value:
+        ticket.solved_at = now
+        ticket.closed_at = None
+    elif new == TicketStatus.CLOSED.value:
+        ticket.closed_at = now
+        if ticket.solved_at is None:
+            ticket.solved_at = now
+    if new in _CLOSED:
+        # Solving settles what the client was waiting for; a later message starts afresh.
+        ticket.awaiting_since = None
+        ticket.next_response_due = None
+    ticket.status = new
+    ticket.updated_at = now
+    if action == "reopened":
+        detail["resolution_due"] = ticket.resolution_due
+    record_event(session, ticket, actor=actor, action=action, at=now, **detail)
+    session.flush()
+    return True

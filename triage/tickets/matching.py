@@ -1,0 +1,118 @@
+"""Threading: which ticket an incoming mail belongs to.
+
+Order of evidence, strongest first:
+
+1. ``In-Reply-To`` (RFC 5322 section 3.6.4) naming a message we stored
+   (``messages.message_id``) or sent (``outbox.message_id``: acknowledgments, replies);
+2. ``References``, the most recent first;
+3. for a bounce, the Message-ID of the mail that bounced (RFC 3464 report);
+4. a ``[#1042]`` ticket reference in the subject.
+
+Nothing else: a new subject from the same sender is a new ticket. A closed ticket
+is not joined (a client writing to it again opens a new ticket) unless asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.domain import InboundMessage, TicketStatus
+from triage.store.models import Message, OutboxMail, Ticket
+from triage.tickets.refs import extract_refs
+
+__all__ = ["ThreadMatch", "find_ticket", "find_ticket_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMatch:
+    """The ticket a message belongs to, and the evidence.
+
+    Attributes:
+        ticket: the ticket.
+        via: ``in_reply_to``, ``references``, ``delivery_report`` or ``subject_ref``.
+        matched: the Message-ID or ``#ref`` that matched.
+    """
+
+    ticket: Ticket
+    via: str
+    matched: str
+
+
+def _clean_id(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith("<"):
+        value = f"<{value}>"
+    return value
+
+
+def _tickets_by_message_id(session: Session, ids: Sequence[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    found: dict[str, int] = {}
+    stored = select(Message.message_id, Message.ticket_id).where(
+        Message.message_id.in_(ids), Message.ticket_id.is_not(None)
+    )
+    sent = select(OutboxMail.message_id, OutboxMail.ticket_id).where(
+        OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
+    )
+    for message_id, ticket_id in [*session.execute(stored), *session.execute(sent)]:
+        if ticket_id is not None:
+            found[message_id] = max(found.get(message_id, 0), ticket_id)
+    return found
+
+
+def find_ticket(
+    session: Session,
+    *,
+    in_reply_to: str = "",
+    references: Iterable[str] = (),
+    subject: str = "",
+    bounced_message_id: str = "",
+    include_closed: bool = False,
+) -> ThreadMatch | None:
+    """The ticket a mail with these headers belongs to, or None for a new conversation.
+
+    Message-IDs are compared exactly (with angle brackets added when missing).
+    """
+    candidates: list[tuple[str, str]] = []
+    if in_reply_to.strip():
+        candidates.append(("in_reply_to", _clean_id(in_reply_to)))
+    candidates.extend(("references", _clean_id(r)) for r in reversed(list(references)) if r)
+    if bounced_message_id.strip():
+        candidates.append(("delivery_report", _clean_id(bounced_message_id)))
+    by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}))
+
+    def usable(ticket: Ticket | None) -> Ticket | None:
+        if ticket is None or (not include_closed and ticket.status == TicketStatus.CLOSED.value):
+            return None
+        return ticket
+
+    for via, message_id in candidates:
+        ticket_id = by_id.get(message_id)
+        found = usable(session.get(Ticket, ticket_id)) if ticket_id is not None else None
+        if found is not None:
+            return ThreadMatch(ticket=found, via=via, matched=message_id)
+    for ref in extract_refs(subject):
+        found = usable(session.scalars(select(Ticket).where(Ticket.ref == ref)).first())
+        if found is not None:
+            return ThreadMatch(ticket=found, via="subject_ref", matched=f"#{ref}")
+    return None
+
+
+def find_ticket_for(
+    session: Session, message: InboundMessage, *, include_closed: bool = False
+) -> ThreadMatch | None:
+    """:func:`find_ticket` with the headers of a parsed message."""
+    report = message.delivery_report
+    return find_ticket(
+        session,
+        in_reply_to=message.in_reply_to,
+        references=message.references,
+        subject=message.subject,
+        bounced_message_id=report.original_message_id if report else "",
+        include_closed=include_closed,
+    )
