@@ -362,7 +362,20 @@ _NEGATED_VERB = {
 class _Leaf(Check):
     """One field tested by one operator."""
 
-    __slots__ = ("domains", "entries", "fold", "match", "patterns", "regex", "spec", "zone_name")
+    __slots__ = (
+        "descriptions",
+        "domains",
+        "entries",
+        "fold",
+        "match",
+        "needles",
+        "patterns",
+        "raw_slot",
+        "regex",
+        "spec",
+        "text_slot",
+        "zone_name",
+    )
 
     def __init__(self, match: Match, spec: FieldSpec, context: _Context) -> None:
         self.match = match
@@ -373,7 +386,11 @@ class _Leaf(Check):
         self.domains: frozenset[str] = frozenset()
         self.patterns: tuple[Any, ...] = ()
         self.regex: Any = None
+        self.needles: tuple[str, ...] = ()
+        self.text_slot = -1
+        self.raw_slot = -1
         self.test = self._compile(context)
+        self.descriptions = (self._describe(negated=False), self._describe(negated=True))
 
     # -- the fast path ---------------------------------------------------------------
 
@@ -381,6 +398,7 @@ class _Leaf(Check):
         match, spec, slots = self.match, self.spec, context.slots
         op = match.operator
         kind = spec.type
+        self.raw_slot = slots.slot(spec)
         if op == "exists":
             raw = slots.slot(spec)
             want = bool(match.values[0])
@@ -396,35 +414,35 @@ class _Leaf(Check):
             return self._compile_scalar(slots.slot(spec))
         if op == "regex":
             how = Fold.ACCENTS if match.ignore_accents else Fold.RAW
-            slot = slots.slot(spec, how, encoded=True)
+            self.text_slot = slots.slot(spec, how)
             self.patterns = tuple(
                 compile_regex(
                     str(p), ignore_case=match.ignore_case, ignore_accents=match.ignore_accents
                 )
                 for p in match.values
             )
-            combined = (
-                self.patterns[0]
-                if len(self.patterns) == 1
-                else compile_regex(
-                    "|".join(f"(?:{p})" for p in match.values),
-                    ignore_case=match.ignore_case,
-                    ignore_accents=match.ignore_accents,
-                )
+            index_slot, index = slots.patterns(spec, how)
+            prepared = (
+                strip_accents(str(p)) if match.ignore_accents else str(p) for p in match.values
             )
-            self.regex = combined
-            return _search(slot, combined.search)
+            ids = frozenset(index.add_regex(p, ignore_case=match.ignore_case) for p in prepared)
+            return _found(index_slot, ids)
         slot = slots.slot(spec, self.fold)
+        self.text_slot = slot
         needles = tuple(fold(str(v), self.fold) for v in match.values)
+        self.needles = needles
         if op == "glob":
             self.patterns = tuple(compile_glob([n]) for n in needles)
             self.regex = compile_glob(needles)
-            return _search(slots.slot(spec, self.fold, encoded=True), self.regex.fullmatch)
+            return _search(
+                slots.slot(spec, self.fold, encoded=True), _searcher(self.regex, full=True)
+            )
         if op == "equals":
             self.entries = frozenset(needles)
             return _member(slot, self.entries)
         if op == "contains":
-            return _contains(slot, needles)
+            index_slot, index = slots.patterns(spec, self.fold)
+            return _found(index_slot, frozenset(index.add_needle(n) for n in needles))
         if op == "starts_with":
             return _affix(slot, needles, start=True)
         if op == "ends_with":
@@ -498,6 +516,9 @@ class _Leaf(Check):
         return _either([_q(v) for v in m.values], word)
 
     def describe(self, *, negated: bool = False) -> str:
+        return self.descriptions[negated]
+
+    def _describe(self, *, negated: bool) -> str:
         m, label = self.match, self.spec.label
         op = m.operator
         many = len(m.values) > 1
@@ -541,7 +562,7 @@ class _Leaf(Check):
     def _evidence(self, view: MessageView) -> str | None:
         m, spec, label = self.match, self.spec, self.spec.label
         op = m.operator
-        raw_values = spec.extract(view)
+        raw_values = view.get(self.raw_slot)
         if op == "exists" or spec.type is FieldType.WEEKDAY:
             if spec.type is FieldType.WEEKDAY:
                 return f"received on {self._shown(raw_values[0])} ({self.zone_name})"
@@ -559,8 +580,9 @@ class _Leaf(Check):
                     rest = self.describe().removeprefix(f"{label} is ")
                     return f"{label} {shown} is {rest}"
             return None
-        for value in raw_values:
-            reason = self._text_evidence(str(value))
+        folded_values = view.get(self.text_slot) if self.text_slot >= 0 else raw_values
+        for value, folded in zip(raw_values, folded_values, strict=True):
+            reason = self._text_evidence(value, folded)
             if reason is not None:
                 return reason
         return None
@@ -576,22 +598,21 @@ class _Leaf(Check):
             return bool(value < m.values[0])
         return bool(m.values[0] <= value <= m.values[1])
 
-    def _text_evidence(self, value: str) -> str | None:
+    def _text_evidence(self, value: str, folded: str) -> str | None:
+        """Why ``value`` (``folded`` as the condition folds it) satisfies the condition."""
         m, spec, label = self.match, self.spec, self.spec.label
         op = m.operator
         subject = f"{label} {self._shown(value)}" if spec.show else label
         if op == "regex":
             how = Fold.ACCENTS if m.ignore_accents else Fold.RAW
-            folded_value = fold(value, how)
-            text = folded_value.encode("utf-8", "replace")
+            text = folded.encode("utf-8", "replace")
             for pattern, regex in zip(m.values, self.patterns, strict=True):
                 found = regex.search(text)
                 if found is not None:
                     start, end = found.span()
-                    hit = _original_text(value, folded_value, text, start=start, end=end, how=how)
+                    hit = _original_text(value, folded, text, start=start, end=end, how=how)
                     return f"{label} matches /{pattern}/ at {_q(hit)}"
             return None
-        folded = fold(value, self.fold)
         if op == "in_list":
             name = m.values[0]
             if folded in self.entries:
@@ -612,8 +633,7 @@ class _Leaf(Check):
                     return f"{subject} matches {_q(glob)}"
             return None
         verb = _NEGATED_VERB[op][0]
-        for needle in m.values:
-            folded_needle = fold(str(needle), self.fold)
+        for needle, folded_needle in zip(m.values, self.needles, strict=True):
             if (
                 (op == "contains" and folded_needle in folded)
                 or (op == "starts_with" and folded.startswith(folded_needle))
@@ -659,32 +679,16 @@ def _member(slot: int, entries: frozenset[Any]) -> Test:
     return member
 
 
-def _contains(slot: int, needles: tuple[str, ...]) -> Test:
-    if len(needles) == 1:
-        needle = needles[0]
+def _found(slot: int, ids: frozenset[int]) -> Test:
+    """Whether any of the patterns ``ids`` was found (the slot holds the numbers found)."""
 
-        def contains_one(view: MessageView) -> bool:
-            values = view.cache[slot]
-            if values is None:
-                values = view.get(slot)
-            for v in values:  # noqa: SIM110 - a plain loop beats any() on the hot path
-                if needle in v:
-                    return True
-            return False
+    def found(view: MessageView) -> bool:
+        present = view.cache[slot]
+        if present is None:
+            present = view.get(slot)
+        return not ids.isdisjoint(present)
 
-        return contains_one
-
-    def contains_any(view: MessageView) -> bool:
-        values = view.cache[slot]
-        if values is None:
-            values = view.get(slot)
-        for v in values:
-            for n in needles:
-                if n in v:
-                    return True
-        return False
-
-    return contains_any
+    return found
 
 
 def _affix(slot: int, needles: tuple[str, ...], *, start: bool) -> Test:
@@ -709,13 +713,39 @@ def _affix(slot: int, needles: tuple[str, ...], *, start: bool) -> Test:
     return starts if start else ends
 
 
-def _search(slot: int, search: Callable[[bytes], Any]) -> Test:
+def _searcher(regex: Any, *, full: bool) -> Callable[[bytes], bool]:
+    """``text -> bool``: does ``regex`` match (anywhere, or the whole text when ``full``)?
+
+    Calls RE2's match directly when this google-re2 exposes it (``_regexp.Match``,
+    as 1.x does), skipping the wrapper's generator and match object; else the
+    public ``search`` / ``fullmatch``. tests/test_rules_safety.py checks both agree.
+    """
+    low = getattr(regex, "_regexp", None)
+    anchors = getattr(re2, "_Anchor", None)
+    if low is not None and anchors is not None and hasattr(low, "Match"):
+        anchor = anchors.ANCHOR_BOTH if full else anchors.UNANCHORED
+        match = low.Match
+        null = (-1, -1)
+
+        def fast(text: bytes) -> bool:
+            return bool(match(anchor, text, 0, len(text))[0] != null)
+
+        return fast
+    public = regex.fullmatch if full else regex.search
+
+    def wrapped(text: bytes) -> bool:
+        return public(text) is not None
+
+    return wrapped
+
+
+def _search(slot: int, search: Callable[[bytes], bool]) -> Test:
     def matches(view: MessageView) -> bool:
         values = view.cache[slot]
         if values is None:
             values = view.get(slot)
         for v in values:  # noqa: SIM110 - a plain loop beats any() on the hot path
-            if search(v) is not None:
+            if search(v):
                 return True
         return False
 

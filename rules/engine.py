@@ -16,7 +16,7 @@ Evaluation is pure and bounded: field values are cut to the limits in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rules.conditions import Check, compile_condition
@@ -80,10 +80,14 @@ class RuleSet:
                 problems.append(f"{where}rule '{rule.name}': {exc}")
         if problems:
             raise RuleFileError(problems)
-        self._checks = tuple(checks)
-        self._compiled = tuple(
-            (rule, check.test, check) for rule, check in zip(self.rules, checks, strict=True)
-        )
+        self._slots.finish()
+        self._compiled: tuple[tuple[Rule, Check], ...] = tuple(zip(self.rules, checks, strict=True))
+        segments: list[list[tuple[int, Callable[[MessageView], bool]]]] = [[]]
+        for position, (rule, check) in enumerate(self._compiled):
+            segments[-1].append((position, check.test))
+            if rule.actions.stop:
+                segments.append([])
+        self._segments = tuple(tuple(segment) for segment in segments if segment)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -100,92 +104,125 @@ class RuleSet:
         raises for any message content.
         """
         view = MessageView(message, self._zone, self._slots.fillers)
-        queue: str | None = None
-        queue_rule = ""
-        priority: Priority | None = None
-        tags: dict[str, None] = {}
-        escalate: list[str] = []
-        suppress_ack = False
-        ack_template: str | None = None
-        template_rule = ""
-        assignee: str | None = None
-        assign_rule = ""
-        hits: list[RuleHit] = []
-        stopped_by: str | None = None
-        last = len(self._compiled) - 1
-        for position, (rule, test, check) in enumerate(self._compiled):
-            if not test(view):
-                continue
-            actions = rule.actions
-            applied: list[str] = []
-            overridden: list[str] = []
-            if actions.queue is not None:
-                if queue is None:
-                    queue, queue_rule = actions.queue, rule.name
-                    applied.append(f"queue {queue}")
-                elif actions.queue != queue:
-                    overridden.append(
-                        f"queue {actions.queue} not applied:"
-                        f" rule '{queue_rule}' already chose {queue}"
-                    )
-            if actions.priority is not None:
-                if priority is None or actions.priority.rank < priority.rank:
-                    priority = actions.priority
-                    applied.append(f"priority {priority.value}")
-                elif actions.priority != priority:
-                    overridden.append(
-                        f"priority {actions.priority.value} not applied: it is already"
-                        f" {priority.value} and rules only raise it"
-                    )
-            new_tags = [t for t in actions.tags if t not in tags]
-            if new_tags:
-                tags.update(dict.fromkeys(new_tags))
-                applied.append(("tag " if len(new_tags) == 1 else "tags ") + ", ".join(new_tags))
-            if actions.escalate is not None:
-                escalate.append(f"rule '{rule.name}': {actions.escalate}")
-                applied.append(f"escalate to owners ({actions.escalate})")
-            if actions.no_ack:
-                if not suppress_ack:
-                    applied.append("no acknowledgment")
-                suppress_ack = True
-            if actions.ack_template is not None:
-                if ack_template is None:
-                    ack_template, template_rule = actions.ack_template, rule.name
-                    applied.append(f"acknowledgment template {ack_template}")
-                elif actions.ack_template != ack_template:
-                    overridden.append(
-                        f"acknowledgment template {actions.ack_template} not applied:"
-                        f" rule '{template_rule}' already chose {ack_template}"
-                    )
-            if actions.assign is not None:
-                if assignee is None:
-                    assignee, assign_rule = actions.assign, rule.name
-                    applied.append(f"assign to {assignee}")
-                elif actions.assign != assignee:
-                    overridden.append(
-                        f"assignment to {actions.assign} not applied:"
-                        f" rule '{assign_rule}' already assigned {assignee}"
-                    )
-            hits.append(
-                RuleHit(
-                    rule=rule.name,
-                    reasons=tuple(check.reasons(view)),
-                    applied=tuple(applied),
-                    overridden=tuple(overridden),
+        outcome = _Outcome()
+        compiled = self._compiled
+        for segment in self._segments:
+            # The fast path: which rules of this segment match. A segment ends at a
+            # rule with `stop`, so only its last rule can end the evaluation.
+            matched = [i for i, test in segment if test(view)]
+            for position in matched:
+                rule, check = compiled[position]
+                outcome.apply(rule, check.reasons(view))
+                if rule.actions.stop:
+                    if position < len(compiled) - 1:
+                        outcome.stopped_by = rule.name
+                    return outcome.decision()
+        return outcome.decision()
+
+
+class _Outcome:
+    """The decision being built by one evaluation: the actions' precedence lives here."""
+
+    __slots__ = (
+        "ack_template",
+        "assign_rule",
+        "assignee",
+        "escalate",
+        "hits",
+        "priority",
+        "queue",
+        "queue_rule",
+        "stopped_by",
+        "suppress_ack",
+        "tags",
+        "template_rule",
+    )
+
+    def __init__(self) -> None:
+        self.queue: str | None = None
+        self.queue_rule = ""
+        self.priority: Priority | None = None
+        self.tags: dict[str, None] = {}
+        self.escalate: list[str] = []
+        self.suppress_ack = False
+        self.ack_template: str | None = None
+        self.template_rule = ""
+        self.assignee: str | None = None
+        self.assign_rule = ""
+        self.hits: list[RuleHit] = []
+        self.stopped_by: str | None = None
+
+    def apply(self, rule: Rule, reasons: list[str]) -> None:
+        """Apply ``rule``'s actions under the precedence rules and record the hit."""
+        actions = rule.actions
+        applied: list[str] = []
+        overridden: list[str] = []
+        if actions.queue is not None:
+            if self.queue is None:
+                self.queue, self.queue_rule = actions.queue, rule.name
+                applied.append(f"queue {actions.queue}")
+            elif actions.queue != self.queue:
+                overridden.append(
+                    f"queue {actions.queue} not applied:"
+                    f" rule '{self.queue_rule}' already chose {self.queue}"
                 )
+        if actions.priority is not None:
+            if self.priority is None or actions.priority.rank < self.priority.rank:
+                self.priority = actions.priority
+                applied.append(f"priority {actions.priority.value}")
+            elif actions.priority != self.priority:
+                overridden.append(
+                    f"priority {actions.priority.value} not applied: it is already"
+                    f" {self.priority.value} and rules only raise it"
+                )
+        new_tags = [t for t in actions.tags if t not in self.tags]
+        if new_tags:
+            self.tags.update(dict.fromkeys(new_tags))
+            applied.append(("tag " if len(new_tags) == 1 else "tags ") + ", ".join(new_tags))
+        if actions.escalate is not None:
+            self.escalate.append(f"rule '{rule.name}': {actions.escalate}")
+            applied.append(f"escalate to owners ({actions.escalate})")
+        if actions.no_ack:
+            if not self.suppress_ack:
+                applied.append("no acknowledgment")
+            self.suppress_ack = True
+        if actions.ack_template is not None:
+            if self.ack_template is None:
+                self.ack_template, self.template_rule = actions.ack_template, rule.name
+                applied.append(f"acknowledgment template {actions.ack_template}")
+            elif actions.ack_template != self.ack_template:
+                overridden.append(
+                    f"acknowledgment template {actions.ack_template} not applied:"
+                    f" rule '{self.template_rule}' already chose {self.ack_template}"
+                )
+        if actions.assign is not None:
+            if self.assignee is None:
+                self.assignee, self.assign_rule = actions.assign, rule.name
+                applied.append(f"assign to {actions.assign}")
+            elif actions.assign != self.assignee:
+                overridden.append(
+                    f"assignment to {actions.assign} not applied:"
+                    f" rule '{self.assign_rule}' already assigned {self.assignee}"
+                )
+        self.hits.append(
+            RuleHit(
+                rule=rule.name,
+                reasons=tuple(reasons),
+                applied=tuple(applied),
+                overridden=tuple(overridden),
             )
-            if actions.stop:
-                if position < last:
-                    stopped_by = rule.name
-                break
+        )
+
+    def decision(self) -> RuleDecision:
+        """The finished decision."""
         return RuleDecision(
-            queue=queue,
-            priority=priority,
-            tags=tuple(tags),
-            escalate=tuple(escalate),
-            suppress_ack=suppress_ack,
-            ack_template=ack_template,
-            assignee=assignee,
-            hits=tuple(hits),
-            stopped_by=stopped_by,
+            queue=self.queue,
+            priority=self.priority,
+            tags=tuple(self.tags),
+            escalate=tuple(self.escalate),
+            suppress_ack=self.suppress_ack,
+            ack_template=self.ack_template,
+            assignee=self.assignee,
+            hits=tuple(self.hits),
+            stopped_by=self.stopped_by,
         )

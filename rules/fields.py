@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rules.patterns import PatternIndex
 from rules.text import MAX_BODY_CHARS, MAX_SHORT_CHARS, MAX_VALUES, Fold, fold
 from triage.domain import Address, InboundMessage, MessageKind
 
@@ -69,6 +70,10 @@ class FieldType(StrEnum):
     """Minutes after local midnight, in the business time zone."""
 
 
+Filler = Callable[["MessageView"], Any]
+"""Computes one slot's value for a message: a tuple of field values, or a frozenset."""
+
+
 class MessageView:
     """One message being evaluated, with its field values cached per slot.
 
@@ -84,16 +89,16 @@ class MessageView:
         self,
         message: InboundMessage,
         zone: ZoneInfo,
-        fillers: Sequence[Callable[[MessageView], tuple[Any, ...]]],
+        fillers: Sequence[Filler],
     ) -> None:
         self.message = message
         self.zone = zone
         self._fillers = fillers
-        self.cache: list[tuple[Any, ...] | None] = [None] * len(fillers)
+        self.cache: list[Any] = [None] * len(fillers)
         self._local: datetime | None = None
         self._headers: dict[str, tuple[str, ...]] | None = None
 
-    def get(self, slot: int) -> tuple[Any, ...]:
+    def get(self, slot: int) -> Any:
         """The values in ``slot``, computing them on first use."""
         values = self.cache[slot]
         if values is None:
@@ -380,8 +385,9 @@ class SlotTable:
     """
 
     def __init__(self) -> None:
-        self._index: dict[tuple[str, Fold | None, bool], int] = {}
-        self.fillers: list[Callable[[MessageView], tuple[Any, ...]]] = []
+        self._index: dict[tuple[str, Fold | None, bool | str], int] = {}
+        self._patterns: dict[tuple[str, Fold | None, bool | str], PatternIndex] = {}
+        self.fillers: list[Filler] = []
 
     def slot(self, spec: FieldSpec, how: Fold | None = None, *, encoded: bool = False) -> int:
         """The slot of ``spec``'s values folded by ``how`` (None: as extracted).
@@ -395,7 +401,7 @@ class SlotTable:
         found = self._index.get(key)
         if found is not None:
             return found
-        filler: Callable[[MessageView], tuple[Any, ...]]
+        filler: Filler
         if encoded:
             base = self.slot(spec, how)
 
@@ -409,9 +415,43 @@ class SlotTable:
             folding = how
 
             def filler(view: MessageView) -> tuple[Any, ...]:
-                return tuple(fold(v, folding) for v in view.get(raw))
+                values = view.get(raw)
+                if len(values) == 1:
+                    return (fold(values[0], folding),)
+                return tuple([fold(v, folding) for v in values])
 
+        return self._add(key, filler)
+
+    def _add(self, key: tuple[str, Fold | None, bool | str], filler: Filler) -> int:
         number = len(self.fillers)
         self.fillers.append(filler)
         self._index[key] = number
         return number
+
+    def patterns(self, spec: FieldSpec, how: Fold | None) -> tuple[int, PatternIndex]:
+        """The pattern index of ``spec`` folded by ``how``, and the slot of its results.
+
+        Conditions add their needles and regular expressions to the index (see
+        :mod:`rules.patterns`); per message, the slot holds the frozenset of the
+        numbers found. Call :meth:`finish` once every condition is compiled.
+        """
+        if how is Fold.RAW:
+            how = None
+        key = (spec.name, how, "patterns")
+        index = self._patterns.get(key)
+        if index is None:
+            index = PatternIndex()
+            self._patterns[key] = index
+            text_slot = self.slot(spec, how)
+            scanner = index
+
+            def filler(view: MessageView) -> frozenset[int]:
+                return scanner.present(view.get(text_slot))
+
+            self._add(key, filler)
+        return self._index[key], index
+
+    def finish(self) -> None:
+        """Compile the pattern indexes (after every condition has added its patterns)."""
+        for index in self._patterns.values():
+            index.compile()
