@@ -149,11 +149,11 @@ class _FileReader:
                     f"{who}: name {name!r} must be 1-100 letters, digits, '-', '_' or '.'"
                 )
             name = None
+        before = len(self.problems)
         if name is not None:
             if name in seen:
                 self.problems.append(f"{who}: a rule with this name comes earlier in the file")
             seen.add(name)
-        before = len(self.problems)
         for key in entry:
             if key not in _RULE_KEYS:
                 self.problems.append(f"{who}: unknown key '{key}'{_suggest(key, _RULE_KEYS)}")

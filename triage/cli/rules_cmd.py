@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -76,6 +77,16 @@ def reload_configured_rules(
     )
 
 
+class _ProblemsFound(click.ClickException):
+    """Rule files have problems (already printed, one a line): exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the summary line (the problems themselves are printed before)."""
+        click.echo(self.message, err=True, file=file)
+
+
 @cli.group()
 def rules() -> None:
     """Check rule files and replay stored mail through them."""
@@ -85,8 +96,7 @@ def rules() -> None:
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--list", "show", is_flag=True, help="Also print each rule in words.")
 @pass_app
-@click.pass_context
-def check(ctx: click.Context, app: AppContext, files: tuple[Path, ...], show: bool) -> None:
+def check(app: AppContext, files: tuple[Path, ...], show: bool) -> None:
     """Check rule FILEs (default: the config's routing.rule_files); print every problem.
 
     With a config (--config or TRIAGE_CONFIG), queue, list and assistant names are
@@ -111,8 +121,7 @@ def check(ctx: click.Context, app: AppContext, files: tuple[Path, ...], show: bo
         for problem in exc.problems:
             click.echo(problem, err=True)
         count = len(exc.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
-        ctx.exit(2)
+        raise _ProblemsFound(f"{count} problem{'s' if count != 1 else ''} found") from None
     if show:
         for rule in ruleset.rules:
             actions = ", ".join(rule.actions.describe())
