@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from rules import parse_rules
 from rules.replay import NO_LONGER_DECIDE, StoredDecision, compare
@@ -222,8 +223,12 @@ def model(queue: str, priority: str = "normal") -> dict:
 
 @pytest.fixture
 def history(workdir: Path) -> Path:
-    db_path = workdir / "triage.db"
-    db = Database.open(f"sqlite:///{db_path}")
+    fill_history(f"sqlite:///{workdir / 'triage.db'}")
+    return workdir
+
+
+def fill_history(url: str) -> None:
+    db = Database.open(url)
     try:
         day = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
         store(
@@ -291,7 +296,6 @@ def history(workdir: Path) -> Path:
         )
     finally:
         db.dispose()
-    return workdir
 
 
 def dump(db_path: Path) -> list[str]:
@@ -337,6 +341,34 @@ def test_replay_prints_changes_and_totals_and_writes_nothing(history):
     assert "  priority changes: 2" in out
     assert "  escalation changes: 1" in out
     assert "  without a stored decision: 1" in out
+
+
+def snapshot(url: str) -> list[tuple]:
+    db = Database.open(url, migrate=False)
+    try:
+        with db.sessions() as session:
+            rows = [
+                (m.id, m.raw, m.received_at, m.subject, m.ticket_id)
+                for m in session.scalars(select(Message).order_by(Message.id))
+            ]
+            rows += [
+                (d.id, d.message_id, d.queue, d.priority, d.decided_by, d.escalate, d.tags)
+                for d in session.scalars(select(RoutingDecision).order_by(RoutingDecision.id))
+            ]
+            return rows
+    finally:
+        db.dispose()
+
+
+def test_replay_on_each_database_kind(workdir, db_url):
+    fill_history(db_url)
+    config = workdir / "other.toml"
+    config.write_text(CONFIG.replace("sqlite:///triage.db", db_url), encoding="utf-8")
+    before = snapshot(db_url)
+    done = run("--config", str(config), "rules", "test")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 7 messages: 4 would change" in done.stdout
+    assert snapshot(db_url) == before
 
 
 def test_replay_since_a_date_in_the_business_time_zone(history):
