@@ -228,13 +228,19 @@ def actions(rng: random.Random) -> str:
     return "{ " + ", ".join(parts) + " }"
 
 
-def rule_file(count: int, seed: int = 4) -> str:
+def rule_file(count: int, seed: int = 4, *, accents: str = "mixed") -> str:
+    """``count`` rules. ``accents``: "mixed" (some conditions ignore accents), "all"
+    (the file's [defaults] ignore accents, as rules/default.toml does) or "none"."""
     rng = random.Random(seed)
+    header = {"mixed": "", "all": "[defaults]\nignore_accents = true\n\n", "none": ""}[accents]
     blocks = [
         f"[[rule]]\nname = 'rule-{i:03d}'\nwhen = {condition(rng)}\nthen = {actions(rng)}\n"
         for i in range(count)
     ]
-    return "\n".join(blocks)
+    text = header + "\n".join(blocks)
+    if accents == "none":
+        text = text.replace(", ignore_accents = true", "")
+    return text
 
 
 def corpus_messages(limit: int) -> list[InboundMessage]:
@@ -260,26 +266,116 @@ def corpus_messages(limit: int) -> list[InboundMessage]:
     return messages
 
 
+FILLER = [
+    "a",
+    "az",
+    "és",
+    "hogy",
+    "nem",
+    "is",
+    "meg",
+    "de",
+    "csak",
+    "már",
+    "még",
+    "ez",
+    "egy",
+    "van",
+    "volt",
+    "lesz",
+    "kell",
+    "kérem",
+    "köszönöm",
+    "tisztelt",
+    "ügyfélszolgálat",
+    "üdvözlettel",
+    "levél",
+    "múlt",
+    "héten",
+    "holnap",
+    "után",
+    "reggel",
+    "délután",
+    "cég",
+    "iroda",
+    "munkatárs",
+    "ügyintéző",
+    "rendben",
+    "értem",
+    "szeretném",
+    "tudni",
+    "vagy",
+    "esetleg",
+    "mikor",
+    "the",
+    "and",
+    "to",
+    "of",
+    "a",
+    "in",
+    "that",
+    "is",
+    "for",
+    "on",
+    "with",
+    "as",
+    "be",
+    "this",
+    "we",
+    "you",
+    "it",
+    "at",
+    "by",
+    "from",
+    "have",
+    "please",
+    "thanks",
+    "regards",
+    "dear",
+    "team",
+    "office",
+    "week",
+    "morning",
+    "afternoon",
+    "tomorrow",
+    "today",
+]
+
+
+def sender_domain(rng: random.Random, i: int) -> str:
+    """Mostly clients' own domains; one message in ten from a well-known one."""
+    return rng.choice(DOMAINS) if rng.random() < 0.1 else f"client{i % 400}.example"
+
+
 def synthetic_messages(count: int) -> list[InboundMessage]:
+    """Hungarian and English prose with a few of the rules' keywords in each message."""
     rng = random.Random(11)
     start = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
     out = []
     for i in range(count):
-        words = rng.choices(WORDS, k=400)
+        words = rng.choices(FILLER, k=rng.randint(50, 600))
+        for _ in range(rng.randint(0, 3)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS))
+        subject = [*rng.choices(FILLER, k=4), rng.choice(WORDS)]
+        rng.shuffle(subject)
         out.append(
             InboundMessage(
                 message_id=f"<m{i}@bench>",
-                subject=" ".join(rng.choices(WORDS, k=6)),
+                subject=" ".join(subject).capitalize(),
                 received_at=start + timedelta(minutes=37 * i),
-                from_=Address("Client", f"user{i}@{rng.choice(DOMAINS)}"),
+                from_=Address("Client", f"user{i}@{sender_domain(rng, i)}"),
                 to=(Address("", "office@example.com"),),
                 body_text=" ".join(words),
-                quoted_text="> " + " ".join(rng.choices(WORDS, k=100)),
-                attachments=(Attachment("számla.pdf", "application/pdf", 1000, "0" * 64),)
-                if i % 5 == 0
+                quoted_text="> " + " ".join(rng.choices(FILLER, k=rng.randint(0, 300))),
+                attachments=(Attachment(f"scan-{i}.pdf", "application/pdf", 1000, "0" * 64),)
+                if i % 12 == 0
                 else (),
-                headers=(("X-Mailer", "Outlook"), ("Subject", "x")),
+                headers=(
+                    ("X-Mailer", rng.choice(["Outlook 16.0", "Thunderbird", "Gmail", "iPhone"])),
+                    ("Subject", "x"),
+                ),
                 size=len(words) * 7,
+                language="hu",
             )
         )
     return out
@@ -290,10 +386,21 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rules", type=int, default=200)
+    parser.add_argument(
+        "--accents",
+        choices=["mixed", "all", "none"],
+        default="mixed",
+        help="which conditions ignore accents: some (default), all (as rules/default.toml), none",
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="use synthetic mail (Hungarian and English words) even when the corpus is present",
+    )
     args = parser.parse_args()
 
     ruleset = parse_rules(
-        rule_file(args.rules),
+        rule_file(args.rules, accents=args.accents),
         source="bench.toml",
         queues=QUEUES,
         lists={
@@ -302,7 +409,7 @@ def main() -> int:
         },
         timezone="Europe/Budapest",
     )
-    if CORPUS.is_dir():
+    if CORPUS.is_dir() and not args.synthetic:
         messages = corpus_messages(args.messages)
         source = f"corpus ({CORPUS})"
     else:
@@ -324,7 +431,8 @@ def main() -> int:
         best_wall = max(best_wall, len(messages) / (time.perf_counter() - wall))
         best_cpu = max(best_cpu, len(messages) / (time.process_time() - cpu))
     print(
-        f"rules: {len(ruleset)}; messages: {len(messages)} from {source};"
+        f"rules: {len(ruleset)} (accents ignored: {args.accents});"
+        f" messages: {len(messages)} from {source};"
         f" mean body {body_chars:,.0f} chars; mean rule hits per message {hits / len(messages):.1f}"
     )
     print(

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rules.conditions import Check, compile_condition
 from rules.fields import MessageView, SlotTable
 from rules.model import Rule, RuleDecision, RuleHit
-from triage.domain import InboundMessage, Priority
+from triage.domain import PRIORITIES, InboundMessage, Priority
 from triage.errors import RuleFileError
 
 __all__ = ["RuleSet"]
@@ -120,6 +120,10 @@ class RuleSet:
         return outcome.decision()
 
 
+_RANK = {priority: priority.rank for priority in PRIORITIES}
+"""Priority -> rank (0 = urgent), looked up once per hit."""
+
+
 class _Outcome:
     """The decision being built by one evaluation: the actions' precedence lives here."""
 
@@ -167,7 +171,7 @@ class _Outcome:
                     f" rule '{self.queue_rule}' already chose {self.queue}"
                 )
         if actions.priority is not None:
-            if self.priority is None or actions.priority.rank < self.priority.rank:
+            if self.priority is None or _RANK[actions.priority] < _RANK[self.priority]:
                 self.priority = actions.priority
                 applied.append(f"priority {actions.priority.value}")
             elif actions.priority != self.priority:

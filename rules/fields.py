@@ -26,7 +26,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.patterns import PatternIndex
-from rules.text import MAX_BODY_CHARS, MAX_SHORT_CHARS, MAX_VALUES, Fold, fold
+from rules.text import (
+    MAX_BODY_CHARS,
+    MAX_SHORT_CHARS,
+    MAX_VALUES,
+    Fold,
+    casefold_stripped,
+    fold,
+)
 from triage.domain import Address, InboundMessage, MessageKind
 
 __all__ = [
@@ -185,6 +192,10 @@ def _body_all(view: MessageView) -> tuple[str, ...]:
     return ("\n".join(parts),) if parts else ()
 
 
+_JOINED = {"body.all": ("body", "body.quoted", "body.signature")}
+"""Fields whose value is the parts' values joined by newlines (see ``_body_all``)."""
+
+
 def _body(text: str) -> tuple[str, ...]:
     return (text[:MAX_BODY_CHARS],) if text else ()
 
@@ -254,6 +265,14 @@ def _build() -> dict[str, FieldSpec]:
             T,
             lambda v: _body(v.message.quoted_text),
             "only the quoted history of earlier messages",
+            show=False,
+        ),
+        FieldSpec(
+            "body.signature",
+            "signature",
+            T,
+            lambda v: _body(v.message.signature),
+            "only the sender's signature block, when recognized",
             show=False,
         ),
         FieldSpec(
@@ -410,6 +429,28 @@ class SlotTable:
 
         elif how is None:
             filler = spec.extract
+        elif spec.name in _JOINED:
+            # Folding works character by character and "\n" joins the parts, so the
+            # folded whole is the join of the folded parts: reuse them, never fold twice.
+            parts = tuple(
+                (self.slot(FIELDS[name]), self.slot(FIELDS[name], how))
+                for name in _JOINED[spec.name]
+            )
+
+            def filler(view: MessageView) -> tuple[Any, ...]:
+                chosen = [
+                    view.get(folded)[0]
+                    for raw, folded in parts
+                    if (text := view.get(raw)) and text[0].strip()
+                ]
+                return ("\n".join(chosen),) if chosen else ()
+
+        elif how is Fold.BOTH:
+            stripped = self.slot(spec, Fold.ACCENTS)
+
+            def filler(view: MessageView) -> tuple[Any, ...]:
+                return tuple([casefold_stripped(v) for v in view.get(stripped)])
+
         else:
             raw = self.slot(spec)
             folding = how

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SHORT_CHARS",
     "MAX_VALUES",
     "Fold",
+    "casefold_stripped",
     "fold",
     "strip_accents",
 ]
@@ -83,7 +84,18 @@ def fold(text: str, how: Fold) -> str:
         return unicodedata.normalize("NFC", text).casefold()
     if how is Fold.ACCENTS:
         return strip_accents(text)
-    if text.isascii():
-        return text.lower()
-    # casefold can produce new decomposable characters only in rare cases; strip again.
-    return strip_accents(strip_accents(text).casefold())
+    return casefold_stripped(strip_accents(text))
+
+
+def casefold_stripped(stripped: str) -> str:
+    """``fold(text, Fold.BOTH)`` given ``stripped = fold(text, Fold.ACCENTS)``.
+
+    Lets a message's accent-stripped text be reused for the fully folded one.
+    """
+    if stripped.isascii():
+        return stripped.lower()
+    folded = stripped.casefold()
+    # Full case folding can add a combining mark (İ -> i + U+0307): strip once more if so.
+    if not folded.isascii() and _MARKS.search(folded):
+        folded = _MARKS.sub("", folded)
+    return folded

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import re2
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from rules import MAX_BODY_CHARS, MAX_SHORT_CHARS, parse_rules
 from rules.conditions import _searcher, compile_regex
+from rules.fields import FIELDS, MessageView, SlotTable
 from rules.patterns import PatternIndex
 from rules.text import Fold, fold
 from triage.domain import Address, Attachment, InboundMessage
@@ -201,6 +203,20 @@ def test_folding_is_idempotent(text):
     for how in Fold:
         once = fold(text, how)
         assert fold(once, how) == once
+
+
+PARTS = st.text(alphabet="aá e\u0301İß\n ﬁŐ-", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=PARTS, quoted=PARTS, signature=PARTS, how=st.sampled_from(list(Fold)))
+def test_body_all_folded_from_its_parts_equals_folding_the_whole(body, quoted, signature, how):
+    msg = message(body_text=body, quoted_text=quoted, signature=signature)
+    table = SlotTable()
+    slot = table.slot(FIELDS["body.all"], how)
+    view = MessageView(msg, ZoneInfo("UTC"), table.fillers)
+    whole = FIELDS["body.all"].extract(view)
+    assert view.get(slot) == tuple(fold(v, how) for v in whole)
 
 
 @pytest.mark.parametrize(
