@@ -479,3 +479,23 @@ def test_compare_escalation_removed():
     )
     changes = compare(stored, candidate, default_priority=Priority.NORMAL)
     assert [str(c) for c in changes] == ["escalation: rule 'legal': threat -> none"]
+
+
+def test_replay_reads_many_messages_in_batches(workdir):
+    db = Database.open(f"sqlite:///{workdir / 'triage.db'}")
+    try:
+        start = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+        for i in range(230):
+            store(
+                db,
+                subject=f"Invoice {i}",
+                sender="x@other.example",
+                received=start.replace(minute=i % 60, hour=9 + i // 60),
+                decision=model("client-support"),
+            )
+    finally:
+        db.dispose()
+    done = run("--config", str(workdir / "triage.toml"), "rules", "test")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 230 messages: 230 would change" in done.stdout
+    assert done.stdout.count("queue: client-support -> billing") == 230

@@ -35,7 +35,7 @@ from triage.store.models import Message, RoutingDecision
 
 __all__ = ["load_configured_rules", "reload_configured_rules", "rules"]
 
-REPLAY_BATCH = 200
+REPLAY_BATCH = 100
 """Messages read per (short, rolled back) read transaction during replay."""
 
 
@@ -153,8 +153,9 @@ def _stored_messages(
 ) -> Iterator[tuple[Message, RoutingDecision | None]]:
     """Inbound messages (oldest first) with their stored decisions, read in short batches.
 
-    Every session here is read-only: nothing is added or changed, and closing the
-    session rolls its transaction back.
+    Read-only: nothing is added or changed, every transaction is rolled back, and
+    each batch's transaction ends before its messages are replayed (on SQLite a
+    transaction holds the write lock, which the daemon needs).
     """
     query = select(Message.id).where(Message.direction == "in")
     if since is not None:
@@ -172,12 +173,10 @@ def _stored_messages(
                 .where(Message.id.in_(batch))
                 .order_by(Message.received_at, Message.id)
             ).all()
-            for message, decision in rows:
-                session.expunge(message)
-                if decision is not None:
-                    session.expunge(decision)
-                yield message, decision
+            pairs = [(message, decision) for message, decision in rows]
+            session.expunge_all()
             session.rollback()
+        yield from pairs
 
 
 def _stored(decision: RoutingDecision) -> StoredDecision:
