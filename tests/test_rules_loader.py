@@ -416,3 +416,12 @@ def test_reload_with_settings(tmp_path):
     kept, problems = reload_configured_rules(current, settings, [broken])
     assert kept is current
     assert any("unknown queue 'recrods'" in p for p in problems)
+
+
+def test_every_field_and_operator_is_documented_in_the_shipped_file():
+    from rules import FIELDS, OPERATORS  # noqa: PLC0415
+
+    text = (ROOT / "rules" / "default.toml").read_text(encoding="utf-8")
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for name in [*FIELDS, "header.<Name>", *OPERATORS]:
+        assert f" {name}" in comments, name

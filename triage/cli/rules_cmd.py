@@ -92,8 +92,8 @@ def rules() -> None:
     """Check rule files and replay stored mail through them."""
 
 
-@rules.command("check")
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@rules.command("check", short_help="Check rule files; print every problem at once.")
+@click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path(path_type=Path))
 @click.option("--list", "show", is_flag=True, help="Also print each rule in words.")
 @pass_app
 def check(app: AppContext, files: tuple[Path, ...], show: bool) -> None:
@@ -195,7 +195,7 @@ def _heading(message: Message) -> str:
     return f"message {message.id}  {received}  {message.from_addr or '(no sender)'}  {subject!r}"
 
 
-@rules.command("test")
+@rules.command("test", short_help="Replay stored mail; show the decisions that would change.")
 @click.option(
     "--rules",
     "rule_files",
