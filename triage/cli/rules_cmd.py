@@ -1,0 +1,249 @@
+"""``triage rules check`` and ``triage rules test``: rule files checked and replayed.
+
+``check`` validates rule files and prints every problem at once (exit status 2
+on any). ``test`` replays stored inbound mail through candidate rule files and
+prints the decisions that would change; it only reads the database (short
+read transactions, always rolled back, never migrated).
+
+:func:`load_configured_rules` and :func:`reload_configured_rules` load the rule
+files a config names, for the daemon (which refuses to start on a broken file
+and keeps its old rules when a reload fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy import select
+
+from rules import RuleSet, load_rules, reload_rules
+from rules.conditions import describe_condition
+from rules.replay import ReplayTotals, StoredDecision, compare
+from triage.cli.context import AppContext, pass_app
+from triage.cli.main import cli
+from triage.config import Settings
+from triage.domain import ParseStatus
+from triage.errors import RuleFileError, UserError
+from triage.mail import parse_message
+from triage.store import Database
+from triage.store.models import Message, RoutingDecision
+
+__all__ = ["load_configured_rules", "reload_configured_rules", "rules"]
+
+REPLAY_BATCH = 100
+"""Messages read per (short, rolled back) read transaction during replay."""
+
+
+def _rule_paths(settings: Settings, paths: Sequence[Path] | None) -> list[Path]:
+    if paths:
+        return list(paths)
+    return [settings.resolve(p) for p in settings.routing.rule_files]
+
+
+def load_configured_rules(settings: Settings, paths: Sequence[Path] | None = None) -> RuleSet:
+    """Load ``paths`` (default: ``routing.rule_files``) checked against ``settings``.
+
+    Queue, list and assistant names are checked against the config; received
+    times are evaluated in ``[calendar] timezone``.
+
+    Raises:
+        RuleFileError: every problem in every file.
+    """
+    return load_rules(
+        _rule_paths(settings, paths),
+        queues=settings.queues,
+        lists=settings.lists,
+        timezone=settings.calendar.timezone,
+        assistants=settings.team.assistants,
+    )
+
+
+def reload_configured_rules(
+    current: RuleSet, settings: Settings, paths: Sequence[Path] | None = None
+) -> tuple[RuleSet, list[str]]:
+    """Reload the rule files; on any problem keep ``current`` and return the problems."""
+    return reload_rules(
+        current,
+        _rule_paths(settings, paths),
+        queues=settings.queues,
+        lists=settings.lists,
+        timezone=settings.calendar.timezone,
+        assistants=settings.team.assistants,
+    )
+
+
+class _ProblemsFound(click.ClickException):
+    """Rule files have problems (already printed, one a line): exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the summary line (the problems themselves are printed before)."""
+        click.echo(self.message, err=True, file=file)
+
+
+@cli.group()
+def rules() -> None:
+    """Check rule files and replay stored mail through them."""
+
+
+@rules.command("check", short_help="Check rule files; print every problem at once.")
+@click.argument("files", nargs=-1, metavar="[FILE]...", type=click.Path(path_type=Path))
+@click.option("--list", "show", is_flag=True, help="Also print each rule in words.")
+@pass_app
+def check(app: AppContext, files: tuple[Path, ...], show: bool) -> None:
+    """Check rule FILEs (default: the config's routing.rule_files); print every problem.
+
+    With a config (--config or TRIAGE_CONFIG), queue, list and assistant names are
+    checked against it; without one, everything else is checked. Exit status 2
+    when any problem is found.
+    """
+    try:
+        if app.config_path is not None:
+            ruleset = load_configured_rules(app.settings, files or None)
+            checked = len(files) if files else len(app.settings.routing.rule_files)
+        else:
+            if not files:
+                raise click.UsageError(
+                    "name the rule files to check, or give a config (--config or TRIAGE_CONFIG)"
+                )
+            click.echo(
+                "note: no configuration given, so queue, list and assistant names were not checked"
+            )
+            ruleset = load_rules(files, queues=None, lists=None)
+            checked = len(files)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        count = len(exc.problems)
+        raise _ProblemsFound(f"{count} problem{'s' if count != 1 else ''} found") from None
+    if show:
+        for rule in ruleset.rules:
+            actions = ", ".join(rule.actions.describe())
+            when = describe_condition(rule.condition, zone_name=ruleset.timezone)
+            click.echo(f"{rule.name}: when {when} → {actions}")
+    noun = "file" if checked == 1 else "files"
+    click.echo(f"ok: {len(ruleset)} rules in {checked} {noun}")
+
+
+def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint="--since"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def _stored_messages(
+    db: Database, since: datetime | None
+) -> Iterator[tuple[Message, RoutingDecision | None]]:
+    """Inbound messages (oldest first) with their stored decisions, read in short batches.
+
+    Read-only: nothing is added or changed, every transaction is rolled back, and
+    each batch's transaction ends before its messages are replayed (on SQLite a
+    transaction holds the write lock, which the daemon needs).
+    """
+    query = select(Message.id).where(Message.direction == "in")
+    if since is not None:
+        query = query.where(Message.received_at >= since)
+    query = query.order_by(Message.received_at, Message.id)
+    with db.sessions() as session:
+        ids = list(session.scalars(query))
+        session.rollback()
+    for start in range(0, len(ids), REPLAY_BATCH):
+        batch = ids[start : start + REPLAY_BATCH]
+        with db.sessions() as session:
+            rows = session.execute(
+                select(Message, RoutingDecision)
+                .outerjoin(RoutingDecision, RoutingDecision.message_id == Message.id)
+                .where(Message.id.in_(batch))
+                .order_by(Message.received_at, Message.id)
+            ).all()
+            pairs = [(message, decision) for message, decision in rows]
+            session.expunge_all()
+            session.rollback()
+        yield from pairs
+
+
+def _stored(decision: RoutingDecision) -> StoredDecision:
+    return StoredDecision(
+        queue=decision.queue,
+        priority=decision.priority,
+        decided_by=decision.decided_by,
+        escalate=tuple(str(e) for e in decision.escalate or ()),
+        rules_matched=tuple(str(r) for r in decision.rules_matched or ()),
+    )
+
+
+def _heading(message: Message) -> str:
+    received = message.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    subject = message.subject if len(message.subject) <= 60 else message.subject[:59] + "…"
+    return f"message {message.id}  {received}  {message.from_addr or '(no sender)'}  {subject!r}"
+
+
+@rules.command("test", short_help="Replay stored mail; show the decisions that would change.")
+@click.option(
+    "--rules",
+    "rule_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Candidate rule file (repeat for several; default: the config's routing.rule_files).",
+)
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="Only mail received on or after DATE (YYYY-MM-DD in the business time zone,"
+    " or an ISO 8601 time).",
+)
+@pass_app
+def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> None:
+    """Replay stored mail through candidate rules; print the decisions that would change.
+
+    Compares queue, priority and escalation with each message's stored routing
+    decision, then prints totals. Nothing is written to the database.
+    """
+    settings = app.settings
+    zone = ZoneInfo(settings.calendar.timezone)
+    start = _since(since, zone)
+    ruleset = load_configured_rules(settings, rule_files or None)
+    db = app.database(migrate=False)
+    if db.current_revision() is None:
+        raise UserError(f"database {db.url} has no triage schema yet: run `triage init`")
+    totals = ReplayTotals()
+    default_priority = settings.routing.default_priority
+    for message, decision in _stored_messages(db, start):
+        totals.messages += 1
+        parsed = parse_message(message.raw, received_at=message.received_at)
+        if parsed.parse_status is not ParseStatus.OK:
+            totals.unparsed += 1
+        candidate = ruleset.evaluate(parsed)
+        if decision is None:
+            totals.without_decision += 1
+            if candidate.queue is not None:
+                click.echo(_heading(message))
+                click.echo(f"  no stored decision; the rules would choose queue {candidate.queue}")
+            continue
+        changes = compare(_stored(decision), candidate, default_priority=default_priority)
+        totals.add(changes)
+        if changes:
+            click.echo(_heading(message))
+            for change in changes:
+                click.echo(f"  {change}")
+    if start is not None:
+        click.echo(f"since {start.strftime('%Y-%m-%d %H:%M UTC')}")
+    for line in totals.lines():
+        click.echo(line)
