@@ -109,3 +109,26 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
             )
         )
     db.dispose()
+
+
+def test_read_session_does_not_block_writers(sqlite_url: str) -> None:
+    db = Database.open(sqlite_url)
+    other = Database.open(sqlite_url, migrate=False)
+    # a short busy timeout on the writer: if the reader held the write lock, it would fail
+    with other.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout=200")
+        conn.rollback()
+    with db.read_session() as reader:
+        assert reader.scalars(select(Folder)).all() == []
+        with other.session() as writer:
+            writer.execute(text("PRAGMA busy_timeout=200"))
+            writer.add(Folder(name="INBOX"))
+        assert reader.scalars(select(Folder)).all() == []  # a snapshot: writes after it unseen
+    with db.read_session() as reader:
+        assert [f.name for f in reader.scalars(select(Folder))] == ["INBOX"]
+        reader.add(Folder(name="ignored"))
+        reader.flush()
+    with db.read_session() as reader:
+        assert [f.name for f in reader.scalars(select(Folder))] == ["INBOX"]  # rolled back
+    db.dispose()
+    other.dispose()

@@ -7,6 +7,7 @@ other triage errors), never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -45,11 +46,17 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
     ctx.call_on_close(app.close)
 
 
+# Modules that add commands to `cli` when imported (one per area; keep sorted).
+COMMAND_MODULES = (
+    "admin",
+    "rules_cmd",
+    "tickets_cmd",
+)
+
+
 def _register() -> None:
-    # Each command module adds its commands to `cli` on import.
-    import triage.cli.rules_cmd  # noqa: F401, PLC0415
-    import triage.cli.tickets_cmd  # noqa: F401, PLC0415
-    from triage.cli import admin  # noqa: F401, PLC0415
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"triage.cli.{name}")
 
 
 _register()
@@ -58,7 +65,7 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 failure, 2 user error)."""
     try:
-        cli.main(args=argv, prog_name="triage", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="triage", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -82,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    return 0
+    # standalone_mode=False returns the command's value, or the code given to ctx.exit().
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def queue_cmd(
         )
     me = resolve_user(settings, as_name) if mine else None
     policy = SlaPolicy(settings)
-    with app.db.session() as session:
+    with app.db.read_session() as session:
         rows = list_queue(session, policy, utcnow(), queue=queue_name, assignee=me)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
@@ -198,7 +198,7 @@ def queue_cmd(
 def show_cmd(app: AppContext, ref: str, quoted: bool) -> None:
     """A ticket: deadlines, routing explanation, messages (newest first), audit trail."""
     policy = SlaPolicy(app.settings)
-    with app.db.session() as session:
+    with app.db.read_session() as session:
         ticket = get_ticket(session, ref)
         text = render_ticket(session, ticket, policy, utcnow(), quoted=quoted)
     click.echo(text)

@@ -27,6 +27,7 @@ from triage.errors import ConfigError, StoreError
 __all__ = ["Database", "alembic_config", "make_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "triage_read_only"
 
 
 def _safe_url(url: str) -> str:
@@ -87,7 +88,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock at once: a writer never fails half-way on
         # SQLITE_BUSY when upgrading from a read, it waits up to the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (Database.read_session) begin DEFERRED: in WAL mode they
+        # never block the daemon's writes.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
@@ -164,6 +170,19 @@ class Database:
         """One transaction: commit when the block ends, roll back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction for reading only: nothing is committed (it is rolled back at the end).
+
+        On SQLite it does not take the write lock, so listings never hold up the daemon.
+        """
+        with self.sessions() as session:
+            session.connection(execution_options={READ_ONLY_OPTION: True})
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
