@@ -31,6 +31,13 @@ _ADDRESS = re.compile(r"[A-Za-z0-9._%+\-=/!#$&'*?^`{|}~]{1,64}@[A-Za-z0-9.\-]{1,
 _MESSAGE_ID_LINE = re.compile(r"^message-id:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _BLOCK_BREAK = re.compile(rb"\r?\n[ \t]*\r?\n")
 _MAX_RECIPIENTS = 100
+_RETURNED_START = re.compile(
+    r"^\s*(?:(?:return-path|received|from|to|message-id|subject|date)\s*:|"
+    r".*(?:copy\s+of\s+the\s+(?:original\s+)?message|original\s+message|"
+    r"undelivered\s+message\s+(?:headers\s+)?follows))",
+    re.IGNORECASE,
+)
+"""Where a bounce's text starts quoting the returned message: no failed recipients there."""
 
 
 def _field(block_bytes: bytes, decoder: TextDecoder) -> dict[str, str]:
@@ -66,7 +73,12 @@ def _from_status_part(part: Part, decoder: TextDecoder) -> tuple[list[str], str]
 
 
 def _loose(text: str, own: set[str]) -> tuple[list[str], str]:
-    head = "\n".join(text.split("\n")[:40])
+    lines: list[str] = []
+    for line in text.split("\n")[:40]:
+        if _RETURNED_START.match(line):
+            break
+        lines.append(line)
+    head = "\n".join(lines)
     status_match = _STATUS.search(head)
     failed = [
         a

@@ -24,7 +24,7 @@ from email.utils import getaddresses, parsedate_tz
 
 from triage.domain import Address
 from triage.mail.charset import decode_text
-from triage.mail.sanitize import one_line, storable
+from triage.mail.sanitize import one_line
 
 __all__ = [
     "HeaderBlock",
@@ -63,19 +63,17 @@ class HeaderBlock:
     headers: tuple[RawHeader, ...]
     body_offset: int
     defects: tuple[str, ...] = ()
+    index: dict[str, list[bytes]] = field(default_factory=dict, repr=False)
+    """Lowercased name -> values in order; built by :func:`split_header_block`."""
 
     def get(self, name: str) -> bytes | None:
         """The first field called ``name`` (case-insensitive), as bytes; None if absent."""
-        lower = name.lower()
-        for header in self.headers:
-            if header.name.lower() == lower:
-                return header.value
-        return None
+        values = self.index.get(name.lower())
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[bytes]:
         """Every field called ``name`` (case-insensitive), in order."""
-        lower = name.lower()
-        return [h.value for h in self.headers if h.name.lower() == lower]
+        return list(self.index.get(name.lower(), ()))
 
 
 def split_header_block(data: bytes, start: int = 0, end: int | None = None) -> HeaderBlock:
@@ -117,7 +115,10 @@ def split_header_block(data: bytes, start: int = 0, end: int | None = None) -> H
     if ignored:
         defects.append(f"more than {MAX_HEADERS} header fields; {ignored} ignored")
     fields = tuple(RawHeader(name, b"".join(parts).strip(b" \t\r\n")) for name, parts in headers)
-    return HeaderBlock(fields, pos, tuple(defects))
+    index: dict[str, list[bytes]] = {}
+    for header in fields:
+        index.setdefault(header.name.lower(), []).append(header.value)
+    return HeaderBlock(fields, pos, tuple(defects), index)
 
 
 def _b_decode(text: str) -> bytes | None:
@@ -163,7 +164,10 @@ class TextDecoder:
         """A raw header value as text (8-bit bytes decoded), encoded-words untouched."""
         if value.isascii():
             return value.decode("ascii")
-        return self.decode_bytes(value, None, "8-bit header")
+        try:
+            return value.decode("utf-8")  # RFC 6532: UTF-8 header fields are legitimate
+        except UnicodeDecodeError:
+            return self.decode_bytes(value, None, "8-bit header")
 
     def words(self, text: str) -> str:
         """Decode the RFC 2047 encoded-words in ``text`` (already unfolded).
@@ -258,4 +262,4 @@ def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | N
 
 def header_pairs(block: HeaderBlock, decoder: TextDecoder) -> tuple[tuple[str, str], ...]:
     """Every field as a decoded (name, value) pair, values on one line."""
-    return tuple((h.name, storable(decoder.text(h.value))) for h in block.headers)
+    return tuple((h.name, decoder.text(h.value)) for h in block.headers)

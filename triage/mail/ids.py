@@ -39,10 +39,13 @@ def msg_ids(value: str) -> list[str]:
 
 
 def first_msg_id(value: str) -> str:
-    """The first ``<id>`` in a value; a bare ``left@right`` is bracketed; "" when none."""
+    """The first ``<id>`` in a value; a bare ``left@right`` (no brackets at all) is
+    bracketed; "" when none."""
     ids = _MSG_ID.findall(value)
     if ids:
         return f"<{ids[0]}>"
+    if "<" in value:  # brackets around something that is no id: unusable
+        return ""
     bare = _BARE_ID.search(value)
     if bare and len(bare.group()) <= MAX_ID - 2:
         return f"<{bare.group()}>"

@@ -145,7 +145,7 @@ def _parse(
 
     senders = decoder.addresses(block.get_all("from"))
     sender = senders[0] if senders else None
-    subject = storable(decoder.text(block.get("subject") or b""))
+    subject = decoder.text(block.get("subject") or b"")
 
     date_raw = block.get("date")
     sent_at = parse_date(decoder.raw_value(date_raw), not_after=received_at) if date_raw else None
@@ -160,9 +160,10 @@ def _parse(
 
     body = extract_body(root, decoder, limits)
     verdict = classify(block, root, sender, subject)
-    recipients = decoder.addresses(block.get_all("to")) + decoder.addresses(block.get_all("cc"))
+    to = decoder.addresses(block.get_all("to"))
+    cc = decoder.addresses(block.get_all("cc"))
     report = (
-        delivery_report(root, decoder, body.text, recipients)
+        delivery_report(root, decoder, body.text, to + cc)
         if verdict.kind is MessageKind.BOUNCE
         else None
     )
@@ -188,8 +189,8 @@ def _parse(
         received_at=received,
         from_=sender,
         reply_to=decoder.addresses(block.get_all("reply-to")),
-        to=decoder.addresses(block.get_all("to")),
-        cc=decoder.addresses(block.get_all("cc")),
+        to=to,
+        cc=cc,
         sent_at=sent_at,
         body_text=split.body,
         quoted_text=split.quoted,
@@ -226,7 +227,7 @@ def _failed(
         decoder = TextDecoder(default_charset)
         block = split_header_block(_strip_envelope(raw)[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
-        subject = storable(decoder.text(block.get("subject") or b""))
+        subject = decoder.text(block.get("subject") or b"")
         senders = decoder.addresses(block.get_all("from"))
         sender = senders[0] if senders else None
     except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts

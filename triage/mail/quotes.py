@@ -146,28 +146,31 @@ def _next_text(lines: list[str], i: int) -> int:
 def _find_split(lines: list[str], forwarded: bool) -> tuple[int, int, str]:
     """(index where the history starts, lines of its header, kind) or (len, 0, "")."""
     n = min(len(lines), MAX_LINES)
+    ends_colon = [line.rstrip().endswith(":") for line in lines[: n + 2]]
     after_forward = False
     for i in range(n):
         line = lines[i]
-        if _FORWARD_MARK.match(line):
-            after_forward = True
+        if not line or line.isspace():
             continue
         if _is_quote(line):
             return i, 0, "quote"
-        if not line.strip():
+        ruled = "--" in line or "__" in line or "==" in line
+        if (ruled or line.lstrip()[:6].lower() == "begin ") and _FORWARD_MARK.match(line):
+            after_forward = True
             continue
-        span = _attribution_at(lines, i)
-        if span > 0:
-            return i, span, "attribution"
-        if span < 0:
-            nxt = _next_text(lines, i - span)
-            if nxt < len(lines) and _is_quote(lines[nxt]):
-                return i, -span, "attribution"
+        if any(ends_colon[i : i + 3]):
+            span = _attribution_at(lines, i)
+            if span > 0:
+                return i, span, "attribution"
+            if span < 0:
+                nxt = _next_text(lines, i - span)
+                if nxt < len(lines) and _is_quote(lines[nxt]):
+                    return i, -span, "attribution"
         if forwarded or after_forward:
             continue
-        if _ORIGINAL.match(line):
+        if ruled and _ORIGINAL.match(line):
             return i, 1, "header"
-        if _header_block_at(lines, i):
+        if ":" in line and _header_block_at(lines, i):
             return i, 0, "header"
     return len(lines), 0, ""
 

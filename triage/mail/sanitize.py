@@ -15,8 +15,6 @@ __all__ = ["clean_body", "one_line", "storable"]
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 _BODY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_SPACES = re.compile(r"\s+")
-_TRAILING_SPACE = re.compile(r"[ \t\xa0]+$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -24,13 +22,18 @@ def storable(text: str) -> str:
     """``text`` without NUL and lone surrogates (which no UTF-8 store accepts)."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.isascii():
+        return text
     return _SURROGATES.sub("\ufffd", text)
 
 
 def one_line(text: str) -> str:
     """A header value on one line: CR, LF, tabs and other control characters become a
     space, runs of white space collapse to one, and the ends are trimmed."""
-    return _SPACES.sub(" ", _CONTROLS.sub(" ", storable(text))).strip()
+    joined = " ".join(text.split())
+    if joined.isprintable():  # the common case: no control characters, NUL or surrogates
+        return joined
+    return " ".join(_CONTROLS.sub(" ", storable(joined)).split())
 
 
 def clean_body(text: str) -> str:
@@ -40,5 +43,5 @@ def clean_body(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _BODY_CONTROLS.sub("", text)
-    text = _TRAILING_SPACE.sub("", text)
+    text = "\n".join([line.rstrip() for line in text.split("\n")])
     return _BLANK_RUNS.sub("\n\n", text).strip("\n")

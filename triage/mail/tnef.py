@@ -69,7 +69,7 @@ def _rtf_text(compressed: bytes) -> str:
 
 
 def read_tnef(data: bytes, decoder: TextDecoder) -> TnefContent | None:
-    """Decode a TNEF container; None when it is not one or is damaged.
+    """Decode a TNEF container; None when it is not one, is damaged or holds nothing readable.
 
     The body is attBody / PR_BODY when present, else the HTML body converted to
     text, else the compressed RTF body stripped to text. Text in the container's
@@ -92,4 +92,6 @@ def read_tnef(data: bytes, decoder: TextDecoder) -> TnefContent | None:
             attachments.append((filename, content))
     except Exception:  # noqa: BLE001 - any failure of a damaged container means "cannot decode"
         return None
+    if not body.strip() and not attachments:
+        return None  # a valid signature over nothing readable recovers nothing
     return TnefContent(body, tuple(attachments))
