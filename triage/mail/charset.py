@@ -181,10 +181,21 @@ def _mostly_utf8(data: bytes, fallback: str) -> str | None:
 
 
 def _plausibility(text: str) -> float:
-    wide = [ch for ch in text if ord(ch) > 0x7F]
-    if not wide:
-        return 1.0
-    return sum(1 for ch in wide if ch in _PLAUSIBLE or ch.isalpha() and ch.isascii()) / len(wide)
+    """Share of non-ASCII characters that are European letters or punctuation, standing
+    alone or in pairs: double-byte CJK text read as a Latin charset gives long runs of
+    accented letters ("°´ÕâÀï½øÈë"), which European words never have."""
+    wide = 0
+    plausible = 0
+    run = 0
+    for ch in text:
+        if ord(ch) <= 0x7F:
+            run = 0
+            continue
+        wide += 1
+        run += 1
+        if ch in _PLAUSIBLE and run <= 2:
+            plausible += 1
+    return plausible / wide if wide else 1.0
 
 
 def _detect(data: bytes) -> tuple[str, str] | None:

@@ -27,7 +27,7 @@ _RETURNED = frozenset(
     {"text/rfc822-headers", "message/rfc822", "message/global", "message/global-headers"}
 )
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
-_ADDRESS = re.compile(r"[A-Za-z0-9._%+\-=/!#$&'*?^`{|}~]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
 _MESSAGE_ID_LINE = re.compile(r"^message-id:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _BLOCK_BREAK = re.compile(rb"\r?\n[ \t]*\r?\n")
 _MAX_RECIPIENTS = 100

@@ -123,6 +123,8 @@ def split_header_block(data: bytes, start: int = 0, end: int | None = None) -> H
 
 def _b_decode(text: str) -> bytes | None:
     raw = text.encode("ascii", "ignore")
+    if raw.strip(b"=") and not _BASE64_JUNK.sub(b"", raw):
+        return None  # nothing of the base64 alphabet: not an encoded-word after all
     try:
         return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
     except binascii.Error:

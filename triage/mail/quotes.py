@@ -38,6 +38,7 @@ _VERBS = (
 )
 _STRONG_ATTRIBUTION = re.compile(
     r"^(?:(?:On|Am|Le|El|Em|Il|Op|Den|Dne|W\s+dniu)\s.{4,400}?(?:" + _VERBS + r")"
+    r"(?:(?<=schrieb)\s.{1,300})?"  # German names the writer after the verb
     r"|.{4,400}?(?:ezt\s+írta|írta|написал|написала))\s*(?:\(.{0,120}\))?\s*:\s*$",
     re.IGNORECASE,
 )
@@ -125,7 +126,7 @@ def _attribution_at(lines: list[str], i: int) -> int:
             continue
         if _STRONG_ATTRIBUTION.match(joined) and _DATED.search(joined):
             return span
-        if _WEAK_ATTRIBUTION.match(joined):
+        if span == 1 and _WEAK_ATTRIBUTION.match(joined):
             return -span
     return 0
 
@@ -160,6 +161,10 @@ def _find_split(lines: list[str], forwarded: bool) -> tuple[int, int, str]:
             continue
         if any(ends_colon[i : i + 3]):
             span = _attribution_at(lines, i)
+            if span > 1:  # a wrapped attribution may have swallowed a line of text above it
+                for j in range(i + 1, i + span):
+                    if _attribution_at(lines, j) == i + span - j:
+                        return j, i + span - j, "attribution"
             if span > 0:
                 return i, span, "attribution"
             if span < 0:
