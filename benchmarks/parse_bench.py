@@ -44,34 +44,36 @@ def _load(folder: Path, limit: int | None = None) -> list[bytes]:
 
 def _fixture_messages() -> list[bytes]:
     """Fixture files that are whole messages (the talon/email-reply-parser bodies are not)."""
-    out = []
-    for path in sorted((CORPUS / "fixtures").rglob("*")):
-        if path.is_file() and path.suffix not in {".html"}:
-            out.append(_strip_from_line(path.read_bytes()))
-    return out
+    return [
+        _strip_from_line(path.read_bytes())
+        for path in sorted((CORPUS / "fixtures").rglob("*"))
+        if path.is_file() and path.suffix != ".html"
+    ]
 
 
 def _measure(name: str, messages: list[bytes], repeat: int) -> float:
-    best = 0.0
+    """Best msg/s over ``repeat`` runs, by wall clock and by this process's CPU time (the
+    CPU figure is the one to trust on a shared machine)."""
+    best_wall = best_cpu = 0.0
     kinds: Counter[str] = Counter()
     errors = 0
     for _ in range(repeat):
         kinds.clear()
         errors = 0
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         for raw in messages:
             message = parse_message(raw)
             kinds[message.kind.value] += 1
             errors += message.parse_status.value != "ok"
-        elapsed = time.perf_counter() - start
-        best = max(best, len(messages) / elapsed)
+        best_wall = max(best_wall, len(messages) / (time.perf_counter() - wall))
+        best_cpu = max(best_cpu, len(messages) / (time.process_time() - cpu))
     size_mb = sum(len(m) for m in messages) / 1e6
-    verdict = "ok" if best >= TARGET else f"BELOW the {TARGET:.0f} msg/s target"
+    verdict = "ok" if best_wall >= TARGET else f"below the {TARGET:.0f} msg/s target"
     print(
-        f"{name:<28} {len(messages):>6} messages {size_mb:7.1f} MB  "
-        f"{best:8.0f} msg/s  ({verdict}); errors {errors}; kinds {dict(kinds)}"
+        f"{name:<24} {len(messages):>6} messages {size_mb:6.1f} MB  {best_wall:6.0f} msg/s wall "
+        f"({verdict}), {best_cpu:6.0f} msg/s CPU; errors {errors}; kinds {dict(kinds)}"
     )
-    return best
+    return best_wall
 
 
 def main() -> int:

@@ -57,7 +57,8 @@ def test_b01_windows1250_html_only(cases_dir):
     assert parsed.from_ is not None
     assert parsed.from_.name == "Kovács Ödön"
     assert (
-        "A májusi számlán szereplő összeg „hibásnak” tűnik – kérem, ellenőrizzék." in parsed.body_text
+        "A májusi számlán szereplő összeg „hibásnak” tűnik – kérem, ellenőrizzék."
+        in parsed.body_text
     )
     assert parsed.kind is MessageKind.NORMAL
     assert not parsed.charset_fallback
@@ -85,9 +86,7 @@ def test_declared_legacy_charset_of_an_html_only_body_is_honoured(charset, text,
     else:
         body = encoded
     raw = message(
-        with_base(
-            Content_Type=f'text/html; charset="{charset}"', Content_Transfer_Encoding=cte
-        ),
+        with_base(Content_Type=f'text/html; charset="{charset}"', Content_Transfer_Encoding=cte),
         body,
     )
     parsed = parse_message(raw)
@@ -96,7 +95,9 @@ def test_declared_legacy_charset_of_an_html_only_body_is_honoured(charset, text,
 
 
 def test_html_charset_declared_only_in_a_meta_tag_is_honoured():
-    html = '<html><head><meta charset="windows-1250"></head><body>Hibás a számla – ő ű</body></html>'
+    html = (
+        '<html><head><meta charset="windows-1250"></head><body>Hibás a számla – ő ű</body></html>'
+    )
     raw = message(with_base(Content_Type="text/html"), html.encode("cp1250"))
     assert parse_message(raw).body_text == "Hibás a számla – ő ű"
 
@@ -113,7 +114,9 @@ def test_b02_iso8859_2_body(cases_dir):
     assert "û" not in parsed.body_text
 
 
-@pytest.mark.parametrize("charset", ["iso-8859-2", "ISO_8859-2", "latin2", "windows-1250", "cp1250"])
+@pytest.mark.parametrize(
+    "charset", ["iso-8859-2", "ISO_8859-2", "latin2", "windows-1250", "cp1250"]
+)
 @pytest.mark.parametrize("cte", ["quoted-printable", "base64", "8bit"])
 def test_hungarian_double_acute_letters_survive_every_legacy_label_and_encoding(charset, cte):
     text = "Fizetési határidő: június 15. Tűzoltó, ŐRSÉG, ŰRLAP, kőfűrész."
@@ -127,7 +130,8 @@ def test_hungarian_double_acute_letters_survive_every_legacy_label_and_encoding(
     else:
         body = encoded
     raw = message(
-        with_base(Content_Type=f"text/plain; charset={charset}", Content_Transfer_Encoding=cte), body
+        with_base(Content_Type=f"text/plain; charset={charset}", Content_Transfer_Encoding=cte),
+        body,
     )
     parsed = parse_message(raw)
     assert parsed.body_text == text
@@ -216,7 +220,9 @@ def test_narrow_charset_labels_decode_as_their_superset(label, codec, text):
         with_base(Subject=word, Content_Type=f"text/plain; charset={label}"),
         base64.encodebytes(data),
     )
-    raw = raw.replace(b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n")
+    raw = raw.replace(
+        b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n"
+    )
     parsed = parse_message(raw)
     assert parsed.subject == text
     assert parsed.body_text == text
@@ -234,12 +240,18 @@ def test_b07_unknown_charset_label(cases_dir):
     assert parsed.charset_fallback
 
 
-@pytest.mark.parametrize("label", ["x-unknown", "unknown-8bit", "cp-1250-typo", "zlib", "unicode_escape"])
+@pytest.mark.parametrize(
+    "label", ["x-unknown", "unknown-8bit", "cp-1250-typo", "zlib", "unicode_escape"]
+)
 def test_unknown_or_unusable_labels_fall_back_to_a_guess_and_are_flagged(label):
     text = "Tisztelt Ügyfélszolgálat! A számlán szereplő összeg hibás, kérem ellenőrizzék."
     word = "=?{}?Q?{}?=".format(label, "".join(f"={b:02X}" for b in "Árvíztűrő".encode("cp1250")))
     raw = message(
-        with_base(Subject=word, Content_Type=f"text/plain; charset={label}", Content_Transfer_Encoding="8bit"),
+        with_base(
+            Subject=word,
+            Content_Type=f"text/plain; charset={label}",
+            Content_Transfer_Encoding="8bit",
+        ),
         text.encode("cp1250"),
     )
     parsed = parse_message(raw)
@@ -322,7 +334,11 @@ def test_b10_tnef_body_and_attachment(cases_dir):
 
 
 def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
-    return struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+    return (
+        struct.pack("<BHHI", level, name, kind, len(data))
+        + data
+        + struct.pack("<H", sum(data) & 0xFFFF)
+    )
 
 
 def tnef(codepage: int, body: bytes, attachments: list[tuple[bytes, bytes]]) -> bytes:
@@ -342,7 +358,7 @@ def tnef_message(blob: bytes, plain: str = "") -> bytes:
     body = (
         b"--b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
         + plain.encode()
-        + b"\r\n--b\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\n"
+        + b'\r\n--b\r\nContent-Type: application/ms-tnef; name="winmail.dat"\r\n'
         b"Content-Transfer-Encoding: base64\r\n"
         b'Content-Disposition: attachment; filename="winmail.dat"\r\n\r\n'
         + base64.encodebytes(blob)
@@ -359,7 +375,11 @@ def tnef_message(blob: bytes, plain: str = "") -> bytes:
     ],
 )
 def test_tnef_body_in_its_code_page_and_attachments_are_recovered(codepage, codec, text, filename):
-    blob = tnef(codepage, text.encode(codec) + b"\x00", [(filename.encode(codec), b"payload 1"), (b"b.bin", b"\x00\x01")])
+    blob = tnef(
+        codepage,
+        text.encode(codec) + b"\x00",
+        [(filename.encode(codec), b"payload 1"), (b"b.bin", b"\x00\x01")],
+    )
     parsed = parse_message(tnef_message(blob))
     assert parsed.body_text == text
     assert [a.filename for a in parsed.attachments] == [filename, "b.bin"]
@@ -374,7 +394,9 @@ def test_a_text_body_beside_tnef_wins_and_tnef_attachments_are_listed():
     assert [a.filename for a in parsed.attachments] == ["a.txt"]
 
 
-@pytest.mark.parametrize("blob", [b"not tnef at all", b"\x78\x9f\x3e\x22\x01\x00" + b"\xff" * 40, b""])
+@pytest.mark.parametrize(
+    "blob", [b"not tnef at all", b"\x78\x9f\x3e\x22\x01\x00" + b"\xff" * 40, b""]
+)
 def test_undecodable_tnef_is_kept_and_the_body_marked_missing(blob):
     parsed = parse_message(tnef_message(blob))
     assert parsed.parse_status is ParseStatus.OK
@@ -390,7 +412,8 @@ def test_b11_html_only_alternative(cases_dir):
     parsed = case(cases_dir, "B11-html-only-alternative.eml")
     assert parsed.subject == "Nyomtató hiba"
     assert (
-        parsed.body_text == "Szia!\nA nyomtató nem működik a 3. emeleten, a tálca üres jelzést ad.\n"
+        parsed.body_text
+        == "Szia!\nA nyomtató nem működik a 3. emeleten, a tálca üres jelzést ad.\n"
         "Szabó Éva\nPénzügy"
     )
     assert "margin" not in parsed.body_text
@@ -507,7 +530,11 @@ def dsn(report_type: str, status_blocks: bytes, returned: bytes, returned_type: 
         b"--r\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
         b"--r\r\nContent-Type: message/" + report_type.encode() + b"\r\n\r\n"
         b"Reporting-MTA: dns; mx.example.net\r\n\r\n" + status_blocks + b"\r\n"
-        b"--r\r\nContent-Type: " + returned_type.encode() + b"\r\n\r\n" + returned + b"\r\n--r--\r\n"
+        b"--r\r\nContent-Type: "
+        + returned_type.encode()
+        + b"\r\n\r\n"
+        + returned
+        + b"\r\n--r--\r\n"
     )
     headers = with_base(
         From="Mail Delivery Subsystem <mailer-daemon@mx.example.net>",
@@ -521,10 +548,14 @@ def test_dsn_with_several_recipients_reports_only_the_failed_ones():
     blocks = (
         b"Final-Recipient: rfc822; ok-later@example.net\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n"
         b"Original-Recipient: rfc822;first@example.net\r\n"
-        b"Final-Recipient: RFC822; <first@example.net>\r\nAction: failed\r\nStatus: 5.2.2 (mailbox full)\r\n\r\n"
+        b"Final-Recipient: RFC822; <first@example.net>\r\nAction: failed\r\n"
+        b"Status: 5.2.2 (mailbox full)\r\n\r\n"
         b"Final-Recipient: rfc822; second@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n"
     )
-    returned = b"From: support@example.org\r\nMessage-ID: <ack-99@helpdesk.example.org>\r\nSubject: x\r\n\r\nbody\r\n"
+    returned = (
+        b"From: support@example.org\r\nMessage-ID: <ack-99@helpdesk.example.org>\r\n"
+        b"Subject: x\r\n\r\nbody\r\n"
+    )
     parsed = parse_message(dsn("delivery-status", blocks, returned, "message/rfc822"))
     assert parsed.kind is MessageKind.BOUNCE
     report = parsed.delivery_report
@@ -536,7 +567,9 @@ def test_dsn_with_several_recipients_reports_only_the_failed_ones():
 
 
 def test_global_delivery_status_is_a_bounce_too():
-    blocks = "Final-Recipient: utf-8; jános@példa.hu\r\nAction: failed\r\nStatus: 5.1.1\r\n".encode()
+    blocks = (
+        "Final-Recipient: utf-8; jános@példa.hu\r\nAction: failed\r\nStatus: 5.1.1\r\n".encode()
+    )
     parsed = parse_message(
         dsn("global-delivery-status", blocks, b"Message-ID: <m@x>\r\n", "message/global-headers")
     )
@@ -550,12 +583,15 @@ def test_a_report_less_bounce_from_mailer_daemon_is_read_loosely():
     body = (
         b"Hi. This is the qmail-send program at mx.example.net.\r\n"
         b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\r\n"
-        b"<gone@example.net>:\r\n550 5.1.1 The email account that you tried to reach does not exist.\r\n\r\n"
+        b"<gone@example.net>:\r\n"
+        b"550 5.1.1 The email account that you tried to reach does not exist.\r\n\r\n"
         b"--- Below this line is a copy of the message.\r\n\r\n"
         b"From: support@example.org\r\nMessage-ID: <ack-7@helpdesk.example.org>\r\n"
     )
     raw = message(
-        with_base(From="MAILER-DAEMON@mx.example.net", To="support@example.org", Subject="failure notice"),
+        with_base(
+            From="MAILER-DAEMON@mx.example.net", To="support@example.org", Subject="failure notice"
+        ),
         body,
     )
     parsed = parse_message(raw)
@@ -621,8 +657,14 @@ def test_synthetic_ids_depend_on_the_raw_bytes_and_scope_not_on_from_subject_dat
     one = message(headers, b"First body.\r\n")
     two = message(headers, b"Second body.\r\n")
     assert parse_message(one).message_id != parse_message(two).message_id
-    assert parse_message(one, scope="INBOX/1/5").message_id != parse_message(one, scope="INBOX/1/6").message_id
-    assert parse_message(one, scope="INBOX/1/5").message_id == parse_message(one, scope="INBOX/1/5").message_id
+    assert (
+        parse_message(one, scope="INBOX/1/5").message_id
+        != parse_message(one, scope="INBOX/1/6").message_id
+    )
+    assert (
+        parse_message(one, scope="INBOX/1/5").message_id
+        == parse_message(one, scope="INBOX/1/5").message_id
+    )
     assert parse_message(one).message_id.startswith("<synthetic.")
 
 
@@ -714,15 +756,19 @@ def test_b21_deeply_nested_mime(cases_dir):
 
 def nested(levels: int, kind: str = "mixed") -> bytes:
     head = b"".join(
-        f"--L{i}\r\nContent-Type: multipart/{kind}; boundary=\"L{i + 1}\"\r\n\r\n".encode()
+        f'--L{i}\r\nContent-Type: multipart/{kind}; boundary="L{i + 1}"\r\n\r\n'.encode()
         for i in range(levels)
     )
-    inner = f"--L{levels}\r\nContent-Type: text/plain\r\n\r\ninnermost text\r\n--L{levels}--\r\n".encode()
+    inner = (
+        f"--L{levels}\r\nContent-Type: text/plain\r\n\r\ninnermost text\r\n--L{levels}--\r\n"
+    ).encode()
     tail = b"".join(f"--L{i}--\r\n".encode() for i in reversed(range(levels)))
     return message(with_base(Content_Type='multipart/mixed; boundary="L0"'), head + inner + tail)
 
 
-@pytest.mark.parametrize(("levels", "kind"), [(33, "mixed"), (200, "alternative"), (5000, "related")])
+@pytest.mark.parametrize(
+    ("levels", "kind"), [(33, "mixed"), (200, "alternative"), (5000, "related")]
+)
 def test_nesting_bombs_are_cut_at_the_depth_limit(levels, kind):
     parsed = parse_message(nested(levels, kind))
     assert parsed.parse_status is ParseStatus.TRUNCATED_DEPTH
@@ -770,7 +816,14 @@ def test_b25_encoded_crlf_in_subject_becomes_a_space(cases_dir):
 
 @pytest.mark.parametrize(
     "payload",
-    ["a\r\nBcc: x@y", "a\rBcc: x@y", "a\nBcc: x@y", "a\x00\x0bBcc: x@y", "a\u2028Bcc: x@y", "a\x85Bcc: x@y"],
+    [
+        "a\r\nBcc: x@y",
+        "a\rBcc: x@y",
+        "a\nBcc: x@y",
+        "a\x00\x0bBcc: x@y",
+        "a\u2028Bcc: x@y",
+        "a\x85Bcc: x@y",
+    ],
 )
 def test_control_characters_never_reach_a_header_value(payload):
     word = f"=?utf-8?B?{base64.b64encode(payload.encode()).decode()}?="

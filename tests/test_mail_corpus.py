@@ -72,5 +72,9 @@ def test_every_corpus_message_parses_without_raising(corpus_dir, capsys):
 def test_declared_working_charsets_are_not_flagged_as_guessed(corpus_dir):
     """A declared, working charset is never flagged as a fallback: the flag means something."""
     folder = corpus_dir / "spamassassin" / "easy_ham"
-    flagged = [p.name for p in sorted(folder.iterdir())[:500] if parse_message(p.read_bytes()).charset_fallback]
+    flagged = [
+        p.name
+        for p in sorted(folder.iterdir())[:500]
+        if parse_message(p.read_bytes()).charset_fallback
+    ]
     assert len(flagged) < 25, flagged

@@ -16,10 +16,29 @@ from triage.mail import parse_message
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-CHARSETS = ["utf-8", "iso-8859-2", "windows-1250", "gb2312", "x-unknown", "", "utf-16", "utf-7", "koi8-r"]
+CHARSETS = [
+    "utf-8",
+    "iso-8859-2",
+    "windows-1250",
+    "gb2312",
+    "x-unknown",
+    "",
+    "utf-16",
+    "utf-7",
+    "koi8-r",
+]
 CTES = ["7bit", "8bit", "base64", "quoted-printable", "x-uuencode", "binary", "bogus"]
-TYPES = ["text/plain", "text/html", "application/octet-stream", "application/ms-tnef", "message/rfc822",
-         "message/delivery-status", "text/rfc822-headers", "image/png", ""]
+TYPES = [
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "application/ms-tnef",
+    "message/rfc822",
+    "message/delivery-status",
+    "text/rfc822-headers",
+    "image/png",
+    "",
+]
 
 
 def check(parsed: InboundMessage, raw: bytes) -> None:
@@ -28,7 +47,13 @@ def check(parsed: InboundMessage, raw: bytes) -> None:
     assert parsed.size == len(raw)
     assert parsed.message_id.startswith("<")
     assert parsed.received_at.tzinfo is not None
-    texts = [parsed.subject, parsed.body_text, parsed.quoted_text, parsed.signature, parsed.parse_error]
+    texts = [
+        parsed.subject,
+        parsed.body_text,
+        parsed.quoted_text,
+        parsed.signature,
+        parsed.parse_error,
+    ]
     texts += [v for _k, v in parsed.headers]
     texts += [a.filename for a in parsed.attachments]
     if parsed.from_ is not None:
@@ -49,12 +74,43 @@ def test_random_bytes_never_raise(raw):
 
 
 @SETTINGS
-@given(st.lists(st.sampled_from([
-    b"From: ", b"Subject: ", b"Content-Type: multipart/mixed; boundary=", b"\"b\"", b"--b", b"--b--",
-    b"\r\n", b"\n", b"\r\n\r\n", b"=?utf-8?B?", b"=?x?Q?=E1", b"?=", b" ", b"\t", b"\xff\xfe", b"\xc5",
-    b"Content-Transfer-Encoding: base64", b"charset=", b"Date: ", b"32 Feb 2024 99:99", b"<", b">",
-    b"@", b"Message-ID: ", b"=0D=0A", b"\x00", b"boundary=b", b"Content-Type: text/html",
-]), max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"From: ",
+                b"Subject: ",
+                b"Content-Type: multipart/mixed; boundary=",
+                b'"b"',
+                b"--b",
+                b"--b--",
+                b"\r\n",
+                b"\n",
+                b"\r\n\r\n",
+                b"=?utf-8?B?",
+                b"=?x?Q?=E1",
+                b"?=",
+                b" ",
+                b"\t",
+                b"\xff\xfe",
+                b"\xc5",
+                b"Content-Transfer-Encoding: base64",
+                b"charset=",
+                b"Date: ",
+                b"32 Feb 2024 99:99",
+                b"<",
+                b">",
+                b"@",
+                b"Message-ID: ",
+                b"=0D=0A",
+                b"\x00",
+                b"boundary=b",
+                b"Content-Type: text/html",
+            ]
+        ),
+        max_size=60,
+    )
+)
 def test_random_header_soup_never_raises(pieces):
     raw = b"".join(pieces)
     check(parse_message(raw), raw)
@@ -66,7 +122,11 @@ def leaf(draw) -> bytes:
     charset = draw(st.sampled_from(CHARSETS))
     cte = draw(st.sampled_from(CTES))
     text = draw(st.text(max_size=200))
-    payload = text.encode("utf-8", "surrogatepass") if draw(st.booleans()) else draw(st.binary(max_size=200))
+    payload = (
+        text.encode("utf-8", "surrogatepass")
+        if draw(st.booleans())
+        else draw(st.binary(max_size=200))
+    )
     if cte == "base64" and draw(st.booleans()):
         payload = base64.encodebytes(payload)
     elif cte == "quoted-printable" and draw(st.booleans()):
@@ -77,7 +137,11 @@ def leaf(draw) -> bytes:
     headers += f"Content-Transfer-Encoding: {cte}\r\n".encode()
     if draw(st.booleans()):
         name = draw(st.text(max_size=30)).replace("\r", "").replace("\n", "").replace('"', "")
-        headers += b"Content-Disposition: attachment; filename*=utf-8''" + name.encode("utf-8", "surrogatepass").hex().encode() + b"\r\n"
+        headers += (
+            b"Content-Disposition: attachment; filename*=utf-8''"
+            + name.encode("utf-8", "surrogatepass").hex().encode()
+            + b"\r\n"
+        )
     return headers + b"\r\n" + payload
 
 
@@ -90,13 +154,17 @@ def tree(depth: int):
 @st.composite
 def multipart(draw, depth: int) -> bytes:
     boundary = draw(st.sampled_from(["b", "b1", "=_x", "a b", "--", "b" * 70]))
-    subtype = draw(st.sampled_from(["mixed", "alternative", "related", "report", "signed", "digest"]))
+    subtype = draw(
+        st.sampled_from(["mixed", "alternative", "related", "report", "signed", "digest"])
+    )
     kids = draw(st.lists(tree(depth - 1), max_size=4))
     closed = draw(st.booleans())
     body = b"".join(b"--" + boundary.encode() + b"\r\n" + kid + b"\r\n" for kid in kids)
     if closed:
         body += b"--" + boundary.encode() + b"--\r\n"
-    head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"; report-type=delivery-status\r\n'
+    head = (
+        f'Content-Type: multipart/{subtype}; boundary="{boundary}"; report-type=delivery-status\r\n'
+    )
     return head.encode() + b"\r\n" + body
 
 
@@ -104,11 +172,15 @@ def multipart(draw, depth: int) -> bytes:
 @given(
     multipart(4),
     st.text(max_size=80),
-    st.sampled_from([b"", b"Auto-Submitted: auto-replied\r\n", b"List-Id: <x.y>\r\nReturn-Path: <>\r\n"]),
+    st.sampled_from(
+        [b"", b"Auto-Submitted: auto-replied\r\n", b"List-Id: <x.y>\r\nReturn-Path: <>\r\n"]
+    ),
 )
 def test_random_mime_trees_never_raise(body, subject, extra):
     head = (
-        b"From: =?utf-8?B?" + base64.b64encode(subject.encode("utf-8", "surrogatepass")) + b"?= <a@b.c>\r\n"
+        b"From: =?utf-8?B?"
+        + base64.b64encode(subject.encode("utf-8", "surrogatepass"))
+        + b"?= <a@b.c>\r\n"
         b"Subject: " + subject.encode("utf-8", "surrogatepass") + b"\r\n" + extra
     )
     raw = head + body

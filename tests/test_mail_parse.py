@@ -18,7 +18,9 @@ def message(headers: str, body: bytes = b"Hello.\r\n") -> bytes:
     return headers.replace("\n", "\r\n").encode("utf-8") + b"\r\n" + body
 
 
-HEAD = "From: A <a@example.com>\nTo: b@example.org\nSubject: s\nMessage-ID: <m@x>\nMIME-Version: 1.0\n"
+HEAD = (
+    "From: A <a@example.com>\nTo: b@example.org\nSubject: s\nMessage-ID: <m@x>\nMIME-Version: 1.0\n"
+)
 
 
 # --- charsets ---------------------------------------------------------------------------------
@@ -91,8 +93,13 @@ def test_a_missing_separator_line_starts_the_body_and_is_a_defect():
 def test_addresses_are_parsed_before_names_are_decoded():
     name = base64.b64encode("Kovács, Ödön".encode()).decode()
     decoder = TextDecoder()
-    addresses = decoder.addresses([f"=?utf-8?B?{name}?= <odon@example.com>, b@example.org".encode()])
-    assert [(a.name, a.addr) for a in addresses] == [("Kovács, Ödön", "odon@example.com"), ("", "b@example.org")]
+    addresses = decoder.addresses(
+        [f"=?utf-8?B?{name}?= <odon@example.com>, b@example.org".encode()]
+    )
+    assert [(a.name, a.addr) for a in addresses] == [
+        ("Kovács, Ödön", "odon@example.com"),
+        ("", "b@example.org"),
+    ]
 
 
 def test_undecodable_encoded_words_are_kept_as_written():
@@ -117,7 +124,7 @@ def test_threading_fields_are_read():
     assert parsed.references == ("<a@x>", "<b@x>")
 
 
-# --- structure and attachments ---------------------------------------------------------------------
+# --- structure and attachments ------------------------------------------------------------
 
 
 def test_attachments_carry_decoded_name_type_size_and_hash():
@@ -126,10 +133,12 @@ def test_attachments_carry_decoded_name_type_size_and_hash():
     body = (
         b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
         b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
-        b"Content-Disposition: attachment; " + rfc2231.encode() + b"\r\n\r\n"
+        b"Content-Disposition: attachment; "
+        + rfc2231.encode()
+        + b"\r\n\r\n"
         + base64.encodebytes(pdf)
-        + b"--b\r\nContent-Type: image/png; name=\"=?utf-8?Q?k=C3=A9p.png?=\"\r\n\r\nPNG\r\n"
-        b"--b\r\nContent-Type: text/plain; name=\"notes.txt\"\r\n\r\nnotes\r\n"
+        + b'--b\r\nContent-Type: image/png; name="=?utf-8?Q?k=C3=A9p.png?="\r\n\r\nPNG\r\n'
+        b'--b\r\nContent-Type: text/plain; name="notes.txt"\r\n\r\nnotes\r\n'
         b"--b--\r\n"
     )
     raw = message(HEAD + 'Content-Type: multipart/mixed; boundary="b"\n', body)
@@ -155,7 +164,9 @@ def test_inline_text_parts_of_a_mixed_message_are_all_body():
 
 
 def test_multipart_without_closing_delimiter_or_boundary_still_yields_text():
-    unclosed = message(HEAD + 'Content-Type: multipart/mixed; boundary="b"\n', b"--b\r\n\r\nunclosed\r\n")
+    unclosed = message(
+        HEAD + 'Content-Type: multipart/mixed; boundary="b"\n', b"--b\r\n\r\nunclosed\r\n"
+    )
     assert parse_message(unclosed).body_text == "unclosed"
     no_boundary = message(HEAD + "Content-Type: multipart/mixed\n", b"just text\r\n")
     assert parse_message(no_boundary).body_text == "just text"

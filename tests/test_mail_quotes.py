@@ -14,7 +14,10 @@ from triage.mail.sanitize import clean_body
 pytestmark = pytest.mark.corpus
 
 TALON = "fixtures/mailgun_talon/tests/fixtures"
-REPLY_PARSERS = ["fixtures/github_email_reply_parser/test/emails", "fixtures/zapier_email-reply-parser/test/emails"]
+REPLY_PARSERS = [
+    "fixtures/github_email_reply_parser/test/emails",
+    "fixtures/zapier_email-reply-parser/test/emails",
+]
 
 
 def _lines(text: str) -> list[str]:
@@ -62,7 +65,9 @@ def test_talon_marked_message_with_interleaved_reply(corpus_dir):
             sig_lines.append(line[len("#sig#") :])
         else:
             body_lines.append(line)
-    text = "\n".join(line.replace("#reply#", "").replace("#sig#", "") for line in marked.split("\n"))
+    text = "\n".join(
+        line.replace("#reply#", "").replace("#sig#", "") for line in marked.split("\n")
+    )
     split = split_reply(clean_body(text), sender=Address("John Doe", "doe@example.com"))
     assert split.body.split() == " ".join(body_lines).split()
     assert split.signature.split() == " ".join(sig_lines).split()
@@ -75,18 +80,35 @@ REPLY_PARSER_CASES = [
     ("correct_sig.txt", "this is an email with a correct -- signature.", "--\nrick", ""),
     (
         "email_1_1.txt",
-        "Hi folks\n\nWhat is the best way to clear a Riak bucket of all key, values after\n"
-        "running a test?\nI am currently using the Java HTTP API.",
+        (
+            "Hi folks\n\nWhat is the best way to clear a Riak bucket of all key, values after\n"
+            "running a test?\nI am currently using the Java HTTP API."
+        ),
         "-Abhishek Kona",
         "",
     ),
     ("email_1_2.txt", "Hi,\n\nYou can list the keys for the bucket", "____", "On Tue, 2011-03-01"),
-    ("email_1_3.txt", "Oh thanks.\n\nHaving the function would be great.", "-Abhishek Kona", "On 01/03/11"),
+    (
+        "email_1_3.txt",
+        "Oh thanks.\n\nHaving the function would be great.",
+        "-Abhishek Kona",
+        "On 01/03/11",
+    ),
     ("email_1_4.txt", "Awesome! I haven't had another problem with it.", "", "On Aug 22, 2011"),
     ("email_1_5.txt", "One: Here's what I've got.", "", ""),
-    ("email_1_6.txt", "I get proper rendering as well.\n\nSent from a magnificent torch of pixels", "", "On Dec 16"),
+    (
+        "email_1_6.txt",
+        "I get proper rendering as well.\n\nSent from a magnificent torch of pixels",
+        "",
+        "On Dec 16",
+    ),
     ("email_1_7.txt", ":+1:", "", "On Tue, Sep 25, 2012"),
-    ("email_1_8.txt", "I will reply under this one\n\nand under this.", "--\nHey there", "On Tue, Apr 29"),
+    (
+        "email_1_8.txt",
+        "I will reply under this one\n\nand under this.",
+        "--\nHey there",
+        "On Tue, Apr 29",
+    ),
     ("email_2_1.txt", "Outlook with a reply", "", "----"),
     ("email_2_2.txt", "Outlook with a reply directly above line", "", "____"),
     ("email_BlackBerry.txt", "Here is another email", "Sent from my BlackBerry", ""),
@@ -100,7 +122,10 @@ REPLY_PARSER_CASES = [
     ),
     (
         "email_one_is_not_on.txt",
-        "Thank, this is really helpful.\n\nOne outstanding question I had:\n\nLocally (on development), when I run...",
+        (
+            "Thank, this is really helpful.\n\nOne outstanding question I had:\n\n"
+            "Locally (on development), when I run..."
+        ),
         "",
         "On Oct 1, 2012",
     ),
@@ -116,9 +141,19 @@ REPLY_PARSER_CASES = [
         "",
         "",
     ),
-    ("greedy_on.txt", "On your remote host you can run:\n\n     telnet 127.0.0.1 52698", "", "On 9 Jan 2014"),
+    (
+        "greedy_on.txt",
+        "On your remote host you can run:\n\n     telnet 127.0.0.1 52698",
+        "",
+        "On 9 Jan 2014",
+    ),
     ("pathological.txt", "I think you're onto something.", "", "On Dec 8, 2013"),
-    ("email_gmail.txt", "This is a test for inbox replying to a github message.", "", "On Wed, May 18"),
+    (
+        "email_gmail.txt",
+        "This is a test for inbox replying to a github message.",
+        "",
+        "On Wed, May 18",
+    ),
     ("email_headers_no_delimiter.txt", "And another reply!", "", "From: Dan Watson"),
     ("email_partial_quote_header.txt", "On your remote host you can run:", "", "On 9 Jan 2014"),
 ]
@@ -126,7 +161,11 @@ REPLY_PARSER_CASES = [
 
 @pytest.mark.parametrize(("name", "body", "signature", "quoted"), REPLY_PARSER_CASES)
 def test_email_reply_parser_cases(corpus_dir, name, body, signature, quoted):
-    paths = [corpus_dir / folder / name for folder in REPLY_PARSERS if (corpus_dir / folder / name).exists()]
+    paths = [
+        corpus_dir / folder / name
+        for folder in REPLY_PARSERS
+        if (corpus_dir / folder / name).exists()
+    ]
     assert paths
     for path in paths:
         split = split_reply(clean_body(path.read_text()))
@@ -226,8 +265,18 @@ Kovács Ödön
     [
         (HU_GMAIL, "Köszönöm, a javított számlát megkaptam.", "2024. máj. 14.", ""),
         (HU_GMAIL_2, "Rendben, köszönöm!", "Ügyfélszolgálat <support@example.org> ezt írta", ""),
-        (HU_THUNDERBIRD, "Még mindig nem működik.", "2024. 05. 14. 9:12 keltezéssel", "Kovács Ödön"),
-        (HU_OUTLOOK, "Kérem, nézzék meg újra.", "Feladó: Ügyfélszolgálat", "Üdvözlettel:\nKovács Ödön"),
+        (
+            HU_THUNDERBIRD,
+            "Még mindig nem működik.",
+            "2024. 05. 14. 9:12 keltezéssel",
+            "Kovács Ödön",
+        ),
+        (
+            HU_OUTLOOK,
+            "Kérem, nézzék meg újra.",
+            "Feladó: Ügyfélszolgálat",
+            "Üdvözlettel:\nKovács Ödön",
+        ),
         (HU_ORIGINAL, "Itt a kért adat: 12345.", "-----Eredeti üzenet-----", ""),
         (DE_REPLY, "Danke, passt.", "Am 14.05.2024", ""),
         (FR_REPLY, "Merci beaucoup.", "Le mar. 14 mai 2024", ""),
@@ -260,7 +309,9 @@ A számla összege hibás.
     split = split_reply(text, subject="Fwd: Számla")
     assert "A számla összege hibás." in split.body
     assert split.quoted == ""
-    outlook_forward = "Nézzétek meg.\n\nFrom: Ügyfél\nSent: Tuesday\nTo: Kolléga\nSubject: Számla\n\nHibás."
+    outlook_forward = (
+        "Nézzétek meg.\n\nFrom: Ügyfél\nSent: Tuesday\nTo: Kolléga\nSubject: Számla\n\nHibás."
+    )
     assert "Hibás." in split_reply(outlook_forward, subject="FW: Számla").body
 
 

@@ -95,7 +95,9 @@ def _body_parts(part: Part) -> list[Part]:
         if start:
             for kid in kids:
                 content_id = kid.block.get("content-id")
-                if content_id is not None and content_id.strip() == start.encode("utf-8", "replace"):
+                if content_id is not None and content_id.strip() == start.encode(
+                    "utf-8", "replace"
+                ):
                     root = kid
                     break
         return _body_parts(root)
@@ -117,8 +119,7 @@ def _unflow(text: str, delsp: bool) -> str:
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
         content = line[depth:]
-        if content.startswith(" "):
-            content = content[1:]
+        content = content.removeprefix(" ")
         if buffer is not None and depth != buffer_depth:
             out.append(">" * buffer_depth + (" " if buffer_depth else "") + buffer)
             buffer = None

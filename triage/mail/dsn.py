@@ -83,7 +83,8 @@ def _loose(text: str, own: set[str]) -> tuple[list[str], str]:
     failed = [
         a
         for a in dict.fromkeys(_ADDRESS.findall(head))
-        if a.lower() not in own and a.lower().partition("@")[0] not in {"mailer-daemon", "postmaster"}
+        if a.lower() not in own
+        and a.lower().partition("@")[0] not in {"mailer-daemon", "postmaster"}
     ]
     return failed[:_MAX_RECIPIENTS], status_match.group(1) if status_match else ""
 
@@ -119,4 +120,6 @@ def delivery_report(
         match = _MESSAGE_ID_LINE.search(body_text)
         if match:
             original = first_msg_id(match.group(1))
-    return DeliveryReport(failed_recipients=tuple(failed), status=status, original_message_id=original)
+    return DeliveryReport(
+        failed_recipients=tuple(failed), status=status, original_message_id=original
+    )

@@ -197,6 +197,7 @@ class TextDecoder:
             last_end = match.end()
             charset = match.group(1).partition("*")[0].lower()
             payload = match.group(3)
+            decoded: bytes | None
             if match.group(2) in "qQ":
                 decoded = binascii.a2b_qp(payload.encode("ascii", "ignore"), header=True)
             else:

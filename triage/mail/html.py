@@ -19,7 +19,7 @@ from inscriptis.model.html_element import HtmlElement
 
 __all__ = ["MAX_HTML", "html_charset", "html_to_text"]
 
-MAX_HTML = 2 * 1024 * 1024
+MAX_HTML = 512 * 1024
 """Characters of HTML converted; the rest of a larger body is not read."""
 
 _CSS = dict(STRICT_CSS_PROFILE)
@@ -28,9 +28,10 @@ for _hidden in ("head", "title", "style", "script", "noscript", "template", "xml
     _CSS[_hidden] = HtmlElement(display=Display.none)
 _CONFIG = ParserConfig(css=_CSS, display_links=False, display_images=False)
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]{1,40})""", re.I)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]{1,40})""", re.IGNORECASE
+)
 _TAGS = re.compile(r"<[^>]{0,2000}>")
-_DROPPED = re.compile(r"<(style|script|title|head)\b.*?</\1\s*>", re.I | re.S)
 _LEADING = re.compile(r"^[ \t]+", re.MULTILINE)
 
 
@@ -54,6 +55,6 @@ def html_to_text(html: str) -> tuple[str, str]:
         text = get_text(html, _CONFIG)
         defect = ""
     except Exception as exc:  # noqa: BLE001 - a third-party renderer must not fail the parse
-        text = unescape(_TAGS.sub(" ", _DROPPED.sub(" ", html)))
+        text = unescape(_TAGS.sub(" ", html))
         defect = f"HTML conversion failed ({type(exc).__name__}); tags stripped"
     return _LEADING.sub("", text.replace("\xa0", " ")), defect

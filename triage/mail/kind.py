@@ -89,9 +89,7 @@ def _is_reply(block: HeaderBlock) -> bool:
     return block.get("in-reply-to") is not None or block.get("references") is not None
 
 
-def classify(
-    block: HeaderBlock, root: Part, sender: Address | None, subject: str
-) -> KindResult:
+def classify(block: HeaderBlock, root: Part, sender: Address | None, subject: str) -> KindResult:
     """The :class:`~triage.domain.MessageKind` of a message, with the deciding signal."""
     report_type = root.params.get("report-type", "").strip().lower()
     if root.content_type == "multipart/report" and report_type in {

@@ -114,7 +114,7 @@ def parse_message(
     """
     received = _aware(received_at)
     try:
-        return _parse(raw, received, scope, default_charset, max_size, max_depth)
+        return _parse(raw, received, scope, default_charset, (max_size, max_depth))
     except Exception as exc:  # noqa: BLE001 - the parser must never fail ingestion
         return _failed(raw, received, scope, default_charset, exc)
 
@@ -124,9 +124,9 @@ def _parse(
     received_at: datetime | None,
     scope: str,
     default_charset: str,
-    max_size: int,
-    max_depth: int,
+    bounds: tuple[int, int],
 ) -> InboundMessage:
+    max_size, max_depth = bounds
     errors: list[str] = []
     status = ParseStatus.OK
     data = _strip_envelope(raw)

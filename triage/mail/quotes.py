@@ -58,7 +58,9 @@ _FORWARD_MARK = re.compile(
     r"begin\s+forwarded\s+message:)\s*$",
     re.IGNORECASE,
 )
-_FORWARD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:fwd?|fw|tov|továbbítás|wg|tr|rv|enc)\s*:", re.I)
+_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:fwd?|fw|tov|továbbítás|wg|tr|rv|enc)\s*:", re.IGNORECASE
+)
 _HEADER_FROM = re.compile(
     r"^[*\s]*(?:from|von|de|feladó|od|da|van|från|fra|lähettäjä)[*\s]*:[*\s]*\S", re.IGNORECASE
 )
@@ -104,7 +106,7 @@ class Split:
 
 
 def _is_quote(line: str) -> bool:
-    return line.startswith(">") or line.startswith(" >")
+    return line.startswith((">", " >"))
 
 
 def _attribution_at(lines: list[str], i: int) -> int:
@@ -284,7 +286,7 @@ def split_reply(text: str, *, sender: Address | None = None, subject: str = "") 
                     new_parts.append(_trim(pending))
                     pending = []
                 seen_quote = seen_quote or _is_quote(line)
-                (pending if pending else quoted).append(line)
+                (pending or quoted).append(line)
                 k += 1
                 continue
             if not seen_quote:

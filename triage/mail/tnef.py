@@ -64,7 +64,7 @@ def _rtf_text(compressed: bytes) -> str:
     from striprtf.striprtf import rtf_to_text  # noqa: PLC0415
 
     rtf = decompress(compressed + b"\x00")
-    text: str = rtf_to_text(rtf.decode("latin-1"), errors="ignore")
+    text: str = rtf_to_text(rtf.decode("latin-1"), errors="ignore")  # type: ignore[no-untyped-call]
     return text
 
 
