@@ -466,6 +466,7 @@ def test_b13_out_of_office_is_an_auto_reply(cases_dir):
     parsed = case(cases_dir, "B13-out-of-office-autoreply.eml")
     assert parsed.subject == "Automatikus válasz: [#4711] Számla kérdés – sürgős"
     assert parsed.kind is MessageKind.AUTO_REPLY
+    assert parsed.kind_reason == "Auto-Submitted: auto-replied"
     assert parsed.in_reply_to == "<ack-4711-1@helpdesk.example.org>"
 
 
@@ -519,6 +520,7 @@ def test_near_misses_are_normal_mail(extra):
 def test_b15_dsn_bounce_with_report(cases_dir):
     parsed = case(cases_dir, "B15-dsn-bounce.eml")
     assert parsed.kind is MessageKind.BOUNCE
+    assert parsed.kind_reason == "multipart/report; report-type=delivery-status"
     assert parsed.delivery_report is not None
     assert parsed.delivery_report.failed_recipients == ("nincs.ilyen@example.net",)
     assert parsed.delivery_report.status == "5.1.1"

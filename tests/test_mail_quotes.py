@@ -39,6 +39,35 @@ def test_talon_standard_replies_leave_only_the_reply(corpus_dir):
         assert parsed.quoted_text, eml.name
 
 
+def _html_reply(path) -> tuple[str, str, str]:
+    raw = path.read_bytes()
+    parsed = parse_message(b"Content-Type: text/html\r\n\r\n" + raw)
+    return parsed.body_text, parsed.signature, parsed.quoted_text
+
+
+def test_talon_html_replies_leave_only_the_reply(corpus_dir):
+    """talon's HTML cases: Gmail, Outlook 2003-2010, Hotmail, Thunderbird, Windows Mail,
+    mail.ru and Yandex replies all reduce to "Hi. I am fine. Thanks, Alex"."""
+    htmls = sorted((corpus_dir / TALON / "html_replies").glob("*.html"))
+    assert len(htmls) >= 9
+    for path in htmls:
+        body, signature, quoted = _html_reply(path)
+        assert f"{body}\n{signature}".split() == ["Hi.", "I", "am", "fine.", "Thanks,", "Alex"], (
+            path.name
+        )
+        assert quoted, path.name
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [("reply-separated-by-hr.html", "Hi\nthere\nBob"), ("OLK_SRC_BODY_SECTION.html", "Reply")],
+)
+def test_talon_html_separators(corpus_dir, name, body):
+    new, _signature, quoted = _html_reply(corpus_dir / TALON / name)
+    assert new == body
+    assert quoted.startswith("From: ")
+
+
 def test_talon_signatures_are_found_by_sender_closing_and_delimiter(corpus_dir):
     folder = corpus_dir / TALON / "signature/emails/stripped"
     bodies = sorted(folder.glob("*_body"))

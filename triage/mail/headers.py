@@ -37,6 +37,11 @@ __all__ = [
 MAX_HEADERS = 1000
 """Fields read per header block; more are ignored (recorded as a defect)."""
 
+MAX_ADDRESS_FIELD = 65536
+"""Bytes of one address field parsed (a longer To/Cc is a mail bomb, not a recipient list)."""
+MAX_ADDRESSES = 1000
+"""Addresses kept per field."""
+
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
@@ -226,9 +231,9 @@ class TextDecoder:
         """Address-list fields (From, To, Cc, Reply-To; RFC 5322 §3.4) parsed, then the
         display names decoded: parsing first keeps a comma inside an encoded name
         from splitting the list."""
-        raw = [self.raw_value(v) for v in values]
+        raw = [self.raw_value(v[:MAX_ADDRESS_FIELD]) for v in values]
         result: list[Address] = []
-        for name, addr in getaddresses(raw):
+        for name, addr in getaddresses(raw)[:MAX_ADDRESSES]:
             address = one_line(addr)
             if not address or " " in address:
                 continue

@@ -3,7 +3,7 @@
 Rendering follows a browser's default style sheet (inscriptis' strict profile)
 with two mail-specific changes: ``<p>`` has no blank lines around it (Outlook and
 most mail clients write ``p {margin: 0}``, and HTML mail uses one ``<p>`` per
-line), and ``<head>``, ``<title>``, ``<style>`` and ``<script>`` are dropped (B11).
+line), ``<hr>`` breaks the line (clients separate the quoted reply with it), and ``<head>``, ``<title>``, ``<style>`` and ``<script>`` are dropped (B11).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ MAX_HTML = 512 * 1024
 
 _CSS = dict(STRICT_CSS_PROFILE)
 _CSS["p"] = HtmlElement(display=Display.block, margin_before=0, margin_after=0)
+_CSS["hr"] = HtmlElement(display=Display.block, margin_before=1)  # replies are split at <hr>
 for _hidden in ("head", "title", "style", "script", "noscript", "template", "xml", "o:p"):
     _CSS[_hidden] = HtmlElement(display=Display.none)
 _CONFIG = ParserConfig(css=_CSS, display_links=False, display_images=False)

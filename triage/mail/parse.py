@@ -202,6 +202,7 @@ def _parse(
         size=len(raw),
         language=language,
         kind=verdict.kind,
+        kind_reason=verdict.reason,
         charset_fallback=decoder.fallback,
         body_missing=body.body_missing,
         list_id=list_id_of(block, decoder),

@@ -44,6 +44,10 @@ _STRONG_ATTRIBUTION = re.compile(
 )
 _DATED = re.compile(r"[0-9@]")
 """A strong attribution names a date or an address; "Az ügyfél ezt írta:" alone is prose."""
+_DATED_ADDRESS_ATTRIBUTION = re.compile(
+    r"^.{0,200}?\d{1,2}:\d{2}.{0,200}?<[^<>@\s]{1,64}@[^<>\s]{1,255}>\W{0,3}:\s*$"
+)
+"""Clients that write no verb: '26.06.2014, 14:41, "Alexander L" <abc@example.com>:'."""
 _WEAK_ATTRIBUTION = re.compile(r"^.{1,400}?\b(?:" + _VERBS + r")\s*:\s*$", re.IGNORECASE)
 _ORIGINAL = re.compile(
     r"^\s*[-_=]{2,}\s*(?:original\s+message|eredeti\s+üzenet|ursprüngliche\s+nachricht|"
@@ -62,12 +66,12 @@ _FORWARD_SUBJECT = re.compile(
     r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:fwd?|fw|tov|továbbítás|wg|tr|rv|enc)\s*:", re.IGNORECASE
 )
 _HEADER_FROM = re.compile(
-    r"^[*\s]*(?:from|von|de|feladó|od|da|van|från|fra|lähettäjä)[*\s]*:[*\s]*\S", re.IGNORECASE
+    r"^[*\s]*(?:from|von|de|feladó|od|da|van|från|fra|lähettäjä|от)[*\s]*:[*\s]*\S", re.IGNORECASE
 )
 _HEADER_OTHER = re.compile(
     r"^[*\s]*(?:sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|à|objet|enviado|fecha|"
     r"para|asunto|assunto|elküldve|küldve|dátum|időpont|címzett|tárgy|másolat|másolatot\s+kap|"
-    r"data|oggetto|inviato|a)[*\s]*:",
+    r"data|oggetto|inviato|a|отправлено|дата|кому|тема|копия)[*\s]*:",
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(r"^\s*(?:[-_=*]\s*){2,}$")
@@ -128,16 +132,25 @@ def _attribution_at(lines: list[str], i: int) -> int:
             continue
         if _STRONG_ATTRIBUTION.match(joined) and _DATED.search(joined):
             return span
+        if span == 1 and _DATED_ADDRESS_ATTRIBUTION.match(joined):
+            return span
         if span == 1 and _WEAK_ATTRIBUTION.match(joined):
             return -span
     return 0
 
 
 def _header_block_at(lines: list[str], i: int) -> bool:
-    if not _HEADER_FROM.match(lines[i]):
+    """Whether an Outlook-style header block (From:/Sent:/To:/Subject: in any order, some
+    clients put Date: first) starts at line ``i``."""
+    first = lines[i]
+    from_line = bool(_HEADER_FROM.match(first))
+    if not from_line and not _HEADER_OTHER.match(first):
         return False
-    others = sum(1 for line in lines[i + 1 : i + 7] if _HEADER_OTHER.match(line))
-    return others >= 2
+    window = lines[i + 1 : i + 7]
+    others = sum(1 for line in window if _HEADER_OTHER.match(line))
+    if from_line:
+        return others >= 2
+    return others >= 2 and any(_HEADER_FROM.match(line) for line in window)
 
 
 def _next_text(lines: list[str], i: int) -> int:
