@@ -1,9 +1,10 @@
 """HTML bodies to readable text, with inscriptis.
 
 Rendering follows a browser's default style sheet (inscriptis' strict profile)
-with two mail-specific changes: ``<p>`` has no blank lines around it (Outlook and
+with mail-specific changes: ``<p>`` has no blank lines around it (Outlook and
 most mail clients write ``p {margin: 0}``, and HTML mail uses one ``<p>`` per
-line), ``<hr>`` breaks the line (clients separate the quoted reply with it), and ``<head>``, ``<title>``, ``<style>`` and ``<script>`` are dropped (B11).
+line); ``<hr>`` breaks the line (clients separate the quoted reply with it);
+``<head>``, ``<title>``, ``<style>`` and ``<script>`` are dropped (B11).
 """
 
 from __future__ import annotations
