@@ -42,7 +42,13 @@ MAX_ADDRESS_FIELD = 65536
 MAX_ADDRESSES = 1000
 """Addresses kept per field."""
 
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:([^\n]*(?:\n[ \t]+[^\s][^\n]*)*)\n?")
+"""A field (RFC 5322 §2.2): name, colon, value with its continuation lines (§2.2.3)."""
+_ADDR_SPEC = r"[^<>\s\",;:()\\\[\]@]+@[^<>\s\",;:()\\\[\]@]+"
+_ONE_ADDRESS = re.compile(
+    r"\s*(?:(?:\"([^\"\\]*)\"|([^\"<>,;:\\()@\[\]]*?))\s*<(" + _ADDR_SPEC + r")>|<?(" + _ADDR_SPEC + r")>?)\s*"
+)
+"""One address without comments, escapes, groups or commas: the form nearly all mail uses."""
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 
@@ -84,46 +90,44 @@ class HeaderBlock:
 def split_header_block(data: bytes, start: int = 0, end: int | None = None) -> HeaderBlock:
     """Read the header block of ``data[start:end]`` (a message or a MIME part).
 
-    Never raises. CRLF and LF line ends are accepted.
+    Never raises. CRLF and LF line ends are accepted. A field with its continuation
+    lines is matched by one regular expression; a white-space-only line ends the block.
     """
-    headers: list[tuple[str, list[bytes]]] = []
+    headers: list[RawHeader] = []
     defects: list[str] = []
     ignored = 0
     pos = start
     end = len(data) if end is None else end
     while pos < end:
+        match = _FIELD.match(data, pos, end)
+        if match is not None:
+            pos = match.end()
+            if len(headers) >= MAX_HEADERS:
+                ignored += 1
+                continue
+            value = match.group(2)
+            if b"\n" in value:
+                value = value.replace(b"\r\n", b"").replace(b"\n", b"")
+            headers.append(RawHeader(match.group(1).decode("ascii"), value.strip(b" \t\r")))
+            continue
         eol = data.find(b"\n", pos, end)
         nxt = end if eol < 0 else eol + 1
-        line = data[pos:nxt].rstrip(b"\r\n")
-        if not line.strip(b" \t\r"):  # the empty line (white space tolerated) ends the block
+        line = data[pos:nxt]
+        if not line.strip():  # the empty line (white space tolerated) ends the block
             pos = nxt
             break
-        if line[0] in b" \t":
-            if ignored:
-                pass
-            elif headers:
-                headers[-1][1].append(line)
-            else:
-                defects.append("header block starts with a continuation line")
+        if line[0] in b" \t":  # a continuation with no field before it
+            defects.append("header block starts with a continuation line")
             pos = nxt
             continue
-        colon = line.find(b":")
-        name = line[:colon].rstrip(b" \t") if colon > 0 else b""
-        if not name or not _FIELD_NAME.fullmatch(name):
-            defects.append("missing empty line between header block and body")
-            break
-        if len(headers) < MAX_HEADERS:
-            headers.append((name.decode("ascii"), [line[colon + 1 :]]))
-        else:
-            ignored += 1
-        pos = nxt
+        defects.append("missing empty line between header block and body")
+        break
     if ignored:
         defects.append(f"more than {MAX_HEADERS} header fields; {ignored} ignored")
-    fields = tuple(RawHeader(name, b"".join(parts).strip(b" \t\r\n")) for name, parts in headers)
     index: dict[str, list[bytes]] = {}
-    for header in fields:
+    for header in headers:
         index.setdefault(header.name.lower(), []).append(header.value)
-    return HeaderBlock(fields, pos, tuple(defects), index)
+    return HeaderBlock(tuple(headers), pos, tuple(defects), index)
 
 
 def _b_decode(text: str) -> bytes | None:
@@ -233,12 +237,23 @@ class TextDecoder:
         from splitting the list."""
         raw = [self.raw_value(v[:MAX_ADDRESS_FIELD]) for v in values]
         result: list[Address] = []
-        for name, addr in getaddresses(raw)[:MAX_ADDRESSES]:
+        for name, addr in _address_pairs(raw)[:MAX_ADDRESSES]:
             address = one_line(addr)
             if not address or " " in address:
                 continue
             result.append(Address(name=one_line(self.words(name))[:500], addr=address[:320]))
         return tuple(result)
+
+
+def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs; ``getaddresses`` except for the common one-address
+    forms (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``), read by one regular expression."""
+    if len(values) == 1:
+        match = _ONE_ADDRESS.fullmatch(values[0])
+        if match is not None:
+            name = match.group(1) if match.group(1) is not None else match.group(2) or ""
+            return [(name.strip(), match.group(3) or match.group(4))]
+    return getaddresses(values)
 
 
 def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | None:

@@ -46,7 +46,7 @@ def detect_language(text: str) -> str:
     words = text[: SAMPLE * 3].split()
     sample = " ".join(w for w in words if "@" not in w and "://" not in w and w[:4] != "www.")
     sample = sample[:SAMPLE]
-    if sum(1 for ch in sample if ch.isalpha()) < MIN_LETTERS:
+    if sum(map(str.isalpha, sample)) < MIN_LETTERS:
         return ""
     try:
         language = _detector().detect_language_of(sample)
