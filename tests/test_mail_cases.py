@@ -387,6 +387,21 @@ def test_tnef_body_in_its_code_page_and_attachments_are_recovered(codepage, code
     assert not parsed.body_missing
 
 
+def test_an_rtf_only_tnef_body_is_recovered_as_text():
+    """Outlook often puts only compressed RTF (PR_RTF_COMPRESSED, MS-OXRTFCP) in winmail.dat."""
+    from compressed_rtf import compress  # noqa: PLC0415
+
+    rtf = compress(rb"{\rtf1\ansi\ansicpg1252 Please check the offer.\par Thanks\par }")
+    value = struct.pack("<I", len(rtf)) + rtf + b"\0" * (-len(rtf) % 4)
+    props = struct.pack("<IHHI", 1, 0x0102, 0x1009, 1) + value
+    blob = struct.pack("<IH", 0x223E9F78, 0x0101)
+    blob += _tnef_object(1, 0x9007, 0x0006, struct.pack("<II", 1252, 0))
+    blob += _tnef_object(1, 0x9003, 0x0006, props)
+    parsed = parse_message(tnef_message(blob))
+    assert parsed.body_text.split() == ["Please", "check", "the", "offer.", "Thanks"]
+    assert not parsed.body_missing
+
+
 def test_a_text_body_beside_tnef_wins_and_tnef_attachments_are_listed():
     blob = tnef(1250, b"ignored", [(b"a.txt", b"x")])
     parsed = parse_message(tnef_message(blob, plain="The real text."))

@@ -202,7 +202,7 @@ def _detect(data: bytes) -> tuple[str, str] | None:
     try:
         from charset_normalizer import from_bytes  # noqa: PLC0415 - imported only for the rare fallback
 
-        best = from_bytes(data[:16384], cp_isolation=_DETECTOR_CHARSETS).best()
+        best = from_bytes(data[:4096], cp_isolation=_DETECTOR_CHARSETS).best()
     except Exception:  # noqa: BLE001 - a detector failure means "no guess", never a crash
         return None
     if best is None:

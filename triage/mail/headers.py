@@ -46,7 +46,11 @@ _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:([^\n]*(?:\n[ \t]+[^\s][^\n
 """A field (RFC 5322 §2.2): name, colon, value with its continuation lines (§2.2.3)."""
 _ADDR_SPEC = r"[^<>\s\",;:()\\\[\]@]+@[^<>\s\",;:()\\\[\]@]+"
 _ONE_ADDRESS = re.compile(
-    r"\s*(?:(?:\"([^\"\\]*)\"|([^\"<>,;:\\()@\[\]]*?))\s*<(" + _ADDR_SPEC + r")>|<?(" + _ADDR_SPEC + r")>?)\s*"
+    r"\s*(?:(?:\"([^\"\\]*)\"|([^\"<>,;:\\()@\[\]]*?))\s*<("
+    + _ADDR_SPEC
+    + r")>|<?("
+    + _ADDR_SPEC
+    + r")>?)\s*"
 )
 """One address without comments, escapes, groups or commas: the form nearly all mail uses."""
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
@@ -248,6 +252,8 @@ class TextDecoder:
 def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs; ``getaddresses`` except for the common one-address
     forms (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``), read by one regular expression."""
+    if not values:
+        return []
     if len(values) == 1:
         match = _ONE_ADDRESS.fullmatch(values[0])
         if match is not None:
