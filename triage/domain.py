@@ -167,6 +167,8 @@ class InboundMessage:
         list_id: RFC 2919 List-Id without angle brackets, "" when none.
         delivery_report: set for bounces.
         parse_error: why parsing failed or was truncated; "" when it did not.
+        kind_reason: the signal that decided ``kind`` (``"Auto-Submitted: auto-replied"``,
+            ``"multipart/report; report-type=delivery-status"``); "" for normal mail.
     """
 
     message_id: str
@@ -195,6 +197,7 @@ class InboundMessage:
     parse_status: ParseStatus = ParseStatus.OK
     parse_error: str = ""
     defects: tuple[str, ...] = field(default=())
+    kind_reason: str = ""
 
     def header(self, name: str) -> str | None:
         """The first header called ``name`` (case-insensitive), or None."""

@@ -1,87 +1,245 @@
-"""The message parser (first cut: stdlib email with policy.default).
+"""The message parser: raw RFC 5322 bytes in, one immutable InboundMessage out.
 
-:func:`parse_message` never raises on bad input: a message it cannot handle comes
-back with ``parse_status = error`` and the error text, so ingestion can store the
-raw bytes and route it to the fallback queue.
+:func:`parse_message` never raises on any input: a message it cannot handle
+comes back with ``parse_status = error`` and the error text (with whatever of
+its headers could still be read), so ingestion stores the raw bytes and routes
+it to the fallback queue. A message over ``max_size`` is parsed from its first
+``max_size`` bytes (``truncated_size``); MIME nesting deeper than ``max_depth``
+is not read (``truncated_depth``).
+
+The stages, each its own module: :mod:`~triage.mail.mime` (structure, with
+limits), :mod:`~triage.mail.headers` (fields, RFC 2047, addresses, dates),
+:mod:`~triage.mail.charset`, :mod:`~triage.mail.body` (text and attachments,
+HTML via :mod:`~triage.mail.html`, TNEF via :mod:`~triage.mail.tnef`),
+:mod:`~triage.mail.quotes`, :mod:`~triage.mail.kind`, :mod:`~triage.mail.dsn`,
+:mod:`~triage.mail.language`, :mod:`~triage.mail.ids`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from email.utils import getaddresses, parsedate_to_datetime
 
-from triage.domain import Address, InboundMessage, ParseStatus
+from triage.domain import Address, InboundMessage, MessageKind, ParseStatus
+from triage.mail.body import extract_body
+from triage.mail.dsn import delivery_report
+from triage.mail.headers import (
+    HeaderBlock,
+    TextDecoder,
+    header_pairs,
+    parse_date,
+    split_header_block,
+)
+from triage.mail.ids import MAX_REFERENCES, first_msg_id, msg_ids, synthetic_message_id
+from triage.mail.kind import classify, list_id_of
+from triage.mail.language import detect_language
+from triage.mail.mime import Limits, parse_structure
+from triage.mail.quotes import split_reply
+from triage.mail.sanitize import storable
 
-__all__ = ["parse_message", "synthetic_message_id"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SIZE",
+    "UNKNOWN_RECEIVED_AT",
+    "parse_message",
+    "synthetic_message_id",
+]
+
+DEFAULT_MAX_SIZE = 25 * 1024 * 1024
+"""Bytes parsed per message (a larger one is parsed truncated)."""
+DEFAULT_MAX_DEPTH = 32
+"""MIME nesting levels read."""
+HARD_MAX_DEPTH = 256
+"""``max_depth`` is capped here, far below Python's recursion limit."""
+UNKNOWN_RECEIVED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+"""``received_at`` of a message when the caller passed none and its Date is missing
+or absurd. Callers should always pass the IMAP INTERNALDATE (or, for imports, the
+mbox envelope date or the file time); this epoch sentinel makes the gap visible."""
 
 
-def synthetic_message_id(raw: bytes, *, scope: str = "") -> str:
-    """A stable Message-ID for a message that has none: a hash of its raw bytes and scope.
-
-    ``scope`` distinguishes identical bytes in different places (mailbox,
-    UIDVALIDITY, UID). Never built from From/Subject/Date alone (two different
-    mails can share those).
-    """
-    digest = hashlib.sha256(scope.encode() + b"\0" + raw).hexdigest()[:32]
-    return f"<synthetic.{digest}@triage.invalid>"
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
-def _addresses(values: list[str]) -> tuple[Address, ...]:
-    return tuple(Address(name=n, addr=a) for n, a in getaddresses(values) if a)
+def _strip_envelope(raw: bytes) -> bytes:
+    """Drop an mbox ``From `` envelope line: it is framing, not a header field."""
+    if raw.startswith(b"From "):
+        eol = raw.find(b"\n")
+        return b"" if eol < 0 else raw[eol + 1 :]
+    return raw
+
+
+def _ids(block: HeaderBlock, decoder: TextDecoder) -> tuple[str, str, tuple[str, ...]]:
+    message_id_raw = block.get("message-id")
+    message_id = first_msg_id(decoder.raw_value(message_id_raw)) if message_id_raw else ""
+    in_reply_to_raw = block.get("in-reply-to")
+    replies = msg_ids(decoder.raw_value(in_reply_to_raw)) if in_reply_to_raw else []
+    references_raw = block.get_all("references")
+    references = msg_ids(" ".join(decoder.raw_value(v) for v in references_raw))
+    return message_id, replies[0] if replies else "", tuple(references[-MAX_REFERENCES:])
 
 
 def parse_message(
-    raw: bytes, *, received_at: datetime | None = None, scope: str = ""
+    raw: bytes,
+    *,
+    received_at: datetime | None = None,
+    scope: str = "",
+    default_charset: str = "windows-1250",
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> InboundMessage:
-    """Parse raw message bytes.
+    """Parse raw message bytes. Never raises.
 
     Args:
-        raw: the message as received (CRLF or LF line ends).
-        received_at: when the mailbox received it (IMAP INTERNALDATE), aware.
-        scope: distinguishes identical raw bytes when a Message-ID must be synthesized.
+        raw: the message as received (CRLF or LF line ends; an mbox ``From ``
+            first line is skipped).
+        received_at: when the mailbox received it (IMAP INTERNALDATE); a naive
+            value is read as UTC. When None: the Date header, else
+            :data:`UNKNOWN_RECEIVED_AT`.
+        scope: where the message was found (mailbox, UIDVALIDITY, UID); part of a
+            synthesized Message-ID (B17).
+        default_charset: the charset guessed first for undeclared or unknown 8-bit
+            text (windows-1250 for Hungarian mail; B07, B08).
+        max_size: bytes parsed; more makes ``parse_status = truncated_size``.
+            ``size`` is always the full raw size.
+        max_depth: MIME nesting levels read (capped at 256); deeper makes
+            ``parse_status = truncated_depth`` (B21).
 
     Returns:
-        An :class:`InboundMessage`; on failure ``parse_status`` is ``error``.
+        An :class:`~triage.domain.InboundMessage`; on failure ``parse_status`` is
+        ``error`` and ``parse_error`` says why.
     """
+    received = _aware(received_at)
     try:
-        msg = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(msg, EmailMessage)  # noqa: S101 - policy.default makes EmailMessage
-        sent_at: datetime | None = None
-        if msg["Date"]:
-            try:
-                sent_at = parsedate_to_datetime(str(msg["Date"])).astimezone(UTC)
-            except (TypeError, ValueError):
-                sent_at = None
-        mid = str(msg["Message-ID"] or "").strip()
-        body = msg.get_body(preferencelist=("plain", "html"))
-        text = body.get_content() if isinstance(body, EmailMessage) else ""
-        froms = _addresses([str(v) for v in msg.get_all("From", [])])
-        return InboundMessage(
-            message_id=mid or synthetic_message_id(raw, scope=scope),
-            message_id_synthetic=not mid,
-            subject=" ".join(str(msg["Subject"] or "").split()),
-            received_at=received_at or sent_at or datetime.now(UTC),
-            sent_at=sent_at,
-            from_=froms[0] if froms else None,
-            to=_addresses([str(v) for v in msg.get_all("To", [])]),
-            cc=_addresses([str(v) for v in msg.get_all("Cc", [])]),
-            reply_to=_addresses([str(v) for v in msg.get_all("Reply-To", [])]),
-            body_text=text,
-            in_reply_to=str(msg["In-Reply-To"] or "").strip(),
-            references=tuple(str(msg["References"] or "").split()),
-            headers=tuple((k, str(v)) for k, v in msg.items()),
-            size=len(raw),
-        )
+        return _parse(raw, received, scope, default_charset, (max_size, max_depth))
     except Exception as exc:  # noqa: BLE001 - the parser must never fail ingestion
-        return InboundMessage(
-            message_id=synthetic_message_id(raw, scope=scope),
-            message_id_synthetic=True,
-            subject="",
-            received_at=received_at or datetime.now(UTC),
-            size=len(raw),
-            parse_status=ParseStatus.ERROR,
-            parse_error=f"{type(exc).__name__}: {exc}",
+        return _failed(raw, received, scope, default_charset, exc)
+
+
+def _parse(
+    raw: bytes,
+    received_at: datetime | None,
+    scope: str,
+    default_charset: str,
+    bounds: tuple[int, int],
+) -> InboundMessage:
+    max_size, max_depth = bounds
+    errors: list[str] = []
+    status = ParseStatus.OK
+    data = _strip_envelope(raw)
+    if len(data) > max_size > 0:
+        data = data[:max_size]
+        status = ParseStatus.TRUNCATED_SIZE
+        errors.append(
+            f"message is {len(raw)} bytes, over the {max_size}-byte limit: "
+            f"only the first {max_size} bytes were parsed"
         )
+    decoder = TextDecoder(default_charset)
+    limits = Limits(max_depth=max(0, min(max_depth, HARD_MAX_DEPTH)))
+    root = parse_structure(data, decoder, limits)
+    block = root.block
+    defects: list[str] = []
+
+    senders = decoder.addresses(block.get_all("from"))
+    sender = senders[0] if senders else None
+    subject = decoder.text(block.get("subject") or b"")
+
+    date_raw = block.get("date")
+    sent_at = parse_date(decoder.raw_value(date_raw), not_after=received_at) if date_raw else None
+    if date_raw is not None and sent_at is None:
+        defects.append(f"unusable Date header: {decoder.text(date_raw)[:80]!r}")
+    received = received_at or sent_at
+    if received is None:
+        received = UNKNOWN_RECEIVED_AT
+        defects.append("no received time given and no usable Date: received_at is the epoch")
+
+    message_id, in_reply_to, references = _ids(block, decoder)
+
+    body = extract_body(root, decoder, limits)
+    verdict = classify(block, root, sender, subject)
+    to = decoder.addresses(block.get_all("to"))
+    cc = decoder.addresses(block.get_all("cc"))
+    report = (
+        delivery_report(root, decoder, body.text, to + cc)
+        if verdict.kind is MessageKind.BOUNCE
+        else None
+    )
+    split = split_reply(body.text, sender=sender, subject=subject)
+    language = detect_language(split.body if len(split.body) >= 40 else f"{subject}\n{split.body}")
+    headers = header_pairs(block, decoder)
+
+    if limits.too_deep:
+        errors.append(
+            f"MIME structure too deep: parts nested below {limits.max_depth} levels were not read"
+        )
+        if status is ParseStatus.OK:
+            status = ParseStatus.TRUNCATED_DEPTH
+    if limits.too_many:
+        errors.append(f"more than {limits.max_parts} MIME parts: the rest were not read")
+        if status is ParseStatus.OK:
+            status = ParseStatus.TRUNCATED_SIZE
+
+    return InboundMessage(
+        message_id=message_id or synthetic_message_id(raw, scope=scope),
+        message_id_synthetic=not message_id,
+        subject=subject,
+        received_at=received,
+        from_=sender,
+        reply_to=decoder.addresses(block.get_all("reply-to")),
+        to=to,
+        cc=cc,
+        sent_at=sent_at,
+        body_text=split.body,
+        quoted_text=split.quoted,
+        signature=split.signature,
+        attachments=body.attachments,
+        in_reply_to=in_reply_to,
+        references=references,
+        headers=headers,
+        size=len(raw),
+        language=language,
+        kind=verdict.kind,
+        kind_reason=verdict.reason,
+        charset_fallback=decoder.fallback,
+        body_missing=body.body_missing,
+        list_id=list_id_of(block, decoder),
+        delivery_report=report,
+        parse_status=status,
+        parse_error="; ".join(errors),
+        defects=tuple(dict.fromkeys([*limits.defects, *decoder.defects, *body.defects, *defects])),
+    )
+
+
+def _failed(
+    raw: bytes,
+    received_at: datetime | None,
+    scope: str,
+    default_charset: str,
+    exc: Exception,
+) -> InboundMessage:
+    """A message the parser failed on: its Message-ID, Subject and From if they can
+    still be read, the raw size and the error."""
+    message_id = subject = ""
+    sender: Address | None = None
+    try:
+        decoder = TextDecoder(default_charset)
+        block = split_header_block(_strip_envelope(raw)[:DEFAULT_MAX_SIZE])
+        message_id = _ids(block, decoder)[0]
+        subject = decoder.text(block.get("subject") or b"")
+        senders = decoder.addresses(block.get_all("from"))
+        sender = senders[0] if senders else None
+    except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts
+        pass
+    return InboundMessage(
+        message_id=message_id or synthetic_message_id(raw, scope=scope),
+        message_id_synthetic=not message_id,
+        subject=subject,
+        from_=sender,
+        received_at=received_at or UNKNOWN_RECEIVED_AT,
+        size=len(raw),
+        parse_status=ParseStatus.ERROR,
+        parse_error=storable(f"{type(exc).__name__}: {exc}")[:2000],
+    )

@@ -1,0 +1,209 @@
+"""The text body and the attachments of a parsed MIME tree.
+
+Body choice (RFC 2046 §5.1.4, §5.1.3, RFC 2387, RFC 1847, RFC 6522):
+
+- multipart/alternative: text/plain when it has text, else text/html, else the
+  first alternative that yields any text ("text/plain preferred");
+- multipart/related: its root (the ``start`` parameter, else the first part);
+- multipart/signed and multipart/report: the first part;
+- multipart/encrypted: nothing (the body is unreadable);
+- multipart/mixed and any other multipart: every inline text part, in order.
+
+HTML becomes text with :func:`triage.mail.html.html_to_text`; ``format=flowed``
+plain text (RFC 3676) is unwrapped. Attachments are every other leaf except
+alternatives not chosen and the machine-readable parts of a report; a TNEF
+container is replaced by what it holds (B10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+
+from triage.domain import Attachment
+from triage.mail.headers import TextDecoder
+from triage.mail.html import html_charset, html_to_text
+from triage.mail.mime import Limits, Part, decode_transfer
+from triage.mail.sanitize import clean_body, one_line
+from triage.mail.tnef import is_tnef, read_tnef
+
+__all__ = ["BodyResult", "extract_body"]
+
+_TEXT_TYPES = frozenset({"text/plain", "text/html"})
+_REPORT_PARTS = frozenset(
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/feedback-report",
+        "text/rfc822-headers",
+        "message/global-headers",
+    }
+)
+_SEALED = frozenset({"multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"})
+
+
+@dataclass(frozen=True, slots=True)
+class BodyResult:
+    """The readable content of a message.
+
+    Attributes:
+        text: the body text (HTML converted), cleaned; "" when there is none.
+        attachments: attachment metadata in message order.
+        body_missing: no text could be recovered from a container that holds it
+            (damaged TNEF, encrypted message).
+        defects: problems met while reading.
+    """
+
+    text: str
+    attachments: tuple[Attachment, ...]
+    body_missing: bool
+    defects: tuple[str, ...]
+
+
+def _is_attachment(part: Part) -> bool:
+    return part.disposition == "attachment" or bool(part.filename)
+
+
+def _has_text(part: Part) -> bool:
+    return bool(decode_transfer(part).strip())
+
+
+def _body_parts(part: Part) -> list[Part]:
+    """The leaves whose text makes up the body of ``part``."""
+    if not part.children:
+        if part.content_type in _TEXT_TYPES and not _is_attachment(part):
+            return [part]
+        return []
+    subtype = part.content_type.partition("/")[2]
+    kids = part.children
+    if subtype == "alternative":
+        choices = [_body_parts(kid) for kid in kids]
+        for wanted in ("text/plain", "text/html"):
+            for choice in choices:
+                if (
+                    choice
+                    and all(leaf.content_type == wanted for leaf in choice)
+                    and any(_has_text(leaf) for leaf in choice)
+                ):
+                    return choice
+        return next((choice for choice in choices if choice), [])
+    if subtype == "related":
+        start = part.params.get("start", "").strip()
+        root = kids[0]
+        if start:
+            for kid in kids:
+                content_id = kid.block.get("content-id")
+                if content_id is not None and content_id.strip() == start.encode(
+                    "utf-8", "replace"
+                ):
+                    root = kid
+                    break
+        return _body_parts(root)
+    if subtype in {"signed", "report"}:
+        return _body_parts(kids[0])
+    if subtype == "encrypted":
+        return []
+    leaves: list[Part] = []
+    for kid in kids:
+        leaves.extend(_body_parts(kid))
+    return leaves
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """Join the soft line breaks of ``format=flowed`` text (RFC 3676 §4.2, §4.4)."""
+    out: list[str] = []
+    buffer: str | None = None
+    buffer_depth = 0
+    for line in text.split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        content = content.removeprefix(" ")
+        if buffer is not None and depth != buffer_depth:
+            out.append(">" * buffer_depth + (" " if buffer_depth else "") + buffer)
+            buffer = None
+        buffer = content if buffer is None else buffer + content
+        buffer_depth = depth
+        if content.endswith(" ") and content != "-- ":
+            if delsp:
+                buffer = buffer[:-1]
+            continue
+        out.append(">" * depth + (" " if depth else "") + buffer)
+        buffer = None
+    if buffer is not None:
+        out.append(">" * buffer_depth + (" " if buffer_depth else "") + buffer)
+    return "\n".join(out)
+
+
+def _leaf_text(part: Part, decoder: TextDecoder, defects: list[str]) -> str:
+    data = decode_transfer(part)
+    label = part.charset
+    if part.content_type == "text/html":
+        text = decoder.decode_bytes(data, label or html_charset(data), "text/html body")
+        text, defect = html_to_text(text)
+        if defect:
+            defects.append(defect)
+        return clean_body(text)
+    text = decoder.decode_bytes(data, label, "text/plain body")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if part.params.get("format", "").lower() == "flowed":
+        text = _unflow(text, part.params.get("delsp", "").lower() == "yes")
+    return clean_body(text)
+
+
+def _attachment(filename: str, content_type: str, data: bytes) -> Attachment:
+    return Attachment(
+        filename=one_line(filename)[:500],
+        content_type=content_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _guess_type(filename: str) -> str:
+    guessed, _encoding = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult:
+    """The body text, the attachments and whether the body was lost, from a MIME tree."""
+    defects: list[str] = []
+    chosen = _body_parts(root)
+    chosen_ids = {id(leaf) for leaf in chosen}
+    texts = [text for text in (_leaf_text(leaf, decoder, defects) for leaf in chosen) if text]
+    body = "\n\n".join(texts)
+
+    in_report: set[int] = set()
+    for part in root.walk():
+        if part.content_type == "multipart/report":
+            in_report.update(id(kid) for kid in part.children[1:])
+
+    attachments: list[Attachment] = []
+    sealed = root.content_type in _SEALED
+    tnef_failed = False
+    for part in root.walk():
+        if part.children or part.maintype == "multipart" or id(part) in chosen_ids:
+            continue
+        if part.content_type in _SEALED:
+            sealed = True
+        if part.content_type in _TEXT_TYPES and not _is_attachment(part):
+            continue
+        if id(part) in in_report and part.content_type in _REPORT_PARTS:
+            continue
+        data = decode_transfer(part, limits)
+        if is_tnef(part.content_type, part.filename):
+            content = read_tnef(data, decoder)
+            if content is not None:
+                if not body.strip() and content.body.strip():
+                    body = clean_body(content.body)
+                attachments.extend(
+                    _attachment(name, _guess_type(name), payload)
+                    for name, payload in content.attachments
+                )
+                continue
+            tnef_failed = True
+            defects.append("TNEF (winmail.dat) could not be decoded; kept as an attachment")
+        attachments.append(_attachment(part.filename, part.content_type, data))
+    body_missing = not body.strip() and (tnef_failed or sealed)
+    return BodyResult(body, tuple(attachments), body_missing, tuple(defects))

@@ -1,0 +1,294 @@
+"""Header fields: splitting a header block, RFC 2047 encoded-words, addresses, dates.
+
+The stdlib ``email`` parsers are either slow (``policy.default``) or lossy on
+broken input (``compat32`` replaces undecodable bytes); this module reads the
+header block itself and decodes each value on demand:
+
+- Field lines (RFC 5322 §2.2, §3.6); continuation lines are unfolded by dropping the
+  line break (§2.2.3). A line that is neither a field nor a continuation ends the
+  header block (a missing empty line is recorded as a defect).
+- Raw 8-bit bytes in a value (RFC 6532 allows UTF-8) decode as UTF-8 when valid,
+  else through :func:`triage.mail.charset.decode_text`'s fallback.
+- Encoded-words (RFC 2047 §2-§6): adjacent words of the same charset are joined
+  *before* their bytes are decoded, so a multi-byte character split across two
+  words (B04) comes out whole; white space between encoded-words is dropped.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import getaddresses, parsedate_tz
+
+from triage.domain import Address
+from triage.mail.charset import decode_text
+from triage.mail.sanitize import one_line
+
+__all__ = [
+    "HeaderBlock",
+    "RawHeader",
+    "TextDecoder",
+    "parse_date",
+    "split_header_block",
+]
+
+MAX_HEADERS = 1000
+"""Fields read per header block; more are ignored (recorded as a defect)."""
+
+MAX_ADDRESS_FIELD = 65536
+"""Bytes of one address field parsed (a longer To/Cc is a mail bomb, not a recipient list)."""
+MAX_ADDRESSES = 1000
+"""Addresses kept per field."""
+
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:([^\n]*(?:\n[ \t]+[^\s][^\n]*)*)\n?")
+"""A field (RFC 5322 §2.2): name, colon, value with its continuation lines (§2.2.3)."""
+_ADDR_SPEC = r"[^<>\s\",;:()\\\[\]@]+@[^<>\s\",;:()\\\[\]@]+"
+_ONE_ADDRESS = re.compile(
+    r"\s*(?:(?:\"([^\"\\]*)\"|([^\"<>,;:\\()@\[\]]*?))\s*<("
+    + _ADDR_SPEC
+    + r")>|<?("
+    + _ADDR_SPEC
+    + r")>?)\s*"
+)
+"""One address without comments, escapes, groups or commas: the form nearly all mail uses."""
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
+_BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+@dataclass(frozen=True, slots=True)
+class RawHeader:
+    """One header field as received: its name and its unfolded value bytes."""
+
+    name: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """A header block and where its body starts.
+
+    Attributes:
+        headers: the fields in order.
+        body_offset: index in the input where the body starts (len(input) if none).
+        defects: what was wrong with the block's syntax.
+    """
+
+    headers: tuple[RawHeader, ...]
+    body_offset: int
+    defects: tuple[str, ...] = ()
+    index: dict[str, list[bytes]] = field(default_factory=dict, repr=False)
+    """Lowercased name -> values in order; built by :func:`split_header_block`."""
+
+    def get(self, name: str) -> bytes | None:
+        """The first field called ``name`` (case-insensitive), as bytes; None if absent."""
+        values = self.index.get(name.lower())
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[bytes]:
+        """Every field called ``name`` (case-insensitive), in order."""
+        return list(self.index.get(name.lower(), ()))
+
+
+def split_header_block(data: bytes, start: int = 0, end: int | None = None) -> HeaderBlock:
+    """Read the header block of ``data[start:end]`` (a message or a MIME part).
+
+    Never raises. CRLF and LF line ends are accepted. A field with its continuation
+    lines is matched by one regular expression; a white-space-only line ends the block.
+    """
+    headers: list[RawHeader] = []
+    defects: list[str] = []
+    ignored = 0
+    pos = start
+    end = len(data) if end is None else end
+    while pos < end:
+        match = _FIELD.match(data, pos, end)
+        if match is not None:
+            pos = match.end()
+            if len(headers) >= MAX_HEADERS:
+                ignored += 1
+                continue
+            value = match.group(2)
+            if b"\n" in value:
+                value = value.replace(b"\r\n", b"").replace(b"\n", b"")
+            headers.append(RawHeader(match.group(1).decode("ascii"), value.strip(b" \t\r")))
+            continue
+        eol = data.find(b"\n", pos, end)
+        nxt = end if eol < 0 else eol + 1
+        line = data[pos:nxt]
+        if not line.strip():  # the empty line (white space tolerated) ends the block
+            pos = nxt
+            break
+        if line[0] in b" \t":  # a continuation with no field before it
+            defects.append("header block starts with a continuation line")
+            pos = nxt
+            continue
+        defects.append("missing empty line between header block and body")
+        break
+    if ignored:
+        defects.append(f"more than {MAX_HEADERS} header fields; {ignored} ignored")
+    index: dict[str, list[bytes]] = {}
+    for header in headers:
+        index.setdefault(header.name.lower(), []).append(header.value)
+    return HeaderBlock(tuple(headers), pos, tuple(defects), index)
+
+
+def _b_decode(text: str) -> bytes | None:
+    raw = text.encode("ascii", "ignore")
+    if raw.strip(b"=") and not _BASE64_JUNK.sub(b"", raw):
+        return None  # nothing of the base64 alphabet: not an encoded-word after all
+    try:
+        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
+    except binascii.Error:
+        cleaned = _BASE64_JUNK.sub(b"", raw)
+        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        try:
+            return binascii.a2b_base64(cleaned)
+        except binascii.Error:
+            return None
+
+
+@dataclass
+class TextDecoder:
+    """Decodes header values for one message, remembering whether a charset was guessed.
+
+    Attributes:
+        default_charset: the deployment's fallback for undeclared 8-bit text.
+        fallback: set once any value needed a guessed charset.
+        defects: charset problems met, in order (no duplicates).
+    """
+
+    default_charset: str = "windows-1250"
+    fallback: bool = False
+    defects: list[str] = field(default_factory=list)
+
+    def _note(self, what: str) -> None:
+        if what not in self.defects:
+            self.defects.append(what)
+
+    def decode_bytes(self, data: bytes, label: str | None, where: str) -> str:
+        """Decode ``data`` of charset ``label``; notes a fallback against ``where``."""
+        result = decode_text(data, label, self.default_charset)
+        if result.fallback:
+            self.fallback = True
+            self._note(f"{where}: charset {label or 'undeclared'} -> {result.charset}")
+        return result.text
+
+    def raw_value(self, value: bytes) -> str:
+        """A raw header value as text (8-bit bytes decoded), encoded-words untouched."""
+        if value.isascii():
+            return value.decode("ascii")
+        try:
+            return value.decode("utf-8")  # RFC 6532: UTF-8 header fields are legitimate
+        except UnicodeDecodeError:
+            return self.decode_bytes(value, None, "8-bit header")
+
+    def words(self, text: str) -> str:
+        """Decode the RFC 2047 encoded-words in ``text`` (already unfolded).
+
+        Adjacent words of one charset are joined before decoding; white space
+        between two encoded-words is dropped (RFC 2047 §6.2). A word that cannot
+        be decoded is kept as written.
+        """
+        if "=?" not in text:
+            return text
+        out: list[str] = []
+        pending: bytearray = bytearray()
+        pending_charset: str | None = None
+        last_end = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_charset
+            if pending_charset is not None:
+                out.append(self.decode_bytes(bytes(pending), pending_charset, "encoded-word"))
+            pending = bytearray()
+            pending_charset = None
+
+        for match in _ENCODED_WORD.finditer(text):
+            gap = text[last_end : match.start()]
+            last_end = match.end()
+            charset = match.group(1).partition("*")[0].lower()
+            payload = match.group(3)
+            decoded: bytes | None
+            if match.group(2) in "qQ":
+                decoded = binascii.a2b_qp(payload.encode("ascii", "ignore"), header=True)
+            else:
+                decoded = _b_decode(payload)
+            if decoded is None:  # undecodable: keep the word as written
+                flush()
+                out.append(gap + match.group(0))
+                continue
+            if gap and (pending_charset is None or not gap.isspace()):
+                flush()
+                out.append(gap)
+            # white space between two encoded-words is dropped (RFC 2047 §6.2)
+            if pending_charset is not None and charset != pending_charset:
+                flush()
+            pending_charset = charset
+            pending += decoded
+        flush()
+        out.append(text[last_end:])
+        return "".join(out)
+
+    def text(self, value: bytes) -> str:
+        """An unstructured value (Subject, Comments) decoded, on one line (RFC 5322 §3.6.5)."""
+        return one_line(self.words(self.raw_value(value)))
+
+    def addresses(self, values: list[bytes]) -> tuple[Address, ...]:
+        """Address-list fields (From, To, Cc, Reply-To; RFC 5322 §3.4) parsed, then the
+        display names decoded: parsing first keeps a comma inside an encoded name
+        from splitting the list."""
+        raw = [self.raw_value(v[:MAX_ADDRESS_FIELD]) for v in values]
+        result: list[Address] = []
+        for name, addr in _address_pairs(raw)[:MAX_ADDRESSES]:
+            address = one_line(addr)
+            if not address or " " in address:
+                continue
+            result.append(Address(name=one_line(self.words(name))[:500], addr=address[:320]))
+        return tuple(result)
+
+
+def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs; ``getaddresses`` except for the common one-address
+    forms (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``), read by one regular expression."""
+    if not values:
+        return []
+    if len(values) == 1:
+        match = _ONE_ADDRESS.fullmatch(values[0])
+        if match is not None:
+            name = match.group(1) if match.group(1) is not None else match.group(2) or ""
+            return [(name.strip(), match.group(3) or match.group(4))]
+    return getaddresses(values)
+
+
+def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | None:
+    """An RFC 5322 §3.3 date-time as an aware UTC datetime, or None when absent or absurd.
+
+    Absurd: fields out of range (B19: ``27:61``), a year before 1980 or after 2100,
+    or (when ``not_after`` is given) more than a day later than ``not_after``.
+    ``-0000`` and a missing zone are read as UTC.
+    """
+    if not value:
+        return None
+    try:
+        parts = parsedate_tz(value)
+        if parts is None:
+            return None
+        year, month, day, hour, minute, second = parts[:6]
+        offset = parts[9] or 0
+        if not 1980 <= year <= 2100 or not -86400 < offset < 86400:
+            return None
+        second = min(second, 59)  # a leap second is still the same minute
+        zone = timezone(timedelta(seconds=offset))
+        result = datetime(year, month, day, hour, minute, second, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError, TypeError, IndexError):
+        return None
+    if not_after is not None and result > not_after + timedelta(days=1):
+        return None
+    return result
+
+
+def header_pairs(block: HeaderBlock, decoder: TextDecoder) -> tuple[tuple[str, str], ...]:
+    """Every field as a decoded (name, value) pair, values on one line."""
+    return tuple((h.name, decoder.text(h.value)) for h in block.headers)
