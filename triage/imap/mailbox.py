@@ -51,6 +51,10 @@ next command completes), so the first IDLE is ended early to collect it."""
 FETCH_ITEMS = ["INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
 """BODY.PEEK[] rather than BODY[]: fetching must not set \\Seen (RFC 3501 section 6.4.5)."""
 
+SIZE_CHUNK = 1000
+"""UIDs per RFC822.SIZE request: imapclient sends UIDs one by one, and servers cap
+the command line (Dovecot: 64 kB)."""
+
 AfterIngest = Literal["keep", "keyword", "move"]
 
 
@@ -242,23 +246,19 @@ class ImapMailbox:
         """
         if not uids:
             return
-        sizes_raw = self._call(
-            f"fetching sizes in {self._folder!r}",
-            self._client.fetch,
-            uid_set(uids),
-            ["RFC822.SIZE"],
-        )
-        wanted = set(uids)
-        sizes = {
-            uid: int(item.get(b"RFC822.SIZE", 0))
-            for uid, item in sizes_raw.items()
-            if uid in wanted
-        }
+        wanted = sorted(set(uids))
+        sizes: dict[int, int] = {}
+        for start in range(0, len(wanted), SIZE_CHUNK):
+            chunk = wanted[start : start + SIZE_CHUNK]
+            answer = self._call(
+                f"fetching sizes in {self._folder!r}", self._client.fetch, chunk, ["RFC822.SIZE"]
+            )
+            sizes.update({uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in answer.items()})
         for batch in batches_by_size(
             sizes, max_count=self.settings.batch_size, max_bytes=self.settings.batch_bytes
         ):
             doing = f"fetching {len(batch)} messages from {self._folder!r}"
-            data = self._call(doing, self._client.fetch, uid_set(batch), FETCH_ITEMS)
+            data = self._call(doing, self._client.fetch, batch, FETCH_ITEMS)
             now = self._clock.now()
             messages = []
             for uid in batch:
