@@ -98,6 +98,8 @@ class PassReport:
         complete: every UID found was handled (False when stopped half-way).
         highest_uid: the highest UID handled or skipped (0 when none).
         seconds: wall-clock duration of the pass.
+        warning: a problem that did not stop the pass (a refused after-ingest
+            action), "" when none; kept as the folder's last error.
     """
 
     folder: str
@@ -110,6 +112,7 @@ class PassReport:
     highest_uid: int = 0
     complete: bool = True
     seconds: float = 0.0
+    warning: str = ""
 
     @property
     def handled(self) -> int:
@@ -216,11 +219,12 @@ class FolderWatcher:
         started = time.monotonic()
         state = mailbox.select(self.folder)
         plan = self.sink.begin_pass(state)
+        warnings: list[str] = []
         if heal and not plan.rescan:
             pending = mailbox.pending_after_ingest(plan.last_uid)
             if pending:
                 log.info("after_ingest_resumed", folder=self.folder, count=len(pending))
-                self._after_ingest(mailbox, pending)
+                warnings += self._after_ingest(mailbox, pending)
         found = mailbox.search_from(plan.first_uid)
         todo = [uid for uid in found if uid not in plan.skip_uids]
         counts: Counter[StoreOutcome] = Counter()
@@ -235,7 +239,7 @@ class FolderWatcher:
                 counts[self.sink.store(plan, message)] += 1
                 done.append(message.uid)
                 highest = max(highest, message.uid)
-            self._after_ingest(mailbox, done)
+            warnings += self._after_ingest(mailbox, done)
             if not complete:
                 break
         report = PassReport(
@@ -249,6 +253,7 @@ class FolderWatcher:
             highest_uid=highest,
             complete=complete,
             seconds=time.monotonic() - started,
+            warning=warnings[0] if warnings else "",
         )
         self.sink.end_pass(plan, report)
         self.passes += 1
@@ -267,9 +272,10 @@ class FolderWatcher:
         )
         return report
 
-    def _after_ingest(self, mailbox: WatchedMailbox, uids: list[int]) -> None:
+    def _after_ingest(self, mailbox: WatchedMailbox, uids: list[int]) -> list[str]:
+        """Apply the action; a refusal (not a dead connection) is returned as a warning."""
         if not uids or self.settings.after_ingest == "keep":
-            return
+            return []
         try:
             mailbox.after_ingest(uids)
         except MailboxError as exc:
@@ -284,7 +290,8 @@ class FolderWatcher:
                 count=len(uids),
                 error=str(exc),
             )
-            self._record_failure(f"after_ingest: {exc}")
+            return [f"after_ingest: {exc}"]
+        return []
 
     # -- the long-running loop -----------------------------------------------
 

@@ -314,13 +314,14 @@ class Intake:
         return self._store(message.raw, target)
 
     def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
-        """Record ``last_poll_at``; after a complete rescan persist the new progress."""
+        """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none);
+        after a complete rescan persist the new UIDVALIDITY and high-water mark."""
         fid = self.folder_id(plan.folder)
         try:
             with self.db.session() as s:
                 folder = s.get_one(Folder, fid, with_for_update=True)
                 folder.last_poll_at = self.clock.now()
-                folder.last_error = ""
+                folder.last_error = _clean(report.warning, _MAX_ERROR)
                 if plan.rescan and report.complete:
                     folder.uidvalidity = plan.uidvalidity
                     folder.last_uid = report.highest_uid
