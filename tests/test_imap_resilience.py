@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import pytest
 from sqlalchemy import select
@@ -74,7 +75,7 @@ class Running:
         )
         self.stopped_in = -1.0
 
-    def __enter__(self) -> Running:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -87,7 +88,7 @@ class Running:
 
 
 @pytest.mark.parametrize("idle", [True, False], ids=["idle", "polling"])
-def test_a_silently_dropped_connection_is_detected_and_mail_ingested(
+def test_a_silently_dropped_connection_is_detected_and_mail_ingested(  # noqa: PLR0917 - fixtures
     dovecot: Dovecot,
     imap_account: ImapAccount,
     db: Database,

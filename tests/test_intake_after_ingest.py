@@ -1,4 +1,4 @@
-"""after_ingest on the real Dovecot: keep, add a keyword, or move (MOVE, or COPY+STORE+UID EXPUNGE)."""
+"""after_ingest on the real Dovecot: keep, add a keyword, or move (MOVE or COPY+UID EXPUNGE)."""
 
 from __future__ import annotations
 
