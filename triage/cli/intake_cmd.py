@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
-from triage.errors import ConfigError, UserError
+from triage.errors import ConfigError, MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
 from triage.services.intake import Intake, Poller
 from triage.services.mailsource import open_mail_source
@@ -25,8 +25,9 @@ DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 def poll(app: AppContext, once: bool) -> None:
     """Fetch new mail from every watched IMAP folder, store it, and exit.
 
-    Exit status 0 when every folder was polled, 2 when one failed (the error is
-    printed and kept as the folder's last error for `triage status`).
+    Exit status 0 when every folder was polled; 2 when the server failed for a
+    folder, 1 when the database did (each error is printed and kept as the
+    folder's last error for `triage status`).
     """
     if not once:
         raise UserError(
@@ -36,10 +37,9 @@ def poll(app: AppContext, once: bool) -> None:
     if settings.imap is None:
         raise ConfigError(f"{settings.path}: no [imap] section: nothing to poll")
     poller = Poller(settings, app.db)
-    failed = False
-    for result in poller.poll_once():
+    results = poller.poll_once()
+    for result in results:
         if result.report is None:
-            failed = True
             click.echo(f"{result.folder}: failed: {result.error}", err=True)
             continue
         r = result.report
@@ -50,8 +50,12 @@ def poll(app: AppContext, once: bool) -> None:
         if r.rescan:
             line += f" (UIDVALIDITY changed to {r.uidvalidity}: folder rescanned)"
         click.echo(line)
+    failed = [r for r in results if r.report is None]
     if failed:
-        raise click.exceptions.Exit(2)
+        summary = f"{len(failed)} of {len(results)} folders failed (see above)"
+        if any(r.database_failed for r in failed):
+            raise StoreError(summary)
+        raise MailboxError(summary)
 
 
 @cli.command(name="import")

@@ -630,11 +630,13 @@ class FolderResult:
     Attributes:
         report: the pass's counts, None when it failed.
         error: why it failed ("" when it did not).
+        database_failed: the failure was the database's (StoreError), not the server's.
     """
 
     folder: str
     report: PassReport | None = None
     error: str = ""
+    database_failed: bool = False
 
 
 class Poller:
@@ -695,7 +697,13 @@ class Poller:
                 report = watcher.poll_once()
             except (MailboxError, StoreError) as exc:
                 log.error("poll_failed", folder=watcher.folder, error=str(exc))  # noqa: TRY400
-                results.append(FolderResult(watcher.folder, error=str(exc)))
+                results.append(
+                    FolderResult(
+                        watcher.folder,
+                        error=str(exc),
+                        database_failed=isinstance(exc, StoreError),
+                    )
+                )
             else:
                 results.append(FolderResult(watcher.folder, report=report))
         return results
