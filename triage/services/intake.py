@@ -43,10 +43,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -158,6 +159,19 @@ class _Target:
     """Look for the same Message-ID + raw hash first (rescan, import)."""
     progress: bool = False
     """Advance the folder's high-water mark in the same transaction."""
+
+
+_ADVANCE = (
+    update(Folder)
+    .where(
+        Folder.id == bindparam("p_folder"),
+        or_(Folder.uidvalidity.is_(None), Folder.uidvalidity == bindparam("p_uidvalidity")),
+        Folder.last_uid < bindparam("p_uid"),
+    )
+    .values(uidvalidity=bindparam("p_uidvalidity"), last_uid=bindparam("p_uid"))
+)
+"""Advance a folder's high-water mark if the UID is new under the same UIDVALIDITY
+(built once: this runs for every message)."""
 
 
 class _AlreadyStoredError(Exception):
@@ -483,13 +497,10 @@ class Intake:
         target: _Target,
         run_pipeline: bool,
     ) -> None:
-        """One transaction: the row, the pipeline's rows and the folder's progress."""
+        """One transaction: the folder's progress, the row and the pipeline's rows."""
         with self.db.session() as s:
-            folder: Folder | None = None
-            if target.folder_id is not None:
-                folder = s.get_one(Folder, target.folder_id, with_for_update=True)
-            if target.progress and folder is not None:
-                self._check_progress(folder, target)
+            if target.progress:
+                self._advance(s, target)
             elif target.uid is not None and self._uid_stored(target, s):
                 raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
             if target.dedupe:
@@ -501,23 +512,36 @@ class Intake:
             s.flush()
             if run_pipeline:
                 self.pipeline.process(s, row, message)
-            if target.progress and folder is not None and target.uid is not None:
-                folder.uidvalidity = target.uidvalidity
-                folder.last_uid = max(folder.last_uid, target.uid)
 
     @staticmethod
-    def _check_progress(folder: Folder, target: _Target) -> None:
+    def _advance(session: Session, target: _Target) -> None:
+        """Move the folder's high-water mark to ``target.uid`` (first, so the row is locked).
+
+        One conditional UPDATE: it also takes the folder row's lock (PostgreSQL;
+        SQLite holds the database's write lock from BEGIN IMMEDIATE), so two workers
+        on one folder take turns. When it matches nothing, the UID is already
+        stored, or the UIDVALIDITY changed under the pass.
+        """
+        assert target.folder_id is not None  # noqa: S101 - progress implies a folder
+        assert target.uid is not None  # noqa: S101
+        moved = session.execute(
+            _ADVANCE,
+            {
+                "p_folder": target.folder_id,
+                "p_uidvalidity": target.uidvalidity,
+                "p_uid": target.uid,
+            },
+            execution_options={"synchronize_session": False},
+        )
+        if cast("CursorResult[Any]", moved).rowcount == 1:
+            return
+        folder = session.get_one(Folder, target.folder_id)
         if folder.uidvalidity is not None and folder.uidvalidity != target.uidvalidity:
             raise StoreError(
                 f"the UIDVALIDITY of {folder.name!r} changed during the pass"
                 f" ({folder.uidvalidity} -> {target.uidvalidity}); the next pass rescans"
             )
-        if (
-            folder.uidvalidity == target.uidvalidity
-            and target.uid is not None
-            and target.uid <= folder.last_uid
-        ):
-            raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
+        raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
 
     def _uid_stored(self, target: _Target, session: Session | None = None) -> bool:
         if target.folder_id is None or target.uid is None:
