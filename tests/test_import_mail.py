@@ -7,12 +7,13 @@ import os
 import pty
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from support.mailtest import message
+from support.mailtest import message, reset_logging
 
 from triage.cli.main import main
 from triage.services.intake import Intake
@@ -21,6 +22,12 @@ from triage.store import Database
 from triage.store.models import Message
 
 ENTRY = "import sys; from triage.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    reset_logging()
 
 
 def _config(tmp_path: Path, url: str) -> Path:

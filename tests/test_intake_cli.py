@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.dovecot import Dovecot, ImapAccount
-from support.mailtest import imap_table, message
+from support.mailtest import imap_table, message, reset_logging
 
 from triage.cli.main import main
 
 pytestmark = pytest.mark.imap
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    reset_logging()
 
 
 def _config(tmp_path: Path, sqlite_url: str, imap: dict[str, object] | None) -> Path:

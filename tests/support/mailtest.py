@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from support.dovecot import ImapAccount
 from triage.config import ImapSettings, Settings, parse_config
@@ -114,3 +117,16 @@ class TicketPipeline:
             not error and any(s in message.subject for s in self.fail_subjects)
         ):
             raise RuntimeError(f"pipeline exploded on {message.subject!r}")
+
+
+def reset_logging() -> None:
+    """Undo the logging set up by an in-process CLI call.
+
+    ``main()`` configures structlog and stdlib logging to write to the
+    ``sys.stderr`` of that moment, which under pytest is a capture stream closed
+    after the test; later tests would then fail writing a log line.
+    """
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
