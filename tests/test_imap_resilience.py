@@ -177,3 +177,27 @@ def test_stop_on_a_dead_connection_does_not_hang(
         time.sleep(0.3)
     # DONE gets no answer (30 s timeout); after the 1 s grace the socket is shut down
     assert running.stopped_in < 4
+
+
+def test_a_refused_login_is_retried_with_back_off_until_it_works(
+    dovecot: Dovecot, imap_account: ImapAccount, db: Database, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Dovecot answers a wrong password late (auth_failure_delay, growing up to 15 s with
+    # the failures from one address that the anvil counts): allow for it
+    settings = settings_for(imap_account, sqlite_url, tmp_path, **{**FAST, "timeout": 20})
+    assert settings.imap is not None
+    secret = Path(settings.imap.password_file)
+    secret.write_text("wrong")
+    dovecot.append(imap_account, message(1))
+    poller = Poller(settings, db)
+    with capture_logs() as logs, Running(poller):
+        assert _wait_for(lambda: sum(e["event"] == "imap_reconnecting" for e in logs) >= 2, 20)
+        with db.session() as s:
+            assert "refused" in s.scalars(select(Folder.last_error)).one()
+        secret.write_text(imap_account.password)  # the operator fixes the secret
+        assert _wait_for(lambda: len(_stored(db)) == 1, 20)
+    attempts = [e["attempt"] for e in logs if e["event"] == "imap_reconnecting"]
+    assert attempts[:2] == [1, 2]
+    delays = [e["delay"] for e in logs if e["event"] == "imap_reconnecting"]
+    assert all(0.1 <= d <= 1 for d in delays)  # reconnect_initial 0.2 s, capped at 1 s
+    assert any(e["event"] == "imap_login_refused" for e in logs)

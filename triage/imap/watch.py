@@ -34,7 +34,7 @@ from typing import Protocol, Self
 import structlog
 
 from triage.config import ImapSettings
-from triage.errors import MailboxAuthError, MailboxError, StoreError
+from triage.errors import ConfigError, MailboxAuthError, MailboxError, StoreError
 from triage.imap.backoff import Backoff
 from triage.imap.mailbox import FolderState, Mailbox
 from triage.imap.responses import FetchedMessage
@@ -306,9 +306,15 @@ class FolderWatcher:
         while not stop.is_set():
             try:
                 self._session(stop)
-            except MailboxAuthError as exc:
+            except (MailboxAuthError, ConfigError) as exc:
+                # retried too (a password file may be fixed meanwhile), at back-off pace
                 error = str(exc)
-                log.error("imap_login_refused", folder=self.folder, error=error)  # noqa: TRY400 - no traceback for a refusal
+                event = (
+                    "imap_login_refused"
+                    if isinstance(exc, MailboxAuthError)
+                    else "imap_config_error"
+                )
+                log.error(event, folder=self.folder, error=error)  # noqa: TRY400 - no traceback
             except (MailboxError, StoreError) as exc:
                 error = str(exc)
             except Exception as exc:  # the runner owns failure; the loop goes on
