@@ -9,9 +9,10 @@ import hashlib
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from structlog.testing import capture_logs
 from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import TicketPipeline, append_many, message, settings_for
@@ -276,3 +277,29 @@ def test_messages_without_message_id_are_two_messages(  # noqa: PLR0917 - fixtur
         rows = s.scalars(select(Message).order_by(Message.uid)).all()
         assert all(r.message_id_synthetic for r in rows)
         assert rows[0].message_id != rows[1].message_id
+
+
+def test_a_database_error_in_the_pipeline_is_recorded_without_the_message_content(
+    database: Database,
+) -> None:
+    class LeakyPipeline:
+        def process(self, session: Any, _row: Message, message: InboundMessage) -> None:
+            if message.parse_status == "ok":
+                # a NOT NULL violation whose statement carries the body text
+                session.execute(
+                    text("INSERT INTO tickets (queue, subject) VALUES (:q, :s)"),
+                    {"q": "x", "s": message.body_text},
+                )
+
+    secret_body = "Account number 1234-5678, please keep this private."
+    raw = message(1, body=secret_body)
+    intake = Intake(database, pipeline=LeakyPipeline())
+    with capture_logs() as logs:
+        outcome = intake.store(SyncPlan("INBOX", 5, 1), FetchedMessage(1, raw, ARRIVED, len(raw)))
+    assert outcome is StoreOutcome.ERROR
+    with database.session() as s:
+        row = s.scalars(select(Message)).one()
+        assert row.parse_error.startswith("IntegrityError: ")
+        assert "1234-5678" not in row.parse_error
+        assert "INSERT" not in row.parse_error
+    assert "1234-5678" not in repr(logs)

@@ -48,7 +48,13 @@ from typing import Any, Protocol, cast
 import structlog
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.orm import Session
 
 from triage.clock import Clock, SystemClock
@@ -179,6 +185,19 @@ class _AlreadyStoredError(Exception):
         super().__init__(outcome.value)
         self.outcome = outcome
         self.existing = existing
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for a log line or ``parse_error``, never with a message's content.
+
+    SQLAlchemy's own text of a failed statement lists its parameters (raw bytes,
+    body text) and PostgreSQL's DETAIL line repeats the row: only the first line
+    of the driver's message is kept.
+    """
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        first = (str(exc.orig).strip().splitlines() or [""])[0]
+        return _clean(f"{type(exc).__name__}: {first}", _MAX_ERROR)
+    return _clean(f"{type(exc).__name__}: {exc}", _MAX_ERROR)
 
 
 def _is_database_down(exc: BaseException) -> bool:
@@ -408,10 +427,10 @@ class Intake:
             raise
         except Exception as exc:  # noqa: BLE001 - the per-message failure boundary
             if _is_database_down(exc):
-                raise StoreError(f"cannot store {self._where(target)}: {exc}") from None
+                raise StoreError(f"cannot store {self._where(target)}: {_describe(exc)}") from None
             if isinstance(exc, IntegrityError) and self._uid_stored(target):
                 return self._already(_AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed)
-            error = _clean(f"{type(exc).__name__}: {exc}", _MAX_ERROR)
+            error = _describe(exc)
             log.warning(
                 "message_failed",
                 folder=target.folder or None,
@@ -440,20 +459,22 @@ class Intake:
                 return self._already(done, target, parsed)
             except Exception as exc:  # noqa: BLE001 - keep the raw bytes whatever happens
                 if _is_database_down(exc):
-                    raise StoreError(f"cannot store {self._where(target)}: {exc}") from None
+                    raise StoreError(
+                        f"cannot store {self._where(target)}: {_describe(exc)}"
+                    ) from None
                 if isinstance(exc, IntegrityError) and self._uid_stored(target):
                     return self._already(
                         _AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed
                     )
                 if not run_pipeline:
                     raise StoreError(
-                        f"cannot store {self._where(target)} even raw: {type(exc).__name__}: {exc}"
+                        f"cannot store {self._where(target)} even raw: {_describe(exc)}"
                     ) from None
                 log.warning(
                     "message_pipeline_failed",
                     folder=target.folder or None,
                     uid=target.uid,
-                    error=_clean(f"{type(exc).__name__}: {exc}", _MAX_ERROR),
+                    error=_describe(exc),
                 )
                 continue
             self._log_stored(degraded, target, StoreOutcome.ERROR)
