@@ -147,7 +147,13 @@ class ImapSettings(_Tls, _Login):
     fallback_poll: Seconds = 300.0
     """A UID SEARCH runs at least this often even while IDLE reports nothing."""
     batch_size: int = Field(default=200, ge=1, le=5000)
+    batch_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    """Bytes fetched per round trip at most (a single larger message is fetched alone)."""
     timeout: Seconds = 30.0
+    reconnect_initial: Seconds = 1.0
+    """First delay before reconnecting after a failure; doubles per attempt (with jitter)."""
+    reconnect_max: Seconds = 300.0
+    """Longest delay between two reconnect attempts."""
     after_ingest: Literal["keep", "keyword", "move"] = "keep"
     keyword: str = "$Triaged"
     move_to: str = ""
@@ -171,6 +177,10 @@ class ImapSettings(_Tls, _Login):
             raise ValueError("username is required")
         if self.after_ingest == "move" and not self.move_to:
             raise ValueError("after_ingest = 'move' needs move_to")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be more than 0 seconds")
+        if self.reconnect_initial <= 0 or self.reconnect_max < self.reconnect_initial:
+            raise ValueError("need 0 < reconnect_initial <= reconnect_max")
         return self
 
 

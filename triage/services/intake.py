@@ -1,0 +1,778 @@
+"""Intake: each fetched or imported message stored exactly once, parsed, in one transaction.
+
+One database transaction per message holds the ``messages`` row (raw bytes,
+SHA-256, size, INTERNALDATE and the parsed fields), the folder's new progress
+(``folders.uidvalidity`` / ``last_uid``) and whatever the :class:`MessagePipeline`
+adds (routing, ticket and outbox rows, added by the lead). So a crash at any
+point either keeps all of it or none of it, and the next pass starts after the
+last committed UID.
+
+Exactly once:
+    - Incremental passes fetch UIDs above the stored high-water mark; the unique
+      key ``(folder_id, uidvalidity, uid)`` makes a repeat (a second worker, a
+      replayed UID) harmless: it is reported as :attr:`StoreOutcome.DUPLICATE`.
+    - UIDVALIDITY change (RFC 3501 section 2.3.1.1; ../shared/cases/B27): the
+      high-water mark is discarded, the folder rescanned from UID 1, and each
+      message deduplicated by Message-ID + SHA-256 of its raw bytes. An old
+      message recognized this way gets NO new row (decision: a row pointing to
+      the old one would be a second message for the same mail, and the pipeline —
+      ticket, acknowledgment — must not run for it); it is reported as
+      :attr:`StoreOutcome.RECOGNIZED` and logged ``message_duplicate``. New mail
+      is stored under the new UIDVALIDITY. The new UIDVALIDITY and high-water
+      mark are written only when the rescan has gone through the whole folder;
+      a crash before that repeats the rescan, which skips what it already stored.
+    - ``triage import`` dedupes the same way (Message-ID + raw hash) across
+      everything stored, so importing twice adds nothing.
+
+Failure boundary: anything unexpected while parsing, building the row or
+running the pipeline for one message is caught here; that transaction is rolled
+back and the message stored raw with ``parse_status = "error"`` and the error
+(the pipeline then sees it with ``parse_status = error`` and routes it to the
+fallback queue; if the pipeline fails on that too, the raw row is stored
+without it). Only a database that cannot be written raises
+(:class:`~triage.errors.StoreError`): the message is not marked done and is
+fetched again on the next pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+import structlog
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.orm import Session
+
+from triage.clock import Clock, SystemClock
+from triage.config import Settings
+from triage.domain import Address, InboundMessage, MessageKind, ParseStatus
+from triage.errors import ConfigError, MailboxError, StoreError
+from triage.imap.connect import ImapConnector
+from triage.imap.mailbox import FolderState, ImapMailbox
+from triage.imap.responses import FetchedMessage
+from triage.imap.watch import FolderWatcher, PassReport, StoreOutcome, SyncPlan, WatchedMailbox
+from triage.mail import parse_message
+from triage.store import Database
+from triage.store.models import Folder, Message
+
+__all__ = [
+    "FolderProgress",
+    "FolderResult",
+    "Intake",
+    "MessagePipeline",
+    "NoPipeline",
+    "Poller",
+    "plan_sync",
+]
+
+log = structlog.get_logger("triage.intake")
+
+ParseFunction = Callable[..., InboundMessage]
+
+_MAX_ERROR = 2000
+"""Characters of an error kept in ``parse_error`` / ``folders.last_error``."""
+
+
+class MessagePipeline(Protocol):
+    """What happens to a stored message inside its transaction (routing, ticket, outbox).
+
+    ``process`` runs after ``row`` was added and flushed (``row.id`` is set) in
+    the same ``session``; whatever it adds commits or rolls back together with
+    the message and the folder's progress. It must not commit. It is called for
+    every new row, imported ones too (``row.source == "import"``: no
+    acknowledgment for history), and for rows stored with ``parse_status ==
+    "error"`` (route those to the fallback queue). It is NOT called for a
+    message recognized as already stored.
+    """
+
+    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
+        """Add this message's rows to ``session``. Any exception rolls the message back."""
+        ...
+
+
+class NoPipeline:
+    """The default pipeline: store the message, nothing more."""
+
+    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
+        """Do nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderProgress:
+    """A folder's stored progress: the pair (UIDVALIDITY, highest UID stored)."""
+
+    uidvalidity: int | None
+    last_uid: int
+
+
+def plan_sync(folder: str, progress: FolderProgress, uidvalidity: int) -> SyncPlan:
+    """Decide where a pass over ``folder`` starts (pure).
+
+    - never synced: from UID 1, progress written per message;
+    - same UIDVALIDITY: from ``last_uid + 1``;
+    - different UIDVALIDITY: the old UIDs mean nothing now (RFC 3501 section
+      2.3.1.1), so from UID 1 as a rescan deduplicating by content (B27). Never
+      ``UID SEARCH last+1:*`` under the new value: that would skip mail forever.
+    """
+    if progress.uidvalidity is None:
+        return SyncPlan(folder=folder, uidvalidity=uidvalidity, first_uid=1)
+    if progress.uidvalidity != uidvalidity:
+        return SyncPlan(
+            folder=folder,
+            uidvalidity=uidvalidity,
+            first_uid=1,
+            rescan=True,
+            previous_uidvalidity=progress.uidvalidity,
+        )
+    return SyncPlan(
+        folder=folder,
+        uidvalidity=uidvalidity,
+        first_uid=progress.last_uid + 1,
+        previous_uidvalidity=progress.uidvalidity,
+        last_uid=progress.last_uid,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where and how one message is stored."""
+
+    source: str
+    folder: str = ""
+    folder_id: int | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    internal_date: datetime | None = None
+    received_at: datetime | None = None
+    """Fixed receive time (INTERNALDATE); None: the Date header, else ``fallback_date``."""
+    fallback_date: datetime | None = None
+    scope: str = ""
+    dedupe: bool = False
+    """Look for the same Message-ID + raw hash first (rescan, import)."""
+    progress: bool = False
+    """Advance the folder's high-water mark in the same transaction."""
+
+
+_ADVANCE = (
+    update(Folder)
+    .where(
+        Folder.id == bindparam("p_folder"),
+        or_(Folder.uidvalidity.is_(None), Folder.uidvalidity == bindparam("p_uidvalidity")),
+        Folder.last_uid < bindparam("p_uid"),
+    )
+    .values(uidvalidity=bindparam("p_uidvalidity"), last_uid=bindparam("p_uid"))
+)
+"""Advance a folder's high-water mark if the UID is new under the same UIDVALIDITY
+(built once: this runs for every message)."""
+
+
+class _AlreadyStoredError(Exception):
+    def __init__(self, outcome: StoreOutcome, existing: int | None = None) -> None:
+        super().__init__(outcome.value)
+        self.outcome = outcome
+        self.existing = existing
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for a log line or ``parse_error``, never with a message's content.
+
+    SQLAlchemy's own text of a failed statement lists its parameters (raw bytes,
+    body text) and PostgreSQL's DETAIL line repeats the row: only the first line
+    of the driver's message is kept.
+    """
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        first = (str(exc.orig).strip().splitlines() or [""])[0]
+        return _clean(f"{type(exc).__name__}: {first}", _MAX_ERROR)
+    return _clean(f"{type(exc).__name__}: {exc}", _MAX_ERROR)
+
+
+def _is_database_down(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _clean(value: str, limit: int | None = None) -> str:
+    """A string any database accepts: no NUL, no lone surrogate, at most ``limit`` characters."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:limit] if limit is not None else value
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean_json(v) for k, v in value.items()}
+    return value
+
+
+def _addresses(values: Iterable[Address]) -> list[dict[str, str]]:
+    return [{"name": a.name, "addr": a.addr} for a in values]
+
+
+class Intake:
+    """Stores fetched and imported messages exactly once (a :class:`~triage.imap.FolderSink`).
+
+    Args:
+        db: the store.
+        pipeline: runs inside each message's transaction (default: nothing).
+        clock: current time for ``last_poll_at`` and imports without a date.
+        max_message_size: bytes parsed at most (passed to a parser that accepts
+            ``max_size``); the raw bytes are always stored whole.
+        parse: the parser, ``parse_message(raw, *, received_at, scope, ...)``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        pipeline: MessagePipeline | None = None,
+        clock: Clock | None = None,
+        max_message_size: int | None = None,
+        parse: ParseFunction = parse_message,
+    ) -> None:
+        self.db = db
+        self.pipeline: MessagePipeline = pipeline or NoPipeline()
+        self.clock: Clock = clock or SystemClock()
+        self.max_message_size = max_message_size
+        self._parse_fn = parse
+        self._parse_takes_max_size = "max_size" in inspect.signature(parse).parameters
+        self._folder_ids: dict[str, int] = {}
+
+    # -- folders ----------------------------------------------------------------
+
+    def folder_id(self, name: str) -> int:
+        """The ``folders.id`` of ``name``, creating the row on first use. Raises StoreError."""
+        cached = self._folder_ids.get(name)
+        if cached is not None:
+            return cached
+        for _ in range(2):
+            try:
+                with self.db.session() as s:
+                    folder = s.scalar(select(Folder).where(Folder.name == name))
+                    if folder is None:
+                        folder = Folder(name=name, last_uid=0, last_error="")
+                        s.add(folder)
+                        s.flush()
+                    self._folder_ids[name] = folder.id
+                    return folder.id
+            except IntegrityError:  # created by another worker at the same moment
+                continue
+            except DBAPIError as exc:
+                raise StoreError(f"cannot read folder {name!r}: {exc.orig}") from None
+        raise StoreError(f"cannot create folder {name!r}")
+
+    def progress(self, name: str) -> FolderProgress:
+        """The stored (UIDVALIDITY, last UID) of folder ``name``. Raises StoreError."""
+        fid = self.folder_id(name)
+        try:
+            with self.db.session() as s:
+                folder = s.get_one(Folder, fid)
+                return FolderProgress(folder.uidvalidity, folder.last_uid)
+        except DBAPIError as exc:
+            raise StoreError(f"cannot read progress of {name!r}: {exc.orig}") from None
+
+    # -- FolderSink --------------------------------------------------------------
+
+    def begin_pass(self, state: FolderState) -> SyncPlan:
+        """Plan a pass from stored progress; log ``uidvalidity_changed`` on a mismatch."""
+        progress = self.progress(state.folder)
+        plan = plan_sync(state.folder, progress, state.uidvalidity)
+        if not plan.rescan:
+            return plan
+        fid = self.folder_id(state.folder)
+        try:
+            with self.db.session() as s:
+                stored = s.scalars(
+                    select(Message.uid).where(
+                        Message.folder_id == fid, Message.uidvalidity == state.uidvalidity
+                    )
+                ).all()
+        except DBAPIError as exc:
+            raise StoreError(f"cannot read stored UIDs of {state.folder!r}: {exc.orig}") from None
+        skip = frozenset(uid for uid in stored if uid is not None)
+        log.warning(
+            "uidvalidity_changed",
+            folder=state.folder,
+            old=progress.uidvalidity,
+            new=state.uidvalidity,
+            old_last_uid=progress.last_uid,
+            resumed=bool(skip),
+        )
+        return replace(plan, skip_uids=skip)
+
+    def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
+        """Store one fetched message exactly once (see the module docstring).
+
+        Returns:
+            STORED, ERROR (stored raw with the error), DUPLICATE (this UID is already
+            stored) or RECOGNIZED (rescan: the same mail is already stored).
+
+        Raises:
+            StoreError: the database cannot be written; nothing was committed.
+        """
+        target = _Target(
+            source="imap",
+            folder=plan.folder,
+            folder_id=self.folder_id(plan.folder),
+            uidvalidity=plan.uidvalidity,
+            uid=message.uid,
+            internal_date=message.internal_date,
+            received_at=message.internal_date,
+            scope=f"{plan.folder}/{plan.uidvalidity}/{message.uid}",
+            dedupe=plan.rescan,
+            progress=not plan.rescan,
+        )
+        return self._store(message.raw, target)
+
+    def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
+        """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none);
+        after a complete rescan persist the new UIDVALIDITY and high-water mark."""
+        fid = self.folder_id(plan.folder)
+        try:
+            with self.db.session() as s:
+                folder = s.get_one(Folder, fid, with_for_update=True)
+                folder.last_poll_at = self.clock.now()
+                folder.last_error = _clean(report.warning, _MAX_ERROR)
+                if plan.rescan and report.complete:
+                    folder.uidvalidity = plan.uidvalidity
+                    folder.last_uid = report.highest_uid
+                    log.info(
+                        "uidvalidity_resynced",
+                        folder=plan.folder,
+                        uidvalidity=plan.uidvalidity,
+                        last_uid=report.highest_uid,
+                        stored=report.stored,
+                        recognized=report.recognized,
+                    )
+                elif folder.uidvalidity is None:
+                    folder.uidvalidity = plan.uidvalidity
+        except DBAPIError as exc:
+            raise StoreError(f"cannot record the pass over {plan.folder!r}: {exc.orig}") from None
+
+    def pass_failed(self, folder: str, error: str) -> None:
+        """Record ``error`` as the folder's ``last_error``. Raises StoreError."""
+        try:
+            fid = self.folder_id(folder)
+            with self.db.session() as s:
+                s.get_one(Folder, fid, with_for_update=True).last_error = _clean(error, _MAX_ERROR)
+        except DBAPIError as exc:
+            raise StoreError(f"cannot record the error of {folder!r}: {exc.orig}") from None
+
+    # -- import ---------------------------------------------------------------
+
+    def import_message(self, raw: bytes, *, fallback_date: datetime | None = None) -> StoreOutcome:
+        """Store one message from a file (mbox, Maildir) with ``source = "import"``.
+
+        ``received_at`` is the Date header; without a usable one ``fallback_date``
+        (mbox ``From`` line, Maildir delivery time), else now. Deduplicated by
+        Message-ID + raw hash against everything stored: RECOGNIZED when present.
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        target = _Target(
+            source="import",
+            fallback_date=fallback_date,
+            scope="import",
+            dedupe=True,
+        )
+        return self._store(raw, target)
+
+    # -- the per-message boundary ---------------------------------------------
+
+    def _parse(self, raw: bytes, target: _Target) -> InboundMessage:
+        kwargs: dict[str, Any] = {
+            "received_at": target.received_at or target.fallback_date or self.clock.now(),
+            "scope": target.scope,
+        }
+        if self._parse_takes_max_size and self.max_message_size:
+            kwargs["max_size"] = self.max_message_size
+        parsed = self._parse_fn(raw, **kwargs)
+        received = target.received_at or parsed.sent_at or target.fallback_date or self.clock.now()
+        if parsed.received_at != received:
+            parsed = replace(parsed, received_at=received)
+        return parsed
+
+    def _store(self, raw: bytes, target: _Target) -> StoreOutcome:
+        sha = hashlib.sha256(raw).hexdigest()
+        parsed: InboundMessage | None = None
+        try:
+            parsed = self._parse(raw, target)
+            self._commit(raw, sha, parsed, target, run_pipeline=True)
+        except _AlreadyStoredError as done:
+            return self._already(done, target, parsed)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the per-message failure boundary
+            if _is_database_down(exc):
+                raise StoreError(f"cannot store {self._where(target)}: {_describe(exc)}") from None
+            if isinstance(exc, IntegrityError) and self._uid_stored(target):
+                return self._already(_AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed)
+            error = _describe(exc)
+            log.warning(
+                "message_failed",
+                folder=target.folder or None,
+                uid=target.uid,
+                source=target.source,
+                error=error,
+            )
+            return self._store_failed(raw, sha, parsed, target, error)
+        self._log_stored(parsed, target, StoreOutcome.STORED)
+        return StoreOutcome.STORED
+
+    def _store_failed(
+        self,
+        raw: bytes,
+        sha: str,
+        parsed: InboundMessage | None,
+        target: _Target,
+        error: str,
+    ) -> StoreOutcome:
+        """Store the raw message with the error: with the pipeline, then without it."""
+        degraded = self._degraded(raw, parsed, target, error)
+        for run_pipeline in (True, False):
+            try:
+                self._commit(raw, sha, degraded, replace(target, dedupe=False), run_pipeline)
+            except _AlreadyStoredError as done:
+                return self._already(done, target, parsed)
+            except Exception as exc:  # noqa: BLE001 - keep the raw bytes whatever happens
+                if _is_database_down(exc):
+                    raise StoreError(
+                        f"cannot store {self._where(target)}: {_describe(exc)}"
+                    ) from None
+                if isinstance(exc, IntegrityError) and self._uid_stored(target):
+                    return self._already(
+                        _AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed
+                    )
+                if not run_pipeline:
+                    raise StoreError(
+                        f"cannot store {self._where(target)} even raw: {_describe(exc)}"
+                    ) from None
+                log.warning(
+                    "message_pipeline_failed",
+                    folder=target.folder or None,
+                    uid=target.uid,
+                    error=_describe(exc),
+                )
+                continue
+            self._log_stored(degraded, target, StoreOutcome.ERROR)
+            return StoreOutcome.ERROR
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _degraded(
+        self, raw: bytes, parsed: InboundMessage | None, target: _Target, error: str
+    ) -> InboundMessage:
+        """A minimal message for the raw row: identity fields only, marked as an error."""
+        received = target.received_at or target.fallback_date or self.clock.now()
+        if parsed is None:
+            digest = hashlib.sha256(target.scope.encode() + b"\0" + raw).hexdigest()[:32]
+            return InboundMessage(
+                message_id=f"<synthetic.{digest}@triage.invalid>",
+                message_id_synthetic=True,
+                subject="",
+                received_at=received,
+                size=len(raw),
+                parse_status=ParseStatus.ERROR,
+                parse_error=error,
+            )
+        return InboundMessage(
+            message_id=parsed.message_id,
+            message_id_synthetic=parsed.message_id_synthetic,
+            subject=parsed.subject,
+            received_at=parsed.received_at,
+            from_=parsed.from_,
+            sent_at=parsed.sent_at,
+            size=len(raw),
+            kind=parsed.kind if isinstance(parsed.kind, MessageKind) else MessageKind.NORMAL,
+            parse_status=ParseStatus.ERROR,
+            parse_error=error,
+        )
+
+    def _commit(
+        self,
+        raw: bytes,
+        sha: str,
+        message: InboundMessage,
+        target: _Target,
+        run_pipeline: bool,
+    ) -> None:
+        """One transaction: the folder's progress, the row and the pipeline's rows."""
+        with self.db.session() as s:
+            if target.progress:
+                self._advance(s, target)
+            elif target.uid is not None and self._uid_stored(target, s):
+                raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
+            if target.dedupe:
+                existing = self._find_same(s, message, sha)
+                if existing is not None:
+                    raise _AlreadyStoredError(StoreOutcome.RECOGNIZED, existing)
+            row = self._row(raw, sha, message, target)
+            s.add(row)
+            s.flush()
+            if run_pipeline:
+                self.pipeline.process(s, row, message)
+
+    @staticmethod
+    def _advance(session: Session, target: _Target) -> None:
+        """Move the folder's high-water mark to ``target.uid`` (first, so the row is locked).
+
+        One conditional UPDATE: it also takes the folder row's lock (PostgreSQL;
+        SQLite holds the database's write lock from BEGIN IMMEDIATE), so two workers
+        on one folder take turns. When it matches nothing, the UID is already
+        stored, or the UIDVALIDITY changed under the pass.
+        """
+        assert target.folder_id is not None  # noqa: S101 - progress implies a folder
+        assert target.uid is not None  # noqa: S101
+        moved = session.execute(
+            _ADVANCE,
+            {
+                "p_folder": target.folder_id,
+                "p_uidvalidity": target.uidvalidity,
+                "p_uid": target.uid,
+            },
+            execution_options={"synchronize_session": False},
+        )
+        if cast("CursorResult[Any]", moved).rowcount == 1:
+            return
+        folder = session.get_one(Folder, target.folder_id)
+        if folder.uidvalidity is not None and folder.uidvalidity != target.uidvalidity:
+            raise StoreError(
+                f"the UIDVALIDITY of {folder.name!r} changed during the pass"
+                f" ({folder.uidvalidity} -> {target.uidvalidity}); the next pass rescans"
+            )
+        raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
+
+    def _uid_stored(self, target: _Target, session: Session | None = None) -> bool:
+        if target.folder_id is None or target.uid is None:
+            return False
+        query = select(Message.id).where(
+            Message.folder_id == target.folder_id,
+            Message.uidvalidity == target.uidvalidity,
+            Message.uid == target.uid,
+        )
+        if session is not None:
+            return session.scalar(query) is not None
+        try:
+            with self.db.session() as s:
+                return s.scalar(query) is not None
+        except DBAPIError:
+            return False
+
+    @staticmethod
+    def _find_same(session: Session, message: InboundMessage, sha: str) -> int | None:
+        """The id of an inbound row with the same Message-ID (or none) and raw SHA-256."""
+        query = select(Message.id).where(Message.raw_sha256 == sha, Message.direction == "in")
+        if message.message_id_synthetic:
+            query = query.where(Message.message_id_synthetic.is_(True))
+        else:
+            query = query.where(Message.message_id == _clean(message.message_id, 998))
+        return session.scalar(query.limit(1))
+
+    def _row(self, raw: bytes, sha: str, m: InboundMessage, target: _Target) -> Message:
+        report = m.delivery_report
+        return Message(
+            folder_id=target.folder_id,
+            uidvalidity=target.uidvalidity,
+            uid=target.uid,
+            source=target.source,
+            direction="in",
+            message_id=_clean(m.message_id, 998),
+            message_id_synthetic=m.message_id_synthetic,
+            raw_sha256=sha,
+            raw=raw,
+            raw_size=len(raw),
+            internal_date=target.internal_date,
+            sent_at=m.sent_at,
+            received_at=m.received_at,
+            from_addr=_clean(m.from_.addr, 320) if m.from_ else "",
+            from_name=_clean(m.from_.name, 500) if m.from_ else "",
+            to_addrs=_clean_json(_addresses(m.to)),
+            cc_addrs=_clean_json(_addresses(m.cc)),
+            reply_to=_clean_json(_addresses(m.reply_to)),
+            subject=_clean(m.subject),
+            body_text=_clean(m.body_text),
+            quoted_text=_clean(m.quoted_text),
+            signature=_clean(m.signature),
+            attachments=_clean_json([asdict(a) for a in m.attachments]),
+            in_reply_to=_clean(m.in_reply_to, 998),
+            references=_clean_json(list(m.references)),
+            language=_clean(m.language, 8),
+            kind=_clean(str(m.kind), 16),
+            list_id=_clean(m.list_id, 500),
+            delivery_report=_clean_json(asdict(report)) if report is not None else None,
+            parse_status=_clean(str(m.parse_status), 20),
+            parse_error=_clean(m.parse_error, _MAX_ERROR),
+            charset_fallback=m.charset_fallback,
+            body_missing=m.body_missing,
+        )
+
+    # -- logging ------------------------------------------------------------------
+
+    @staticmethod
+    def _where(target: _Target) -> str:
+        if target.uid is not None:
+            return f"UID {target.uid} of {target.folder!r}"
+        return "an imported message"
+
+    def _already(
+        self, done: _AlreadyStoredError, target: _Target, parsed: InboundMessage | None
+    ) -> StoreOutcome:
+        emit = log.debug if target.source == "import" else log.info
+        emit(
+            "message_duplicate",
+            folder=target.folder or None,
+            uid=target.uid,
+            message_id=parsed.message_id if parsed else None,
+            source=target.source,
+            reason="same_uid" if done.outcome is StoreOutcome.DUPLICATE else "same_content",
+            existing=done.existing,
+        )
+        return done.outcome
+
+    @staticmethod
+    def _log_stored(message: InboundMessage, target: _Target, outcome: StoreOutcome) -> None:
+        # an import of thousands of messages logs its counts, not every message
+        emit = log.debug if target.source == "import" else log.info
+        emit(
+            "message_stored",
+            folder=target.folder or None,
+            uid=target.uid,
+            uidvalidity=target.uidvalidity,
+            message_id=message.message_id,
+            kind=str(message.kind),
+            parse_status=str(message.parse_status),
+            source=target.source,
+            outcome=outcome.value,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FolderResult:
+    """The outcome of one pass over a folder in :meth:`Poller.poll_once`.
+
+    Attributes:
+        report: the pass's counts, None when it failed.
+        error: why it failed ("" when it did not).
+        database_failed: the failure was the database's (StoreError), not the server's.
+    """
+
+    folder: str
+    report: PassReport | None = None
+    error: str = ""
+    database_failed: bool = False
+
+
+class Poller:
+    """Intake for every configured folder: one connection and one watcher per folder.
+
+    ``poll_once()`` makes one full pass over all folders (``triage poll --once``);
+    ``run(stop)`` watches them all until ``stop`` is set (the daemon runs it in a
+    thread beside its asyncio loop, e.g. ``await asyncio.to_thread(poller.run, stop)``).
+
+    Args:
+        settings: the whole configuration; ``[imap]`` must be present.
+        db: the store.
+        pipeline: runs in each message's transaction (routing, ticket, outbox).
+        clock: the current time.
+        open_mailbox: connection factory for tests; by default
+            ``ImapMailbox.open(ImapConnector(settings.imap))``.
+
+    Raises:
+        ConfigError: there is no ``[imap]`` section.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        pipeline: MessagePipeline | None = None,
+        clock: Clock | None = None,
+        open_mailbox: Callable[[], WatchedMailbox] | None = None,
+    ) -> None:
+        if settings.imap is None:
+            raise ConfigError("no [imap] section in the configuration: nothing to poll")
+        imap = settings.imap
+        self.settings = imap
+        self.intake = Intake(
+            db, pipeline=pipeline, clock=clock, max_message_size=imap.max_message_size
+        )
+        if open_mailbox is None:
+            connector = ImapConnector(imap, resolve=settings.resolve)
+
+            def open_imap() -> WatchedMailbox:
+                return ImapMailbox.open(connector, clock=clock)
+
+            open_mailbox = open_imap
+        self.watchers = [
+            FolderWatcher(folder, imap, self.intake, open_mailbox) for folder in imap.folders
+        ]
+
+    def poll_once(self) -> list[FolderResult]:
+        """One pass over each folder in turn; a failing folder does not stop the others.
+
+        Login refusals and unreachable servers are returned as errors (and recorded
+        as the folder's ``last_error``), not raised.
+        """
+        results = []
+        for watcher in self.watchers:
+            try:
+                report = watcher.poll_once()
+            except (MailboxError, StoreError) as exc:
+                log.error("poll_failed", folder=watcher.folder, error=str(exc))  # noqa: TRY400
+                results.append(
+                    FolderResult(
+                        watcher.folder,
+                        error=str(exc),
+                        database_failed=isinstance(exc, StoreError),
+                    )
+                )
+            else:
+                results.append(FolderResult(watcher.folder, report=report))
+        return results
+
+    def run(self, stop: threading.Event, *, grace: float = 5.0) -> None:
+        """Watch every folder (one thread each) until ``stop`` is set, then return.
+
+        After ``stop`` each watcher finishes or rolls back the message in hand and
+        logs out; one still blocked on a dead socket after ``grace`` seconds has its
+        socket shut down so it ends at once.
+        """
+        threads = [
+            threading.Thread(
+                target=watcher.run, args=(stop,), name=f"imap-{watcher.folder}", daemon=True
+            )
+            for watcher in self.watchers
+        ]
+        for thread in threads:
+            thread.start()
+        stop.wait()
+        deadline = time.monotonic() + grace
+        for watcher, thread in zip(self.watchers, threads, strict=True):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("imap_watch_interrupted", folder=watcher.folder)
+                watcher.interrupt()
+                thread.join(grace)
