@@ -31,6 +31,19 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return event_dict
 
 
+class _StderrProxy:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (not at configuration)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     fmt: Literal["auto", "console", "json"] = "auto",
     level: str = "info",
@@ -44,7 +57,7 @@ def configure_logging(
         level: minimum level name (debug, info, warning, error).
         stream: where logs go; stderr by default (stdout is the CLI's output).
     """
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _StderrProxy()
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [

@@ -108,6 +108,7 @@ protocols = imap lmtp
 listen = 127.0.0.1
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 ssl = yes
 ssl_cert = <{d}/tls/cert.pem
 ssl_key = <{d}/tls/key.pem
