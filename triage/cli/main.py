@@ -47,7 +47,7 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
 
 def _register() -> None:
     # Each command module adds its commands to `cli` on import.
-    from triage.cli import admin  # noqa: F401, PLC0415
+    from triage.cli import admin, model_cmd  # noqa: F401, PLC0415
 
 
 _register()
