@@ -7,10 +7,12 @@ it on the same held-out examples. The new model replaces the active one only
 if it is at least as good (:func:`classifiers.evaluation.at_least_as_good`).
 
 The active model may have been trained on some of the held-out examples (it
-was trained on the labels of last week, which are still in the database); the
-comparison then uses only the held-out examples it has not seen, recognized by
-their fingerprints. When it has seen all of them, the comparison falls back to
-the whole held-out part and says it favours the active model.
+was trained on the labels of last week, which are still in the database), and a
+model scored on its own training data looks better than it is. So the
+comparison uses only the held-out examples it has not seen, recognized by their
+fingerprints. When fewer than :data:`MIN_FAIR_COMPARISON` are left (retraining
+on nearly the same data), no fair comparison is possible and the new model,
+trained on at least as much data, replaces the active one; the outcome says so.
 
 Finally the model is refitted on all examples (the stored metrics are those of
 the same recipe trained on 80 %). Pure: no I/O.
@@ -18,6 +20,7 @@ the same recipe trained on 80 %). Pure: no I/O.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,32 +41,60 @@ from classifiers.model import TrainedModel, check_training_data, train
 
 __all__ = [
     "MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT",
+    "MIN_FAIR_COMPARISON",
     "Comparison",
     "Outcome",
+    "drop_rare_classes",
     "train_and_compare",
 ]
 
 MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT = 5
 """A class needs this many examples so that 80 % still covers the calibration folds."""
 
+MIN_FAIR_COMPARISON = 20
+"""Held-out examples unseen by the active model needed to compare it with a new one."""
+
+
+def drop_rare_classes(
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    min_per_class: int = MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT,
+) -> tuple[list[Example], list[str], dict[str, int]]:
+    """Leave out the classes with fewer than ``min_per_class`` examples.
+
+    A new queue with two corrections so far should not stop retraining the rest.
+    Returns the kept examples and labels (in order) and ``{left-out label: count}``.
+    """
+    counts = Counter(labels)
+    rare = {label: n for label, n in sorted(counts.items()) if n < min_per_class}
+    kept = [(e, y) for e, y in zip(examples, labels, strict=True) if y not in rare]
+    return [e for e, _ in kept], [y for _, y in kept], rare
+
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """The new and the active model scored on the same held-out examples.
 
+    Only held-out examples the active model was not trained on count (recognized
+    by fingerprint): scoring a model on its own training data flatters it.
+
     Attributes:
         incumbent_version: the active model's version.
-        candidate: the new model's scores.
-        incumbent: the active model's scores.
-        unseen_only: True when only examples the active model was not trained on
-            were used; False when it had seen all of them (the comparison favours it).
-        replace: whether the new model is at least as good.
+        n_held_out: size of the held-out part.
+        n_unseen: held-out examples the active model was not trained on.
+        candidate: the new model's scores on those, None when they are fewer than
+            :data:`MIN_FAIR_COMPARISON` (no fair comparison is possible).
+        incumbent: the active model's scores on the same examples, or None.
+        replace: whether the new model may replace the active one: it is at
+            least as good, or no fair comparison was possible.
     """
 
     incumbent_version: str
-    candidate: Scores
-    incumbent: Scores
-    unseen_only: bool
+    n_held_out: int
+    n_unseen: int
+    candidate: Scores | None
+    incumbent: Scores | None
     replace: bool
 
 
@@ -95,18 +126,19 @@ def _compare(
     held: Sequence[Example],
     held_labels: Sequence[str],
 ) -> Comparison:
-    unseen = ~incumbent.has_seen(held)
-    unseen_only = bool(unseen.any())
-    idx = np.flatnonzero(unseen).tolist() if unseen_only else list(range(len(held)))
-    examples = [held[i] for i in idx]
-    truth = [held_labels[i] for i in idx]
+    unseen = np.flatnonzero(~incumbent.has_seen(held)).tolist()
+    if len(unseen) < MIN_FAIR_COMPARISON:
+        return Comparison(incumbent.version, len(held), len(unseen), None, None, replace=True)
+    examples = [held[i] for i in unseen]
+    truth = [held_labels[i] for i in unseen]
     cand = score(truth, candidate.predict_labels(examples))
     inc = score(truth, incumbent.predict_labels(examples))
     return Comparison(
         incumbent_version=incumbent.version,
+        n_held_out=len(held),
+        n_unseen=len(unseen),
         candidate=cand,
         incumbent=inc,
-        unseen_only=unseen_only,
         replace=at_least_as_good(cand, inc),
     )
 

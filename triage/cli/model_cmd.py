@@ -15,8 +15,13 @@ from classifiers.evaluation import (
     score,
     stratified_folds,
 )
+from classifiers.features import Example
 from classifiers.model import TARGETS, TrainedModel, check_training_data, train
-from classifiers.selection import MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT, train_and_compare
+from classifiers.selection import (
+    MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT,
+    drop_rare_classes,
+    train_and_compare,
+)
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.clock import utcnow
@@ -67,6 +72,18 @@ def _describe(data: Dataset) -> str:
     return f"{len(data)} examples in {len(counts)} classes from {data.source}{tail}"
 
 
+def _usable(data: Dataset) -> tuple[list[Example], list[str]]:
+    examples, labels, rare = drop_rare_classes(data.examples, data.labels)
+    if rare:
+        listed = ", ".join(f"{k!r} ({v})" for k, v in rare.items())
+        click.echo(
+            f"note: left out classes with fewer than {MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT}"
+            f" examples: {listed}"
+        )
+    check_training_data(labels, min_per_class=MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT)
+    return examples, labels
+
+
 def _unknown_labels(app: AppContext, labels: set[str], target: str) -> list[str]:
     if target == "priority":
         return sorted(labels - {p.value for p in Priority})
@@ -90,8 +107,8 @@ def train_command(
     """
     data = _load(app, source, label, target)
     click.echo(f"training data: {_describe(data)}")
-    check_training_data(data.labels, min_per_class=MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT)
-    unknown = _unknown_labels(app, set(data.labels), target)
+    examples, labels = _usable(data)
+    unknown = _unknown_labels(app, set(labels), target)
     if unknown:
         click.echo(
             f"note: labels that are not configured {target} values: {', '.join(unknown)}"
@@ -106,7 +123,7 @@ def train_command(
             click.echo(f"the active model is refused ({exc}); the new model replaces it")
 
     outcome = train_and_compare(
-        data.examples, data.labels, trained_at=utcnow(), target=target, incumbent=incumbent
+        examples, labels, trained_at=utcnow(), target=target, incumbent=incumbent
     )
     holdout = outcome.holdout
     click.echo(
@@ -116,18 +133,21 @@ def train_command(
     )
     comparison = outcome.comparison
     if comparison is not None:
-        basis = (
-            "held-out examples it was not trained on"
-            if comparison.unseen_only
-            else "held-out examples (it was trained on all of them: this favours it)"
-        )
-        click.echo(
-            f"active model {comparison.incumbent_version} on the same {comparison.candidate.n}"
-            f" {basis}: macro_f1 {comparison.incumbent.macro_f1:.3f}"
-            f" (new: {comparison.candidate.macro_f1:.3f}),"
-            f" accuracy {comparison.incumbent.accuracy:.3f}"
-            f" (new: {comparison.candidate.accuracy:.3f})"
-        )
+        if comparison.candidate is None or comparison.incumbent is None:
+            click.echo(
+                f"active model {comparison.incumbent_version} was trained on all but"
+                f" {comparison.n_unseen} of the {comparison.n_held_out} held-out examples:"
+                " no fair comparison is possible, so the new model replaces it"
+            )
+        else:
+            click.echo(
+                f"active model {comparison.incumbent_version} on the same"
+                f" {comparison.n_unseen} held-out examples it was not trained on:"
+                f" macro_f1 {comparison.incumbent.macro_f1:.3f}"
+                f" (new: {comparison.candidate.macro_f1:.3f}),"
+                f" accuracy {comparison.incumbent.accuracy:.3f}"
+                f" (new: {comparison.candidate.accuracy:.3f})"
+            )
 
     activate = outcome.replace or force
     model = outcome.model
@@ -150,29 +170,27 @@ def train_command(
         assert comparison is not None  # noqa: S101 - only a comparison can refuse
         click.echo(
             f"saved model {model.version} ({size}) but kept it INACTIVE: it is worse than the"
-            f" active model {comparison.incumbent_version} on the same held-out data"
-            f" (macro_f1 {comparison.candidate.macro_f1:.3f} <"
-            f" {comparison.incumbent.macro_f1:.3f}); use --force to activate it anyway"
+            f" active model {comparison.incumbent_version} on the same held-out data;"
+            " use --force to activate it anyway"
         )
 
 
 def _cross_validate(data: Dataset, target: str, folds: int) -> tuple[list[str], list[str]]:
-    check_training_data(data.labels, min_per_class=MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT)
-    smallest = min(Counter(data.labels).values())
+    examples, labels = _usable(data)
+    smallest = min(Counter(labels).values())
     folds = max(2, min(folds, smallest))
     truth: list[str] = []
     predicted: list[str] = []
     now = utcnow()
-    for train_idx, test_idx in stratified_folds(data.labels, folds=folds):
+    for train_idx, test_idx in stratified_folds(labels, folds=folds):
         model = train(
-            [data.examples[i] for i in train_idx],
-            [data.labels[i] for i in train_idx],
+            [examples[i] for i in train_idx],
+            [labels[i] for i in train_idx],
             trained_at=now,
             target=target,
         )
-        test = [data.examples[i] for i in test_idx]
-        predicted.extend(model.predict_labels(test))
-        truth.extend(data.labels[i] for i in test_idx)
+        predicted.extend(model.predict_labels([examples[i] for i in test_idx]))
+        truth.extend(labels[i] for i in test_idx)
     click.echo(
         f"stratified {folds}-fold cross-validation of the training recipe"
         " (each fold a fresh model; not the active model)"

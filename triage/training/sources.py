@@ -217,7 +217,7 @@ def load_database(session: Session, *, target: str = "queue") -> Dataset:
     seen_messages: set[int] = set()
     seen_text: set[tuple[str, str]] = set()
     skipped = duplicates = 0
-    for row, msg in session.execute(query).tuples():
+    for row, msg in session.execute(query):
         if row.message_id is not None:
             if row.message_id in seen_messages:
                 duplicates += 1
