@@ -100,7 +100,10 @@ def score(y_true: Sequence[str], y_pred: Sequence[str]) -> Scores:
         ClassScore(lab, float(p), float(r), float(f), int(s))
         for lab, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
     )
-    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    if len(labels) == 1:  # scikit-learn warns about a 1x1 matrix; it is simply n
+        matrix = np.array([[len(y_true)]])
+    else:
+        matrix = confusion_matrix(y_true, y_pred, labels=labels)
     return Scores(
         n=len(y_true),
         accuracy=float(accuracy_score(y_true, y_pred)),
