@@ -163,18 +163,23 @@ def dataset(per_queue_and_language: int = 20, *, seed: int = 1) -> tuple[list[Ex
     rng = random.Random(seed)
     examples: list[Example] = []
     labels: list[str] = []
+    seen: set[tuple[str, str]] = set()
     for _ in range(per_queue_and_language):
         for queue in QUEUES:
             for lang in ("en", "hu"):
-                subject = _fill(rng, rng.choice(SUBJECTS[queue, lang]))
-                sentences = rng.sample(BODIES[queue, lang], k=2)
-                body = "\n\n".join(
-                    [
-                        rng.choice(GREETINGS[lang]),
-                        " ".join(_fill(rng, s) for s in sentences),
-                        rng.choice(CLOSINGS[lang]),
-                    ]
-                )
+                while True:  # no two examples alike: loaders drop duplicates
+                    subject = _fill(rng, rng.choice(SUBJECTS[queue, lang]))
+                    sentences = rng.sample(BODIES[queue, lang], k=2)
+                    body = "\n\n".join(
+                        [
+                            rng.choice(GREETINGS[lang]),
+                            " ".join(_fill(rng, s) for s in sentences),
+                            rng.choice(CLOSINGS[lang]),
+                        ]
+                    )
+                    if (subject, body) not in seen:
+                        seen.add((subject, body))
+                        break
                 sender = f"{rng.choice(['anna', 'bela', 'info', 'john'])}@{rng.choice(DOMAINS)}"
                 examples.append(Example(subject=subject, body=body, sender=sender))
                 labels.append(queue)
@@ -194,8 +199,8 @@ def write_csv(
 
 
 def test_the_synthetic_set_is_balanced_bilingual_and_distinct() -> None:
-    examples, labels = dataset(10)
-    assert Counter(labels) == dict.fromkeys(QUEUES, 20)
+    examples, labels = dataset(20)
+    assert Counter(labels) == dict.fromkeys(QUEUES, 40)
     assert any("számla" in e.body for e in examples)
     assert any("invoice" in e.body for e in examples)
     assert len({(e.subject, e.body) for e in examples}) == len(examples)
