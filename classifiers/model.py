@@ -42,7 +42,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from classifiers.features import COLUMNS, Example, feature_columns
+from classifiers.features import COLUMNS, STEM_PATTERN, Example, feature_columns
 from triage.domain import DecidedBy
 from triage.errors import UserError
 
@@ -90,7 +90,14 @@ def build_pipeline(*, c: float = 0.3, calibration: str = "temperature") -> Pipel
             ),
             (
                 "stems",
-                TfidfVectorizer(sublinear_tf=True, min_df=2, max_df=0.5, dtype=np.float32),
+                TfidfVectorizer(
+                    token_pattern=STEM_PATTERN,
+                    lowercase=False,  # feature_columns lowercased and folded it
+                    sublinear_tf=True,
+                    min_df=2,
+                    max_df=0.5,
+                    dtype=np.float32,
+                ),
                 col["stems"],
             ),
             (

@@ -1,6 +1,6 @@
 """Model files: a :class:`~classifiers.model.TrainedModel` to bytes and back, without pickle.
 
-A model file is a ZIP archive (stdlib :mod:`zipfile`, deflated) of three members:
+A model file is a ZIP archive (stdlib :mod:`zipfile`, deflated) of four members:
 
 ``model.json``
     what the model is: ``format`` (:data:`FORMAT`), ``version``, ``target``,
@@ -11,6 +11,10 @@ A model file is a ZIP archive (stdlib :mod:`zipfile`, deflated) of three members
     the fitted scikit-learn pipeline in the skops format: a schema of known
     types, never pickle, so loading a file cannot run code. Only the types
     skops trusts by default plus :data:`EXTRA_TRUSTED_TYPES` are accepted.
+``vocabularies.json``
+    the terms of each TF-IDF vectorizer (``{"text": [term of feature 0, ...]}``),
+    taken out of the skops data: skops writes a dict as one JSON node per entry,
+    which made a 20 Newsgroups model take 8 s to save and to load instead of 1 s.
 ``fingerprints.u64``
     the sorted 64-bit fingerprints of the training examples (big-endian),
     so a comparison can leave out examples the model has already seen.
@@ -54,6 +58,17 @@ EXTRA_TRUSTED_TYPES: tuple[str, ...] = (
 _META = "model.json"
 _PIPELINE = "pipeline.skops"
 _PRINTS = "fingerprints.u64"
+_VOCABULARIES = "vocabularies.json"
+
+
+def _vectorizers(pipeline: Any) -> dict[str, Any]:
+    # The fitted vectorizers of the pipeline's ColumnTransformer, by name.
+    steps = getattr(pipeline, "named_steps", None)
+    features = steps.get("features") if isinstance(steps, dict) else None
+    fitted = getattr(features, "named_transformers_", None)
+    if fitted is None:
+        return {}
+    return {name: t for name, t in fitted.items() if hasattr(t, "idf_")}
 
 
 def sha256(data: bytes) -> str:
@@ -74,12 +89,49 @@ def dumps(model: TrainedModel) -> bytes:
         "n_train": model.n_train,
         "metrics": model.metrics,
     }
+    vocabularies: dict[str, list[str]] = {}
+    taken: list[tuple[Any, dict[str, int]]] = []
+    try:
+        # Not thread-safe: the vocabularies are out of the pipeline while it is written.
+        for name, vectorizer in _vectorizers(model.pipeline).items():
+            vocabulary: dict[str, int] = vectorizer.vocabulary_
+            terms = [""] * len(vocabulary)
+            for term, index in vocabulary.items():
+                terms[index] = term
+            vocabularies[name] = terms
+            del vectorizer.vocabulary_
+            taken.append((vectorizer, vocabulary))
+        pipeline_bytes = skops.io.dumps(model.pipeline)
+    finally:
+        for vectorizer, vocabulary in taken:
+            vectorizer.vocabulary_ = vocabulary
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         zf.writestr(_META, json.dumps(meta, ensure_ascii=False, sort_keys=True))
-        zf.writestr(_PIPELINE, skops.io.dumps(model.pipeline))
+        zf.writestr(_PIPELINE, pipeline_bytes)
+        zf.writestr(_VOCABULARIES, json.dumps(vocabularies, ensure_ascii=False))
         zf.writestr(_PRINTS, np.sort(model.train_fingerprints).astype(">u8").tobytes())
     return buf.getvalue()
+
+
+def _restore_vocabularies(pipeline: Any, raw: bytes, version: str) -> None:
+    try:
+        vocabularies = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model {version}: unreadable {_VOCABULARIES} ({exc})") from None
+    vectorizers = _vectorizers(pipeline)
+    if not isinstance(vocabularies, dict) or set(vocabularies) != set(vectorizers):
+        raise ModelError(f"model {version}: {_VOCABULARIES} does not match the pipeline")
+    for name, vectorizer in vectorizers.items():
+        terms = vocabularies[name]
+        if (
+            not isinstance(terms, list)
+            or not all(isinstance(t, str) for t in terms)
+            or len(set(terms)) != len(terms)
+            or len(terms) != len(vectorizer.idf_)
+        ):
+            raise ModelError(f"model {version}: the {name!r} vocabulary does not fit its weights")
+        vectorizer.vocabulary_ = {term: index for index, term in enumerate(terms)}
 
 
 def _read_meta(zf: zipfile.ZipFile) -> dict[str, Any]:
@@ -141,6 +193,7 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
             meta = _read_meta(zf)
             _check_meta(meta)
             pipeline_bytes = zf.read(_PIPELINE)
+            vocabularies = zf.read(_VOCABULARIES)
             prints = np.frombuffer(zf.read(_PRINTS), dtype=">u8").astype(np.uint64)
     except ModelError:
         raise
@@ -161,6 +214,7 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
     except Exception as exc:  # noqa: BLE001 - as above: any failure to rebuild is a refusal
         raise ModelError(f"model {meta['version']}: cannot rebuild the pipeline ({exc})") from None
 
+    _restore_vocabularies(pipeline, vocabularies, meta["version"])
     classes = tuple(str(c) for c in getattr(pipeline, "classes_", ()))
     if classes != tuple(meta["classes"]) or not hasattr(pipeline, "predict_proba"):
         raise ModelError(f"model {meta['version']}: the pipeline does not match its metadata")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-import skops.io
 import sklearn
+import skops.io
 from test_classifier_data import dataset
 
 from classifiers import persistence
@@ -67,7 +67,15 @@ def test_round_trip_gives_the_same_model(model: TrainedModel, blob: bytes) -> No
 
 def test_the_file_is_skops_not_pickle_and_carries_its_metadata(blob: bytes) -> None:
     members = _members(blob)
-    assert set(members) == {"model.json", "pipeline.skops", "fingerprints.u64"}
+    assert set(members) == {
+        "model.json",
+        "pipeline.skops",
+        "vocabularies.json",
+        "fingerprints.u64",
+    }
+    vocabularies = json.loads(members["vocabularies.json"])
+    assert set(vocabularies) == {"text", "stems", "subject", "sender"}
+    assert "számla" in vocabularies["text"]
     meta = json.loads(members["model.json"])
     assert meta["sklearn_version"] == sklearn.__version__
     assert meta["classes"] == ["billing", "client-support", "records", "scheduling"]
@@ -106,7 +114,7 @@ def test_a_model_from_another_scikit_learn_is_refused(blob: bytes) -> None:
 def test_untrusted_types_inside_are_refused(blob: bytes) -> None:
     members = _members(blob)
     members["pipeline.skops"] = skops.io.dumps(Gadget())
-    with pytest.raises(ModelError, match="untrusted types.*Gadget"):
+    with pytest.raises(ModelError, match=r"untrusted types.*Gadget"):
         persistence.loads(_rezip(members))
 
 
@@ -119,6 +127,12 @@ def test_a_newer_format_or_missing_member_is_refused(blob: bytes) -> None:
     without = {k: v for k, v in members.items() if k != "pipeline.skops"}
     with pytest.raises(ModelError):
         persistence.loads(_rezip(without))
+    vocabularies = json.loads(members["vocabularies.json"])
+    vocabularies["text"] = vocabularies["text"][:-1]
+    with pytest.raises(ModelError, match="'text' vocabulary does not fit"):
+        persistence.loads(
+            _rezip({**members, "vocabularies.json": json.dumps(vocabularies).encode()})
+        )
     meta = json.loads(members["model.json"])
     meta["classes"] = ["billing"]
     with pytest.raises(ModelError, match="does not match its metadata"):

@@ -48,7 +48,9 @@ def test_csv_label_column_is_chosen_and_empty_labels_are_skipped(tmp_path: Path)
 def test_csv_without_the_label_column_names_what_it_has(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("subject,body,category\nA,B,c\n", encoding="utf-8")
-    with pytest.raises(ImportSourceError, match=r"no column 'queue' \(columns: subject, body, category\)"):
+    with pytest.raises(
+        ImportSourceError, match=r"no column 'queue' \(columns: subject, body, category\)"
+    ):
         load_csv(path)
 
 
@@ -80,7 +82,9 @@ def test_newsgroup_layout_folders_are_labels_parsed_by_our_parser(tmp_path: Path
     (tmp_path / "sci.med").mkdir()
     (tmp_path / "rec.autos").mkdir()
     (tmp_path / "sci.med" / "58045").write_bytes(_mail("Gaucher's disease", "Any info?"))
-    (tmp_path / "rec.autos" / "101").write_bytes(_mail("Brakes", "Squeaking brakes", "b@car.example"))
+    (tmp_path / "rec.autos" / "101").write_bytes(
+        _mail("Brakes", "Squeaking brakes", "b@car.example")
+    )
     (tmp_path / "README").write_text("not a label")
     data = load_tree(tmp_path)
     assert data.labels == ("rec.autos", "sci.med")
@@ -94,7 +98,15 @@ def test_newsgroup_layout_folders_are_labels_parsed_by_our_parser(tmp_path: Path
 
 
 def test_maildir_folders_are_labels_and_maildir_internals_are_skipped(tmp_path: Path) -> None:
-    for folder in ("cur", "new", "tmp", ".billing/cur", ".billing/new", ".billing/tmp", ".records/cur"):
+    for folder in (
+        "cur",
+        "new",
+        "tmp",
+        ".billing/cur",
+        ".billing/new",
+        ".billing/tmp",
+        ".records/cur",
+    ):
         (tmp_path / folder).mkdir(parents=True)
     (tmp_path / "cur" / "1.host:2,S").write_bytes(_mail("Inbox", "unlabeled"))
     (tmp_path / ".billing" / "cur" / "2.host:2,S").write_bytes(_mail("Számla", "Fizetés"))

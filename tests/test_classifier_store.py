@@ -158,7 +158,9 @@ def test_training_labels_come_from_the_database_latest_correction_wins(
     with database.session() as s:
         msg = _stored_message(s, "Számla", "Hibás az összeg", "anna@ugyfel.example")
         s.add(TrainingLabel(message_id=msg.id, queue="client-support", source="assistant"))
-        s.add(TrainingLabel(message_id=msg.id, queue="billing", priority="high", source="correction"))
+        s.add(
+            TrainingLabel(message_id=msg.id, queue="billing", priority="high", source="correction")
+        )
         s.add(
             TrainingLabel(
                 subject="Meeting", body="Move it to Friday", queue="scheduling", source="import"

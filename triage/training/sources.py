@@ -34,7 +34,7 @@ from triage.errors import ImportSourceError
 from triage.mail import parse_message
 from triage.store.models import Message, TrainingLabel
 
-__all__ = ["Dataset", "load_csv", "load_database", "load_path", "load_tree"]
+__all__ = ["Dataset", "combine", "load_csv", "load_database", "load_path", "load_tree"]
 
 _MAX_CSV_FIELD = 16 * 1024 * 1024
 _MAILDIR_PARTS = {"cur", "new", "tmp"}
@@ -61,6 +61,33 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.examples)
+
+
+def combine(*datasets: Dataset) -> Dataset:
+    """One dataset from several, keeping the first of examples with the same subject and body.
+
+    (The ticket corpus's files overlap: the same ticket appears in two of them.)
+    """
+    examples: list[Example] = []
+    labels: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    duplicates = sum(d.duplicates for d in datasets)
+    for data in datasets:
+        for example, label in zip(data.examples, data.labels, strict=True):
+            key = (example.subject, example.body)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            examples.append(example)
+            labels.append(label)
+    return Dataset(
+        tuple(examples),
+        tuple(labels),
+        " + ".join(d.source for d in datasets),
+        sum(d.skipped for d in datasets),
+        duplicates,
+    )
 
 
 def load_path(path: Path, *, label: str = "queue") -> Dataset:
