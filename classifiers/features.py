@@ -101,13 +101,16 @@ def sender_domain(sender: str) -> str:
 
 
 def example_from_message(msg: InboundMessage) -> Example:
-    """The :class:`Example` of a parsed message: subject, new body text, sender domain.
+    """The :class:`Example` of a parsed message: subject, new text, sender domain.
 
+    The new text is ``msg.body_text`` followed by ``msg.signature`` when the
+    parser separated one (a signature names the client's company: a good clue).
     ``msg.quoted_text`` (the history of the thread) is not used.
     """
+    body = f"{msg.body_text}\n{msg.signature}" if msg.signature else msg.body_text
     return Example(
         subject=msg.subject,
-        body=msg.body_text,
+        body=body,
         sender=msg.from_.domain if msg.from_ is not None else "",
     )
 

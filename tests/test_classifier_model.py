@@ -107,12 +107,12 @@ def test_hungarian_inflections_and_missing_accents_are_understood(model: Trained
         assert model.predict([probe])[0].label == queue, probe
 
 
-def test_an_unrelated_message_gets_low_confidence(model: TrainedModel) -> None:
+def test_a_message_with_no_known_word_gets_equal_probabilities(model: TrainedModel) -> None:
     known = model.predict([Example("Invoice 1234 overdue", "I paid the invoice yesterday.")])[0]
-    odd = model.predict([Example("Lorem ipsum", "dolor sit amet consectetur")])[0]
+    unknown = model.predict([Example("Xqzv", "wxkq jjzt")])[0]
     assert known.confidence > 0.8
-    assert odd.confidence < known.confidence
-    assert odd.confidence < 0.6
+    assert unknown.confidence == pytest.approx(1 / len(QUEUES))
+    assert choose(unknown, 0.6, "unsorted") == ("unsorted", DecidedBy.FALLBACK)
 
 
 def test_choose_routes_by_threshold() -> None:
