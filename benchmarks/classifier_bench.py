@@ -40,13 +40,15 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Peak RSS from /proc (VmHWM): ru_maxrss would carry the parent's peak over fork and exec.
 _LOAD_AND_MEASURE = """
-import resource, sys
+import sys
 from classifiers import persistence
 from classifiers.features import Example
 model = persistence.loads(open(sys.argv[1], "rb").read())
 model.predict([Example("Invoice overdue", "Please pay the invoice.")])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(int(status.split()[0]) // 1024)
 """
 
 

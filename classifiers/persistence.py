@@ -77,7 +77,11 @@ def sha256(data: bytes) -> str:
 
 
 def dumps(model: TrainedModel) -> bytes:
-    """The model file of ``model`` (see the module docstring for the layout)."""
+    """The model file of ``model`` (see the module docstring for the layout).
+
+    While it runs, the vectorizers' vocabularies are out of ``model.pipeline``:
+    do not predict with the same model object from another thread meanwhile.
+    """
     meta = {
         "format": FORMAT,
         "version": model.version,
