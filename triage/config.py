@@ -356,9 +356,9 @@ class ClassifierSettings(_Section):
     """``[classifier]``: the scikit-learn routing model."""
 
     enabled: bool = True
-    model_dir: str = "models"
-    """Directory of model files (skops), relative to the config file."""
+    """False: route with rules and the fallback queue only."""
     predict_priority: bool = False
+    """Also predict the priority with a second model (``triage train --target priority``)."""
 
 
 class AcknowledgmentSettings(_Section):

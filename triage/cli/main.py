@@ -50,6 +50,7 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
 COMMAND_MODULES = (
     "admin",
     "intake_cmd",
+    "model_cmd",
     "rules_cmd",
     "tickets_cmd",
 )

@@ -1,0 +1,168 @@
+"""`triage train` and `triage evaluate` as a user runs them: the installed executable."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_classifier_data import dataset, write_csv
+
+from triage.store import Database
+from triage.store.models import TrainingLabel
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
+    return subprocess.run(
+        [TRIAGE, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or config.parent,
+        env=env,
+        check=False,
+        timeout=240,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", path)
+    return path
+
+
+def _models(config: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(config.parent / "triage.db") as conn:
+        return list(conn.execute("select version, active from models order by id"))
+
+
+def _value(stdout: str, key: str) -> float:
+    line = next(line for line in stdout.splitlines() if line.startswith(f"{key}: "))
+    return float(line.split(": ", 1)[1])
+
+
+def test_train_from_csv_then_evaluate_prints_scores_and_writes_the_plot(
+    config: Path, tmp_path: Path
+) -> None:
+    train_csv = write_csv(tmp_path / "train.csv", *dataset(15))
+    test_csv = write_csv(tmp_path / "test.csv", *dataset(5, seed=9))
+
+    done = run(config, "train", "--from", str(train_csv))
+    assert done.returncode == 0, done.stderr
+    assert "training data: 120 examples in 4 classes" in done.stdout
+    assert "saved and activated model queue-" in done.stdout
+    assert [active for _, active in _models(config)] == [1]
+
+    plot = tmp_path / "out" / "cm.png"
+    plot.parent.mkdir()
+    done = run(config, "evaluate", "--from", str(test_csv), "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    assert _value(done.stdout, "accuracy") >= 0.9
+    assert _value(done.stdout, "macro_f1") >= 0.9
+    lines = done.stdout.splitlines()
+    billing = next(line.split() for line in lines if line.startswith("billing "))
+    assert billing[-1] == "10"  # support: 5 per language
+    assert "confusion matrix (rows: true, columns: predicted)" in lines
+    assert any(line.startswith("calibration_error: ") for line in lines)
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+    assert f"confusion matrix plot: {plot}" in lines
+
+
+def test_a_worse_model_is_kept_inactive_unless_forced(config: Path, tmp_path: Path) -> None:
+    good = write_csv(tmp_path / "good.csv", *dataset(15))
+    examples, labels = dataset(15, seed=8)
+    random.Random(1).shuffle(labels)
+    scrambled = write_csv(tmp_path / "scrambled.csv", examples, labels)
+
+    assert run(config, "train", "--from", str(good)).returncode == 0
+    done = run(config, "train", "--from", str(scrambled))
+    assert done.returncode == 0, done.stderr
+    assert "kept it INACTIVE" in done.stdout
+    assert "use --force" in done.stdout
+    first, second = _models(config)
+    assert (first[1], second[1]) == (1, 0)
+
+    done = run(config, "train", "--from", str(scrambled), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "(forced)" in done.stdout
+    assert [active for _, active in _models(config)] == [0, 0, 1]
+
+
+def test_train_and_cross_validate_on_the_database_labels(config: Path, tmp_path: Path) -> None:
+    examples, labels = dataset(8)
+    db = Database.open(f"sqlite:///{tmp_path / 'triage.db'}")
+    try:
+        with db.session() as s:
+            for ex, label in zip(examples, labels, strict=True):
+                s.add(
+                    TrainingLabel(
+                        subject=ex.subject,
+                        body=ex.body,
+                        sender=ex.sender,
+                        queue=label,
+                        source="correction",
+                    )
+                )
+    finally:
+        db.dispose()
+
+    done = run(config, "train")
+    assert done.returncode == 0, done.stderr
+    assert "64 examples in 4 classes from database" in done.stdout
+    assert "saved and activated" in done.stdout
+
+    done = run(config, "evaluate", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "stratified 5-fold cross-validation" in done.stdout
+    assert _value(done.stdout, "accuracy") >= 0.8
+    assert (tmp_path / "confusion-matrix.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_tampered_active_model_is_refused_with_a_clear_error(
+    config: Path, tmp_path: Path
+) -> None:
+    data = write_csv(tmp_path / "train.csv", *dataset(6))
+    assert run(config, "train", "--from", str(data)).returncode == 0
+    with sqlite3.connect(tmp_path / "triage.db") as conn:
+        blob = bytearray(conn.execute("select blob from models").fetchone()[0])
+        blob[200] ^= 0xFF
+        conn.execute("update models set blob = ?", (bytes(blob),))
+    done = run(config, "evaluate", "--from", str(data))
+    assert done.returncode == 1
+    assert "SHA-256" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "--from", "missing.csv"), "no such file or directory"),
+        (("train", "--from", "nolabel.csv"), "no column 'queue'"),
+        (("train", "--from", "one-class.csv"), "at least 2 classes"),
+        (("train", "--from", "tree", "--label", "x"), "--label applies to CSV files"),
+        (("train",), "no queue labels in the database"),
+        (("evaluate", "--from", "one-class.csv"), "no active queue model"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    config: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "nolabel.csv").write_text("subject,body,category\nA,B,c\n", encoding="utf-8")
+    examples, _ = dataset(3)
+    write_csv(tmp_path / "one-class.csv", examples, ["billing"] * len(examples))
+    (tmp_path / "tree" / "billing").mkdir(parents=True)
+    done = run(config, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr

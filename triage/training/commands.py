@@ -1,0 +1,233 @@
+"""What ``triage train`` and ``triage evaluate`` do; the click layer is :mod:`triage.cli.model_cmd`.
+
+Kept apart from the command definitions so that other ``triage`` commands do not
+pay for importing scikit-learn and matplotlib (about three seconds).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+import structlog
+
+from classifiers.evaluation import (
+    calibration_table,
+    format_report,
+    reliability,
+    score,
+    stratified_folds,
+)
+from classifiers.features import Example
+from classifiers.model import TrainedModel, check_training_data, train
+from classifiers.selection import (
+    MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT,
+    drop_rare_classes,
+    train_and_compare,
+)
+from triage.cli.context import AppContext
+from triage.clock import utcnow
+from triage.domain import Priority
+from triage.errors import ModelError, UserError
+from triage.modelstore import load_active_model, save_model
+from triage.training.plot import write_confusion_png
+from triage.training.sources import Dataset, load_database, load_path
+
+__all__ = ["run_evaluate", "run_train"]
+
+log = structlog.get_logger(__name__)
+
+
+def _load(app: AppContext, source: Path | None, label: str | None, target: str) -> Dataset:
+    if source is not None:
+        if label is not None and source.is_dir():
+            raise UserError(
+                "--label applies to CSV files; a directory's labels are its folder names"
+            )
+        data = load_path(source, label=label or target)
+    else:
+        if label is not None:
+            raise UserError("--label applies to CSV files given with --from")
+        with app.db.session() as session:
+            data = load_database(session, target=target)
+        if not data.examples:
+            raise UserError(
+                f"no {target} labels in the database yet: correct queues with `triage move`,"
+                " or train from labeled data with --from PATH"
+            )
+    return data
+
+
+def _describe(data: Dataset) -> str:
+    counts = Counter(data.labels)
+    extra = []
+    if data.skipped:
+        extra.append(f"{data.skipped} without label or text skipped")
+    if data.duplicates:
+        extra.append(f"{data.duplicates} duplicates skipped")
+    tail = f" ({'; '.join(extra)})" if extra else ""
+    return f"{len(data)} examples in {len(counts)} classes from {data.source}{tail}"
+
+
+def _usable(data: Dataset) -> tuple[list[Example], list[str]]:
+    examples, labels, rare = drop_rare_classes(data.examples, data.labels)
+    if rare:
+        listed = ", ".join(f"{k!r} ({v})" for k, v in rare.items())
+        click.echo(
+            f"note: left out classes with fewer than {MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT}"
+            f" examples: {listed}"
+        )
+    check_training_data(labels, min_per_class=MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT)
+    return examples, labels
+
+
+def _unknown_labels(app: AppContext, labels: set[str], target: str) -> list[str]:
+    if target == "priority":
+        return sorted(labels - {p.value for p in Priority})
+    return sorted(labels - set(app.settings.queues))
+
+
+def run_train(
+    app: AppContext, *, source: Path | None, label: str | None, target: str, force: bool
+) -> None:
+    """Train a routing model and make it the active one.
+
+    Keeps a stratified 20 % aside, trains on the rest and scores both the new and
+    the active model on it: the new model becomes active only if it is at least as
+    good (macro-F1), unless --force. The saved model is refitted on all examples.
+    """
+    data = _load(app, source, label, target)
+    click.echo(f"training data: {_describe(data)}")
+    examples, labels = _usable(data)
+    unknown = _unknown_labels(app, set(labels), target)
+    if unknown:
+        click.echo(
+            f"note: labels that are not configured {target} values: {', '.join(unknown)}"
+            " (mail predicted as these goes to the fallback queue)"
+        )
+
+    incumbent: TrainedModel | None = None
+    with app.db.session() as session:
+        try:
+            incumbent = load_active_model(session, target)
+        except ModelError as exc:
+            click.echo(f"the active model is refused ({exc}); the new model replaces it")
+
+    outcome = train_and_compare(
+        examples, labels, trained_at=utcnow(), target=target, incumbent=incumbent
+    )
+    holdout = outcome.holdout
+    click.echo(
+        f"held-out {holdout.n} examples: accuracy: {holdout.accuracy:.3f}"
+        f"  macro_f1: {holdout.macro_f1:.3f}"
+        f"  calibration_error: {outcome.model.metrics['calibration_error']:.3f}"
+    )
+    comparison = outcome.comparison
+    if comparison is not None:
+        if comparison.candidate is None or comparison.incumbent is None:
+            click.echo(
+                f"active model {comparison.incumbent_version} was trained on all but"
+                f" {comparison.n_unseen} of the {comparison.n_held_out} held-out examples:"
+                " no fair comparison is possible, so the new model replaces it"
+            )
+        else:
+            click.echo(
+                f"active model {comparison.incumbent_version} on the same"
+                f" {comparison.n_unseen} held-out examples it was not trained on:"
+                f" macro_f1 {comparison.incumbent.macro_f1:.3f}"
+                f" (new: {comparison.candidate.macro_f1:.3f}),"
+                f" accuracy {comparison.incumbent.accuracy:.3f}"
+                f" (new: {comparison.candidate.accuracy:.3f})"
+            )
+
+    activate = outcome.replace or force
+    model = outcome.model
+    with app.db.session() as session:
+        info = save_model(session, model, activate=activate)
+    log.info(
+        "model_trained",
+        version=model.version,
+        target=target,
+        n_train=model.n_train,
+        accuracy=round(holdout.accuracy, 4),
+        macro_f1=round(holdout.macro_f1, 4),
+        active=activate,
+    )
+    size = f"{info.size / 1_000_000:.1f} MB"
+    if activate:
+        forced = " (forced)" if not outcome.replace else ""
+        click.echo(f"saved and activated model {model.version}{forced}, {size}")
+    else:
+        assert comparison is not None  # noqa: S101 - only a comparison can refuse
+        click.echo(
+            f"saved model {model.version} ({size}) but kept it INACTIVE: it is worse than the"
+            f" active model {comparison.incumbent_version} on the same held-out data;"
+            " use --force to activate it anyway"
+        )
+
+
+def _cross_validate(data: Dataset, target: str, folds: int) -> tuple[list[str], list[str]]:
+    examples, labels = _usable(data)
+    smallest = min(Counter(labels).values())
+    folds = max(2, min(folds, smallest))
+    truth: list[str] = []
+    predicted: list[str] = []
+    now = utcnow()
+    for train_idx, test_idx in stratified_folds(labels, folds=folds):
+        model = train(
+            [examples[i] for i in train_idx],
+            [labels[i] for i in train_idx],
+            trained_at=now,
+            target=target,
+        )
+        predicted.extend(model.predict_labels([examples[i] for i in test_idx]))
+        truth.extend(labels[i] for i in test_idx)
+    click.echo(
+        f"stratified {folds}-fold cross-validation of the training recipe"
+        " (each fold a fresh model; not the active model)"
+    )
+    return truth, predicted
+
+
+def run_evaluate(
+    app: AppContext,
+    *,
+    source: Path | None,
+    label: str | None,
+    target: str,
+    plot: Path,
+    folds: int,
+) -> None:
+    """Score the active model on labeled data (--from), or cross-validate on the database's labels.
+
+    Prints accuracy and macro-F1, per-class precision/recall/support and the
+    confusion matrix, and writes the confusion matrix as a PNG picture.
+    """
+    data = _load(app, source, label, target)
+    click.echo(f"evaluation data: {_describe(data)}")
+    calibration = ""
+    if source is not None:
+        with app.db.session() as session:
+            model = load_active_model(session, target)
+        if model is None:
+            raise UserError(f"no active {target} model: run `triage train` first")
+        click.echo(
+            f"model: {model.version} (trained {model.trained_at:%Y-%m-%d %H:%M} UTC"
+            f" on {model.n_train} examples)"
+        )
+        probs = model.predict_proba(data.examples)
+        predicted = [model.classes[i] for i in probs.argmax(axis=1)]
+        truth = list(data.labels)
+        calibration = calibration_table(reliability(truth, probs, model.classes))
+        title = f"{model.version} on {Path(data.source).name}"
+    else:
+        truth, predicted = _cross_validate(data, target, folds)
+        title = f"{folds}-fold cross-validation, database labels"
+    scores = score(truth, predicted)
+    click.echo(format_report(scores))
+    if calibration:
+        click.echo("")
+        click.echo(calibration)
+    write_confusion_png(scores, plot, title=title)
+    click.echo(f"confusion matrix plot: {plot}")
