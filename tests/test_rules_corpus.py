@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from triage.cli.rules_cmd import load_configured_rules
 from triage.config import load_config
 from triage.domain import MessageKind, Priority
 from triage.mail import parse_message
+from triage.rule_files import load_configured_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rules import RuleSet, load_rules, parse_rules, reload_rules
-from triage.cli.rules_cmd import load_configured_rules, reload_configured_rules
 from triage.config import load_config
 from triage.domain import Address, InboundMessage
 from triage.errors import RuleFileError, UserError
+from triage.rule_files import load_configured_rules, reload_configured_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUES = ["billing", "records", "bulk"]

@@ -5,14 +5,12 @@ on any). ``test`` replays stored inbound mail through candidate rule files and
 prints the decisions that would change; it only reads the database (short
 read transactions, always rolled back, never migrated).
 
-:func:`load_configured_rules` and :func:`reload_configured_rules` load the rule
-files a config names, for the daemon (which refuses to start on a broken file
-and keeps its old rules when a reload fails).
+:func:`~triage.rule_files.load_configured_rules` loads the rule files a config names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,60 +19,22 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
-from rules import RuleSet, load_rules, reload_rules
+from rules import load_rules
 from rules.conditions import describe_condition
 from rules.replay import ReplayTotals, StoredDecision, compare
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
-from triage.config import Settings
 from triage.domain import ParseStatus
 from triage.errors import RuleFileError, UserError
 from triage.mail import parse_message
+from triage.rule_files import load_configured_rules
 from triage.store import Database
 from triage.store.models import Message, RoutingDecision
 
-__all__ = ["load_configured_rules", "reload_configured_rules", "rules"]
+__all__ = ["rules"]
 
 REPLAY_BATCH = 100
 """Messages read per (short, rolled back) read transaction during replay."""
-
-
-def _rule_paths(settings: Settings, paths: Sequence[Path] | None) -> list[Path]:
-    if paths:
-        return list(paths)
-    return [settings.resolve(p) for p in settings.routing.rule_files]
-
-
-def load_configured_rules(settings: Settings, paths: Sequence[Path] | None = None) -> RuleSet:
-    """Load ``paths`` (default: ``routing.rule_files``) checked against ``settings``.
-
-    Queue, list and assistant names are checked against the config; received
-    times are evaluated in ``[calendar] timezone``.
-
-    Raises:
-        RuleFileError: every problem in every file.
-    """
-    return load_rules(
-        _rule_paths(settings, paths),
-        queues=settings.queues,
-        lists=settings.lists,
-        timezone=settings.calendar.timezone,
-        assistants=settings.team.assistants,
-    )
-
-
-def reload_configured_rules(
-    current: RuleSet, settings: Settings, paths: Sequence[Path] | None = None
-) -> tuple[RuleSet, list[str]]:
-    """Reload the rule files; on any problem keep ``current`` and return the problems."""
-    return reload_rules(
-        current,
-        _rule_paths(settings, paths),
-        queues=settings.queues,
-        lists=settings.lists,
-        timezone=settings.calendar.timezone,
-        assistants=settings.team.assistants,
-    )
 
 
 class _ProblemsFound(click.ClickException):

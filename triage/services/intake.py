@@ -241,6 +241,11 @@ class Intake:
         max_message_size: bytes parsed at most (passed to a parser that accepts
             ``max_size``); the raw bytes are always stored whole.
         parse: the parser, ``parse_message(raw, *, received_at, scope, ...)``.
+        on_commit: called (in the storing thread) after each message's transaction
+            commits, e.g. to wake the outbox dispatcher; must not raise.
+        source: ``messages.source`` of fetched mail (``imap``; ``sent`` for a watched
+            Sent folder).
+        direction: ``messages.direction`` of fetched mail (``in``; ``out`` for Sent).
     """
 
     def __init__(
@@ -251,8 +256,14 @@ class Intake:
         clock: Clock | None = None,
         max_message_size: int | None = None,
         parse: ParseFunction = parse_message,
+        on_commit: Callable[[], None] | None = None,
+        source: str = "imap",
+        direction: str = "in",
     ) -> None:
         self.db = db
+        self.on_commit = on_commit
+        self.source = source
+        self.direction = direction
         self.pipeline: MessagePipeline = pipeline or NoPipeline()
         self.clock: Clock = clock or SystemClock()
         self.max_message_size = max_message_size
@@ -333,7 +344,7 @@ class Intake:
             StoreError: the database cannot be written; nothing was committed.
         """
         target = _Target(
-            source="imap",
+            source=self.source,
             folder=plan.folder,
             folder_id=self.folder_id(plan.folder),
             uidvalidity=plan.uidvalidity,
@@ -533,6 +544,8 @@ class Intake:
             s.flush()
             if run_pipeline:
                 self.pipeline.process(s, row, message)
+        if self.on_commit is not None:
+            self.on_commit()
 
     @staticmethod
     def _advance(session: Session, target: _Target) -> None:
@@ -597,7 +610,7 @@ class Intake:
             uidvalidity=target.uidvalidity,
             uid=target.uid,
             source=target.source,
-            direction="in",
+            direction=self.direction if target.source != "import" else "in",
             message_id=_clean(m.message_id, 998),
             message_id_synthetic=m.message_id_synthetic,
             raw_sha256=sha,
@@ -698,6 +711,9 @@ class Poller:
         clock: the current time.
         open_mailbox: connection factory for tests; by default
             ``ImapMailbox.open(ImapConnector(settings.imap))``.
+        sent_pipeline: runs for mail in ``imap.sent_folder`` (stored with source
+            ``sent``, direction ``out``), e.g. recording the team's replies.
+        on_commit: called after each stored message commits (see :class:`Intake`).
 
     Raises:
         ConfigError: there is no ``[imap]`` section.
@@ -711,13 +727,19 @@ class Poller:
         pipeline: MessagePipeline | None = None,
         clock: Clock | None = None,
         open_mailbox: Callable[[], WatchedMailbox] | None = None,
+        sent_pipeline: MessagePipeline | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         if settings.imap is None:
             raise ConfigError("no [imap] section in the configuration: nothing to poll")
         imap = settings.imap
         self.settings = imap
         self.intake = Intake(
-            db, pipeline=pipeline, clock=clock, max_message_size=imap.max_message_size
+            db,
+            pipeline=pipeline,
+            clock=clock,
+            max_message_size=imap.max_message_size,
+            on_commit=on_commit,
         )
         if open_mailbox is None:
             connector = ImapConnector(imap, resolve=settings.resolve)
@@ -729,6 +751,18 @@ class Poller:
         self.watchers = [
             FolderWatcher(folder, imap, self.intake, open_mailbox) for folder in imap.folders
         ]
+        if imap.sent_folder and imap.sent_folder not in imap.folders:
+            # The team's replies: stored as outgoing mail, matched to their tickets.
+            sent_intake = Intake(
+                db,
+                pipeline=sent_pipeline,
+                clock=clock,
+                max_message_size=imap.max_message_size,
+                on_commit=on_commit,
+                source="sent",
+                direction="out",
+            )
+            self.watchers.append(FolderWatcher(imap.sent_folder, imap, sent_intake, open_mailbox))
 
     def poll_once(self) -> list[FolderResult]:
         """One pass over each folder in turn; a failing folder does not stop the others.
