@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
+from triage.cli.tables import plain_table, rich_table
 from triage.clock import utcnow
 from triage.config import Settings
 from triage.domain import TicketStatus
@@ -34,7 +35,7 @@ from triage.store.models import Message, Ticket
 from triage.tickets.assignment import assign, claim, move
 from triage.tickets.lifecycle import set_status
 from triage.tickets.lookup import get_ticket
-from triage.tickets.queue import QueueRow, list_queue
+from triage.tickets.queue import list_queue
 from triage.tickets.refs import format_ref
 from triage.tickets.reply import queue_reply
 from triage.tickets.view import render_ticket
@@ -92,69 +93,6 @@ def _act(app: AppContext, ref: str, action: Callable[[Session, Ticket, SlaPolicy
 # --- queue -------------------------------------------------------------------------------
 
 
-def _plain_table(rows: list[QueueRow]) -> str:
-    head = ("REF", "QUEUE", "PRIO", "CLIENT", "SUBJECT", "STATUS", "ASSIGNEE", "DUE")
-    body = [
-        (
-            r.ref_text,
-            r.queue,
-            r.priority,
-            _cut(r.client, 30),
-            _cut(r.subject, 40),
-            r.status,
-            r.assignee or "-",
-            r.due_text,
-        )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
-    ]
-    lines.insert(0, "  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _rich_table(rows: list[QueueRow]) -> None:
-    from rich import box  # noqa: PLC0415
-    from rich.console import Console  # noqa: PLC0415 - only on a terminal
-    from rich.table import Table  # noqa: PLC0415
-
-    console = Console()
-    cells = [
-        (
-            r.ref_text,
-            r.queue,
-            r.priority,
-            r.client_name or r.client_addr,
-            r.subject,
-            r.status,
-            r.assignee or "-",
-            r.due_text,
-        )
-        for r in rows
-    ]
-    names = ("Ref", "Queue", "Prio", "Client", "Subject", "Status", "Assignee", "Due")
-    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(names)]
-    # One line per ticket: the client and the subject are cut short, never the rest.
-    client, subject = names.index("Client"), names.index("Subject")
-    fixed = sum(w for i, w in enumerate(widths) if i not in (client, subject))
-    spare = console.width - 2 * len(names) - fixed  # two spaces around each column
-    widths[client] = max(8, min(widths[client], spare // 3))
-    widths[subject] = max(10, min(widths[subject], spare - widths[client]))
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, header_style="bold")
-    for name, width in zip(names, widths, strict=True):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", width=width)
-    for r, row in zip(rows, cells, strict=True):
-        style = "red" if r.breached else ("yellow" if r.priority == "urgent" else "")
-        table.add_row(*row, style=style)
-    console.print(table)
-
-
 @cli.command("queue")
 @click.option("--queue", "queue_name", metavar="Q", help="Only this queue.")
 @click.option("--mine", is_flag=True, help="Only tickets assigned to me.")
@@ -183,9 +121,9 @@ def queue_cmd(
     from rich.console import Console  # noqa: PLC0415 - rich is slow to import
 
     if Console().is_terminal:
-        _rich_table(rows)
+        rich_table(rows)
     else:
-        click.echo(_plain_table(rows))
+        click.echo(plain_table(rows))
 
 
 # --- show --------------------------------------------------------------------------------
