@@ -1,0 +1,1 @@
+"""Services: the long-running jobs that tie adapters and the pure core together."""
