@@ -47,6 +47,7 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
 
 def _register() -> None:
     # Each command module adds its commands to `cli` on import.
+    import triage.cli.outbox_cmd  # noqa: F401, PLC0415
     from triage.cli import admin  # noqa: F401, PLC0415
 
 
