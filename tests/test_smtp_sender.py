@@ -119,7 +119,7 @@ def test_starttls_asked_for_but_not_offered_never_sends_in_plaintext(
     plain_server: SmtpServer,
 ) -> None:
     sender = SmtpSender("127.0.0.1", plain_server.port, security="starttls")
-    with pytest.raises(SmtpSessionError, match="(?i)starttls"):
+    with pytest.raises(SmtpSessionError, match=r"(?i)starttls"):
         send(sender)
     assert plain_server.sink.attempts == 0
 
@@ -218,7 +218,7 @@ def test_missing_password_variable_is_a_session_error_naming_the_variable(
 
 
 def test_username_without_a_password_source_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="password_env or smtp.password_file"):
+    with pytest.raises(ConfigError, match=r"password_env or smtp\.password_file"):
         make_sender(settings(tmp_path, port=2525, username="inbox"))
 
 
@@ -277,7 +277,7 @@ def test_a_server_that_never_greets_times_out() -> None:
         port = listener.getsockname()[1]
         sender = SmtpSender("127.0.0.1", port, security="none", timeout=0.5)
         started = time.monotonic()
-        with pytest.raises(SmtpSessionError, match="(?i)timed out"):
+        with pytest.raises(SmtpSessionError, match=r"(?i)timed out"):
             send(sender)
         assert time.monotonic() - started < 5
 
