@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
@@ -19,7 +21,15 @@ from triage.config import Settings, parse_config
 from triage.domain import Address, InboundMessage
 from triage.errors import ConfigError
 from triage.mail import parse_message
-from triage.outbox import MailTemplates, compose_ack, enqueue, plan_ack, reply_subject
+from triage.outbox import (
+    MailTemplates,
+    build_mail,
+    compose_ack,
+    enqueue,
+    header_safe,
+    plan_ack,
+    reply_subject,
+)
 from triage.services.dispatch import Dispatcher
 from triage.smtp import SmtpSender
 from triage.store import Database
@@ -368,3 +378,27 @@ def test_compose_refuses_a_message_without_reply_address(tmp_path: Path) -> None
             client_message(from_=None), ticket_ref=1, queue="unsorted", due_at=None, settings=s,
             now=NOW,
         )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=240), st.text(max_size=80))
+def test_any_subject_and_name_survive_the_round_trip_as_one_header(subject: str, name: str) -> None:
+    raw = build_mail(
+        message_id="<x@example.com>",
+        sender=("Office", "inbox@example.com"),
+        to=[(name, "client@example.net")],
+        subject=subject,
+        body="x\n",
+        now=NOW,
+        auto_submitted="auto-replied",
+    )
+    msg = parsed(raw)
+    assert len(msg.get_all("Subject") or []) == 1
+    assert str(msg["Subject"]) == (header_safe(subject) or "(no subject)")
+    [address] = msg["To"].addresses
+    assert address.addr_spec == "client@example.net"
+    assert address.display_name == header_safe(name, limit=200)
+    assert [k for k, _ in msg.items()] == [
+        "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
+        "X-Auto-Response-Suppress", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+    ]  # fmt: skip

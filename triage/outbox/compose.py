@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from typing import Any, Literal
 
 from triage.config import Settings
@@ -34,6 +35,9 @@ from triage.outbox.headers import (
 from triage.outbox.templates import MailTemplates
 
 __all__ = ["ComposedMail", "ack_language", "build_mail", "compose_ack", "our_mailbox"]
+
+_WIRE = compat32.clone(linesep="\r\n")
+"""Generator policy: CRLF line ends, RFC 2047 words folded by email.header."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +109,13 @@ def build_mail(
     """
     if now.tzinfo is None:
         raise ValueError("build_mail needs a timezone-aware time for the Date header")
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = _header_address(*sender)
-    msg["To"] = [_header_address(name, addr) for name, addr in to]
-    msg["Subject"] = header_safe(subject) or "(no subject)"
+    # The legacy (compat32) API on purpose: Python 3.11's EmailPolicy folding can break
+    # a long non-ASCII Subject into an unclosed encoded-word; email.header.Header
+    # encodes and folds RFC 2047 words correctly.
+    msg: Message[str, str | Header] = Message(policy=_WIRE)
+    msg["From"] = _mailbox(*sender)
+    msg["To"] = ", ".join(_mailbox(name, addr) for name, addr in to)
+    msg["Subject"] = _encoded(header_safe(subject) or "(no subject)", "Subject")
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     parents = message_ids(in_reply_to)
@@ -122,17 +129,24 @@ def build_mail(
     msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "All"
     for name, value in (extra_headers or {}).items():
-        msg[header_safe(name, limit=76).replace(" ", "-")] = header_safe(value)
+        field = header_safe(name, limit=76).replace(" ", "-")
+        msg[field] = _encoded(header_safe(value), field)
     msg["MIME-Version"] = "1.0"
-    msg.set_content(body, charset="utf-8", cte="quoted-printable")
-    return msg.as_bytes(policy=policy.SMTP)
+    charset = Charset("utf-8")
+    charset.body_encoding = QP  # readable in the .eml files of folder mode
+    msg.set_payload(body, charset)  # sets Content-Type and Content-Transfer-Encoding
+    return msg.as_bytes(policy=_WIRE)
 
 
-def _header_address(name: str, addr: str) -> HeaderAddress:
+def _encoded(text: str, name: str) -> str | Header:
+    """ASCII text as is; anything else as RFC 2047 encoded-words (UTF-8)."""
+    return text if text.isascii() else Header(text, "utf-8", header_name=name)
+
+
+def _mailbox(name: str, addr: str) -> str:
     if not valid_address(addr):
         raise ValueError(f"not a usable mail address: {addr!r}")
-    local, _, domain = addr.rpartition("@")
-    return HeaderAddress(display_name=header_safe(name, limit=200), username=local, domain=domain)
+    return formataddr((header_safe(name, limit=200), addr), charset="utf-8")
 
 
 def ack_language(message: InboundMessage, queue: str, settings: Settings, t: MailTemplates) -> str:
