@@ -390,6 +390,19 @@ class OwnerSettings(_Section):
 
     addresses: list[str] = Field(default_factory=list)
     digest: Literal["off", "hourly", "daily"] = "off"
+    """One mail per escalation (off), or one digest per hour / per day."""
+    digest_time: str = "08:00"
+    """Local time (calendar.timezone) at which the daily digest goes out."""
+    language: str = "en"
+    """Language of escalation, warning and digest mail (a shipped or own template's)."""
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            raise ValueError(f"{value!r} is not a time like '08:00'")
+        return value
 
 
 class TeamSettings(_Section):

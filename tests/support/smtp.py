@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from support.ports import free_port
 
@@ -25,6 +26,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    tls: bool = False
+    """The session was encrypted (STARTTLS or implicit TLS)."""
 
     @property
     def message(self) -> EmailMessage:
@@ -46,7 +49,11 @@ class SmtpSink:
     def __post_init__(self) -> None:
         self.arrived = threading.Condition(self.lock)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        transport = getattr(server, "transport", None)
+        tls = getattr(session, "ssl", None) is not None or (
+            transport is not None and transport.get_extra_info("sslcontext") is not None
+        )
         with self.lock:
             self.attempts += 1
             if self.replies:
@@ -54,7 +61,7 @@ class SmtpSink:
                 if not reply.startswith("250"):
                     return reply
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content), tls)
             )
             self.arrived.notify_all()
         return "250 OK"
@@ -67,27 +74,66 @@ class SmtpSink:
 
 
 class SmtpServer:
-    """aiosmtpd Controller on a free loopback port; STARTTLS offered when a cert is given."""
+    """aiosmtpd Controller on a free loopback port; STARTTLS offered when a cert is given.
 
-    def __init__(self, certfile: str | None = None, keyfile: str | None = None) -> None:
+    ``implicit_tls=True`` speaks TLS from the first byte instead (like port 465).
+    ``auth=(user, password)`` offers AUTH PLAIN/LOGIN (after TLS) and accepts only
+    that pair; ``auth_attempts`` records the user names tried.
+    ``stop()`` then ``start()`` brings the server back on the same port (a fresh
+    Controller: aiosmtpd's cannot be restarted) with the same sink.
+    """
+
+    def __init__(
+        self,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        *,
+        implicit_tls: bool = False,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.sink = SmtpSink()
-        tls_context = None
+        self.auth = auth
+        self.auth_attempts: list[str] = []
+        self._tls_context = None
         if certfile and keyfile:
-            tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls_context.load_cert_chain(certfile, keyfile)
-        self.controller = Controller(
-            self.sink,
-            hostname=self.host,
-            port=self.port,
-            tls_context=tls_context,
-            require_starttls=False,
-        )
+            self._tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls_context.load_cert_chain(certfile, keyfile)
+        self.implicit_tls = implicit_tls and self._tls_context is not None
+        self.controller = self._make_controller()
         self.running = False
+        self._used = False
+
+    def _authenticate(
+        self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any
+    ) -> AuthResult:
+        login = data.login.decode() if isinstance(data.login, bytes) else str(data.login)
+        password = data.password.decode() if isinstance(data.password, bytes) else data.password
+        self.auth_attempts.append(login)
+        ok = self.auth is not None and (login, password) == self.auth
+        # handled=False: aiosmtpd itself answers 235 or 535.
+        return AuthResult(success=ok, handled=False)
+
+    def _make_controller(self) -> Controller:
+        kwargs: dict[str, Any] = {}
+        if self.implicit_tls:
+            kwargs["ssl_context"] = self._tls_context
+        else:
+            kwargs["tls_context"] = self._tls_context
+            kwargs["require_starttls"] = False
+        if self.auth is not None:
+            kwargs["authenticator"] = self._authenticate
+            kwargs["auth_require_tls"] = not self.implicit_tls
+        return Controller(self.sink, hostname=self.host, port=self.port, **kwargs)
 
     def start(self) -> None:
+        if self.running:
+            return
+        if self._used:
+            self.controller = self._make_controller()
         self.controller.start()
+        self._used = True
         self.running = True
 
     def stop(self) -> None:

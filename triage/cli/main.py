@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "admin",
     "intake_cmd",
     "model_cmd",
+    "outbox_cmd",
     "rules_cmd",
     "tickets_cmd",
 )

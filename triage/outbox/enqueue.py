@@ -1,0 +1,131 @@
+"""Writing mail into the outbox (in the caller's transaction); counting recent acknowledgments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from triage.config import Settings
+from triage.domain import InboundMessage
+from triage.outbox.compose import ComposedMail
+from triage.outbox.policy import AckDecision, plan_ack
+from triage.store.models import OutboxMail
+
+__all__ = ["ACK_WINDOW", "Enqueued", "decide_ack", "enqueue", "recent_ack_count"]
+
+ACK_WINDOW = timedelta(hours=1)
+"""The window of acknowledgments.max_per_sender_per_hour."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The outbox row of a mail, and whether this call created it.
+
+    ``created`` is False when a row with the same dedupe_key already existed: the
+    mail was queued before (by an earlier attempt or another worker) and is not
+    queued twice.
+    """
+
+    row: OutboxMail
+    created: bool
+
+
+def enqueue(
+    session: Session,
+    mail: ComposedMail,
+    *,
+    kind: str,
+    now: datetime,
+    dedupe_key: str | None,
+    ticket_id: int | None = None,
+    cause_message_id: int | None = None,
+) -> Enqueued:
+    """Add ``mail`` to the outbox in the caller's transaction (flushed, never committed).
+
+    Args:
+        session: the caller's session; the row commits or rolls back with the
+            caller's change (the ticket, the message, the escalation).
+        mail: the composed mail; its Message-ID is fixed from now on.
+        kind: ``ack`` | ``reply`` | ``escalation`` | ``warning`` | ``digest``.
+        now: the time it is queued (UTC-aware): created_at, and the first attempt is due.
+        dedupe_key: unique key (``ack:<messages.id>``); a second call with the same
+            key returns the existing row instead of queueing a copy.
+        ticket_id: the ticket the mail belongs to.
+        cause_message_id: messages.id of the mail that caused it (the client's mail).
+
+    Returns:
+        :class:`Enqueued` with the row (its ``id`` set) and whether it is new.
+    """
+    if dedupe_key is not None:
+        existing = session.scalars(
+            select(OutboxMail).where(OutboxMail.dedupe_key == dedupe_key)
+        ).first()
+        if existing is not None:
+            return Enqueued(existing, created=False)
+    row = OutboxMail(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        ticket_id=ticket_id,
+        cause_message_id=cause_message_id,
+        message_id=mail.message_id,
+        mail_from=mail.mail_from,
+        rcpt_to=list(mail.rcpt_to),
+        rcpt_key=mail.rcpt_to[0].lower() if mail.rcpt_to else "",
+        raw=mail.raw,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        last_error="",
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # Another transaction queued the same dedupe_key between our SELECT and INSERT.
+        if dedupe_key is None:
+            raise
+        existing = session.scalars(
+            select(OutboxMail).where(OutboxMail.dedupe_key == dedupe_key)
+        ).one()
+        return Enqueued(existing, created=False)
+    return Enqueued(row, created=True)
+
+
+def recent_ack_count(session: Session, address: str, since: datetime) -> int:
+    """Acknowledgments queued to ``address`` (any status) at or after ``since``.
+
+    Counts outbox rows with kind ``ack`` whose rcpt_key is ``address`` lowercased.
+    """
+    query = select(func.count(OutboxMail.id)).where(
+        OutboxMail.kind == "ack",
+        OutboxMail.rcpt_key == address.lower(),
+        OutboxMail.created_at >= since,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def decide_ack(
+    session: Session,
+    message: InboundMessage,
+    settings: Settings,
+    *,
+    now: datetime,
+    follow_up: bool = False,
+    rule_no_ack: bool = False,
+) -> AckDecision:
+    """:func:`~triage.outbox.policy.plan_ack` with the per-sender count read from the outbox.
+
+    Counts acknowledgments to the message's reply address in the hour before
+    ``now`` (RFC 3834 section 2).
+    """
+    recipient = message.reply_address
+    recent = recent_ack_count(session, recipient.addr, now - ACK_WINDOW) if recipient else 0
+    return plan_ack(
+        message, settings, follow_up=follow_up, rule_no_ack=rule_no_ack, recent_acks=recent
+    )

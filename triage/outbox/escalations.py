@@ -1,0 +1,330 @@
+"""Escalation and warning mail: from un-notified Escalation rows to outbox mail.
+
+The SLA watch (and rules) write :class:`~triage.store.models.Escalation` rows;
+:func:`mail_escalations` turns each un-notified one into mail and sets its
+``notified_at`` in the same transaction, so a row is mailed exactly once:
+
+- breaches (``first_response``, ``next_response``, ``resolution``) and rule
+  escalations (``rule``) go to ``[owners] addresses`` and nobody else: one mail
+  per row, or, with ``[owners] digest = "hourly" | "daily"``, one digest per
+  period listing every owner escalation of the periods that have ended;
+- warnings (``warning_<target>``) go to the ticket's assignee
+  (``[team.assistants]`` maps the name to an address), else to the queue's
+  assistants; never to owners. A warning for a ticket already solved or closed
+  is dropped.
+
+A row nobody can receive (no owners configured; no assistant address) is marked
+notified without mail and logged as ``escalation_not_mailed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from triage.config import Settings
+from triage.logs import get_logger
+from triage.outbox.compose import ComposedMail, build_mail, our_mailbox
+from triage.outbox.dates import format_duration, format_local, to_local
+from triage.outbox.enqueue import enqueue
+from triage.outbox.headers import header_safe, make_message_id, message_id_domain, parse_mailbox
+from triage.outbox.templates import MailTemplates
+from triage.store.models import Escalation, Message, Ticket
+
+__all__ = ["BREACH_KINDS", "EscalationMailStats", "digest_period_start", "mail_escalations"]
+
+log = get_logger("triage.outbox")
+
+BREACH_KINDS = frozenset({"first_response", "next_response", "resolution"})
+"""Escalation kinds that are SLA breaches; ``rule`` is an escalation by a rule."""
+
+EXCERPT_LINES = 8
+"""Lines of the client's latest message quoted in escalation mail."""
+
+_TARGETS = {
+    "en": {
+        "first_response": "first response",
+        "next_response": "next response",
+        "resolution": "resolution",
+    },
+    "hu": {
+        "first_response": "első válasz",
+        "next_response": "következő válasz",
+        "resolution": "megoldás",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationMailStats:
+    """What one :func:`mail_escalations` call did.
+
+    Attributes:
+        mailed: escalation and warning rows turned into their own mail.
+        digested: owner escalations put into a digest mail.
+        skipped: rows marked notified without mail (nobody to tell).
+        outbox_ids: the outbox rows written.
+    """
+
+    mailed: int = 0
+    digested: int = 0
+    skipped: int = 0
+    outbox_ids: tuple[int, ...] = ()
+
+
+def digest_period_start(now: datetime, settings: Settings) -> datetime:
+    """The start (UTC) of the digest period ``now`` is in, in calendar.timezone.
+
+    Hourly periods start on the hour; daily ones at ``[owners] digest_time``
+    local time. Escalations created before this moment go into the digest.
+    """
+    local = to_local(now, settings.calendar.timezone)
+    if settings.owners.digest == "hourly":
+        start = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        hour, minute = (int(p) for p in settings.owners.digest_time.split(":"))
+        start = datetime.combine(local.date(), time(hour, minute), tzinfo=local.tzinfo)
+        if start > local:
+            start = datetime.combine(
+                local.date() - timedelta(days=1), time(hour, minute), tzinfo=local.tzinfo
+            )
+    return start.astimezone(now.tzinfo)
+
+
+def _target(kind: str) -> str:
+    return kind.removeprefix("warning_") if kind.startswith("warning_") else kind
+
+
+def _excerpt(session: Session, ticket_id: int) -> list[str]:
+    message = session.scalars(
+        select(Message)
+        .where(Message.ticket_id == ticket_id, Message.direction == "in")
+        .order_by(Message.received_at.desc(), Message.id.desc())
+        .limit(1)
+    ).first()
+    if message is None:
+        return []
+    lines: list[str] = []
+    for raw_line in message.body_text.splitlines():
+        line = header_safe(raw_line, limit=200)
+        if not line and (not lines or not lines[-1]):
+            continue
+        lines.append(line)
+        if len(lines) >= EXCERPT_LINES:
+            break
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _item(
+    session: Session, escalation: Escalation, ticket: Ticket, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    language = settings.owners.language
+    timezone = settings.calendar.timezone
+    target = _target(escalation.kind)
+    due = escalation.due_at
+    client = header_safe(ticket.client_name, limit=200)
+    client = f"{client} <{ticket.client_addr}>" if client else ticket.client_addr
+    return {
+        "ticket": f"#{ticket.ref}" if ticket.ref is not None else f"id {ticket.id}",
+        "ref": ticket.ref,
+        "queue": ticket.queue,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "client": client,
+        "subject": header_safe(ticket.subject) or "(no subject)",
+        "assignee": ticket.assignee or "",
+        "kind": "warning" if escalation.kind.startswith("warning_") else escalation.kind,
+        "target": target if target in BREACH_KINDS else "",
+        "target_text": _TARGETS.get(language, _TARGETS["en"]).get(target, target),
+        "due_text": format_local(due, timezone, language) if due else "",
+        "overdue_text": format_duration(now - due, language) if due and now > due else "",
+        "remaining_text": format_duration(due - now, language) if due and due > now else "",
+        "reason": header_safe(escalation.reason, limit=500),
+        "excerpt": _excerpt(session, ticket.id),
+        "cycle": escalation.cycle,
+    }
+
+
+def _addresses(texts: Sequence[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for text in texts:
+        name, addr = parse_mailbox(text)
+        if addr and addr.lower() not in {a.lower() for _, a in found}:
+            found.append((name, addr))
+    return found
+
+
+def _warning_recipients(ticket: Ticket, settings: Settings) -> list[tuple[str, str]]:
+    people = settings.team.assistants
+    if ticket.assignee and ticket.assignee in people:
+        return _addresses([people[ticket.assignee]])
+    queue = settings.queues.get(ticket.queue)
+    names = queue.assistants if queue is not None else []
+    return _addresses([people[n] for n in names if n in people])
+
+
+def _compose(
+    settings: Settings,
+    templates: MailTemplates,
+    template: str,
+    variables: dict[str, Any],
+    to: list[tuple[str, str]],
+    *,
+    kind: str,
+    ref: int | None,
+    now: datetime,
+) -> ComposedMail:
+    sender = our_mailbox(settings)
+    language = settings.owners.language
+    name = templates.pick([f"escalation/{template}.{language}.j2", f"escalation/{template}.en.j2"])
+    rendered = templates.render(name, {"team_name": settings.team.name, **variables})
+    domain = message_id_domain(settings.team.message_id_domain, sender[1])
+    message_id = make_message_id(domain, kind, ref)
+    raw = build_mail(
+        message_id=message_id,
+        sender=sender,
+        to=to,
+        subject=rendered.subject,
+        body=rendered.body,
+        now=now,
+        auto_submitted="auto-generated",
+    )
+    return ComposedMail(
+        message_id=message_id,
+        mail_from=sender[1],
+        rcpt_to=tuple(addr for _, addr in to),
+        raw=raw,
+        subject=header_safe(rendered.subject),
+        template=name,
+    )
+
+
+def mail_escalations(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    *,
+    templates: MailTemplates | None = None,
+) -> EscalationMailStats:
+    """Queue mail for every un-notified escalation and set its notified_at, in ``session``.
+
+    Runs in the caller's transaction (flushes, never commits): the outbox rows
+    and the notified_at marks commit together, so no escalation is mailed twice
+    or lost. Outbox kinds: ``escalation`` (dedupe ``escalation:<id>``),
+    ``warning`` (``warning:<id>``), ``digest`` (``digest:<first escalation id>``).
+
+    Args:
+        session: the caller's session.
+        settings: the configuration ([owners], [team], [calendar], [smtp]).
+        now: the current time (UTC-aware); notified_at and the Date header.
+        templates: the template set (built from settings when None).
+
+    Raises:
+        ConfigError: no [smtp] section, or a template is missing or broken.
+    """
+    t = templates if templates is not None else MailTemplates.from_settings(settings)
+    owners = _addresses(settings.owners.addresses)
+    digest = settings.owners.digest != "off"
+    period_start = digest_period_start(now, settings) if digest else now
+    rows = session.execute(
+        select(Escalation, Ticket)
+        .join(Ticket, Ticket.id == Escalation.ticket_id)
+        .where(Escalation.notified_at.is_(None))
+        .order_by(Escalation.id)
+    ).all()
+    mailed = skipped = 0
+    outbox_ids: list[int] = []
+    batch: list[tuple[Escalation, Ticket]] = []
+    for escalation, ticket in rows:
+        is_warning = escalation.kind.startswith("warning")
+        if is_warning:
+            to = _warning_recipients(ticket, settings)
+            reason = "no assignee or queue assistant address in [team.assistants]"
+            if ticket.status in {"solved", "closed"}:
+                to, reason = [], f"ticket is {ticket.status}"
+        else:
+            to, reason = owners, "no [owners] addresses"
+        if not to:
+            escalation.notified_at = now
+            skipped += 1
+            log.warning(
+                "escalation_not_mailed",
+                ticket=ticket.ref,
+                kind=escalation.kind,
+                escalation=escalation.id,
+                reason=reason,
+            )
+            continue
+        if digest and not is_warning:
+            if escalation.created_at < period_start:
+                batch.append((escalation, ticket))
+            continue
+        item = _item(session, escalation, ticket, settings, now)
+        outbox_kind = "warning" if is_warning else "escalation"
+        mail = _compose(
+            settings,
+            t,
+            "warning" if is_warning else "breach",
+            {"item": item},
+            to,
+            kind=outbox_kind,
+            ref=ticket.ref,
+            now=now,
+        )
+        queued = enqueue(
+            session,
+            mail,
+            kind=outbox_kind,
+            now=now,
+            dedupe_key=f"{outbox_kind}:{escalation.id}",
+            ticket_id=ticket.id,
+        )
+        escalation.notified_at = now
+        mailed += 1
+        outbox_ids.append(queued.row.id)
+        log.info(
+            "escalation_mailed",
+            ticket=ticket.ref,
+            kind=escalation.kind,
+            escalation=escalation.id,
+            outbox=queued.row.id,
+            message_id=queued.row.message_id,
+        )
+    if batch:
+        items = [_item(session, e, tk, settings, now) for e, tk in batch]
+        period_text = format_local(
+            period_start, settings.calendar.timezone, settings.owners.language
+        )
+        mail = _compose(
+            settings,
+            t,
+            "digest",
+            {"items": items, "period_text": period_text},
+            owners,
+            kind="digest",
+            ref=None,
+            now=now,
+        )
+        queued = enqueue(
+            session, mail, kind="digest", now=now, dedupe_key=f"digest:{batch[0][0].id}"
+        )
+        for escalation, _ticket in batch:
+            escalation.notified_at = now
+        outbox_ids.append(queued.row.id)
+        log.info(
+            "escalation_digest_mailed",
+            escalations=len(batch),
+            outbox=queued.row.id,
+            message_id=queued.row.message_id,
+        )
+    session.flush()
+    return EscalationMailStats(
+        mailed=mailed, digested=len(batch), skipped=skipped, outbox_ids=tuple(outbox_ids)
+    )

@@ -1,0 +1,127 @@
+"""Header-safe text for outgoing mail: subjects, names, Message-IDs, addresses.
+
+Everything here is pure. Text from a client (a subject, a display name) is made
+safe before it goes into a header, whatever the parser handed over: CR, LF,
+other control characters and Unicode line separators become spaces, so no
+client text can start a new header line (header injection, cases/B25).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from email.utils import parseaddr
+
+__all__ = [
+    "MAX_REFERENCES",
+    "header_safe",
+    "make_message_id",
+    "message_id_domain",
+    "message_ids",
+    "parse_mailbox",
+    "reply_subject",
+    "valid_address",
+]
+
+MAX_REFERENCES = 20
+"""References keeps the first and the last ones of a long thread (RFC 5322 section 3.6.4)."""
+
+MAX_SUBJECT = 300
+"""Characters of client text kept in a subject; the rest is cut."""
+
+_MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,900}>")
+_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:re|aw|sv|vs|antw|odp|v[aá]lasz|r[eé]f)\s*(?:\[\d+\])?\s*:\s*", re.IGNORECASE
+)
+
+
+def header_safe(text: str, *, limit: int = MAX_SUBJECT) -> str:
+    """``text`` with every control or line-separator character turned into a space.
+
+    Runs of whitespace collapse to one space; the result is stripped and cut to
+    ``limit`` characters. Removes C0/C1 controls (CR, LF, NUL, NEL ...), U+2028,
+    U+2029 and other Unicode "Cc", "Zl", "Zp" characters.
+    """
+    cleaned = "".join(" " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text)
+    collapsed = " ".join(cleaned.split())
+    return collapsed[:limit].rstrip()
+
+
+def reply_subject(original: str, ref: int) -> str:
+    """``Re: <original subject> [#ref]`` (issue 7), header-safe.
+
+    Leading reply prefixes (``Re:``, ``AW:``, ``Válasz:`` ...) of the original are
+    dropped so the subject does not grow ``Re: Re:``; a ``[#ref]`` already in it
+    is not repeated. An empty subject gives ``Re: [#ref]``.
+    """
+    subject = header_safe(original)
+    while True:
+        stripped = _REPLY_PREFIX.sub("", subject, count=1)
+        if stripped == subject:
+            break
+        subject = stripped
+    tag = f"[#{ref}]"
+    subject = " ".join(subject.replace(tag, " ").split())
+    return f"Re: {subject} {tag}" if subject else f"Re: {tag}"
+
+
+def message_ids(*values: str | Iterable[str]) -> list[str]:
+    """Every well-formed ``<...>`` Message-ID found in ``values``, in order, without repeats.
+
+    Anything else (stray text, CR/LF, controls) is dropped, so the result is safe
+    for In-Reply-To and References.
+    """
+    found: list[str] = []
+    for value in values:
+        texts = [value] if isinstance(value, str) else list(value)
+        for text in texts:
+            for mid in _MSGID.findall(text):
+                if mid not in found:
+                    found.append(mid)
+    return found
+
+
+def valid_address(addr: str) -> bool:
+    """True for a plain ``local@domain`` address that can go into a header and RCPT TO.
+
+    Refuses empty strings, spaces, control characters, angle brackets, commas and
+    other characters that would need quoting or could smuggle a second address.
+    """
+    if not addr or len(addr) > 320 or header_safe(addr, limit=400) != addr:
+        return False
+    return _ADDRESS.fullmatch(addr) is not None
+
+
+def parse_mailbox(text: str) -> tuple[str, str]:
+    """Split ``"Name <local@domain>"`` into (name, address); ("", "") when unusable."""
+    name, addr = parseaddr(text)
+    if not valid_address(addr):
+        return "", ""
+    return header_safe(name, limit=200), addr
+
+
+def message_id_domain(configured: str, from_address: str) -> str:
+    """The domain of our Message-IDs: ``configured``, else the domain of ``from_address``.
+
+    Falls back to ``triage.invalid`` (RFC 2606) when neither gives one.
+    """
+    domain = configured.strip().strip("@").lower()
+    if not domain:
+        _, addr = parse_mailbox(from_address)
+        domain = addr.rpartition("@")[2].lower() if addr else ""
+    if not domain or not re.fullmatch(r"[a-z0-9.-]+", domain):
+        return "triage.invalid"
+    return domain
+
+
+def make_message_id(domain: str, kind: str, ref: int | None = None) -> str:
+    """A new, unique Message-ID from our domain: ``<kind.ref.random@domain>`` (RFC 5322 3.6.4).
+
+    The ticket reference in it lets a bounce or a reply be traced to the ticket.
+    """
+    token = secrets.token_hex(10)
+    middle = f"{kind}.{ref}.{token}" if ref is not None else f"{kind}.{token}"
+    return f"<{middle}@{domain}>"

@@ -1,0 +1,258 @@
+"""SMTP delivery with aiosmtplib: implicit TLS, STARTTLS or plain; AUTH; timeouts.
+
+Security (RFC 8314 / RFC 3207):
+
+- ``tls``: TLS from the first byte (port 465).
+- ``starttls``: plain connect, then STARTTLS is REQUIRED. If the server does not
+  offer it or the handshake fails, the session fails (:class:`SmtpSessionError`);
+  triage never falls back to sending in plaintext.
+- ``none``: plaintext (a local relay only).
+
+Certificates are verified against the system CAs plus the optional ``ca_file``;
+``tls_verify = false`` switches verification off and is logged as a warning at
+every connection. The password is read from ``password_env``/``password_file``
+at each connection (so a rotated secret is picked up) and never logged.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Literal
+
+import aiosmtplib
+
+from triage.errors import (
+    ConfigError,
+    PermanentSendError,
+    SendError,
+    TemporarySendError,
+)
+from triage.logs import get_logger
+from triage.smtp.base import OutgoingMail, SendReceipt
+
+__all__ = ["SmtpSender", "SmtpSessionError", "classify_reply"]
+
+log = get_logger("triage.smtp")
+
+Security = Literal["tls", "starttls", "none"]
+
+
+class SmtpSessionError(TemporarySendError):
+    """No usable SMTP session: connection refused, timeout, TLS failure, greeting/EHLO/AUTH refused.
+
+    Temporary: nothing about the mail itself was judged. The dispatcher defers the
+    other mail of its pass instead of trying each one against a server that is down.
+    """
+
+
+def classify_reply(code: int, message: str) -> SendError:
+    """Turn an SMTP reply to MAIL, RCPT or DATA into the error to raise.
+
+    RFC 5321 section 4.2.1: 4yz is a transient negative completion (retry later),
+    5yz a permanent one. Any other code is treated as transient.
+
+    Returns:
+        PermanentSendError for 5xx, TemporarySendError otherwise; the message is
+        ``"<code> <server text>"``.
+    """
+    text = f"{code} {' '.join(message.split())}".strip()
+    if 500 <= code <= 599:
+        return PermanentSendError(text, code=code)
+    return TemporarySendError(text, code=code)
+
+
+def _has_non_ascii(*addresses: str) -> bool:
+    return any(not a.isascii() for a in addresses)
+
+
+class SmtpSender:
+    """Delivers mail over SMTP; keeps one session open between ``send`` calls until ``aclose``.
+
+    Args:
+        host: server name; also the name the TLS certificate must carry.
+        port: TCP port (465 tls, 587 starttls, 25 none, typically).
+        security: ``tls`` | ``starttls`` | ``none`` (see the module docstring).
+        username: AUTH user; "" sends no AUTH.
+        password: a callable returning the password (read from the secret at each
+            connection); required when ``username`` is set.
+        ca_file: an extra CA bundle (PEM) trusted besides the system CAs; "" for none.
+        tls_verify: verify the server certificate and host name (default). False is
+            logged as a warning at each connection.
+        timeout: seconds for connecting and for each SMTP command.
+        local_hostname: name given in EHLO; None lets aiosmtplib use the machine's FQDN.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: Security = "starttls",
+        username: str = "",
+        password: Callable[[], str] | None = None,
+        ca_file: str = "",
+        tls_verify: bool = True,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+    ) -> None:
+        if username and password is None:
+            raise ConfigError("smtp: username is set but no password_env or password_file")
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self._password = password
+        self.ca_file = ca_file
+        self.tls_verify = tls_verify
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._client: aiosmtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpSender({self.host}:{self.port}, security={self.security})"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context: system CAs plus ``ca_file``; verification unless disabled.
+
+        Raises:
+            ConfigError: ``ca_file`` cannot be read as PEM certificates.
+        """
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self.ca_file:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"smtp.ca_file: cannot load {self.ca_file}: {exc}") from None
+        if not self.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        self._client = None
+        where = f"{self.host}:{self.port}"
+        try:
+            context = self.tls_context() if self.security != "none" else None
+        except ConfigError as exc:
+            raise SmtpSessionError(str(exc)) from None
+        if self.security != "none" and not self.tls_verify:
+            log.warning("smtp_tls_unverified", server=where, security=self.security)
+        if self.security == "none" and self.username:
+            log.warning("smtp_plaintext_auth", server=where)
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            tls_context=context,
+            timeout=self.timeout,
+            local_hostname=self.local_hostname,
+        )
+        try:
+            await self._open(client, where)
+        except SmtpSessionError:
+            client.close()
+            raise
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise SmtpSessionError(
+                f"{where}: AUTH refused for {self.username}: {exc.code} {exc.message}",
+                code=exc.code,
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise SmtpSessionError(
+                f"{where}: session refused: {exc.code} {exc.message}", code=exc.code
+            ) from None
+        except ssl.SSLError as exc:
+            client.close()
+            raise SmtpSessionError(f"{where}: TLS handshake failed: {exc}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            client.close()
+            raise SmtpSessionError(f"{where}: {_describe(exc)}") from None
+        self._client = client
+        return client
+
+    async def _open(self, client: aiosmtplib.SMTP, where: str) -> None:
+        """Connect (with TLS as configured) and log in; raw aiosmtplib errors escape."""
+        await client.connect()
+        if self.security != "none" and client.get_transport_info("sslcontext") is None:
+            # aiosmtplib raises when STARTTLS fails; this guards the promise anyway.
+            raise SmtpSessionError(f"{where}: TLS was required but the session is not encrypted")
+        if self.username:
+            assert self._password is not None  # noqa: S101 - checked in __init__
+            try:
+                secret = self._password()
+            except ConfigError as exc:
+                raise SmtpSessionError(str(exc)) from None
+            await client.login(self.username, secret)
+
+    async def send(self, mail: OutgoingMail) -> SendReceipt:
+        """Deliver ``mail`` to its envelope recipients (never to addresses in its headers).
+
+        Returns:
+            The server's reply to DATA and any recipients it refused while
+            accepting the others.
+
+        Raises:
+            SmtpSessionError: no session (see the class docstring); temporary.
+            TemporarySendError: 4xx reply to MAIL, RCPT or DATA.
+            PermanentSendError: 5xx reply (every recipient refused permanently), or
+                an address SMTP cannot carry.
+        """
+        client = await self._connect()
+        options = ["SMTPUTF8"] if _has_non_ascii(mail.mail_from, *mail.rcpt_to) else None
+        try:
+            refused, reply = await client.sendmail(
+                mail.mail_from, list(mail.rcpt_to), mail.raw, mail_options=options
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            if codes and all(500 <= c <= 599 for c in codes):
+                raise PermanentSendError(text, code=codes[0]) from None
+            raise TemporarySendError(text, code=codes[0] if codes else None) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise classify_reply(exc.code, exc.message) from None
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise PermanentSendError(f"{exc.message}") from None
+        except ValueError as exc:
+            raise PermanentSendError(f"address cannot be sent over SMTP: {exc}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._drop()
+            raise SmtpSessionError(f"{self.host}:{self.port}: {_describe(exc)}") from None
+        return SendReceipt(
+            reply=reply,
+            refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
+        )
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+
+    async def aclose(self) -> None:
+        """End the session with QUIT (closing the socket if QUIT fails)."""
+        client, self._client = self._client, None
+        if client is None or not client.is_connected:
+            return
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description of a connection-level failure."""
+    if isinstance(exc, aiosmtplib.SMTPException):
+        text = exc.message
+        cause = exc.__cause__
+        if cause is not None and str(cause) and str(cause) not in text:
+            text = f"{text} ({cause})"
+        return text
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
