@@ -384,13 +384,13 @@ def make_msg(
 
 
 def inbox(rng: random.Random) -> list[Message | bytes]:
-    start = datetime(2026, 11, 23, 7, 40, tzinfo=UTC)  # a Monday morning in Budapest
+    start = datetime(2026, 11, 24, 6, 50, tzinfo=UTC)  # Tuesday 07:50 in Budapest
     when = start
     out: list[Message | bytes] = []
 
     def tick() -> datetime:
         nonlocal when
-        when += timedelta(minutes=rng.randint(7, 95))
+        when += timedelta(minutes=rng.randint(3, 17))
         return when
 
     first_id = None
@@ -481,6 +481,31 @@ def inbox(rng: random.Random) -> list[Message | bytes]:
                 "List-Unsubscribe": "<mailto:leave@lists.example.net>",
                 "Precedence": "list",
             },
+        )
+    )
+    # vague mail that neither the rules nor the model can place: the fallback queue
+    out.append(
+        make_msg(
+            "Emma Reid <emma.reid@medlab.example>",
+            "Quick question",
+            "Hi, could someone give me a ring when you have a moment? Thanks, Emma",
+            tick(),
+        )
+    )
+    out.append(
+        make_msg(
+            "Varga Áron <aron.varga@autoszerviz.example>",
+            "Kérdés",
+            "Jó napot! Visszahívnának? Köszönöm.",
+            tick(),
+        )
+    )
+    out.append(
+        make_msg(
+            "Jonas Becker <j.becker@nordwind.example>",
+            "Rückruf erbeten",
+            "Sehr geehrte Damen und Herren, bitte rufen Sie mich zurück. Mit freundlichen Grüßen, Jonas Becker",
+            tick(),
         )
     )
     # a no-reply notification

@@ -83,6 +83,12 @@ def configure_logging(
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger, optionally bound to a ``logger`` name."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    """A structlog logger, optionally carrying a ``logger_name``.
+
+    Lazy: it takes the configuration in force when it first logs, not when it is
+    created, so module-level loggers obey :func:`configure_logging`.
+    """
+    if name:
+        # "logger" would clash with wrap_logger's own argument; renderers show either key
+        return structlog.get_logger(logger_name=name)
+    return structlog.get_logger()

@@ -1,0 +1,289 @@
+"""The daemon: the composition root that runs intake, dispatch and the SLA watch together.
+
+One process, one asyncio loop:
+
+- IMAP intake (:class:`~triage.services.intake.Poller`) in threads, one per watched
+  folder, with IDLE; each message is parsed, routed and stored with its ticket and
+  outbox rows in one transaction (:class:`~triage.services.pipeline.RoutingPipeline`);
+- the outbox dispatcher (:class:`~triage.services.dispatch.Dispatcher`) sending
+  acknowledgments, replies and escalations, woken after each stored message, so a
+  slow SMTP server never delays intake;
+- the SLA watch every ``sla_interval`` seconds: warnings and breaches become
+  escalation rows and then outbox mail (:mod:`triage.services.slawatch`,
+  :func:`triage.outbox.mail_escalations`);
+- the classifier models, reloaded when another process (``triage train``)
+  activates a new one.
+
+Signals: SIGTERM and SIGINT stop taking new work, finish or roll back the message
+in hand, log out of IMAP, finish the SMTP attempt in progress, and return; SIGHUP
+reloads the rule files, keeping the old rules when the new ones are broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from triage.clock import Clock, SystemClock
+from triage.config import Settings
+from triage.errors import ModelError
+from triage.imap.watch import WatchedMailbox
+from triage.modelstore import active_model_info, load_active_model
+from triage.outbox import mail_escalations
+from triage.outbox.templates import MailTemplates
+from triage.rule_files import load_configured_rules, reload_configured_rules
+from triage.services.dispatch import Dispatcher
+from triage.services.intake import Poller
+from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
+from triage.services.slawatch import scan
+from triage.sla.calendar import BusinessCalendar
+from triage.smtp.base import Sender
+from triage.store import Database
+
+__all__ = ["Daemon", "load_models", "load_rules"]
+
+log = structlog.get_logger("triage.daemon")
+
+
+def load_rules(settings: Settings) -> RulesHolder:
+    """The configured rule files, loaded and checked.
+
+    Raises:
+        RuleFileError: a rule file is broken (the daemon refuses to start).
+    """
+    paths = tuple(settings.resolve(p) for p in settings.routing.rule_files)
+    if not paths:
+        return RulesHolder()
+    return RulesHolder(rules=load_configured_rules(settings), paths=paths)
+
+
+def load_models(db: Database, settings: Settings) -> ModelHolder:
+    """The active classifier models; a refused or missing model leaves a note, never raises.
+
+    Routing then falls back to rules and the fallback queue (DESIGN.md).
+    """
+    if not settings.classifier.enabled:
+        return ModelHolder(note="the classifier is disabled in the configuration")
+    holder = ModelHolder()
+    with db.read_session() as session:
+        try:
+            holder.queue = load_active_model(session, "queue")
+        except ModelError as exc:
+            holder.note = f"the active model was refused ({exc})"
+            log.error("model_refused", target="queue", error=str(exc))  # noqa: TRY400
+        if holder.queue is None and not holder.note:
+            holder.note = "no classifier model is active (run `triage train`)"
+        if settings.classifier.predict_priority:
+            try:
+                holder.priority = load_active_model(session, "priority")
+            except ModelError as exc:
+                log.error("model_refused", target="priority", error=str(exc))  # noqa: TRY400
+    log.info(
+        "models_loaded",
+        queue=holder.queue.version if holder.queue else None,
+        priority=holder.priority.version if holder.priority else None,
+    )
+    return holder
+
+
+def _active_versions(db: Database) -> tuple[str | None, str | None]:
+    with db.read_session() as session:
+        queue = active_model_info(session, "queue")
+        priority = active_model_info(session, "priority")
+    return (queue.version if queue else None, priority.version if priority else None)
+
+
+class Daemon:
+    """Everything ``triage run`` does, for one configuration and database.
+
+    Args:
+        settings: the configuration (``[imap]`` and ``[smtp]`` present for a real run).
+        db: the store, migrated.
+        clock: the current time.
+        sender: outgoing mail sender (default: from ``[smtp]``).
+        open_mailbox: IMAP connection factory (tests); default from ``[imap]``.
+        sla_interval: seconds between SLA watch passes.
+        model_check_interval: seconds between checks for a newly activated model.
+
+    Raises:
+        RuleFileError: a configured rule file is broken.
+        ConfigError: ``[smtp]`` is missing.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        sender: Sender | None = None,
+        open_mailbox: Callable[[], WatchedMailbox] | None = None,
+        sla_interval: float = 30.0,
+        model_check_interval: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self.rules = load_rules(settings)
+        self.models = load_models(db, settings)
+        self.pipeline = RoutingPipeline(
+            settings, rules=self.rules, models=self.models, clock=self.clock
+        )
+        self.dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
+        self.poller = (
+            Poller(
+                settings,
+                db,
+                pipeline=self.pipeline,
+                clock=self.clock,
+                open_mailbox=open_mailbox,
+                sent_pipeline=SentPipeline(settings, clock=self.clock),
+                on_commit=self.dispatcher.wake,
+            )
+            if settings.imap is not None
+            else None
+        )
+        self.calendar = BusinessCalendar.from_settings(settings.calendar)
+        self.templates = MailTemplates.from_settings(settings)
+        self.sla_interval = sla_interval
+        self.model_check_interval = model_check_interval
+        self._versions = (
+            self.models.queue.version if self.models.queue else None,
+            self.models.priority.version if self.models.priority else None,
+        )
+
+    # -- rules -------------------------------------------------------------------------
+
+    def reload_rules(self) -> bool:
+        """Reload the rule files (SIGHUP). Keeps the old rules when the new are broken.
+
+        Returns True when the new rules are in use.
+        """
+        current = self.rules.rules
+        if current is None:
+            try:
+                self.rules.rules = load_configured_rules(self.settings)
+            except Exception as exc:  # noqa: BLE001 - a reload never stops the daemon
+                log.error("rules_reload_failed", problems=str(exc).splitlines())  # noqa: TRY400
+                return False
+            log.info("rules_reloaded")
+            return True
+        new, problems = reload_configured_rules(current, self.settings)
+        if problems:
+            log.error("rules_reload_failed", problems=problems)
+            return False
+        self.rules.rules = new
+        log.info("rules_reloaded")
+        return True
+
+    # -- periodic jobs -------------------------------------------------------------------
+
+    def sla_pass(self) -> int:
+        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            made = scan(session, self.settings, self.calendar, now)
+            mail_escalations(session, self.settings, now, templates=self.templates)
+        for escalation in made:
+            log.info(
+                "ticket_escalated",
+                ticket=escalation.ticket_id,
+                kind=escalation.kind,
+                reason=escalation.reason,
+            )
+        return len(made)
+
+    async def _sla_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                if await asyncio.to_thread(self.sla_pass):
+                    self.dispatcher.wake()
+            except Exception:
+                log.exception("sla_watch_failed")
+            await _sleep(stop, self.sla_interval)
+
+    def refresh_models(self) -> bool:
+        """Load newly activated models (another process ran ``triage train``)."""
+        versions = _active_versions(self.db)
+        if versions == self._versions:
+            return False
+        fresh = load_models(self.db, self.settings)
+        self.models.queue, self.models.priority, self.models.note = (
+            fresh.queue,
+            fresh.priority,
+            fresh.note,
+        )
+        self._versions = versions
+        return True
+
+    async def _model_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _sleep(stop, self.model_check_interval)
+            if stop.is_set():
+                return
+            try:
+                await asyncio.to_thread(self.refresh_models)
+            except Exception:
+                log.exception("model_refresh_failed")
+
+    # -- the whole ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down gracefully and return."""
+        intake_stop = threading.Event()
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self.dispatcher.run(stop), name="dispatch"),
+            asyncio.create_task(self._sla_loop(stop), name="sla-watch"),
+            asyncio.create_task(self._model_loop(stop), name="models"),
+        ]
+        if self.poller is not None:
+            poller = self.poller
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(poller.run, intake_stop), name="intake")
+            )
+        log.info(
+            "daemon_started",
+            folders=[w.folder for w in self.poller.watchers] if self.poller else [],
+            rules=len(self.rules.rules.rules) if self.rules.rules is not None else 0,
+            model=self._versions[0],
+        )
+        try:
+            await stop.wait()
+        finally:
+            log.info("daemon_stopping")
+            intake_stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError
+                ):
+                    log.error("task_failed", task=task.get_name(), error=repr(result))
+            log.info("daemon_stopped")
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return
+
+
+def run_until_signalled(daemon: Daemon) -> None:
+    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.run_in_executor(None, daemon.reload_rules)
+        )
+        await daemon.run(stop)
+
+    asyncio.run(main())

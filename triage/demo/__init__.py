@@ -1,0 +1,164 @@
+"""``triage demo``: the main job on an embedded default, with no server.
+
+In a working folder it writes a configuration (SQLite, acknowledgments as .eml
+files), trains the routing model on the sample data shipped in the package
+(``data/training.csv``: short client emails in English and Hungarian), ingests the
+sample inbox (``data/inbox.mbox``) through the same pipeline as the daemon (parse,
+route, ticket, SLA, acknowledgment), runs the SLA watch, writes the outgoing mail
+as .eml files, and returns what happened for the CLI to print.
+
+The inbox is replayed "as of" half an hour after its last message, so deadlines
+read as they would have on that afternoon (the demo's clock is fixed, not the
+machine's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesHeaderParser
+from importlib.resources import files
+from pathlib import Path
+
+from classifiers.model import train
+from triage.clock import FixedClock
+from triage.config import Settings, load_config
+from triage.daemon import load_rules
+from triage.imap.watch import StoreOutcome
+from triage.modelstore import save_model
+from triage.outbox import mail_escalations
+from triage.services.dispatch import Dispatcher, DispatchStats
+from triage.services.intake import Intake
+from triage.services.mailsource import SourceMessage, open_mail_source
+from triage.services.pipeline import ModelHolder, PipelineStats, RoutingPipeline
+from triage.services.slawatch import scan
+from triage.sla.calendar import BusinessCalendar
+from triage.sla.deadlines import SlaPolicy
+from triage.smtp.folder import FolderSender
+from triage.store import Database
+from triage.tickets.queue import QueueRow, list_queue
+from triage.training.sources import load_csv
+
+__all__ = ["DemoResult", "run_demo"]
+
+DATA = files("triage.demo") / "data"
+
+
+@dataclass
+class DemoResult:
+    """What the demo did.
+
+    Attributes:
+        workdir: the working folder (database, config, outbox).
+        now: the demo's fixed clock (UTC).
+        timezone: the business time zone (IANA name) the demo's calendar uses.
+        model_version, n_train: the trained model.
+        stored: messages stored from the sample inbox.
+        stats: routing counts (rule/model/fallback, joined, acks queued and suppressed).
+        sent: outgoing mail written as .eml files (acknowledgments and escalations).
+        escalations: escalation and warning rows made by the SLA watch.
+        queue: the open tickets in queue order.
+    """
+
+    workdir: Path
+    now: datetime
+    timezone: str
+    model_version: str
+    n_train: int
+    stored: int
+    stats: PipelineStats
+    sent: DispatchStats
+    escalations: int
+    queue: list[QueueRow] = field(default_factory=list)
+
+
+def _inbox() -> list[SourceMessage]:
+    source = open_mail_source(Path(str(DATA / "inbox.mbox")))
+    try:
+        return list(source)
+    finally:
+        source.close()
+
+
+def _as_of(messages: list[SourceMessage]) -> datetime:
+    """Half an hour after the newest Date header of the sample inbox."""
+    parser = BytesHeaderParser(policy=policy.default)
+    dates = [parser.parsebytes(m.raw)["Date"] for m in messages]
+    newest = max(d.datetime for d in dates if d is not None and d.datetime is not None)
+    return newest.astimezone(UTC) + timedelta(minutes=30)
+
+
+def write_config(workdir: Path) -> Path:
+    """Write the demo configuration into ``workdir``; return its path."""
+    rules = Path(str(files("rules") / "default.toml"))
+    text = (files("triage.demo") / "config.toml").read_text(encoding="utf-8")
+    path = workdir / "triage.toml"
+    path.write_text(text.replace("{rules}", rules.as_posix()), encoding="utf-8")
+    return path
+
+
+def run_demo(workdir: Path) -> DemoResult:
+    """Run the whole demo in ``workdir`` (emptied first if it holds an earlier demo).
+
+    Raises:
+        ConfigError, StoreError: the folder cannot be written.
+    """
+    if (workdir / "triage.db").exists() or (workdir / "outbox").exists():
+        for name in ("triage.db", "triage.db-wal", "triage.db-shm"):
+            (workdir / name).unlink(missing_ok=True)
+        shutil.rmtree(workdir / "outbox", ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings: Settings = load_config(write_config(workdir))
+    db = Database.open(settings.database_url)
+    try:
+        messages = _inbox()
+        now = _as_of(messages)
+        clock = FixedClock(now)
+
+        dataset = load_csv(Path(str(DATA / "training.csv")))
+        model = train(list(dataset.examples), list(dataset.labels), trained_at=now)
+        with db.session() as session:
+            save_model(session, model, activate=True)
+
+        pipeline = RoutingPipeline(
+            settings,
+            rules=load_rules(settings),
+            models=ModelHolder(queue=model),
+            clock=clock,
+            acknowledge_imports=True,
+        )
+        intake = Intake(db, pipeline=pipeline, clock=clock)
+        stored = sum(
+            intake.import_message(m.raw, fallback_date=m.fallback_date) is StoreOutcome.STORED
+            for m in messages
+        )
+
+        calendar = BusinessCalendar.from_settings(settings.calendar)
+        with db.session() as session:
+            made = scan(session, settings, calendar, now)
+            mail_escalations(session, settings, now)
+
+        assert settings.smtp is not None  # noqa: S101 - the demo config has [smtp]
+        sender = FolderSender(settings.resolve(settings.smtp.folder))
+        dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=clock)
+        sent = asyncio.run(dispatcher.run_once(now))
+
+        with db.read_session() as session:
+            queue = list_queue(session, SlaPolicy(settings, calendar), now)
+        return DemoResult(
+            workdir=workdir,
+            now=now,
+            timezone=settings.calendar.timezone,
+            model_version=model.version,
+            n_train=model.n_train,
+            stored=stored,
+            stats=pipeline.stats,
+            sent=sent,
+            escalations=len(made),
+            queue=queue,
+        )
+    finally:
+        db.dispose()

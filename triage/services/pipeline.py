@@ -1,0 +1,369 @@
+"""The routing pipeline: what happens to each stored message inside its transaction.
+
+Called by :class:`~triage.services.intake.Intake` after the message row is added,
+in the same transaction as the row and the folder's progress (DESIGN.md: steps
+2-4 of one message, its outbox rows and the new last UID commit together):
+
+1. A reply on an existing ticket (In-Reply-To/References to mail we stored or
+   sent, else the ``[#ref]`` in the subject) joins it: auto-replies and bounces
+   as notes (RFC 3834, RFC 3464), client mail as a follow-up that reopens a
+   waiting or solved ticket. No acknowledgment.
+2. A bounce of mail we cannot find opens no ticket.
+3. Anything else is routed (rules, mailing lists, the classifier, the fallback
+   queue; :mod:`triage.routing`), opens a ticket with SLA deadlines, is escalated
+   at once when a rule says so, and is acknowledged unless the acknowledgment
+   policy says no (:mod:`triage.outbox.policy`).
+
+Every message gets a ``routing_decisions`` row with its explanation, including
+those that join a ticket or open none.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from classifiers.features import example_from_message
+from classifiers.model import Prediction, TrainedModel
+from rules import RuleSet
+from rules.model import RuleDecision
+from triage.clock import Clock, SystemClock
+from triage.config import Settings
+from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
+from triage.outbox import compose_ack, decide_ack, enqueue
+from triage.outbox.templates import MailTemplates
+from triage.routing import Route, route
+from triage.sla.deadlines import SlaPolicy
+from triage.store.models import Message, RoutingDecision, Ticket
+from triage.tickets import (
+    add_client_message,
+    find_ticket_for,
+    format_ref,
+    open_ticket,
+    record_rule_escalation,
+    record_sent_reply,
+)
+
+__all__ = ["ModelHolder", "RoutingPipeline", "RulesHolder", "SentPipeline"]
+
+log = structlog.get_logger("triage.pipeline")
+
+
+@dataclass
+class RulesHolder:
+    """The rule set in use; the daemon swaps it on SIGHUP (a failed reload keeps the old)."""
+
+    rules: RuleSet | None = None
+    paths: tuple[Path, ...] = ()
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def evaluate(self, message: InboundMessage) -> RuleDecision | None:
+        """The current rules' decision, None when no rules are loaded."""
+        current = self.rules
+        return current.evaluate(message) if current is not None else None
+
+
+@dataclass
+class ModelHolder:
+    """The active classifier models (queue and, optionally, priority).
+
+    Attributes:
+        queue: the queue model, None when none is active or it was refused.
+        priority: the priority model, when ``classifier.predict_priority`` is on.
+        note: why there is no queue model (shown in routing explanations).
+    """
+
+    queue: TrainedModel | None = None
+    priority: TrainedModel | None = None
+    note: str = ""
+
+    def predict(self, message: InboundMessage) -> tuple[Prediction | None, Prediction | None]:
+        """(queue prediction, priority prediction) for one message; None where no model."""
+        if message.parse_status == ParseStatus.ERROR:
+            return None, None
+        if self.queue is None and self.priority is None:
+            return None, None
+        example = [example_from_message(message)]
+        queue = self.queue.predict(example)[0] if self.queue is not None else None
+        priority = self.priority.predict(example)[0] if self.priority is not None else None
+        return queue, priority
+
+
+@dataclass
+class PipelineStats:
+    """Counts since start (read by the demo's summary and by ``triage status``)."""
+
+    routed: dict[str, int] = field(default_factory=lambda: {"rule": 0, "model": 0, "fallback": 0})
+    joined: int = 0
+    no_ticket: int = 0
+    acks_queued: int = 0
+    acks_suppressed: dict[str, int] = field(default_factory=dict)
+
+    def suppressed(self, reason: str) -> None:
+        """Count one acknowledgment not sent, by reason."""
+        self.acks_suppressed[reason] = self.acks_suppressed.get(reason, 0) + 1
+
+
+class RoutingPipeline:
+    """The :class:`~triage.services.intake.MessagePipeline` for inbound mail.
+
+    Args:
+        settings: the configuration.
+        rules: the rule set holder (shared with the daemon's reload).
+        models: the active models.
+        clock: the current time (UTC).
+        acknowledge_imports: acknowledge mail stored by ``triage import`` too (the
+            demo does; a backfill of history must not).
+        open_import_tickets: open tickets for imported mail (False: store only).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rules: RulesHolder | None = None,
+        models: ModelHolder | None = None,
+        clock: Clock | None = None,
+        acknowledge_imports: bool = False,
+        open_import_tickets: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules or RulesHolder()
+        self.models = models or ModelHolder()
+        self.clock: Clock = clock or SystemClock()
+        self.policy = SlaPolicy(settings)
+        self.templates = (
+            MailTemplates.from_settings(settings) if settings.smtp is not None else None
+        )
+        self.acknowledge_imports = acknowledge_imports
+        self.open_import_tickets = open_import_tickets
+        self.stats = PipelineStats()
+
+    # -- the MessagePipeline protocol ------------------------------------------------
+
+    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
+        """Join, route, open, escalate and acknowledge ``message`` (stored as ``row``).
+
+        Adds rows to ``session``; never commits. An exception rolls the message back
+        (the intake then stores it raw with the error, and calls this again for the
+        error record, which goes to the fallback queue).
+        """
+        now = self.clock.now()
+        if row.source == "import" and not self.open_import_tickets:
+            self._decision(session, row, None, self._stored_only("imported history"))
+            return
+        decision = self.rules.evaluate(message)
+        match = find_ticket_for(session, message) if message.parse_status != "error" else None
+        if match is not None:
+            self._join(session, row, message, match.ticket, f"{match.via}", decision, now)
+            return
+        if message.kind == MessageKind.BOUNCE:
+            report = message.delivery_report
+            self.stats.no_ticket += 1
+            self._decision(
+                session,
+                row,
+                None,
+                self._stored_only(
+                    "a bounce (RFC 3464) of mail no ticket knows"
+                    + (f" (failed: {', '.join(report.failed_recipients)})" if report else "")
+                    + ": kept without a ticket"
+                ),
+                ack="bounce",
+            )
+            return
+        queue_prediction, priority_prediction = self.models.predict(message)
+        routed = route(
+            message,
+            settings=self.settings.routing,
+            queues=self.settings.queues.keys(),
+            rules=decision,
+            prediction=queue_prediction,
+            priority_prediction=priority_prediction,
+            model_note=self.models.note,
+        )
+        ticket = open_ticket(
+            session,
+            row,
+            policy=self.policy,
+            queue=routed.queue,
+            priority=routed.priority,
+            decided_by=routed.decided_by,
+            now=now,
+            tags=routed.tags,
+            assignee=routed.assignee,
+        )
+        if routed.escalate:
+            record_rule_escalation(session, ticket, routed.escalate, now=now)
+        ack = self._acknowledge(session, row, message, ticket, routed, now)
+        self._decision(session, row, ticket, routed, ack=ack)
+        self.stats.routed[str(routed.decided_by)] += 1
+        log.info(
+            "message_routed",
+            ticket=ticket.ref,
+            message_id=row.message_id,
+            queue=routed.queue,
+            priority=str(routed.priority),
+            decided_by=str(routed.decided_by),
+            confidence=round(routed.confidence, 3) if routed.confidence is not None else None,
+            rules=list(routed.rules_matched),
+            ack=ack or "queued",
+        )
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        ticket: Ticket,
+        via: str,
+        decision: RuleDecision | None,
+        now: datetime,
+    ) -> None:
+        joined = add_client_message(session, ticket, row, policy=self.policy, now=now)
+        explanation = [f"joined ticket {format_ref(ticket.ref or 0)} by {via} ({joined})"]
+        escalate: Sequence[str] = ()
+        if decision is not None:
+            explanation.extend(decision.explanation)
+            if joined != "note" and decision.escalate:
+                escalate = decision.escalate
+                record_rule_escalation(session, ticket, escalate, now=now)
+        reason = str(message.kind) if joined == "note" else "follow_up"
+        self.stats.joined += 1
+        self.stats.suppressed(reason)
+        self._decision(
+            session,
+            row,
+            ticket,
+            Route(
+                queue=ticket.queue,
+                priority=ticket.priority,  # type: ignore[arg-type]
+                decided_by=DecidedBy(ticket.decided_by),
+                rules_matched=decision.matched if decision else (),
+                explanation=tuple(explanation),
+                escalate=tuple(escalate),
+            ),
+            ack=reason,
+        )
+        log.info(
+            "message_joined",
+            ticket=ticket.ref,
+            message_id=row.message_id,
+            via=via,
+            joined=str(joined),
+            kind=str(message.kind),
+        )
+
+    def _acknowledge(  # noqa: PLR0917 - private step; the arguments are the message in hand
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        ticket: Ticket,
+        routed: Route,
+        now: datetime,
+    ) -> str:
+        """Queue the acknowledgment; return "" when queued, else why not."""
+        if self.settings.smtp is None or self.templates is None:
+            reason = "no_smtp"
+        elif row.source == "import" and not self.acknowledge_imports:
+            reason = "import"
+        elif message.parse_status == ParseStatus.ERROR:
+            reason = "parse_error"
+        else:
+            plan = decide_ack(
+                session,
+                message,
+                self.settings,
+                now=now,
+                follow_up=False,
+                rule_no_ack=routed.suppress_ack,
+            )
+            reason = "" if plan.send else str(plan.reason)
+        if reason:
+            self.stats.suppressed(reason)
+            return reason
+        try:
+            mail = compose_ack(
+                message,
+                ticket_ref=ticket.ref or 0,
+                queue=ticket.queue,
+                due_at=ticket.first_response_due,
+                settings=self.settings,
+                now=now,
+                templates=self.templates,
+            )
+        except ValueError:
+            self.stats.suppressed("no_reply_address")
+            return "no_reply_address"
+        enqueue(
+            session,
+            mail,
+            kind="ack",
+            now=now,
+            dedupe_key=f"ack:{row.id}",
+            ticket_id=ticket.id,
+            cause_message_id=row.id,
+        )
+        self.stats.acks_queued += 1
+        return ""
+
+    def _stored_only(self, why: str) -> Route:
+        return Route(
+            queue=self.settings.routing.fallback_queue,
+            priority=self.settings.routing.default_priority,
+            decided_by=DecidedBy.FALLBACK,
+            explanation=(why,),
+        )
+
+    @staticmethod
+    def _decision(
+        session: Session, row: Message, ticket: Ticket | None, routed: Route, *, ack: str = ""
+    ) -> None:
+        session.add(
+            RoutingDecision(
+                message_id=row.id,
+                ticket_id=ticket.id if ticket is not None else None,
+                queue=routed.queue,
+                priority=str(routed.priority),
+                decided_by=str(routed.decided_by),
+                confidence=routed.confidence,
+                model_version=routed.model_version,
+                rules_matched=list(routed.rules_matched),
+                probabilities=[list(p) for p in routed.probabilities],
+                explanation=list(routed.explanation),
+                tags=list(routed.tags),
+                escalate=list(routed.escalate),
+                ack=ack,
+                ack_template=routed.ack_template or "",
+                assignee=routed.assignee or "",
+            )
+        )
+
+
+class SentPipeline:
+    """The pipeline for a watched Sent folder: the team's replies stop SLA clocks."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.policy = SlaPolicy(settings)
+        self.clock: Clock = clock or SystemClock()
+
+    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
+        """Record ``message`` as the team's reply on the ticket it answers, if any."""
+        ticket = record_sent_reply(
+            session, message, policy=self.policy, now=self.clock.now(), stored=row
+        )
+        fields: dict[str, Any] = {"message_id": row.message_id}
+        if ticket is not None:
+            log.info("team_reply_recorded", ticket=ticket.ref, via="sent_folder", **fields)
+        else:
+            log.info("sent_mail_unmatched", **fields)
