@@ -25,6 +25,7 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -37,17 +38,32 @@ from triage.modelstore import active_model_info, load_active_model
 from triage.outbox import mail_escalations
 from triage.outbox.templates import MailTemplates
 from triage.rule_files import load_configured_rules, reload_configured_rules
-from triage.services.dispatch import Dispatcher
-from triage.services.intake import Poller
+from triage.services.dispatch import Dispatcher, DispatchStats
+from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
 from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.store import Database
 
-__all__ = ["Daemon", "load_models", "load_rules"]
+__all__ = ["Daemon", "PassSummary", "load_models", "load_rules", "run_until_signalled"]
 
 log = structlog.get_logger("triage.daemon")
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """What one ``triage poll --once`` pass did.
+
+    Attributes:
+        folders: per-folder outcome of the fetch.
+        escalations: warning and escalation rows the SLA watch made.
+        sent: outgoing mail delivered, deferred and failed.
+    """
+
+    folders: list[FolderResult]
+    escalations: int
+    sent: DispatchStats
 
 
 def load_rules(settings: Settings) -> RulesHolder:
@@ -230,6 +246,19 @@ class Daemon:
                 await asyncio.to_thread(self.refresh_models)
             except Exception:
                 log.exception("model_refresh_failed")
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def poll_once(self) -> PassSummary:
+        """One full pass: fetch every folder, route, run the SLA watch, send what is due.
+
+        Server or database failures of a folder are reported in the summary (and
+        kept as the folder's last error), not raised.
+        """
+        results = self.poller.poll_once() if self.poller is not None else []
+        escalations = self.sla_pass()
+        sent = asyncio.run(self.dispatcher.run_once())
+        return PassSummary(folders=results, escalations=escalations, sent=sent)
 
     # -- the whole ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -45,7 +45,7 @@ class _StderrProxy:
 
 
 def configure_logging(
-    fmt: Literal["auto", "console", "json"] = "auto",
+    fmt: str = "auto",
     level: str = "info",
     stream: TextIO | None = None,
 ) -> None:
@@ -57,6 +57,8 @@ def configure_logging(
         level: minimum level name (debug, info, warning, error).
         stream: where logs go; stderr by default (stdout is the CLI's output).
     """
+    if fmt not in {"auto", "console", "json"}:
+        raise ValueError(f"log format must be auto, console or json, not {fmt!r}")
     out: Any = stream if stream is not None else _StderrProxy()
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric = logging.getLevelNamesMapping()[level.upper()]

@@ -49,7 +49,7 @@ class AppContext:
         self._settings = settings
         fmt = self.log_format or settings.logging.format
         level = "debug" if self.verbose else settings.logging.level
-        configure_logging(fmt, level)  # type: ignore[arg-type]
+        configure_logging(fmt, level)
 
     @property
     def db(self) -> Database:

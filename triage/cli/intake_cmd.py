@@ -13,7 +13,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import ConfigError, MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
-from triage.services.intake import Intake, Poller
+from triage.services.intake import Intake
 from triage.services.mailsource import open_mail_source
 
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
@@ -23,7 +23,11 @@ DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 @click.option("--once", is_flag=True, help="One pass over every watched folder, then exit.")
 @pass_app
 def poll(app: AppContext, once: bool) -> None:
-    """Fetch new mail from every watched IMAP folder, store it, and exit.
+    """One full pass: fetch new mail from every watched folder, route it, send, exit.
+
+    Each new message is stored, routed (rules, model, fallback), opens or joins
+    its ticket and gets its acknowledgment queued, in one transaction; then the
+    SLA watch runs and due outgoing mail is sent.
 
     Exit status 0 when every folder was polled; 2 when the server failed for a
     folder, 1 when the database did (each error is printed and kept as the
@@ -36,8 +40,10 @@ def poll(app: AppContext, once: bool) -> None:
     settings = app.settings
     if settings.imap is None:
         raise ConfigError(f"{settings.path}: no [imap] section: nothing to poll")
-    poller = Poller(settings, app.db)
-    results = poller.poll_once()
+    from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
+
+    summary = Daemon(settings, app.db).poll_once()
+    results = summary.folders
     for result in results:
         if result.report is None:
             click.echo(f"{result.folder}: failed: {result.error}", err=True)
@@ -50,29 +56,49 @@ def poll(app: AppContext, once: bool) -> None:
         if r.rescan:
             line += f" (UIDVALIDITY changed to {r.uidvalidity}: folder rescanned)"
         click.echo(line)
+    sent = summary.sent
+    click.echo(
+        f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed;"
+        f" SLA watch: {summary.escalations} new warnings/escalations"
+    )
     failed = [r for r in results if r.report is None]
     if failed:
-        summary = f"{len(failed)} of {len(results)} folders failed (see above)"
+        problem = f"{len(failed)} of {len(results)} folders failed (see above)"
         if any(r.database_failed for r in failed):
-            raise StoreError(summary)
-        raise MailboxError(summary)
+            raise StoreError(problem)
+        raise MailboxError(problem)
 
 
 @cli.command(name="import")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--open-tickets",
+    is_flag=True,
+    help="Also route each message and open or join its ticket (no acknowledgments).",
+)
 @pass_app
-def import_mail(app: AppContext, path: Path) -> None:
+def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
     """Import an mbox file or a Maildir directory (history, training data).
 
     Each message goes through the same parse-and-store path as fetched mail,
     with source "import" and its Date header as the received time. Messages
     already stored (same Message-ID and raw bytes) are skipped, so importing
-    twice adds nothing.
+    twice adds nothing. By default messages are only stored (history, training
+    data); with --open-tickets they are routed into tickets as well, with their
+    SLA clocks started at their Date, but never acknowledged.
     """
     source = open_mail_source(path)
     settings = app.settings
     max_size = settings.imap.max_message_size if settings.imap else DEFAULT_MAX_MESSAGE_SIZE
-    intake = Intake(app.db, max_message_size=max_size)
+    pipeline = None
+    if open_tickets:
+        from triage.daemon import load_models, load_rules  # noqa: PLC0415 - scikit-learn
+        from triage.services.pipeline import RoutingPipeline  # noqa: PLC0415
+
+        pipeline = RoutingPipeline(
+            settings, rules=load_rules(settings), models=load_models(app.db, settings)
+        )
+    intake = Intake(app.db, pipeline=pipeline, max_message_size=max_size)
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

@@ -87,7 +87,7 @@ def _as_of(messages: list[SourceMessage]) -> datetime:
     """Half an hour after the newest Date header of the sample inbox."""
     parser = BytesHeaderParser(policy=policy.default)
     dates = [parser.parsebytes(m.raw)["Date"] for m in messages]
-    newest = max(d.datetime for d in dates if d is not None and d.datetime is not None)
+    newest: datetime = max(d.datetime for d in dates if d is not None and d.datetime is not None)
     return newest.astimezone(UTC) + timedelta(minutes=30)
 
 

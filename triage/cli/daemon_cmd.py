@@ -1,0 +1,124 @@
+"""``triage run`` (the daemon) and ``triage status`` (its health)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from triage.cli.context import AppContext, pass_app
+from triage.cli.main import cli
+from triage.clock import utcnow
+from triage.config import Settings
+from triage.errors import ConfigError
+from triage.secrets import read_secret, run_token_command
+from triage.sla.deadlines import SlaPolicy
+from triage.sla.humanize import format_business_seconds
+
+__all__ = ["check_secrets"]
+
+
+def check_secrets(settings: Settings) -> None:
+    """Read every secret the config names, so a missing one stops start-up at once.
+
+    Raises:
+        ConfigError: naming the key and the variable or file (never the value).
+    """
+    imap, smtp = settings.imap, settings.smtp
+    if imap is not None:
+        if imap.auth == "password":
+            read_secret(
+                "imap",
+                env=imap.password_env,
+                file=settings.resolve(imap.password_file) if imap.password_file else "",
+            )
+        elif imap.oauth2_token_file:
+            read_secret("imap.oauth2_token_file", file=settings.resolve(imap.oauth2_token_file))
+        else:
+            run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
+    if smtp is not None and smtp.mode == "send" and smtp.username:
+        read_secret(
+            "smtp",
+            env=smtp.password_env,
+            file=settings.resolve(smtp.password_file) if smtp.password_file else "",
+        )
+
+
+@cli.command()
+@pass_app
+def run(app: AppContext) -> None:
+    """The daemon: watch the inbox, route, acknowledge, send, watch SLAs.
+
+    Runs until SIGTERM or SIGINT, which it obeys gracefully (the message in hand
+    is finished or rolled back, IMAP logged out, the SMTP attempt in progress
+    finished). SIGHUP reloads the rule files; broken new rules are refused and the
+    old ones kept.
+    """
+    settings = app.settings
+    if settings.imap is None:
+        raise ConfigError(f"{settings.path}: no [imap] section: there is no inbox to watch")
+    if settings.smtp is None:
+        raise ConfigError(f"{settings.path}: no [smtp] section: acknowledgments cannot be sent")
+    check_secrets(settings)
+    from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
+
+    run_until_signalled(Daemon(settings, app.db))
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)}s ago"
+    if minutes < 120:
+        return f"{minutes}m ago"
+    return f"{minutes // 60}h {minutes % 60}m ago"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Health: last poll per folder, backlog, outbox, open and breached tickets, model.
+
+    Exit status 1 when a folder has not been polled for 10 minutes or failed, or
+    outgoing mail failed (for monitoring).
+    """
+    from triage.services.status import read_status  # noqa: PLC0415
+
+    policy = SlaPolicy(app.settings)
+    now = utcnow()
+    with app.db.read_session() as session:
+        state = read_status(session, policy, now)
+    if as_json:
+        click.echo(json.dumps(state.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("Folders:")
+        if not state.folders:
+            click.echo("  none polled yet")
+        for f in state.folders:
+            mark = " STALE" if f.stale else ""
+            line = f"  {f.name}: last poll {_ago(f.seconds_since_poll)}{mark}"
+            line += f" (UIDVALIDITY {f.uidvalidity}, last UID {f.last_uid})"
+            if f.last_error:
+                line += f"; last error: {f.last_error}"
+            click.echo(line)
+        waiting = ""
+        if state.oldest_awaiting is not None:
+            elapsed = policy.calendar.elapsed(state.oldest_awaiting, now)
+            waiting = f", the oldest for {format_business_seconds(elapsed)} of business time"
+        click.echo(f"Backlog: {state.awaiting_answer} tickets await an answer{waiting}")
+        click.echo(f"Breached: {state.breached} open tickets past a deadline")
+        queues = ", ".join(f"{q} {n}" for q, n in state.open_by_queue.items()) or "none"
+        click.echo(f"Open tickets by queue: {queues}")
+        out = state.outbox
+        click.echo(
+            f"Outbox: {out.get('pending', 0)} pending, {out.get('failed', 0)} failed,"
+            f" {out.get('sent', 0)} sent"
+        )
+        models = ", ".join(f"{t} {v or 'none'}" for t, v in state.models.items())
+        click.echo(f"Models: {models}")
+        click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
+    if not state.healthy:
+        raise SystemExit(1)

@@ -1,0 +1,142 @@
+"""Health of a triage installation, read from the database (``triage status``).
+
+Read-only: the last successful poll per folder (and its last error), the backlog
+of tickets awaiting the team's answer, the outbox, open tickets per queue,
+breached tickets and the active models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from triage.modelstore import active_model_info
+from triage.sla.deadlines import SlaPolicy
+from triage.store.models import Folder, OutboxMail, Ticket
+from triage.tickets.queue import list_queue
+
+__all__ = ["FolderHealth", "Status", "read_status"]
+
+STALE_POLL_SECONDS = 600.0
+"""A folder not polled successfully for this long is unhealthy (the B28 alarm: 10 min)."""
+
+
+@dataclass(frozen=True)
+class FolderHealth:
+    """One watched folder: progress and the last successful pass (UTC)."""
+
+    name: str
+    uidvalidity: int | None
+    last_uid: int
+    last_poll_at: datetime | None
+    seconds_since_poll: float | None
+    stale: bool
+    last_error: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything ``triage status`` shows.
+
+    Attributes:
+        now: when it was read (UTC).
+        folders: every folder triage has polled.
+        awaiting_answer: open tickets whose client waits for the team's answer.
+        oldest_awaiting: when the longest-waiting of them arrived (UTC).
+        open_by_queue: open (not solved or closed) tickets per queue.
+        breached: open tickets past a running deadline.
+        outbox: outgoing mail per status (pending, sent, failed).
+        oldest_pending: creation time of the oldest pending outgoing mail.
+        models: active model version per target (queue, priority), None when none.
+    """
+
+    now: datetime
+    folders: list[FolderHealth]
+    awaiting_answer: int
+    oldest_awaiting: datetime | None
+    open_by_queue: dict[str, int]
+    breached: int
+    outbox: dict[str, int]
+    oldest_pending: datetime | None
+    models: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """No folder stale or failing, no failed outgoing mail."""
+        return not any(f.stale or f.last_error for f in self.folders) and not self.outbox.get(
+            "failed"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 UTC)."""
+
+        def conv(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat().replace("+00:00", "Z")
+            if isinstance(value, list):
+                return [conv(v) for v in value]
+            if isinstance(value, dict):
+                return {k: conv(v) for k, v in value.items()}
+            return value
+
+        out: dict[str, Any] = conv(asdict(self))
+        out["healthy"] = self.healthy
+        return out
+
+
+def read_status(session: Session, policy: SlaPolicy, now: datetime) -> Status:
+    """Read the installation's health as of ``now`` (UTC-aware) in ``session``."""
+    folders = []
+    for folder in session.scalars(select(Folder).order_by(Folder.name)):
+        age = (now - folder.last_poll_at).total_seconds() if folder.last_poll_at else None
+        folders.append(
+            FolderHealth(
+                name=folder.name,
+                uidvalidity=folder.uidvalidity,
+                last_uid=folder.last_uid,
+                last_poll_at=folder.last_poll_at,
+                seconds_since_poll=age,
+                stale=age is None or age > STALE_POLL_SECONDS,
+                last_error=folder.last_error,
+            )
+        )
+    open_statuses = ("new", "open", "waiting")
+    awaiting = session.execute(
+        select(func.count(), func.min(Ticket.awaiting_since)).where(
+            Ticket.status.in_(("new", "open")), Ticket.awaiting_since.is_not(None)
+        )
+    ).one()
+    by_queue = dict(
+        session.execute(
+            select(Ticket.queue, func.count())
+            .where(Ticket.status.in_(open_statuses))
+            .group_by(Ticket.queue)
+            .order_by(Ticket.queue)
+        ).all()
+    )
+    breached = sum(row.breached for row in list_queue(session, policy, now))
+    outbox = dict(
+        session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all()
+    )
+    oldest_pending = session.scalar(
+        select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending")
+    )
+    models = {}
+    for target in ("queue", "priority"):
+        info = active_model_info(session, target)
+        models[target] = info.version if info else None
+    return Status(
+        now=now,
+        folders=folders,
+        awaiting_answer=int(awaiting[0]),
+        oldest_awaiting=awaiting[1],
+        open_by_queue={str(k): int(v) for k, v in by_queue.items()},
+        breached=breached,
+        outbox={str(k): int(v) for k, v in outbox.items()},
+        oldest_pending=oldest_pending,
+        models=models,
+    )
