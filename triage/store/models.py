@@ -271,7 +271,8 @@ class OutboxMail(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     cause_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
-    message_id: Mapped[str] = mapped_column(String(998))
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    """Our Message-ID; clients' replies refer to it (threading looks it up)."""
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_to: Mapped[list[Any]] = mapped_column(default=list)
     rcpt_key: Mapped[str] = mapped_column(String(320), default="", index=True)
