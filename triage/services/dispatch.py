@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
@@ -47,6 +48,9 @@ from triage.store import Database
 from triage.store.models import OutboxMail, Ticket
 
 __all__ = ["DispatchStats", "Dispatcher", "retry_delay"]
+
+SENT_MARK_RETRIES: tuple[float | None, ...] = (0.5, 2.0, 5.0, None)
+"""Waits (seconds) between tries to record an accepted mail as sent; None: give up."""
 
 
 def log() -> Any:
@@ -237,14 +241,23 @@ class Dispatcher:
 
     async def _sent(self, claimed: _Claimed, reply: str, refused: dict[str, str]) -> None:
         attempts = claimed.attempts + 1
-        await asyncio.to_thread(
-            self._finish,
-            claimed.mail.outbox_id or 0,
-            status="sent",
-            sent_at=self.clock.now(),
-            attempts=attempts,
-            last_error="; ".join(f"refused {a}: {r}" for a, r in refused.items()),
-        )
+        values = {
+            "status": "sent",
+            "sent_at": self.clock.now(),
+            "attempts": attempts,
+            "last_error": "; ".join(f"refused {a}: {r}" for a, r in refused.items()),
+        }
+        # The server has the mail: try hard to record it, since a row left pending
+        # is sent again once its lease ends.
+        for delay in SENT_MARK_RETRIES:
+            try:
+                await asyncio.to_thread(self._finish, claimed.mail.outbox_id or 0, **values)
+                break
+            except SQLAlchemyError:
+                if delay is None:
+                    raise
+                log().warning("mail_sent_not_recorded", **self._keys(claimed, attempts))
+                await asyncio.sleep(delay)
         log().info(
             "mail_sent", **self._keys(claimed, attempts), reply=reply, refused=refused or None
         )

@@ -222,6 +222,8 @@ class SmtpSender:
             PermanentSendError: 5xx reply (every recipient refused permanently), or
                 an address SMTP cannot carry.
         """
+        if not mail.rcpt_to:
+            raise PermanentSendError("the mail has no envelope recipient")
         client = await self._connect()
         options = ["SMTPUTF8"] if _has_non_ascii(mail.mail_from, *mail.rcpt_to) else None
         try:
