@@ -82,6 +82,9 @@ def _has_non_ascii(*addresses: str) -> bool:
 class SmtpSender:
     """Delivers mail over SMTP; keeps one session open between ``send`` calls until ``aclose``.
 
+    One mail at a time: a sender is used by one task (the dispatcher), not
+    concurrently; give each worker its own.
+
     Args:
         host: server name; also the name the TLS certificate must carry.
         port: TCP port (465 tls, 587 starttls, 25 none, typically).
