@@ -402,3 +402,20 @@ def test_any_subject_and_name_survive_the_round_trip_as_one_header(subject: str,
         "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
         "X-Auto-Response-Suppress", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
     ]  # fmt: skip
+
+
+def test_a_persons_mail_carries_no_automatic_markers() -> None:
+    raw = build_mail(
+        message_id="<reply.1@example.com>",
+        sender=("Anna", "inbox@example.com"),
+        to=[("", "client@example.net")],
+        subject="Re: Számla [#1]",
+        body="Kedves Ödön!\n",
+        now=NOW,
+        auto_submitted=None,
+        in_reply_to="<m1@mail.example.com>",
+    )
+    msg = parsed(raw)
+    assert msg["Auto-Submitted"] is None
+    assert msg["X-Auto-Response-Suppress"] is None
+    assert msg["In-Reply-To"] == "<m1@mail.example.com>"

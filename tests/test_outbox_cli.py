@@ -16,7 +16,7 @@ from sqlalchemy import select
 from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
-from triage.outbox import ComposedMail, build_mail, enqueue
+from triage.outbox import ComposedMail, build_mail, enqueue, outbox_summary
 from triage.services.dispatch import Dispatcher
 from triage.smtp import SmtpSender
 from triage.store import Database
@@ -158,3 +158,12 @@ def test_empty_outbox(tmp_path: Path) -> None:
     done = run(config)
     assert done.returncode == 0, done.stderr
     assert "no pending or failed mail in the outbox" in done.stdout
+
+
+def test_outbox_summary_for_the_status_command(setup: tuple[Path, Database]) -> None:
+    _config, db = setup
+    with db.session() as s:
+        summary = outbox_summary(s)
+    assert (summary.pending, summary.failed, summary.sent, summary.retrying) == (1, 1, 1, 1)
+    assert summary.oldest_pending_at == T0
+    db.dispose()

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
 from triage.outbox import ComposedMail, build_mail, enqueue
+from triage.services import dispatch
 from triage.services.dispatch import Dispatcher, retry_delay
 from triage.smtp import FolderSender, SmtpSender
 from triage.store import Database
@@ -304,3 +306,33 @@ def test_log_events_carry_the_stable_keys_and_no_body(
         assert event["message_id"] == mid
     assert events["mail_deferred"]["error"] == "451 4.3.0 later"
     assert "Thank you" not in repr(logs)
+
+
+class FlakyStore(Dispatcher):
+    """Recording "sent" fails twice, as if the database dropped the connection."""
+
+    failures = 2
+
+    def _finish(self, outbox_id: int, **values: object) -> None:
+        if values.get("status") == "sent" and self.failures:
+            self.failures -= 1
+            raise OperationalError("UPDATE outbox", {}, Exception("connection lost"))
+        super()._finish(outbox_id, **values)
+
+
+def test_recording_sent_is_retried_when_the_database_blinks(
+    sqlite_url: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "SENT_MARK_RETRIES", (0.01, 0.01, None))
+    db = Database.open(sqlite_url)
+    try:
+        [mid] = queue_mail(db, 1)
+        sender = SmtpSender("127.0.0.1", smtp_server.port, security="none", timeout=5)
+        d = FlakyStore(db, sender, clock=FixedClock(T0))
+        with capture_logs() as logs:
+            assert asyncio.run(d.run_once()).sent == 1
+        assert [r.status for r in rows(db)] == ["sent"]
+        assert received_ids(smtp_server) == [mid]
+        assert [e["event"] for e in logs].count("mail_sent_not_recorded") == 2
+    finally:
+        db.dispose()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -305,3 +308,23 @@ def test_make_sender_folder_mode(tmp_path: Path) -> None:
 def test_make_sender_without_smtp_section_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[smtp\]"):
         make_sender(parse_config({}, source="t", base_dir=tmp_path))
+
+
+def test_ended_sessions_leave_no_open_socket(auth_server: SmtpServer, dovecot: Dovecot) -> None:
+    # A refused AUTH inside TLS: the session must be closed (close_notify exchanged)
+    # before the event loop ends, or the socket leaks.
+    def attempt(password: str) -> None:
+        sender = SmtpSender(
+            "localhost", auth_server.port, security="starttls", ca_file=dovecot.cafile,
+            username="inbox", password=lambda: password, timeout=5,
+        )  # fmt: skip
+        with contextlib.suppress(SmtpSessionError):
+            send(sender)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for password in ["bad"] * 8 + ["s3cret-pw"]:
+            attempt(password)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert len(auth_server.sink.messages) == 1

@@ -21,6 +21,7 @@ from triage.outbox.enqueue import Enqueued, decide_ack, enqueue, recent_ack_coun
 from triage.outbox.escalations import EscalationMailStats, mail_escalations
 from triage.outbox.headers import header_safe, reply_subject
 from triage.outbox.policy import AckDecision, AckReason, plan_ack
+from triage.outbox.status import OutboxSummary, outbox_summary
 from triage.outbox.templates import MailTemplates, RenderedText
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Enqueued",
     "EscalationMailStats",
     "MailTemplates",
+    "OutboxSummary",
     "RenderedText",
     "build_mail",
     "compose_ack",
@@ -37,6 +39,7 @@ __all__ = [
     "enqueue",
     "header_safe",
     "mail_escalations",
+    "outbox_summary",
     "plan_ack",
     "recent_ack_count",
     "reply_subject",

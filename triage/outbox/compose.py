@@ -85,7 +85,7 @@ def build_mail(
     subject: str,
     body: str,
     now: datetime,
-    auto_submitted: Literal["auto-replied", "auto-generated"],
+    auto_submitted: Literal["auto-replied", "auto-generated"] | None,
     in_reply_to: str = "",
     references: Sequence[str] = (),
     extra_headers: Mapping[str, str] | None = None,
@@ -100,7 +100,9 @@ def build_mail(
         subject: made header-safe here; non-ASCII is RFC 2047-encoded.
         body: plain text.
         now: the Date header (timezone-aware).
-        auto_submitted: RFC 3834 section 5 value.
+        auto_submitted: RFC 3834 section 5 value for mail triage writes itself (it
+            also adds ``X-Auto-Response-Suppress: All``); None for a person's mail
+            (``triage reply``), which carries neither.
         in_reply_to, references: Message-IDs; anything not ``<...>`` is dropped.
         extra_headers: more headers (names and values made header-safe).
 
@@ -126,8 +128,9 @@ def build_mail(
         refs = [refs[0], *refs[-(MAX_REFERENCES - 1) :]]
     if refs:
         msg["References"] = " ".join(refs)
-    msg["Auto-Submitted"] = auto_submitted
-    msg["X-Auto-Response-Suppress"] = "All"
+    if auto_submitted is not None:
+        msg["Auto-Submitted"] = auto_submitted
+        msg["X-Auto-Response-Suppress"] = "All"
     for name, value in (extra_headers or {}).items():
         field = header_safe(name, limit=76).replace(" ", "-")
         msg[field] = _encoded(header_safe(value), field)

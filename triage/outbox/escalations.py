@@ -38,7 +38,15 @@ from triage.store.models import Escalation, Message, Ticket
 
 __all__ = ["BREACH_KINDS", "EscalationMailStats", "digest_period_start", "mail_escalations"]
 
-log = get_logger("triage.outbox")
+
+def log() -> Any:
+    """The module's logger, bound at each call so it follows the logging configuration.
+
+    (A logger bound once at import keeps the processors of that moment, and misses a
+    later configure_logging or structlog.testing.capture_logs.)
+    """
+    return get_logger("triage.outbox")
+
 
 BREACH_KINDS = frozenset({"first_response", "next_response", "resolution"})
 """Escalation kinds that are SLA breaches; ``rule`` is an escalation by a rule."""
@@ -254,7 +262,7 @@ def mail_escalations(
         if not to:
             escalation.notified_at = now
             skipped += 1
-            log.warning(
+            log().warning(
                 "escalation_not_mailed",
                 ticket=ticket.ref,
                 kind=escalation.kind,
@@ -289,7 +297,7 @@ def mail_escalations(
         escalation.notified_at = now
         mailed += 1
         outbox_ids.append(queued.row.id)
-        log.info(
+        log().info(
             "escalation_mailed",
             ticket=ticket.ref,
             kind=escalation.kind,
@@ -318,7 +326,7 @@ def mail_escalations(
         for escalation, _ticket in batch:
             escalation.notified_at = now
         outbox_ids.append(queued.row.id)
-        log.info(
+        log().info(
             "escalation_digest_mailed",
             escalations=len(batch),
             outbox=queued.row.id,

@@ -34,8 +34,10 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
@@ -47,7 +49,17 @@ from triage.store.models import OutboxMail, Ticket
 
 __all__ = ["DispatchStats", "Dispatcher", "retry_delay"]
 
-log = get_logger("triage.dispatch")
+SENT_MARK_RETRIES: tuple[float | None, ...] = (0.5, 2.0, 5.0, None)
+"""Waits (seconds) between tries to record an accepted mail as sent; None: give up."""
+
+
+def log() -> Any:
+    """The module's logger, bound at each call so it follows the logging configuration.
+
+    (A logger bound once at import keeps the processors of that moment, and misses a
+    later configure_logging or structlog.testing.capture_logs.)
+    """
+    return get_logger("triage.dispatch")
 
 
 def retry_delay(attempts: int, initial: float, maximum: float, jitter: float) -> float:
@@ -229,15 +241,26 @@ class Dispatcher:
 
     async def _sent(self, claimed: _Claimed, reply: str, refused: dict[str, str]) -> None:
         attempts = claimed.attempts + 1
-        await asyncio.to_thread(
-            self._finish,
-            claimed.mail.outbox_id or 0,
-            status="sent",
-            sent_at=self.clock.now(),
-            attempts=attempts,
-            last_error="; ".join(f"refused {a}: {r}" for a, r in refused.items()),
+        values = {
+            "status": "sent",
+            "sent_at": self.clock.now(),
+            "attempts": attempts,
+            "last_error": "; ".join(f"refused {a}: {r}" for a, r in refused.items()),
+        }
+        # The server has the mail: try hard to record it, since a row left pending
+        # is sent again once its lease ends.
+        for delay in SENT_MARK_RETRIES:
+            try:
+                await asyncio.to_thread(self._finish, claimed.mail.outbox_id or 0, **values)
+                break
+            except SQLAlchemyError:
+                if delay is None:
+                    raise
+                log().warning("mail_sent_not_recorded", **self._keys(claimed, attempts))
+                await asyncio.sleep(delay)
+        log().info(
+            "mail_sent", **self._keys(claimed, attempts), reply=reply, refused=refused or None
         )
-        log.info("mail_sent", **self._keys(claimed, attempts), reply=reply, refused=refused or None)
 
     async def _deferred(self, claimed: _Claimed, error: str) -> bool:
         """Record a temporary failure; True when the row was given up (failed)."""
@@ -248,14 +271,14 @@ class Dispatcher:
             await asyncio.to_thread(
                 self._finish, outbox_id, status="failed", attempts=attempts, last_error=message
             )
-            log.error("mail_failed", **self._keys(claimed, attempts), error=message)
+            log().error("mail_failed", **self._keys(claimed, attempts), error=message)
             return True
         delay = retry_delay(attempts, self.retry_initial, self.retry_max, self.rng.random())
         next_at = self.clock.now() + timedelta(seconds=delay)
         await asyncio.to_thread(
             self._finish, outbox_id, attempts=attempts, next_attempt_at=next_at, last_error=error
         )
-        log.warning(
+        log().warning(
             "mail_deferred",
             **self._keys(claimed, attempts),
             next_attempt_at=next_at.isoformat(),
@@ -272,7 +295,7 @@ class Dispatcher:
             attempts=attempts,
             last_error=error,
         )
-        log.error("mail_failed", **self._keys(claimed, attempts), error=error)
+        log().error("mail_failed", **self._keys(claimed, attempts), error=error)
 
     # -- passes --
 
@@ -314,9 +337,9 @@ class Dispatcher:
                 except PermanentSendError as exc:
                     await self._failed(claimed, str(exc))
                     failed += 1
-                except Exception as exc:
-                    # The runner owns failure: an unexpected error defers the row; the pass goes on.
-                    log.exception("mail_send_crashed", outbox=outbox_id)
+                except Exception as exc:  # noqa: BLE001 - the runner owns failure (logged below)
+                    # An unexpected error defers the row; the pass goes on.
+                    log().exception("mail_send_crashed", outbox=outbox_id)
                     gave_up = await self._deferred(claimed, f"{type(exc).__name__}: {exc}")
                     failed, deferred = failed + gave_up, deferred + (not gave_up)
                 else:
@@ -347,7 +370,7 @@ class Dispatcher:
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        log.info("dispatcher_started", sender=repr(self.sender))
+        log().info("dispatcher_started", sender=repr(self.sender))
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -355,14 +378,14 @@ class Dispatcher:
                 try:
                     stats = await self.run_once(stop=stop)
                     full = stats.handled >= self.batch_size
-                except Exception:
-                    # The loop outlives a failing pass (e.g. the database unreachable).
-                    log.exception("dispatch_failed")
+                except Exception:  # noqa: BLE001 - logged; the loop outlives a failing pass
+                    # e.g. the database unreachable: try again after the interval.
+                    log().exception("dispatch_failed")
                 if not full:
                     await self._sleep(stop)
         finally:
             self._wake = None
-            log.info("dispatcher_stopped")
+            log().info("dispatcher_stopped")
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         assert self._wake is not None  # noqa: S101 - set by run()

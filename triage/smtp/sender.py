@@ -16,9 +16,11 @@ at each connection (so a rotated secret is picked up) and never logged.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import aiosmtplib
 
@@ -33,9 +35,20 @@ from triage.smtp.base import OutgoingMail, SendReceipt
 
 __all__ = ["SmtpSender", "SmtpSessionError", "classify_reply"]
 
-log = get_logger("triage.smtp")
+
+def log() -> Any:
+    """The module's logger, bound at each call so it follows the logging configuration.
+
+    (A logger bound once at import keeps the processors of that moment, and misses a
+    later configure_logging or structlog.testing.capture_logs.)
+    """
+    return get_logger("triage.smtp")
+
 
 Security = Literal["tls", "starttls", "none"]
+
+_CLOSE_WAIT = 2.0
+"""Seconds to wait for a closed connection to be gone (a TLS close_notify exchange)."""
 
 
 class SmtpSessionError(TemporarySendError):
@@ -68,6 +81,9 @@ def _has_non_ascii(*addresses: str) -> bool:
 
 class SmtpSender:
     """Delivers mail over SMTP; keeps one session open between ``send`` calls until ``aclose``.
+
+    One mail at a time: a sender is used by one task (the dispatcher), not
+    concurrently; give each worker its own.
 
     Args:
         host: server name; also the name the TLS certificate must carry.
@@ -139,9 +155,9 @@ class SmtpSender:
         except ConfigError as exc:
             raise SmtpSessionError(str(exc)) from None
         if self.security != "none" and not self.tls_verify:
-            log.warning("smtp_tls_unverified", server=where, security=self.security)
+            log().warning("smtp_tls_unverified", server=where, security=self.security)
         if self.security == "none" and self.username:
-            log.warning("smtp_plaintext_auth", server=where)
+            log().warning("smtp_plaintext_auth", server=where)
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -153,28 +169,34 @@ class SmtpSender:
         )
         try:
             await self._open(client, where)
-        except SmtpSessionError:
-            client.close()
-            raise
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            client.close()
-            raise SmtpSessionError(
-                f"{where}: AUTH refused for {self.username}: {exc.code} {exc.message}",
-                code=exc.code,
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            client.close()
-            raise SmtpSessionError(
-                f"{where}: session refused: {exc.code} {exc.message}", code=exc.code
-            ) from None
-        except ssl.SSLError as exc:
-            client.close()
-            raise SmtpSessionError(f"{where}: TLS handshake failed: {exc}") from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            client.close()
-            raise SmtpSessionError(f"{where}: {_describe(exc)}") from None
+        except Exception as exc:
+            error = self._session_error(exc, where)
+            if error is None:
+                raise
+            # Still in a session after a refused AUTH or command: end it with QUIT.
+            await _discard(client, polite=isinstance(exc, aiosmtplib.SMTPResponseException))
+            raise error from None
         self._client = client
         return client
+
+    def _session_error(self, exc: Exception, where: str) -> SmtpSessionError | None:
+        """The SmtpSessionError for a failure while opening a session; None if not ours."""
+        if isinstance(exc, SmtpSessionError):
+            return exc
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return SmtpSessionError(
+                f"{where}: AUTH refused for {self.username}: {exc.code} {exc.message}",
+                code=exc.code,
+            )
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return SmtpSessionError(
+                f"{where}: session refused: {exc.code} {exc.message}", code=exc.code
+            )
+        if isinstance(exc, ssl.SSLError):
+            return SmtpSessionError(f"{where}: TLS handshake failed: {exc}")
+        if isinstance(exc, aiosmtplib.SMTPException | OSError | TimeoutError):
+            return SmtpSessionError(f"{where}: {_describe(exc)}")
+        return None
 
     async def _open(self, client: aiosmtplib.SMTP, where: str) -> None:
         """Connect (with TLS as configured) and log in; raw aiosmtplib errors escape."""
@@ -203,6 +225,8 @@ class SmtpSender:
             PermanentSendError: 5xx reply (every recipient refused permanently), or
                 an address SMTP cannot carry.
         """
+        if not mail.rcpt_to:
+            raise PermanentSendError("the mail has no envelope recipient")
         client = await self._connect()
         options = ["SMTPUTF8"] if _has_non_ascii(mail.mail_from, *mail.rcpt_to) else None
         try:
@@ -222,27 +246,39 @@ class SmtpSender:
         except ValueError as exc:
             raise PermanentSendError(f"address cannot be sent over SMTP: {exc}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._drop()
+            self._client = None
+            await _discard(client, polite=False)
             raise SmtpSessionError(f"{self.host}:{self.port}: {_describe(exc)}") from None
         return SendReceipt(
             reply=reply,
             refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
         )
 
-    def _drop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        self._client = None
-
     async def aclose(self) -> None:
         """End the session with QUIT (closing the socket if QUIT fails)."""
         client, self._client = self._client, None
-        if client is None or not client.is_connected:
-            return
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            client.close()
+        if client is not None:
+            await _discard(client, polite=True)
+
+
+async def _discard(client: aiosmtplib.SMTP, *, polite: bool) -> None:
+    """Close ``client``'s connection (QUIT first when ``polite``) and let it finish closing.
+
+    Closing a TLS connection exchanges close_notify alerts, which needs the event
+    loop to run; without the short wait below a caller that ends its loop right
+    away (``asyncio.run``, ``triage poll --once``) would leave the socket open.
+    """
+    protocol = client.protocol
+    if polite and client.is_connected:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await client.quit()  # closes the transport after the 221 reply
+    client.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _CLOSE_WAIT
+    # aiosmtplib offers no public "closed" awaitable; its protocol drops .transport
+    # in connection_lost.
+    while protocol is not None and protocol.transport is not None and loop.time() < deadline:  # noqa: ASYNC110 - see above
+        await asyncio.sleep(0.01)
 
 
 def _describe(exc: BaseException) -> str:
