@@ -91,7 +91,7 @@ def test_ack_headers(tmp_path: Path) -> None:
         client_message(), ticket_ref=1042, queue="billing", due_at=DUE, settings=s, now=NOW
     )
     msg = parsed(mail.raw)
-    assert msg["Subject"] == "Re: Számla kérdés – sürgős [#1042]"
+    assert msg["Subject"] == "Re: [#1042] Számla kérdés – sürgős"
     assert msg["From"] == "Példa Iroda <inbox@example.com>"
     assert msg["To"] == "Kovács Ödön <odon.kovacs@example.com>"
     assert msg["In-Reply-To"] == "<b01.7c1e@mail.example.com>"
@@ -150,7 +150,7 @@ def test_english_otherwise(tmp_path: Path, language: str) -> None:
     assert "Dear Kovács Ödön," in body
     assert "reference #1042" in body
     assert "by Tuesday 14 May 2024, 15:00 CEST at the latest" in body
-    assert parsed(mail.raw)["Subject"] == "Re: Invoice question [#1042]"
+    assert parsed(mail.raw)["Subject"] == "Re: [#1042] Invoice question"
 
 
 def test_default_language_applies_when_the_message_has_no_template(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_hungarian_subject_and_body_encode_correctly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert mail.raw.isascii()  # RFC 2047 headers, quoted-printable body
     msg = parsed(mail.raw)
-    assert msg["Subject"] == f"Re: {subject} [#11]"
+    assert msg["Subject"] == f"Re: [#11] {subject}"
     assert "Köszönjük levelét" in body_of(mail.raw)
     assert not msg.defects
 
@@ -227,7 +227,7 @@ def assert_one_subject_no_bcc(raw: bytes) -> None:
     assert msg.get_all("Cc") is None
     assert len(msg.get_all("To") or []) == 1
     assert not [line for line in header_lines(raw) if line.lower().startswith("bcc")]
-    assert str(msg["Subject"]) == "Re: Jelszó visszaállítás Bcc: leak@example.net [#1042]"
+    assert str(msg["Subject"]) == "Re: [#1042] Jelszó visszaállítás Bcc: leak@example.net"
 
 
 @pytest.mark.parametrize("subject", INJECTIONS)
@@ -358,13 +358,13 @@ def test_shipped_templates_compile_and_ship_as_package_data() -> None:
 @pytest.mark.parametrize(
     ("original", "expected"),
     [
-        ("Számla kérdés", "Re: Számla kérdés [#12]"),
-        ("Re: Számla kérdés", "Re: Számla kérdés [#12]"),
-        ("RE: AW: Válasz: Számla", "Re: Számla [#12]"),
-        ("Számla [#12]", "Re: Számla [#12]"),
+        ("Számla kérdés", "Re: [#12] Számla kérdés"),
+        ("Re: Számla kérdés", "Re: [#12] Számla kérdés"),
+        ("RE: AW: Válasz: Számla", "Re: [#12] Számla"),
+        ("Számla [#12]", "Re: [#12] Számla"),
         ("", "Re: [#12]"),
         ("   \r\n ", "Re: [#12]"),
-        ("Rendelés: 5 db", "Re: Rendelés: 5 db [#12]"),
+        ("Rendelés: 5 db", "Re: [#12] Rendelés: 5 db"),
     ],
 )
 def test_reply_subject(original: str, expected: str) -> None:

@@ -8,13 +8,13 @@ from email import policy as email_policy
 
 import pytest
 from sqlalchemy import select
-from support.tickets import local, make_policy, make_settings, store_message
+from support.tickets import local, make_policy, store_message
 
 from triage.errors import UserError
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, TicketEvent
 from triage.tickets import find_ticket, get_ticket, open_ticket, queue_reply
-from triage.tickets.compose import compose_reply, message_id_domain
+from triage.tickets.compose import compose_reply
 
 POLICY = make_policy()
 SETTINGS = POLICY.settings
@@ -120,15 +120,6 @@ def test_empty_reply_and_missing_smtp_are_user_errors(database: Database) -> Non
             queue_reply(s, ticket, "Hi", actor="a", settings=no_smtp, policy=POLICY, now=NOW)
 
 
-def test_message_id_domain_from_team_setting_or_from_address() -> None:
-    assert message_id_domain("Office <inbox@Office.Example>") == "office.example"
-    assert message_id_domain("Office <inbox@office.example>", "mail.office.example") == (
-        "mail.office.example"
-    )
-    settings = make_settings()
-    assert settings.team.message_id_domain == ""
-
-
 def test_composed_subject_cannot_inject_headers() -> None:
     from triage.domain import Address  # noqa: PLC0415
 
@@ -143,7 +134,7 @@ def test_composed_subject_cannot_inject_headers() -> None:
         message_id="<r1@office.example>",
         date=NOW,
     )
-    raw = bytes(mail)
+    raw = mail
     assert b"\r\nBcc:" not in raw
     parsed = email.message_from_bytes(raw, policy=email_policy.default)
     assert parsed["Subject"] == "Re: [#1042] Jelszó visszaállítás Bcc: leak@example.net"

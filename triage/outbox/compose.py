@@ -180,7 +180,7 @@ def compose_ack(
 
     Call it only after :func:`~triage.outbox.policy.plan_ack` said to send.
 
-    Headers: Subject ``Re: <original subject> [#ref]`` (header-safe whatever the
+    Headers: Subject ``Re: [#ref] <original subject>`` (header-safe whatever the
     parser gave: one Subject line, no injected headers); In-Reply-To and
     References to the client's message (RFC 5322 section 3.6.4; left out for a
     synthesized Message-ID); ``Auto-Submitted: auto-replied`` (RFC 3834 section

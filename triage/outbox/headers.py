@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Iterable
 from email.utils import parseaddr
 
+from triage.tickets.refs import subject_with_ref
+
 __all__ = [
     "MAX_REFERENCES",
     "header_safe",
@@ -33,9 +35,6 @@ MAX_SUBJECT = 300
 
 _MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,900}>")
 _ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
-_REPLY_PREFIX = re.compile(
-    r"^\s*(?:re|aw|sv|vs|antw|odp|v[aá]lasz|r[eé]f)\s*(?:\[\d+\])?\s*:\s*", re.IGNORECASE
-)
 
 
 def header_safe(text: str, *, limit: int = MAX_SUBJECT) -> str:
@@ -51,21 +50,16 @@ def header_safe(text: str, *, limit: int = MAX_SUBJECT) -> str:
 
 
 def reply_subject(original: str, ref: int) -> str:
-    """``Re: <original subject> [#ref]`` (issue 7), header-safe.
+    """``Re: [#ref] <original subject>``, header-safe (the form of ../shared/cases B25).
 
-    Leading reply prefixes (``Re:``, ``AW:``, ``Válasz:`` ...) of the original are
-    dropped so the subject does not grow ``Re: Re:``; a ``[#ref]`` already in it
-    is not repeated. An empty subject gives ``Re: [#ref]``.
+    The ticket reference comes first, as in every mail triage writes (escalations:
+    ``[#ref] ...``). Reply and forward prefixes of the original (``Re:``, ``AW:``,
+    ``Válasz:`` ...) and older ``[#...]`` references are dropped first
+    (:func:`triage.tickets.refs.subject_with_ref`), so the subject does not grow
+    ``Re: Re:``. An empty subject gives ``Re: [#ref]``. CR, LF and control
+    characters become spaces: no header injection.
     """
-    subject = header_safe(original)
-    while True:
-        stripped = _REPLY_PREFIX.sub("", subject, count=1)
-        if stripped == subject:
-            break
-        subject = stripped
-    tag = f"[#{ref}]"
-    subject = " ".join(subject.replace(tag, " ").split())
-    return f"Re: {subject} {tag}" if subject else f"Re: {tag}"
+    return header_safe(subject_with_ref(header_safe(original), ref))
 
 
 def message_ids(*values: str | Iterable[str]) -> list[str]:

@@ -8,7 +8,7 @@ Template names are ``<kind>/<name>.<language>.j2``:
   ``escalation/digest.<lang>.j2``: mail to owners and assistants.
 
 A template defines ``{% block body %}`` and may define ``{% block subject %}``
-(acknowledgments use ``Re: <subject> [#ref]`` when it does not). Templates in
+(acknowledgments use ``Re: [#ref] <subject>`` when it does not). Templates in
 ``acknowledgments.templates_dir`` win over the shipped ones of the same name.
 Undefined variables are errors (StrictUndefined), so a typo in a template is
 found by :meth:`MailTemplates.check` rather than mailed to a client.

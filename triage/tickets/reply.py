@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from email import message_from_bytes
+from email import policy as email_policy
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,14 +19,10 @@ from sqlalchemy.orm import Session
 from triage.config import Settings
 from triage.domain import Address
 from triage.errors import UserError
+from triage.outbox.headers import make_message_id, message_id_domain, parse_mailbox
 from triage.sla.deadlines import SlaPolicy
 from triage.store.models import Message, OutboxMail, Ticket
-from triage.tickets.compose import (
-    compose_reply,
-    envelope_address,
-    message_id_domain,
-    new_message_id,
-)
+from triage.tickets.compose import compose_reply
 from triage.tickets.lifecycle import NOTE_KINDS, record_team_reply
 from triage.tickets.stored import address_json, reply_address
 
@@ -77,12 +75,12 @@ def queue_reply(
         to = Address(name=ticket.client_name, addr=ticket.client_addr)
     if to is None or "@" not in to.addr:
         raise UserError(f"ticket #{ticket.ref} has no client address to answer")
-    domain = message_id_domain(from_address, settings.team.message_id_domain)
-    message_id = new_message_id(domain)
+    domain = message_id_domain(settings.team.message_id_domain, from_address)
+    message_id = make_message_id(domain, "reply", ticket.ref)
     in_reply_to = answered.message_id if answered is not None else ""
     references = [str(r) for r in answered.references] if answered is not None else []
     try:
-        mail = compose_reply(
+        raw = compose_reply(
             from_address=from_address,
             to=to,
             subject=ticket.subject,
@@ -93,10 +91,10 @@ def queue_reply(
             message_id=message_id,
             date=now,
         )
-        raw = bytes(mail)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot write a reply to {to.addr!r}: {exc}") from None
-    sender = envelope_address(from_address)
+    sender_name, sender = parse_mailbox(from_address)
+    sent = message_from_bytes(raw, policy=email_policy.default)
     row = OutboxMail(
         kind="reply",
         dedupe_key=f"reply:{message_id}",
@@ -123,12 +121,12 @@ def queue_reply(
             sent_at=now,
             received_at=now,
             from_addr=sender,
-            from_name=mail["From"].addresses[0].display_name,
+            from_name=sender_name,
             to_addrs=[address_json(to)],
-            subject=str(mail["Subject"]),
+            subject=str(sent["Subject"]),
             body_text=body,
             in_reply_to=in_reply_to,
-            references=str(mail.get("References", "")).split(),
+            references=str(sent.get("References", "")).split(),
             ticket_id=ticket.id,
             created_at=now,
         )
