@@ -9,11 +9,7 @@ from support.tickets import local, make_policy, store_message
 
 from triage.domain import Address, DeliveryReport, InboundMessage, MessageKind
 from triage.errors import NotFoundError
-from triage.store import Database
-from triage.store.models import OutboxMail, Ticket
-from triage.tickets import find_ticket, find_ticket_for, open_ticket
-from triage.tickets.lifecycle import set_status
-from triage.tickets.refs import (
+from triage.refs import (
     extract_refs,
     format_ref,
     normalize_subject,
@@ -21,6 +17,10 @@ from triage.tickets.refs import (
     ref_for,
     subject_with_ref,
 )
+from triage.store import Database
+from triage.store.models import OutboxMail, Ticket
+from triage.tickets import find_ticket, find_ticket_for, open_ticket
+from triage.tickets.lifecycle import set_status
 
 NOW = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
 

@@ -114,8 +114,8 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(f"Open tickets by queue: {queues}")
         out = state.outbox
         click.echo(
-            f"Outbox: {out.get('pending', 0)} pending, {out.get('failed', 0)} failed,"
-            f" {out.get('sent', 0)} sent"
+            f"Outbox: {out.pending} pending ({out.retrying} retrying), {out.failed} failed,"
+            f" {out.sent} sent"
         )
         models = ", ".join(f"{t} {v or 'none'}" for t, v in state.models.items())
         click.echo(f"Models: {models}")

@@ -30,13 +30,13 @@ from triage.clock import utcnow
 from triage.config import Settings
 from triage.domain import TicketStatus
 from triage.errors import ConflictError, NotFoundError, UserError
+from triage.refs import format_ref
 from triage.sla.deadlines import SlaPolicy
 from triage.store.models import Message, Ticket
 from triage.tickets.assignment import assign, claim, move
 from triage.tickets.lifecycle import set_status
 from triage.tickets.lookup import get_ticket
 from triage.tickets.queue import list_queue
-from triage.tickets.refs import format_ref
 from triage.tickets.reply import queue_reply
 from triage.tickets.view import render_ticket
 

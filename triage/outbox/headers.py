@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from email.utils import parseaddr
 
-from triage.tickets.refs import subject_with_ref
+from triage.refs import subject_with_ref
 
 __all__ = [
     "MAX_REFERENCES",
@@ -55,7 +55,7 @@ def reply_subject(original: str, ref: int) -> str:
     The ticket reference comes first, as in every mail triage writes (escalations:
     ``[#ref] ...``). Reply and forward prefixes of the original (``Re:``, ``AW:``,
     ``Válasz:`` ...) and older ``[#...]`` references are dropped first
-    (:func:`triage.tickets.refs.subject_with_ref`), so the subject does not grow
+    (:func:`triage.refs.subject_with_ref`), so the subject does not grow
     ``Re: Re:``. An empty subject gives ``Re: [#ref]``. CR, LF and control
     characters become spaces: no header injection.
     """

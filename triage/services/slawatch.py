@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 
 from triage.config import Settings
 from triage.logs import get_logger
+from triage.refs import format_ref
 from triage.sla.calendar import BusinessCalendar
 from triage.sla.deadlines import Deadline, SlaPolicy
 from triage.sla.humanize import describe_due
 from triage.store.models import Escalation, Ticket
 from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_deadlines
 from triage.tickets.escalations import insert_escalation
-from triage.tickets.refs import format_ref
 
 __all__ = ["scan", "warning_recipients"]
 

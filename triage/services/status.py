@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from triage.modelstore import active_model_info
+from triage.outbox.status import OutboxSummary, outbox_summary
 from triage.sla.deadlines import SlaPolicy
-from triage.store.models import Folder, OutboxMail, Ticket
+from triage.store.models import Folder, Ticket
 from triage.tickets.queue import list_queue
 
 __all__ = ["FolderHealth", "Status", "read_status"]
@@ -49,8 +50,7 @@ class Status:
         oldest_awaiting: when the longest-waiting of them arrived (UTC).
         open_by_queue: open (not solved or closed) tickets per queue.
         breached: open tickets past a running deadline.
-        outbox: outgoing mail per status (pending, sent, failed).
-        oldest_pending: creation time of the oldest pending outgoing mail.
+        outbox: outgoing mail counts (pending, retrying, failed, sent) and the oldest pending.
         models: active model version per target (queue, priority), None when none.
     """
 
@@ -60,16 +60,13 @@ class Status:
     oldest_awaiting: datetime | None
     open_by_queue: dict[str, int]
     breached: int
-    outbox: dict[str, int]
-    oldest_pending: datetime | None
+    outbox: OutboxSummary
     models: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         """No folder stale or failing, no failed outgoing mail."""
-        return not any(f.stale or f.last_error for f in self.folders) and not self.outbox.get(
-            "failed"
-        )
+        return not any(f.stale or f.last_error for f in self.folders) and not self.outbox.failed
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 UTC)."""
@@ -119,12 +116,6 @@ def read_status(session: Session, policy: SlaPolicy, now: datetime) -> Status:
         ).all()
     )
     breached = sum(row.breached for row in list_queue(session, policy, now))
-    outbox = dict(
-        session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all()
-    )
-    oldest_pending = session.scalar(
-        select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending")
-    )
     models = {}
     for target in ("queue", "priority"):
         info = active_model_info(session, target)
@@ -136,7 +127,6 @@ def read_status(session: Session, policy: SlaPolicy, now: datetime) -> Status:
         oldest_awaiting=awaiting[1],
         open_by_queue={str(k): int(v) for k, v in by_queue.items()},
         breached=breached,
-        outbox={str(k): int(v) for k, v in outbox.items()},
-        oldest_pending=oldest_pending,
+        outbox=outbox_summary(session),
         models=models,
     )

@@ -1,6 +1,6 @@
 """Tickets: threading, the ticket life cycle with its SLA clocks, the queue, replies.
 
-Pure parts: :mod:`~triage.tickets.refs` (``#1042``, subjects) and
+Pure parts: :mod:`~triage.refs` (``#1042``, subjects) and
 :mod:`~triage.tickets.compose` (the reply mail). The rest works on a SQLAlchemy
 ``Session`` inside the caller's transaction and never commits:
 
@@ -14,6 +14,7 @@ Pure parts: :mod:`~triage.tickets.refs` (``#1042``, subjects) and
 - :mod:`~triage.tickets.audit`: the audit log (``ticket_events``).
 """
 
+from triage.refs import extract_refs, format_ref, normalize_subject, parse_ref
 from triage.tickets.assignment import assign, claim, move
 from triage.tickets.escalations import insert_escalation, record_rule_escalation
 from triage.tickets.lifecycle import (
@@ -26,7 +27,6 @@ from triage.tickets.lifecycle import (
 from triage.tickets.lookup import get_ticket
 from triage.tickets.matching import ThreadMatch, find_ticket, find_ticket_for
 from triage.tickets.queue import QueueRow, list_queue
-from triage.tickets.refs import extract_refs, format_ref, normalize_subject, parse_ref
 from triage.tickets.reply import queue_reply
 from triage.tickets.sent import record_sent_reply
 

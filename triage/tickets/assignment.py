@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from triage.domain import TicketStatus
 from triage.errors import ConflictError, NotFoundError
+from triage.refs import format_ref
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, Ticket, TrainingLabel
 from triage.tickets.audit import record_event
 from triage.tickets.deadlines import cycles
-from triage.tickets.refs import format_ref
 
 __all__ = ["assign", "claim", "move"]
 

@@ -28,10 +28,10 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from triage.domain import DecidedBy, MessageKind, Priority, TicketStatus
+from triage.refs import normalize_subject, ref_for
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, RoutingDecision, Ticket
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.refs import normalize_subject, ref_for
 
 __all__ = [
     "NOTE_KINDS",

@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.errors import NotFoundError
+from triage.refs import format_ref, parse_ref
 from triage.store.models import Ticket
-from triage.tickets.refs import format_ref, parse_ref
 
 __all__ = ["get_ticket"]
 

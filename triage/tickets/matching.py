@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.domain import InboundMessage, TicketStatus
+from triage.refs import extract_refs
 from triage.store.models import Message, OutboxMail, Ticket
-from triage.tickets.refs import extract_refs
 
 __all__ = ["ThreadMatch", "find_ticket", "find_ticket_for"]
 

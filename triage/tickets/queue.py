@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.domain import Priority, TicketStatus
+from triage.refs import format_ref
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.sla.humanize import describe_due
 from triage.store.models import Ticket
 from triage.tickets.audit import iso
 from triage.tickets.deadlines import earliest_due
-from triage.tickets.refs import format_ref
 
 __all__ = ["QUEUE_STATUSES", "QueueRow", "list_queue", "queue_order"]
 

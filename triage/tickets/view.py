@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from triage.refs import format_ref
 from triage.sla.calendar import BusinessCalendar
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.sla.humanize import describe_due
 from triage.store.models import Escalation, Message, RoutingDecision, Ticket, TicketEvent
 from triage.tickets.deadlines import earliest_due
-from triage.tickets.refs import format_ref
 from triage.tickets.stored import addresses
 
 __all__ = ["render_ticket"]

@@ -1,0 +1,106 @@
+"""`triage status`: folders, backlog, breaches, outbox, models; exit 1 when unhealthy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from triage.clock import utcnow
+from triage.config import load_config
+from triage.services.status import read_status
+from triage.sla.deadlines import SlaPolicy
+from triage.store import Database
+from triage.store.models import Folder, OutboxMail, Ticket
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
+
+
+def setup(tmp_path: Path) -> tuple[Path, Database]:
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    settings = load_config(config)
+    return config, Database.open(settings.database_url)
+
+
+def status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
+    return subprocess.run(
+        [TRIAGE, "--config", str(config), "status", *args],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_healthy_installation(tmp_path: Path) -> None:
+    config, db = setup(tmp_path)
+    now = utcnow()
+    with db.session() as s:
+        s.add(
+            Folder(
+                name="INBOX", uidvalidity=7, last_uid=42, last_poll_at=now - timedelta(minutes=1)
+            )
+        )
+        s.add(
+            Ticket(
+                queue="billing", priority="normal", status="new", opened_at=now - timedelta(days=9),
+                awaiting_since=now - timedelta(days=9), first_response_due=now - timedelta(days=8),
+            )
+        )  # fmt: skip
+    done = status(config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "INBOX: last poll 1m ago" in done.stdout
+    assert "last UID 42" in done.stdout
+    assert "Backlog: 1 tickets await an answer" in done.stdout
+    assert "Breached: 1 open tickets past a deadline" in done.stdout
+    assert "billing 1" in done.stdout
+    data = json.loads(status(config, "--json").stdout)
+    assert data["healthy"] is True
+    assert data["folders"][0]["last_uid"] == 42
+    assert data["breached"] == 1
+    db.dispose()
+
+
+def test_stale_folder_and_failed_mail_make_it_unhealthy(tmp_path: Path) -> None:
+    config, db = setup(tmp_path)
+    now = utcnow()
+    with db.session() as s:
+        s.add(
+            Folder(
+                name="INBOX", uidvalidity=7, last_uid=3, last_poll_at=now - timedelta(minutes=11),
+                last_error="connection refused",
+            )
+        )  # fmt: skip
+        s.add(
+            OutboxMail(
+                kind="ack", message_id="<a@x>", mail_from="inbox@example.com",
+                rcpt_to=["c@client.example"], raw=b"x", status="failed",
+                last_error="550 no such user",
+            )
+        )  # fmt: skip
+    done = status(config)
+    assert done.returncode == 1
+    assert "STALE" in done.stdout
+    assert "last error: connection refused" in done.stdout
+    assert "1 failed" in done.stdout
+    assert "Health: ATTENTION" in done.stdout
+    db.dispose()
+
+
+def test_read_status_counts(tmp_path: Path) -> None:
+    config, db = setup(tmp_path)
+    settings = load_config(config)
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    with db.session() as s:
+        for queue, st in (("billing", "new"), ("billing", "waiting"), ("records", "solved")):
+            s.add(Ticket(queue=queue, priority="normal", status=st, opened_at=now))
+    with db.read_session() as s:
+        state = read_status(s, SlaPolicy(settings), now)
+    assert state.open_by_queue == {"billing": 2}
+    assert state.folders == []
+    assert state.models == {"queue": None, "priority": None}
+    db.dispose()
