@@ -126,9 +126,12 @@ class Daemon:
         sla_interval: seconds between SLA watch passes.
         model_check_interval: seconds between checks for a newly activated model.
 
+    Without ``[smtp]`` mail is still fetched and routed, but nothing is sent (and no
+    acknowledgment is queued): ``triage run`` refuses that configuration, ``triage
+    poll --once`` allows it.
+
     Raises:
         RuleFileError: a configured rule file is broken.
-        ConfigError: ``[smtp]`` is missing.
     """
 
     def __init__(
@@ -150,7 +153,12 @@ class Daemon:
         self.pipeline = RoutingPipeline(
             settings, rules=self.rules, models=self.models, clock=self.clock
         )
-        self.dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
+        # Without [smtp] (allowed for `poll --once`) mail is routed but nothing is sent.
+        self.dispatcher = (
+            Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
+            if settings.smtp is not None
+            else None
+        )
         self.poller = (
             Poller(
                 settings,
@@ -159,19 +167,23 @@ class Daemon:
                 clock=self.clock,
                 open_mailbox=open_mailbox,
                 sent_pipeline=SentPipeline(settings, clock=self.clock),
-                on_commit=self.dispatcher.wake,
+                on_commit=self._wake_dispatcher,
             )
             if settings.imap is not None
             else None
         )
         self.calendar = BusinessCalendar.from_settings(settings.calendar)
-        self.templates = MailTemplates.from_settings(settings)
+        self.templates = MailTemplates.from_settings(settings) if settings.smtp else None
         self.sla_interval = sla_interval
         self.model_check_interval = model_check_interval
         self._versions = (
             self.models.queue.version if self.models.queue else None,
             self.models.priority.version if self.models.priority else None,
         )
+
+    def _wake_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     # -- rules -------------------------------------------------------------------------
 
@@ -204,7 +216,8 @@ class Daemon:
         now = self.clock.now()
         with self.db.session() as session:
             made = scan(session, self.settings, self.calendar, now)
-            mail_escalations(session, self.settings, now, templates=self.templates)
+            if self.templates is not None:
+                mail_escalations(session, self.settings, now, templates=self.templates)
         for escalation in made:
             log.info(
                 "ticket_escalated",
@@ -218,7 +231,7 @@ class Daemon:
         while not stop.is_set():
             try:
                 if await asyncio.to_thread(self.sla_pass):
-                    self.dispatcher.wake()
+                    self._wake_dispatcher()
             except Exception:
                 log.exception("sla_watch_failed")
             await _sleep(stop, self.sla_interval)
@@ -257,7 +270,11 @@ class Daemon:
         """
         results = self.poller.poll_once() if self.poller is not None else []
         escalations = self.sla_pass()
-        sent = asyncio.run(self.dispatcher.run_once())
+        sent = (
+            asyncio.run(self.dispatcher.run_once())
+            if self.dispatcher is not None
+            else DispatchStats()
+        )
         return PassSummary(folders=results, escalations=escalations, sent=sent)
 
     # -- the whole ---------------------------------------------------------------------
@@ -266,10 +283,11 @@ class Daemon:
         """Run until ``stop`` is set, then shut down gracefully and return."""
         intake_stop = threading.Event()
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self.dispatcher.run(stop), name="dispatch"),
             asyncio.create_task(self._sla_loop(stop), name="sla-watch"),
             asyncio.create_task(self._model_loop(stop), name="models"),
         ]
+        if self.dispatcher is not None:
+            tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatch"))
         if self.poller is not None:
             poller = self.poller
             tasks.append(
