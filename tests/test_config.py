@@ -243,3 +243,27 @@ def test_wall_clock_seconds() -> None:
     assert parse_seconds("1h30m") == 5400
     with pytest.raises(ValueError):
         parse_seconds(-1)
+
+
+def test_true_false_keys_refuse_strings_and_numbers(tmp_path: Path) -> None:
+    # tls_verify = "no" must not quietly switch certificate checks off (or on)
+    for value in ('"no"', "0", '"false"'):
+        path = write(
+            tmp_path,
+            f'[imap]\nhost = "h"\nusername = "u"\npassword_env = "X"\ntls_verify = {value}\n',
+        )
+        with pytest.raises(ConfigError, match=r"imap\.tls_verify: Input should be a valid boolean"):
+            load_config(path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[logging]\nlevel = \"debug\"\n")
+    assert load_config(path).logging.level == "debug"
+
+
+def test_unknown_holiday_subdivision_names_the_subdivision(tmp_path: Path) -> None:
+    path = write(tmp_path, '[calendar]\nholidays = "HU"\nsubdivision = "ZZ"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: calendar.subdivision: HU has no subdivision 'ZZ'"

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    StrictBool,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -110,7 +111,7 @@ class DatabaseSettings(_Section):
 class _Tls(_Section):
     security: Literal["tls", "starttls", "none"] = "tls"
     ca_file: str = ""
-    tls_verify: bool = True
+    tls_verify: StrictBool = True
     """Certificate verification. Turning it off is logged as a warning at every connection."""
 
 
@@ -139,7 +140,7 @@ class ImapSettings(_Tls, _Login):
     folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
     sent_folder: str = ""
     """A Sent folder watched for the team's replies (stops the first-response clock)."""
-    idle: bool = True
+    idle: StrictBool = True
     idle_renew: Seconds = 25 * 60
     """IDLE is re-issued after this many seconds (RFC 2177 asks for < 29 minutes)."""
     poll_interval: Seconds = 60.0
@@ -294,11 +295,20 @@ class CalendarSettings(_Section):
             import holidays as holidays_lib  # noqa: PLC0415
 
             try:
-                holidays_lib.country_holidays(self.holidays, subdiv=self.subdivision or None)
+                holidays_lib.country_holidays(self.holidays)
             except NotImplementedError:
                 raise ValueError(
-                    f"holidays: {self.holidays!r} is not a country code the holidays package knows"
+                    f"calendar.holidays: {self.holidays!r} is not a country code the holidays"
+                    " package knows (e.g. 'HU', 'GB', 'DE')"
                 ) from None
+            if self.subdivision:
+                try:
+                    holidays_lib.country_holidays(self.holidays, subdiv=self.subdivision)
+                except NotImplementedError:
+                    raise ValueError(
+                        f"calendar.subdivision: {self.holidays} has no subdivision"
+                        f" {self.subdivision!r}"
+                    ) from None
         return self
 
 
@@ -334,7 +344,7 @@ class QueueSettings(_Section):
     """Names (keys of ``[team.assistants]``) who work this queue and get its SLA warnings."""
     sla: dict[Priority, SlaTarget] = Field(default_factory=dict)
     """Per-priority overrides of the global ``[sla]`` targets for this queue."""
-    no_sla: bool = False
+    no_sla: StrictBool = False
     """No deadlines at all (e.g. a bulk queue for newsletters)."""
 
 
@@ -355,16 +365,16 @@ class RoutingSettings(_Section):
 class ClassifierSettings(_Section):
     """``[classifier]``: the scikit-learn routing model."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     """False: route with rules and the fallback queue only."""
-    predict_priority: bool = False
+    predict_priority: StrictBool = False
     """Also predict the priority with a second model (``triage train --target priority``)."""
 
 
 class AcknowledgmentSettings(_Section):
     """``[acknowledgments]``: the automatic reply telling a client their ticket number."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     default_language: str = "en"
     templates_dir: str = ""
     """Directory of Jinja2 templates overriding the shipped ones; "" for the shipped ones."""
@@ -547,7 +557,11 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settin
         lines = []
         for error in exc.errors():
             loc, message = _describe(dict(error))
-            lines.append(f"{source}: {loc or '(top level)'}: {message}")
+            # checks across keys name their keys in the message itself
+            if not loc or message.startswith(f"{loc}."):
+                lines.append(f"{source}: {message}")
+            else:
+                lines.append(f"{source}: {loc}: {message}")
         raise ConfigError("\n".join(lines)) from None
 
 
@@ -566,7 +580,7 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a byte-order mark (Notepad) is fine
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
