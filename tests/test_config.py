@@ -258,7 +258,7 @@ def test_true_false_keys_refuse_strings_and_numbers(tmp_path: Path) -> None:
 
 def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
-    path.write_bytes(b"\xef\xbb\xbf[logging]\nlevel = \"debug\"\n")
+    path.write_bytes(b'\xef\xbb\xbf[logging]\nlevel = "debug"\n')
     assert load_config(path).logging.level == "debug"
 
 

@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
-    StrictBool,
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
