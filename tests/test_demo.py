@@ -83,3 +83,22 @@ def test_demo_database_answers_the_other_commands(tmp_path: Path) -> None:
     assert run("demo", "--dir", "d", cwd=tmp_path).returncode == 0
     again = json.loads(run("--config", config, "queue", "--json", cwd=tmp_path).stdout)
     assert len(again) == len(tickets)
+
+
+def test_demo_never_empties_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    mine = tmp_path / "real"
+    mine.mkdir()
+    (mine / "triage.db").write_bytes(b"my tickets")
+    done = run("demo", "--dir", "real", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "is not a triage demo folder" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (mine / "triage.db").read_bytes() == b"my tickets"
+
+
+def test_demo_in_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    done = run("demo", "--dir", "afile/sub", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot use afile/sub for the demo")
+    assert "Traceback" not in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -80,6 +81,7 @@ def demo(app: AppContext, workdir: Path) -> None:
     )
     click.echo(f"\nfinished in {elapsed:.1f} s. Look around:")
     config = result.workdir / "triage.toml"
-    first = result.queue[0].ref_text if result.queue else "#1001"
-    click.echo(f"  triage --config {config} show {first}")
-    click.echo(f"  triage --config {config} queue --json")
+    first = result.queue[0].ref if result.queue else 1001
+    program = sys.argv[0] if "/" in sys.argv[0] else "triage"
+    for command in (f"show {first}", "queue --json", "status"):
+        click.echo(f"  {program} --config {config} {command}")

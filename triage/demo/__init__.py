@@ -27,6 +27,7 @@ from classifiers.model import train
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
 from triage.daemon import load_rules
+from triage.errors import UserError
 from triage.imap.watch import StoreOutcome
 from triage.modelstore import save_model
 from triage.outbox import mail_escalations
@@ -100,17 +101,40 @@ def write_config(workdir: Path) -> Path:
     return path
 
 
+MARKER = ".triage-demo"
+"""A file in the working folder saying the demo made it (and may empty it again)."""
+
+
+def _prepare(workdir: Path) -> None:
+    """Create ``workdir``, or empty an earlier demo's; never touch anything else.
+
+    Raises:
+        UserError: the folder exists with other content, or cannot be created.
+    """
+    try:
+        if workdir.exists() and any(workdir.iterdir()):
+            if not (workdir / MARKER).is_file():
+                raise UserError(
+                    f"{workdir} exists and is not a triage demo folder; choose another --dir"
+                )
+            for name in ("triage.db", "triage.db-wal", "triage.db-shm", "triage.toml"):
+                (workdir / name).unlink(missing_ok=True)
+            shutil.rmtree(workdir / "outbox", ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / MARKER).write_text("made by `triage demo`; it may empty this folder again\n")
+    except OSError as exc:
+        raise UserError(f"cannot use {workdir} for the demo: {exc.strerror}") from None
+
+
 def run_demo(workdir: Path) -> DemoResult:
     """Run the whole demo in ``workdir`` (emptied first if it holds an earlier demo).
 
     Raises:
-        ConfigError, StoreError: the folder cannot be written.
+        UserError: ``workdir`` holds something other than an earlier demo, or cannot
+            be created.
+        StoreError: the database cannot be written.
     """
-    if (workdir / "triage.db").exists() or (workdir / "outbox").exists():
-        for name in ("triage.db", "triage.db-wal", "triage.db-shm"):
-            (workdir / name).unlink(missing_ok=True)
-        shutil.rmtree(workdir / "outbox", ignore_errors=True)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _prepare(workdir)
     settings: Settings = load_config(write_config(workdir))
     db = Database.open(settings.database_url)
     try:
