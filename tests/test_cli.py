@@ -85,3 +85,24 @@ def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot open database")
     assert "Traceback" not in done.stderr
+
+
+def test_init_checks_rule_files_and_warns_about_missing_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    config.write_text(text, encoding="utf-8")
+    env = {"TRIAGE_IMAP_PASSWORD": "", "TRIAGE_SMTP_PASSWORD": ""}
+    done = run("--config", str(config), "init", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "rules: 11 rules loaded" in done.stdout
+    assert "TRIAGE_IMAP_PASSWORD is not set" in done.stderr
+    broken = tmp_path / "rules.toml"
+    broken.write_text('[[rule]]\nname = "x"\nwhen = { field = "subjet", equals = "a" }\n')
+    config.write_text(
+        text.replace('rule_files = ["shipped:default.toml"]', 'rule_files = ["rules.toml"]'),
+        encoding="utf-8",
+    )
+    done = run("--config", str(config), "init", env=env)
+    assert done.returncode == 2
+    assert f"{broken}: rule 'x'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -43,9 +43,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     text = text.replace('url = "sqlite:///triage.db"', f'url = "{db_url}"')
     text = text.replace('mode = "send"', 'mode = "folder"')
-    text = text.replace(
-        'rule_files = ["rules/default.toml"]', f'rule_files = ["{ROOT}/rules/default.toml"]'
-    )
     path = tmp_path / "triage.toml"
     path.write_text(text, encoding="utf-8")
     return load_config(path)

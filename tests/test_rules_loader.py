@@ -11,7 +11,7 @@ from rules import RuleSet, load_rules, parse_rules, reload_rules
 from triage.config import load_config
 from triage.domain import Address, InboundMessage
 from triage.errors import RuleFileError, UserError
-from triage.rule_files import load_configured_rules, reload_configured_rules
+from triage.rule_files import load_configured_rules, reload_configured_rules, rule_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUES = ["billing", "records", "bulk"]
@@ -356,9 +356,21 @@ def _message() -> InboundMessage:
 # -- the shipped example and the config -------------------------------------------------------
 
 
+def test_shipped_rules_resolve_wherever_the_config_is_copied(tmp_path):
+    copy = tmp_path / "etc" / "triage.toml"
+    copy.parent.mkdir()
+    copy.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    settings = load_config(copy)
+    assert [p.name for p in rule_paths(settings)] == ["default.toml"]
+    assert rule_paths(settings)[0].read_text(encoding="utf-8") == (
+        ROOT / "rules" / "default.toml"
+    ).read_text(encoding="utf-8")
+    assert len(load_configured_rules(settings)) >= 10
+
+
 def test_shipped_default_rules_load_against_the_example_config():
     settings = load_config(ROOT / "config.example.toml")
-    assert settings.routing.rule_files == ["rules/default.toml"]
+    assert settings.routing.rule_files == ["shipped:default.toml"]
     ruleset = load_configured_rules(settings)
     assert ruleset.names_checked is True
     assert len(ruleset) >= 10

@@ -10,10 +10,14 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from triage.errors import ConfigError
 
-__all__ = ["read_secret", "run_token_command"]
+if TYPE_CHECKING:
+    from triage.config import Settings
+
+__all__ = ["check_secrets", "read_secret", "run_token_command"]
 
 
 def read_secret(key: str, *, env: str = "", file: str | Path = "") -> str:
@@ -63,3 +67,29 @@ def run_token_command(key: str, command: str, *, timeout: float = 30.0) -> str:
     if not token:
         raise ConfigError(f"{key}: token command printed nothing")
     return token
+
+
+def check_secrets(settings: Settings) -> None:
+    """Read every secret the config names, so a missing one stops start-up at once.
+
+    Raises:
+        ConfigError: naming the key and the variable or file (never the value).
+    """
+    imap, smtp = settings.imap, settings.smtp
+    if imap is not None:
+        if imap.auth == "password":
+            read_secret(
+                "imap",
+                env=imap.password_env,
+                file=settings.resolve(imap.password_file) if imap.password_file else "",
+            )
+        elif imap.oauth2_token_file:
+            read_secret("imap.oauth2_token_file", file=settings.resolve(imap.oauth2_token_file))
+        else:
+            run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
+    if smtp is not None and smtp.mode == "send" and smtp.username:
+        read_secret(
+            "smtp",
+            env=smtp.password_env,
+            file=settings.resolve(smtp.password_file) if smtp.password_file else "",
+        )

@@ -12,14 +12,28 @@ import click
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.cli.tables import plain_table
+from triage.errors import ConfigError
 from triage.logs import configure_logging
+from triage.rule_files import load_configured_rules
+from triage.secrets import check_secrets
 
 
 @cli.command()
 @pass_app
 def init(app: AppContext) -> None:
-    """Validate the config, create the database and apply migrations."""
+    """Validate the config, check rule files and secrets, create and migrate the database.
+
+    Everything `triage run` would refuse is refused here first: a broken rule file,
+    a password variable or file that cannot be read.
+    """
     settings = app.settings
+    ruleset = load_configured_rules(settings) if settings.routing.rule_files else None
+    try:
+        check_secrets(settings)
+    except ConfigError as exc:
+        secrets_problem = str(exc)
+    else:
+        secrets_problem = ""
     db = app.database(migrate=False)
     applied = db.migrate()
     revision = db.current_revision()
@@ -29,6 +43,13 @@ def init(app: AppContext) -> None:
         click.echo(f"applied migrations: {', '.join(applied)}")
     else:
         click.echo("schema already current")
+    click.echo(f"rules: {len(ruleset) if ruleset is not None else 0} rules loaded")
+    if settings.imap is None:
+        click.echo("note: no [imap] section: `triage run` and `poll --once` have no inbox to watch")
+    if settings.smtp is None:
+        click.echo("note: no [smtp] section: nothing can be sent (acknowledgments, replies)")
+    if secrets_problem:
+        click.echo(f"warning: {secrets_problem} (`triage run` will refuse to start)", err=True)
 
 
 @cli.command()

@@ -9,39 +9,10 @@ import click
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.clock import utcnow
-from triage.config import Settings
 from triage.errors import ConfigError
-from triage.secrets import read_secret, run_token_command
+from triage.secrets import check_secrets
 from triage.sla.deadlines import SlaPolicy
 from triage.sla.humanize import format_business_seconds
-
-__all__ = ["check_secrets"]
-
-
-def check_secrets(settings: Settings) -> None:
-    """Read every secret the config names, so a missing one stops start-up at once.
-
-    Raises:
-        ConfigError: naming the key and the variable or file (never the value).
-    """
-    imap, smtp = settings.imap, settings.smtp
-    if imap is not None:
-        if imap.auth == "password":
-            read_secret(
-                "imap",
-                env=imap.password_env,
-                file=settings.resolve(imap.password_file) if imap.password_file else "",
-            )
-        elif imap.oauth2_token_file:
-            read_secret("imap.oauth2_token_file", file=settings.resolve(imap.oauth2_token_file))
-        else:
-            run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
-    if smtp is not None and smtp.mode == "send" and smtp.username:
-        read_secret(
-            "smtp",
-            env=smtp.password_env,
-            file=settings.resolve(smtp.password_file) if smtp.password_file else "",
-        )
 
 
 @cli.command()

@@ -94,10 +94,8 @@ def _as_of(messages: list[SourceMessage]) -> datetime:
 
 def write_config(workdir: Path) -> Path:
     """Write the demo configuration into ``workdir``; return its path."""
-    rules = Path(str(files("rules") / "default.toml"))
-    text = (files("triage.demo") / "config.toml").read_text(encoding="utf-8")
     path = workdir / "triage.toml"
-    path.write_text(text.replace("{rules}", rules.as_posix()), encoding="utf-8")
+    path.write_text((files("triage.demo") / "config.toml").read_text(encoding="utf-8"), "utf-8")
     return path
 
 
