@@ -76,26 +76,33 @@ def drop_rare_classes(
 class Comparison:
     """The new and the active model scored on the same held-out examples.
 
-    Only held-out examples the active model was not trained on count (recognized
-    by fingerprint): scoring a model on its own training data flatters it.
+    The held-out examples the active model was not trained on (recognized by
+    fingerprint) are used when there are at least :data:`MIN_FAIR_COMPARISON`:
+    scoring a model on its own training data flatters it. Otherwise both are
+    scored on the whole held-out part.
 
     Attributes:
         incumbent_version: the active model's version.
         n_held_out: size of the held-out part.
         n_unseen: held-out examples the active model was not trained on.
-        candidate: the new model's scores on those, None when they are fewer than
-            :data:`MIN_FAIR_COMPARISON` (no fair comparison is possible).
-        incumbent: the active model's scores on the same examples, or None.
-        replace: whether the new model may replace the active one: it is at
-            least as good, or no fair comparison was possible.
+        n_compared: examples both models were scored on.
+        candidate: the new model's scores on them.
+        incumbent: the active model's scores on the same examples.
+        replace: the new model is at least as good (macro-F1, then accuracy).
     """
 
     incumbent_version: str
     n_held_out: int
     n_unseen: int
-    candidate: Scores | None
-    incumbent: Scores | None
+    n_compared: int
+    candidate: Scores
+    incumbent: Scores
     replace: bool
+
+    @property
+    def fair(self) -> bool:
+        """Whether only examples the active model never saw were compared."""
+        return self.n_compared == self.n_unseen
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +134,19 @@ def _compare(
     held_labels: Sequence[str],
 ) -> Comparison:
     unseen = np.flatnonzero(~incumbent.has_seen(held)).tolist()
-    if len(unseen) < MIN_FAIR_COMPARISON:
-        return Comparison(incumbent.version, len(held), len(unseen), None, None, replace=True)
-    examples = [held[i] for i in unseen]
-    truth = [held_labels[i] for i in unseen]
+    # Prefer the held-out examples the active model never saw (a fair test); when too
+    # few, both models are scored on the whole held-out part: the active model may be
+    # flattered, so the new one must then beat it on its own ground (or be --forced).
+    subset = unseen if len(unseen) >= MIN_FAIR_COMPARISON else list(range(len(held)))
+    examples = [held[i] for i in subset]
+    truth = [held_labels[i] for i in subset]
     cand = score(truth, candidate.predict_labels(examples))
     inc = score(truth, incumbent.predict_labels(examples))
     return Comparison(
         incumbent_version=incumbent.version,
         n_held_out=len(held),
         n_unseen=len(unseen),
+        n_compared=len(subset),
         candidate=cand,
         incumbent=inc,
         replace=at_least_as_good(cand, inc),

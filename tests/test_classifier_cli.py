@@ -143,6 +143,13 @@ def test_a_tampered_active_model_is_refused_with_a_clear_error(
     assert "Traceback" not in done.stderr
 
 
+def test_evaluate_without_a_database_says_to_run_init(config: Path) -> None:
+    done = run(config, "evaluate")
+    assert done.returncode == 2
+    assert "no database at" in done.stderr
+    assert "triage init" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -161,6 +168,7 @@ def test_user_errors_are_one_line_and_exit_2(
     examples, _ = dataset(3)
     write_csv(tmp_path / "one-class.csv", examples, ["billing"] * len(examples))
     (tmp_path / "tree" / "billing").mkdir(parents=True)
+    assert run(config, "init").returncode == 0
     done = run(config, *args)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr

@@ -23,7 +23,7 @@ from classifiers.evaluation import (
     stratified_folds,
 )
 from classifiers.features import Example
-from classifiers.selection import drop_rare_classes, train_and_compare
+from classifiers.selection import _compare, drop_rare_classes, train_and_compare
 from triage.errors import UserError
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -141,14 +141,30 @@ def test_new_model_trained_on_scrambled_labels_does_not_replace_the_active_one()
     assert not outcome.replace
 
 
-def test_retraining_on_the_same_data_cannot_be_compared_fairly_and_replaces() -> None:
+def test_retraining_on_the_same_data_is_compared_on_the_whole_held_out_part() -> None:
     examples, labels = dataset(20)
     active = train_and_compare(examples, labels, trained_at=NOW).model
     again = train_and_compare(examples, labels, trained_at=NOW, incumbent=active, refit=False)
-    assert again.comparison is not None
-    assert again.comparison.n_unseen == 0
-    assert again.comparison.candidate is None
-    assert again.replace
+    comparison = again.comparison
+    assert comparison is not None
+    assert comparison.n_unseen == 0
+    assert not comparison.fair
+    assert comparison.n_compared == comparison.n_held_out  # scored on the same data
+    # the active model saw those examples, so the new one replaces it only if not worse
+    assert again.replace == at_least_as_good(comparison.candidate, comparison.incumbent)
+
+
+def test_a_worse_new_model_never_replaces_on_a_small_held_out_part() -> None:
+    examples, labels = dataset(20)
+    good = train_and_compare(examples, labels, trained_at=NOW).model
+    wrong = labels[1:] + labels[:1]  # every label shifted: a model that learned nonsense
+    bad = train_and_compare(examples, wrong, trained_at=NOW).model
+    held, held_labels = dataset(3)  # few, and all seen by the good model
+    comparison = _compare(bad, good, held, held_labels)
+    assert comparison.n_compared == len(held)
+    assert not comparison.fair
+    assert comparison.candidate.macro_f1 < comparison.incumbent.macro_f1
+    assert not comparison.replace
 
 
 def test_rare_classes_are_left_out_and_too_few_is_an_error() -> None:

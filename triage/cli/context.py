@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from triage.config import Settings, load_config
-from triage.errors import ConfigError
+from triage.errors import ConfigError, NotFoundError
 from triage.logs import configure_logging
 from triage.secrets import read_secret
 from triage.store import Database
@@ -53,13 +53,23 @@ class AppContext:
 
     @property
     def db(self) -> Database:
-        """The database, migrated to the current schema on first use."""
-        return self.database()
+        """The existing database, migrated to the current schema on first use.
 
-    def database(self, *, migrate: bool = True) -> Database:
-        """Open the database once; apply pending migrations unless ``migrate`` is False."""
+        Raises:
+            NotFoundError: an SQLite database file that does not exist (a typo in
+                ``database.url`` must not quietly start an empty database).
+        """
+        return self.database(create=False)
+
+    def database(self, *, migrate: bool = True, create: bool = True) -> Database:
+        """Open the database once; apply pending migrations unless ``migrate`` is False.
+
+        ``create=False`` refuses to create a missing SQLite file (NotFoundError).
+        """
         if self._db is None:
             settings = self.settings
+            if not create:
+                _require_sqlite_file(settings.database_url)
             password = ""
             if settings.database.password_env or settings.database.password_file:
                 password = read_secret(
@@ -77,6 +87,17 @@ class AppContext:
         if self._db is not None:
             self._db.dispose()
             self._db = None
+
+
+def _require_sqlite_file(url: str) -> None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return
+    path = Path(url.removeprefix(prefix).split("?", 1)[0])
+    if str(path) not in {"", ":memory:"} and not path.exists():
+        raise NotFoundError(
+            f"no database at {path}: run `triage init` first (or check database.url)"
+        )
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -33,7 +33,7 @@ def run(app: AppContext) -> None:
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
 
-    run_until_signalled(Daemon(settings, app.db))
+    run_until_signalled(Daemon(settings, app.database(create=True)))
 
 
 def _ago(seconds: float | None) -> str:

@@ -42,7 +42,7 @@ def poll(app: AppContext, once: bool) -> None:
         raise ConfigError(f"{settings.path}: no [imap] section: nothing to poll")
     from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
 
-    summary = Daemon(settings, app.db).poll_once()
+    summary = Daemon(settings, app.database(create=True)).poll_once()
     results = summary.folders
     for result in results:
         if result.report is None:
@@ -98,9 +98,11 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
         from triage.services.pipeline import RoutingPipeline  # noqa: PLC0415
 
         pipeline = RoutingPipeline(
-            settings, rules=load_rules(settings), models=load_models(app.db, settings)
+            settings,
+            rules=load_rules(settings),
+            models=load_models(app.database(create=True), settings),
         )
-    intake = Intake(app.db, pipeline=pipeline, max_message_size=max_size)
+    intake = Intake(app.database(create=True), pipeline=pipeline, max_message_size=max_size)
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

@@ -108,7 +108,7 @@ def run_train(
         )
 
     incumbent: TrainedModel | None = None
-    with app.db.session() as session:
+    with app.database(create=True).session() as session:
         try:
             incumbent = load_active_model(session, target)
         except ModelError as exc:
@@ -125,25 +125,25 @@ def run_train(
     )
     comparison = outcome.comparison
     if comparison is not None:
-        if comparison.candidate is None or comparison.incumbent is None:
-            click.echo(
-                f"active model {comparison.incumbent_version} was trained on all but"
-                f" {comparison.n_unseen} of the {comparison.n_held_out} held-out examples:"
-                " no fair comparison is possible, so the new model replaces it"
-            )
+        if comparison.fair:
+            where = f"the same {comparison.n_compared} held-out examples it was not trained on"
         else:
-            click.echo(
-                f"active model {comparison.incumbent_version} on the same"
-                f" {comparison.n_unseen} held-out examples it was not trained on:"
-                f" macro_f1 {comparison.incumbent.macro_f1:.3f}"
-                f" (new: {comparison.candidate.macro_f1:.3f}),"
-                f" accuracy {comparison.incumbent.accuracy:.3f}"
-                f" (new: {comparison.candidate.accuracy:.3f})"
+            seen = comparison.n_held_out - comparison.n_unseen
+            where = (
+                f"the same {comparison.n_compared} held-out examples (it was trained on"
+                f" {seen} of them, which favours it)"
             )
+        click.echo(
+            f"active model {comparison.incumbent_version} on {where}:"
+            f" macro_f1 {comparison.incumbent.macro_f1:.3f}"
+            f" (new: {comparison.candidate.macro_f1:.3f}),"
+            f" accuracy {comparison.incumbent.accuracy:.3f}"
+            f" (new: {comparison.candidate.accuracy:.3f})"
+        )
 
     activate = outcome.replace or force
     model = outcome.model
-    with app.db.session() as session:
+    with app.database(create=True).session() as session:
         info = save_model(session, model, activate=activate)
     log.info(
         "model_trained",
