@@ -104,3 +104,12 @@ def test_read_status_counts(tmp_path: Path) -> None:
     assert state.folders == []
     assert state.models == {"queue": None, "priority": None}
     db.dispose()
+
+
+def test_a_watched_folder_never_polled_is_unhealthy(tmp_path: Path) -> None:
+    config, db = setup(tmp_path)  # config.example.toml watches INBOX
+    done = status(config)
+    assert done.returncode == 1
+    assert "INBOX: last poll never STALE" in done.stdout
+    assert "Model: none" in done.stdout
+    db.dispose()

@@ -58,10 +58,14 @@ def status(app: AppContext, as_json: bool) -> None:
     """
     from triage.services.status import read_status  # noqa: PLC0415
 
-    policy = SlaPolicy(app.settings)
+    settings = app.settings
+    policy = SlaPolicy(settings)
     now = utcnow()
+    watched: list[str] = []
+    if settings.imap is not None:
+        watched = [*settings.imap.folders, *filter(None, [settings.imap.sent_folder])]
     with app.db.read_session() as session:
-        state = read_status(session, policy, now)
+        state = read_status(session, policy, now, watched=watched)
     if as_json:
         click.echo(json.dumps(state.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -69,9 +73,10 @@ def status(app: AppContext, as_json: bool) -> None:
         if not state.folders:
             click.echo("  none polled yet")
         for f in state.folders:
-            mark = " STALE" if f.stale else ""
+            mark = " STALE (not polled for 10 minutes)" if f.stale else ""
             line = f"  {f.name}: last poll {_ago(f.seconds_since_poll)}{mark}"
-            line += f" (UIDVALIDITY {f.uidvalidity}, last UID {f.last_uid})"
+            if f.uidvalidity is not None:
+                line += f" (UIDVALIDITY {f.uidvalidity}, last UID {f.last_uid})"
             if f.last_error:
                 line += f"; last error: {f.last_error}"
             click.echo(line)
@@ -88,8 +93,10 @@ def status(app: AppContext, as_json: bool) -> None:
             f"Outbox: {out.pending} pending ({out.retrying} retrying), {out.failed} failed,"
             f" {out.sent} sent"
         )
-        models = ", ".join(f"{t} {v or 'none'}" for t, v in state.models.items())
-        click.echo(f"Models: {models}")
+        queue_model = state.models.get("queue") or "none (routing by rules and fallback only)"
+        click.echo(f"Model: {queue_model}")
+        if state.models.get("priority"):
+            click.echo(f"Priority model: {state.models['priority']}")
         click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
     if not state.healthy:
         raise SystemExit(1)

@@ -7,6 +7,7 @@ breached tickets and the active models.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,8 +86,14 @@ class Status:
         return out
 
 
-def read_status(session: Session, policy: SlaPolicy, now: datetime) -> Status:
-    """Read the installation's health as of ``now`` (UTC-aware) in ``session``."""
+def read_status(
+    session: Session, policy: SlaPolicy, now: datetime, *, watched: Sequence[str] = ()
+) -> Status:
+    """Read the installation's health as of ``now`` (UTC-aware) in ``session``.
+
+    ``watched``: the folders the config says to watch; one never polled is listed
+    as stale (unhealthy), so a daemon that never started is noticed.
+    """
     folders = []
     for folder in session.scalars(select(Folder).order_by(Folder.name)):
         age = (now - folder.last_poll_at).total_seconds() if folder.last_poll_at else None
@@ -101,6 +108,20 @@ def read_status(session: Session, policy: SlaPolicy, now: datetime) -> Status:
                 last_error=folder.last_error,
             )
         )
+    known = {f.name for f in folders}
+    folders.extend(
+        FolderHealth(
+            name=name,
+            uidvalidity=None,
+            last_uid=0,
+            last_poll_at=None,
+            seconds_since_poll=None,
+            stale=True,
+            last_error="",
+        )
+        for name in watched
+        if name not in known
+    )
     open_statuses = ("new", "open", "waiting")
     awaiting = session.execute(
         select(func.count(), func.min(Ticket.awaiting_since)).where(
