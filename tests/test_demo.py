@@ -79,6 +79,10 @@ def test_demo_database_answers_the_other_commands(tmp_path: Path) -> None:
     shown = run("--config", config, "show", str(legal[0]["ref"]), cwd=tmp_path)
     assert shown.returncode == 0
     assert "rule 'legal-threat'" in shown.stdout
+    # replaying the configured rules over the mail they routed changes nothing
+    replay = run("--config", config, "rules", "test", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    assert ": 0 would change" in replay.stdout
     # running the demo again starts afresh (no duplicate tickets)
     assert run("demo", "--dir", "d", cwd=tmp_path).returncode == 0
     again = json.loads(run("--config", config, "queue", "--json", cwd=tmp_path).stdout)

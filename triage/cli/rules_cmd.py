@@ -17,7 +17,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from rules import load_rules
 from rules.conditions import describe_condition
@@ -111,7 +111,7 @@ def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
 def _stored_messages(
     db: Database, since: datetime | None
 ) -> Iterator[tuple[Message, RoutingDecision | None]]:
-    """Inbound messages (oldest first) with their stored decisions, read in short batches.
+    """Routed inbound messages (oldest first) with their decisions, read in short batches.
 
     Read-only: nothing is added or changed, every transaction is rolled back, and
     each batch's transaction ends before its messages are replayed (on SQLite a
@@ -121,6 +121,18 @@ def _stored_messages(
     if since is not None:
         query = query.where(Message.received_at >= since)
     query = query.order_by(Message.received_at, Message.id)
+    # Only mail that was routed: the first message of each ticket. Follow-ups join
+    # their ticket and bounces of unknown mail open none: rules do not route those.
+    first_of_ticket = (
+        select(func.min(Message.id))
+        .where(Message.ticket_id.is_not(None))
+        .group_by(Message.ticket_id)
+    )
+    query = query.where(
+        or_(Message.ticket_id.is_(None), Message.id.in_(first_of_ticket)),
+        # a decision without a queue: stored only (a bounce of unknown mail, history)
+        ~Message.id.in_(select(RoutingDecision.message_id).where(RoutingDecision.queue == "")),
+    )
     with db.sessions() as session:
         ids = list(session.scalars(query))
         session.rollback()
@@ -140,10 +152,13 @@ def _stored_messages(
 
 
 def _stored(decision: RoutingDecision) -> StoredDecision:
+    # A queue chosen "by rule" with no rule matched was routing's own rule (mailing
+    # lists to the bulk queue): the rule engine did not decide it.
+    by_rules = decision.decided_by != "rule" or bool(decision.rules_matched)
     return StoredDecision(
         queue=decision.queue,
         priority=decision.priority,
-        decided_by=decision.decided_by,
+        decided_by=decision.decided_by if by_rules else "routing",
         escalate=tuple(str(e) for e in decision.escalate or ()),
         rules_matched=tuple(str(r) for r in decision.rules_matched or ()),
     )

@@ -318,8 +318,9 @@ class RoutingPipeline:
         return ""
 
     def _stored_only(self, why: str) -> Route:
+        """The decision of a message that opens no ticket: no queue ("")."""
         return Route(
-            queue=self.settings.routing.fallback_queue,
+            queue="",
             priority=self.settings.routing.default_priority,
             decided_by=DecidedBy.FALLBACK,
             explanation=(why,),
