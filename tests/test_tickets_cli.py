@@ -190,7 +190,10 @@ def test_unknown_queue_ticket_and_assistant_are_one_line_exit_2(desk: Desk) -> N
         (("queue", "--queue", "nowhere"), "no queue 'nowhere'"),
         (("show", "#9999"), "no ticket #9999"),
         (("show", "abc"), "not a ticket reference"),
-        (("claim", str(ref), "--as", "zoltan"), "no assistant 'zoltan'"),
+        (
+            ("claim", str(ref), "--as", "zoltan"),
+            "you are 'zoltan', who is not in [team.assistants]",
+        ),
         (("assign", str(ref), "zoltan", "--as", "anna"), "no assistant 'zoltan'"),
         (("move", str(ref), "nowhere", "--as", "anna"), "no queue 'nowhere'"),
     ]:

@@ -55,7 +55,13 @@ def resolve_user(settings: Settings, as_name: str | None) -> str:
         NotFoundError: ``[team.assistants]`` is configured and does not list the name.
     """
     name = (as_name or os.environ.get(USER_ENV) or getpass.getuser()).strip()
-    return known_assistant(settings, name)
+    known = settings.team.assistants
+    if known and name not in known:
+        raise NotFoundError(
+            f"you are {name!r}, who is not in [team.assistants] ({', '.join(sorted(known))}):"
+            f" use --as NAME or set {USER_ENV}"
+        )
+    return name
 
 
 def known_assistant(settings: Settings, name: str) -> str:
@@ -67,8 +73,7 @@ def known_assistant(settings: Settings, name: str) -> str:
     known = settings.team.assistants
     if known and name not in known:
         raise NotFoundError(
-            f"no assistant {name!r} in [team.assistants] ({', '.join(sorted(known))});"
-            f" use --as NAME or set {USER_ENV}"
+            f"no assistant {name!r} in [team.assistants] ({', '.join(sorted(known))})"
         )
     return name
 
@@ -247,8 +252,12 @@ def reply_cmd(app: AppContext, ref: str, body_file: Path | None, as_name: str | 
             body = (
                 sys.stdin.read() if str(body_file) == "-" else body_file.read_text(encoding="utf-8")
             )
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read {body_file}: {exc}") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {body_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{body_file} is not UTF-8 text") from None
+    elif not (os.environ.get("VISUAL") or os.environ.get("EDITOR")) and not sys.stdin.isatty():
+        raise UserError("no terminal to open an editor in: give the text with --body-file FILE")
     else:
         with app.db.session() as session:
             ticket = get_ticket(session, ref)
