@@ -11,11 +11,13 @@ import importlib
 import sys
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from triage import __version__
 from triage.cli.context import AppContext
 from triage.config import find_config_path
 from triage.errors import MailboxError, SendError, StoreError, TriageError, UserError
+from triage.store.db import describe_error
 
 __all__ = ["cli", "main"]
 
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
+        return 1
+    except SQLAlchemyError as exc:
+        # a database failure no command turned into a StoreError: still one line
+        click.echo(f"error: database: {describe_error(exc)}", err=True)
         return 1
     except TriageError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -19,15 +19,23 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.errors import ConfigError, StoreError
 
-__all__ = ["Database", "alembic_config", "make_engine"]
+__all__ = ["Database", "alembic_config", "describe_error", "make_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "triage_read_only"
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """One line for a database error: the driver's message, without SQL, parameters
+    (which may hold mail text) or SQLAlchemy's "Background on this error" link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    return text.split("\n", 1)[0].split(" (Background on this error", 1)[0].strip()
 
 
 def _safe_url(url: str) -> str:
@@ -65,7 +73,12 @@ def make_engine(url: str, *, password: str = "", echo: bool = False) -> Engine:
         kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, ImportError, ModuleNotFoundError) as exc:
+    except (ImportError, ModuleNotFoundError) as exc:
+        hint = (
+            " (install the postgres extra: pip install 'triage[postgres]')" if not is_sqlite else ""
+        )
+        raise ConfigError(f"database.url: cannot use {_safe_url(url)!r}: {exc}{hint}") from None
+    except ArgumentError as exc:
         raise ConfigError(f"database.url: cannot use {_safe_url(url)!r}: {exc}") from None
     if is_sqlite:
         _configure_sqlite(engine)
@@ -155,8 +168,10 @@ class Database:
             command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
+        except DBAPIError as exc:
+            raise StoreError(f"cannot use database {self.url}: {exc.orig}") from None
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate database {self.url}: {exc}") from None
+            raise StoreError(f"cannot migrate database {self.url}: {describe_error(exc)}") from None
         return list(reversed(applied))
 
     def current_revision(self) -> str | None:
