@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
-from triage.errors import ConfigError, MailboxError, StoreError, UserError
+from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
 from triage.services.intake import Intake
 from triage.services.mailsource import open_mail_source
@@ -24,6 +24,9 @@ DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 @pass_app
 def poll(app: AppContext, once: bool) -> None:
     """One full pass: fetch new mail from every watched folder, route it, send, exit.
+
+    Without [imap] nothing is fetched, but the SLA watch runs and queued mail
+    (replies, escalations) is sent.
 
     Each new message is stored, routed (rules, model, fallback), opens or joins
     its ticket and gets its acknowledgment queued, in one transaction; then the
@@ -38,12 +41,12 @@ def poll(app: AppContext, once: bool) -> None:
             "`triage poll` runs one pass and needs --once; to keep watching, use `triage run`"
         )
     settings = app.settings
-    if settings.imap is None:
-        raise ConfigError(f"{settings.path}: no [imap] section: nothing to poll")
     from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
 
     summary = Daemon(settings, app.database(create=True)).poll_once()
     results = summary.folders
+    if settings.imap is None:
+        click.echo("no [imap] section: nothing fetched")
     for result in results:
         if result.report is None:
             click.echo(f"{result.folder}: failed: {result.error}", err=True)
