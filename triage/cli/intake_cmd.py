@@ -131,3 +131,9 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
         f" {counts[StoreOutcome.ERROR]} stored with errors,"
         f" {counts[StoreOutcome.RECOGNIZED] + counts[StoreOutcome.DUPLICATE]} already stored"
     )
+    already = counts[StoreOutcome.RECOGNIZED] + counts[StoreOutcome.DUPLICATE]
+    if open_tickets and already:
+        click.echo(
+            f"note: the {already} already stored were not routed again"
+            " (--open-tickets routes only the messages this import stores)"
+        )
