@@ -16,6 +16,7 @@ from sqlalchemy import select
 from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
+from triage.config import load_config
 from triage.outbox import ComposedMail, build_mail, enqueue, outbox_summary
 from triage.services.dispatch import Dispatcher
 from triage.smtp import SmtpSender
@@ -155,6 +156,10 @@ def test_retry_requeues_a_failed_mail_and_refuses_a_sent_one(
 def test_empty_outbox(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     config.write_text(CONFIG.format(port=2525), encoding="utf-8")
+    missing = run(config)
+    assert missing.returncode == 2  # no database yet: not silently an empty one
+    assert "triage init" in missing.stderr
+    Database.open(load_config(config).database_url).dispose()
     done = run(config)
     assert done.returncode == 0, done.stderr
     assert "no pending or failed mail in the outbox" in done.stdout
