@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from classifiers.features import example_from_message
 from classifiers.model import Prediction, TrainedModel
@@ -206,6 +207,10 @@ class RoutingPipeline:
         error record, which goes to the fallback queue).
         """
         now = self.clock.now()
+        # The row was inserted in this transaction, so it has no routing decision yet
+        # (this pipeline adds it last). Saying so spares open_ticket() an UPDATE of
+        # routing_decisions that would match nothing (a round trip per message).
+        set_committed_value(row, "decision", None)
         if row.source == "import" and not self.open_import_tickets:
             self._decision(session, row, None, self._stored_only("imported history"))
             return
@@ -379,25 +384,25 @@ class RoutingPipeline:
     def _decision(
         session: Session, row: Message, ticket: Ticket | None, routed: Route, *, ack: str = ""
     ) -> None:
-        session.add(
-            RoutingDecision(
-                message_id=row.id,
-                ticket_id=ticket.id if ticket is not None else None,
-                queue=routed.queue,
-                priority=str(routed.priority),
-                decided_by=str(routed.decided_by),
-                confidence=routed.confidence,
-                model_version=routed.model_version,
-                rules_matched=list(routed.rules_matched),
-                probabilities=[list(p) for p in routed.probabilities],
-                explanation=list(routed.explanation),
-                tags=list(routed.tags),
-                escalate=list(routed.escalate),
-                ack=ack,
-                ack_template=routed.ack_template or "",
-                assignee=routed.assignee or "",
-            )
+        decision = RoutingDecision(
+            message_id=row.id,
+            ticket_id=ticket.id if ticket is not None else None,
+            queue=routed.queue,
+            priority=str(routed.priority),
+            decided_by=str(routed.decided_by),
+            confidence=routed.confidence,
+            model_version=routed.model_version,
+            rules_matched=list(routed.rules_matched),
+            probabilities=[list(p) for p in routed.probabilities],
+            explanation=list(routed.explanation),
+            tags=list(routed.tags),
+            escalate=list(routed.escalate),
+            ack=ack,
+            ack_template=routed.ack_template or "",
+            assignee=routed.assignee or "",
         )
+        session.add(decision)
+        row.decision = decision
 
 
 class SentPipeline:
