@@ -47,6 +47,7 @@ def test_poll_once_prints_counts_per_folder(
     assert out == [
         "INBOX: 1 stored, 0 stored with errors, 0 already stored",
         "Orders: 1 stored, 0 stored with errors, 0 already stored",
+        "outbox: nothing sent (no [smtp] section); SLA watch: 0 new warnings/escalations",
     ]
     assert main(["--config", str(config), "poll", "--once"]) == 0
     assert "INBOX: 0 stored" in capsys.readouterr().out

@@ -32,7 +32,7 @@ import structlog
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
-from triage.errors import ModelError
+from triage.errors import ConfigError, ModelError
 from triage.imap.watch import WatchedMailbox
 from triage.modelstore import active_model_info, load_active_model
 from triage.outbox import mail_escalations
@@ -126,9 +126,12 @@ class Daemon:
         sla_interval: seconds between SLA watch passes.
         model_check_interval: seconds between checks for a newly activated model.
 
+    Without ``[smtp]`` (and no ``sender``) there is no dispatcher: :meth:`poll_once`
+    stores and routes without sending (acknowledgments are not queued, reason
+    ``no_smtp``), and :meth:`run` refuses to start.
+
     Raises:
         RuleFileError: a configured rule file is broken.
-        ConfigError: ``[smtp]`` is missing.
     """
 
     def __init__(
@@ -150,7 +153,11 @@ class Daemon:
         self.pipeline = RoutingPipeline(
             settings, rules=self.rules, models=self.models, clock=self.clock
         )
-        self.dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
+        self.dispatcher = (
+            Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
+            if settings.smtp is not None or sender is not None
+            else None
+        )
         self.poller = (
             Poller(
                 settings,
@@ -159,7 +166,7 @@ class Daemon:
                 clock=self.clock,
                 open_mailbox=open_mailbox,
                 sent_pipeline=SentPipeline(settings, clock=self.clock),
-                on_commit=self.dispatcher.wake,
+                on_commit=self.dispatcher.wake if self.dispatcher is not None else None,
             )
             if settings.imap is not None
             else None
@@ -217,7 +224,7 @@ class Daemon:
     async def _sla_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.sla_pass):
+                if await asyncio.to_thread(self.sla_pass) and self.dispatcher is not None:
                     self.dispatcher.wake()
             except Exception:
                 log.exception("sla_watch_failed")
@@ -257,13 +264,23 @@ class Daemon:
         """
         results = self.poller.poll_once() if self.poller is not None else []
         escalations = self.sla_pass()
-        sent = asyncio.run(self.dispatcher.run_once())
+        sent = (
+            asyncio.run(self.dispatcher.run_once())
+            if self.dispatcher is not None
+            else DispatchStats()
+        )
         return PassSummary(folders=results, escalations=escalations, sent=sent)
 
     # -- the whole ---------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down gracefully and return."""
+        """Run until ``stop`` is set, then shut down gracefully and return.
+
+        Raises:
+            ConfigError: there is no ``[smtp]`` section (nothing could be sent).
+        """
+        if self.dispatcher is None:
+            raise ConfigError("no [smtp] section: outgoing mail cannot be sent")
         intake_stop = threading.Event()
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self.dispatcher.run(stop), name="dispatch"),

@@ -57,10 +57,12 @@ def poll(app: AppContext, once: bool) -> None:
             line += f" (UIDVALIDITY changed to {r.uidvalidity}: folder rescanned)"
         click.echo(line)
     sent = summary.sent
-    click.echo(
-        f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed;"
-        f" SLA watch: {summary.escalations} new warnings/escalations"
+    outbox = (
+        f"outbox: {sent.sent} sent, {sent.deferred} deferred, {sent.failed} failed"
+        if settings.smtp is not None
+        else "outbox: nothing sent (no [smtp] section)"
     )
+    click.echo(f"{outbox}; SLA watch: {summary.escalations} new warnings/escalations")
     failed = [r for r in results if r.report is None]
     if failed:
         problem = f"{len(failed)} of {len(results)} folders failed (see above)"
