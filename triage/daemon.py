@@ -32,12 +32,12 @@ import structlog
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
-from triage.errors import ModelError
+from triage.errors import ConfigError, ModelError
 from triage.imap.watch import WatchedMailbox
 from triage.modelstore import active_model_info, load_active_model
 from triage.outbox import mail_escalations
 from triage.outbox.templates import MailTemplates
-from triage.rule_files import load_configured_rules, reload_configured_rules, rule_paths
+from triage.rule_files import load_configured_rules, reload_configured_rules
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
@@ -72,7 +72,7 @@ def load_rules(settings: Settings) -> RulesHolder:
     Raises:
         RuleFileError: a rule file is broken (the daemon refuses to start).
     """
-    paths = tuple(rule_paths(settings))
+    paths = tuple(settings.resolve(p) for p in settings.routing.rule_files)
     if not paths:
         return RulesHolder()
     return RulesHolder(rules=load_configured_rules(settings), paths=paths)
@@ -126,9 +126,9 @@ class Daemon:
         sla_interval: seconds between SLA watch passes.
         model_check_interval: seconds between checks for a newly activated model.
 
-    Without ``[smtp]`` mail is still fetched and routed, but nothing is sent (and no
-    acknowledgment is queued): ``triage run`` refuses that configuration, ``triage
-    poll --once`` allows it.
+    Without ``[smtp]`` (and no ``sender``) there is no dispatcher: :meth:`poll_once`
+    stores and routes without sending (acknowledgments are not queued, reason
+    ``no_smtp``), and :meth:`run` refuses to start.
 
     Raises:
         RuleFileError: a configured rule file is broken.
@@ -153,10 +153,9 @@ class Daemon:
         self.pipeline = RoutingPipeline(
             settings, rules=self.rules, models=self.models, clock=self.clock
         )
-        # Without [smtp] (allowed for `poll --once`) mail is routed but nothing is sent.
         self.dispatcher = (
             Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
-            if settings.smtp is not None
+            if settings.smtp is not None or sender is not None
             else None
         )
         self.poller = (
@@ -167,7 +166,7 @@ class Daemon:
                 clock=self.clock,
                 open_mailbox=open_mailbox,
                 sent_pipeline=SentPipeline(settings, clock=self.clock),
-                on_commit=self._wake_dispatcher,
+                on_commit=self.dispatcher.wake if self.dispatcher is not None else None,
             )
             if settings.imap is not None
             else None
@@ -180,10 +179,6 @@ class Daemon:
             self.models.queue.version if self.models.queue else None,
             self.models.priority.version if self.models.priority else None,
         )
-
-    def _wake_dispatcher(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.wake()
 
     # -- rules -------------------------------------------------------------------------
 
@@ -230,8 +225,8 @@ class Daemon:
     async def _sla_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.sla_pass):
-                    self._wake_dispatcher()
+                if await asyncio.to_thread(self.sla_pass) and self.dispatcher is not None:
+                    self.dispatcher.wake()
             except Exception:
                 log.exception("sla_watch_failed")
             await _sleep(stop, self.sla_interval)
@@ -280,14 +275,19 @@ class Daemon:
     # -- the whole ---------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down gracefully and return."""
+        """Run until ``stop`` is set, then shut down gracefully and return.
+
+        Raises:
+            ConfigError: there is no ``[smtp]`` section (nothing could be sent).
+        """
+        if self.dispatcher is None:
+            raise ConfigError("no [smtp] section: outgoing mail cannot be sent")
         intake_stop = threading.Event()
         tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self.dispatcher.run(stop), name="dispatch"),
             asyncio.create_task(self._sla_loop(stop), name="sla-watch"),
             asyncio.create_task(self._model_loop(stop), name="models"),
         ]
-        if self.dispatcher is not None:
-            tasks.append(asyncio.create_task(self.dispatcher.run(stop), name="dispatch"))
         if self.poller is not None:
             poller = self.poller
             tasks.append(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -125,6 +125,11 @@ class FolderSink(Protocol):
 
     def begin_pass(self, state: FolderState) -> SyncPlan:
         """Compare ``state`` with stored progress and decide where to start."""
+        ...
+
+    def prepare(self, plan: SyncPlan, batch: Sequence[FetchedMessage]) -> None:
+        """A fetched batch is about to be stored message by message: do the work that
+        is cheaper for many at once (parsing, classifying). Stores nothing; never raises."""
         ...
 
     def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
@@ -231,6 +236,10 @@ class FolderWatcher:
         highest = max(plan.skip_uids & set(found), default=0)
         complete = True
         for batch in mailbox.fetch(todo):
+            if stop.is_set():
+                complete = False
+                break
+            self.sink.prepare(plan, batch)
             done: list[int] = []
             for message in batch:
                 if stop.is_set():

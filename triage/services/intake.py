@@ -40,10 +40,10 @@ import hashlib
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
 from sqlalchemy import bindparam, or_, select, update
@@ -70,6 +70,7 @@ from triage.store import Database
 from triage.store.models import Folder, Message
 
 __all__ = [
+    "BatchPipeline",
     "FolderProgress",
     "FolderResult",
     "Intake",
@@ -101,6 +102,21 @@ class MessagePipeline(Protocol):
 
     def process(self, session: Session, row: Message, message: InboundMessage) -> None:
         """Add this message's rows to ``session``. Any exception rolls the message back."""
+        ...
+
+
+@runtime_checkable
+class BatchPipeline(Protocol):
+    """A :class:`MessagePipeline` that can do part of its work for a whole fetched batch.
+
+    ``prepare`` gets the parsed messages of a batch before each is stored in its
+    own transaction (e.g. to classify them all in one call, much cheaper than one
+    call per message); ``process`` then gets the very same objects. It must not
+    touch the database, and a failure only loses the head start.
+    """
+
+    def prepare(self, messages: Sequence[InboundMessage]) -> None:
+        """Work ahead for ``messages`` (kept until the next call)."""
         ...
 
 
@@ -270,6 +286,8 @@ class Intake:
         self._parse_fn = parse
         self._parse_takes_max_size = "max_size" in inspect.signature(parse).parameters
         self._folder_ids: dict[str, int] = {}
+        self._ahead = threading.local()
+        """Per watcher thread (folders share an Intake): the current batch parsed ahead."""
 
     # -- folders ----------------------------------------------------------------
 
@@ -333,17 +351,34 @@ class Intake:
         )
         return replace(plan, skip_uids=skip)
 
-    def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
-        """Store one fetched message exactly once (see the module docstring).
+    def prepare(self, plan: SyncPlan, batch: Sequence[FetchedMessage]) -> None:
+        """Parse a fetched batch ahead and let a :class:`BatchPipeline` work ahead on it.
 
-        Returns:
-            STORED, ERROR (stored raw with the error), DUPLICATE (this UID is already
-            stored) or RECOGNIZED (rescan: the same mail is already stored).
-
-        Raises:
-            StoreError: the database cannot be written; nothing was committed.
+        :meth:`store` then uses these parsed messages (the classifier answers a
+        batch in one call about ten times faster than message by message). Never
+        raises: a message that fails here is parsed again, inside its failure
+        boundary, when it is stored.
         """
-        target = _Target(
+        prepared: dict[str, InboundMessage] = {}
+        self._ahead.parsed = prepared
+        for message in batch:
+            target = self._fetched_target(plan, message)
+            try:
+                prepared[target.scope] = self._parse(message.raw, target)
+            except Exception:  # noqa: BLE001, S112 - store() meets it again and records it
+                continue
+        if isinstance(self.pipeline, BatchPipeline) and prepared:
+            try:
+                self.pipeline.prepare(list(prepared.values()))
+            except Exception as exc:  # noqa: BLE001 - only the head start is lost
+                log.warning("pipeline_prepare_failed", folder=plan.folder, error=_describe(exc))
+
+    def _parsed_ahead(self, scope: str) -> InboundMessage | None:
+        prepared: dict[str, InboundMessage] | None = getattr(self._ahead, "parsed", None)
+        return prepared.pop(scope, None) if prepared else None
+
+    def _fetched_target(self, plan: SyncPlan, message: FetchedMessage) -> _Target:
+        return _Target(
             source=self.source,
             folder=plan.folder,
             folder_id=self.folder_id(plan.folder),
@@ -355,7 +390,18 @@ class Intake:
             dedupe=plan.rescan,
             progress=not plan.rescan,
         )
-        return self._store(message.raw, target)
+
+    def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
+        """Store one fetched message exactly once (see the module docstring).
+
+        Returns:
+            STORED, ERROR (stored raw with the error), DUPLICATE (this UID is already
+            stored) or RECOGNIZED (rescan: the same mail is already stored).
+
+        Raises:
+            StoreError: the database cannot be written; nothing was committed.
+        """
+        return self._store(message.raw, self._fetched_target(plan, message))
 
     def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
         """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none);
@@ -430,7 +476,7 @@ class Intake:
         sha = hashlib.sha256(raw).hexdigest()
         parsed: InboundMessage | None = None
         try:
-            parsed = self._parse(raw, target)
+            parsed = self._parsed_ahead(target.scope) or self._parse(raw, target)
             self._commit(raw, sha, parsed, target, run_pipeline=True)
         except _AlreadyStoredError as done:
             return self._already(done, target, parsed)

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from classifiers.features import example_from_message
 from classifiers.model import Prediction, TrainedModel
@@ -86,14 +87,36 @@ class ModelHolder:
 
     def predict(self, message: InboundMessage) -> tuple[Prediction | None, Prediction | None]:
         """(queue prediction, priority prediction) for one message; None where no model."""
-        if message.parse_status == ParseStatus.ERROR:
-            return None, None
-        if self.queue is None and self.priority is None:
-            return None, None
-        example = [example_from_message(message)]
-        queue = self.queue.predict(example)[0] if self.queue is not None else None
-        priority = self.priority.predict(example)[0] if self.priority is not None else None
-        return queue, priority
+        return self.predict_many([message])[0]
+
+    def predict_many(
+        self, messages: Sequence[InboundMessage]
+    ) -> list[tuple[Prediction | None, Prediction | None]]:
+        """:meth:`predict` for many messages in one call per model (same order).
+
+        One call for a batch costs about a tenth per message of one call each.
+        """
+        queue_model, priority_model = self.queue, self.priority
+        out: list[tuple[Prediction | None, Prediction | None]] = [(None, None)] * len(messages)
+        if queue_model is None and priority_model is None:
+            return out
+        usable = [i for i, m in enumerate(messages) if m.parse_status != ParseStatus.ERROR]
+        if not usable:
+            return out
+        examples = [example_from_message(messages[i]) for i in usable]
+        queue = queue_model.predict(examples) if queue_model is not None else None
+        priority = priority_model.predict(examples) if priority_model is not None else None
+        for n, i in enumerate(usable):
+            out[i] = (
+                queue[n] if queue is not None else None,
+                priority[n] if priority is not None else None,
+            )
+        return out
+
+
+_Answer = tuple[Prediction | None, Prediction | None]
+"""(queue prediction, priority prediction) of one message."""
+_Models = tuple[TrainedModel | None, TrainedModel | None]
 
 
 @dataclass
@@ -145,6 +168,34 @@ class RoutingPipeline:
         self.acknowledge_imports = acknowledge_imports
         self.open_import_tickets = open_import_tickets
         self.stats = PipelineStats()
+        self._ahead = threading.local()
+
+    # -- the BatchPipeline protocol ----------------------------------------------------
+
+    def prepare(self, messages: Sequence[InboundMessage]) -> None:
+        """Classify a fetched batch in one call; :meth:`process` uses the answers.
+
+        Kept per thread (one watcher thread per folder) until the next batch; an
+        answer is used only for the same message object and while the same
+        models are active.
+        """
+        models = (self.models.queue, self.models.priority)
+        answers = self.models.predict_many(messages)
+        self._ahead.predictions = {
+            id(m): (m, models, answer) for m, answer in zip(messages, answers, strict=True)
+        }
+
+    def _predict(self, message: InboundMessage) -> _Answer:
+        ahead: dict[int, tuple[InboundMessage, _Models, _Answer]] | None = getattr(
+            self._ahead, "predictions", None
+        )
+        if ahead:
+            entry = ahead.pop(id(message), None)
+            if entry is not None:
+                same, models, answer = entry
+                if same is message and models == (self.models.queue, self.models.priority):
+                    return answer
+        return self.models.predict(message)
 
     # -- the MessagePipeline protocol ------------------------------------------------
 
@@ -156,6 +207,10 @@ class RoutingPipeline:
         error record, which goes to the fallback queue).
         """
         now = self.clock.now()
+        # The row was inserted in this transaction, so it has no routing decision yet
+        # (this pipeline adds it last). Saying so spares open_ticket() an UPDATE of
+        # routing_decisions that would match nothing (a round trip per message).
+        set_committed_value(row, "decision", None)
         if row.source == "import" and not self.open_import_tickets:
             self._decision(session, row, None, self._stored_only("imported history"))
             return
@@ -179,7 +234,7 @@ class RoutingPipeline:
                 ack="bounce",
             )
             return
-        queue_prediction, priority_prediction = self.models.predict(message)
+        queue_prediction, priority_prediction = self._predict(message)
         routed = route(
             message,
             settings=self.settings.routing,
@@ -330,25 +385,25 @@ class RoutingPipeline:
     def _decision(
         session: Session, row: Message, ticket: Ticket | None, routed: Route, *, ack: str = ""
     ) -> None:
-        session.add(
-            RoutingDecision(
-                message_id=row.id,
-                ticket_id=ticket.id if ticket is not None else None,
-                queue=routed.queue,
-                priority=str(routed.priority),
-                decided_by=str(routed.decided_by),
-                confidence=routed.confidence,
-                model_version=routed.model_version,
-                rules_matched=list(routed.rules_matched),
-                probabilities=[list(p) for p in routed.probabilities],
-                explanation=list(routed.explanation),
-                tags=list(routed.tags),
-                escalate=list(routed.escalate),
-                ack=ack,
-                ack_template=routed.ack_template or "",
-                assignee=routed.assignee or "",
-            )
+        decision = RoutingDecision(
+            message_id=row.id,
+            ticket_id=ticket.id if ticket is not None else None,
+            queue=routed.queue,
+            priority=str(routed.priority),
+            decided_by=str(routed.decided_by),
+            confidence=routed.confidence,
+            model_version=routed.model_version,
+            rules_matched=list(routed.rules_matched),
+            probabilities=[list(p) for p in routed.probabilities],
+            explanation=list(routed.explanation),
+            tags=list(routed.tags),
+            escalate=list(routed.escalate),
+            ack=ack,
+            ack_template=routed.ack_template or "",
+            assignee=routed.assignee or "",
         )
+        session.add(decision)
+        row.decision = decision
 
 
 class SentPipeline:
