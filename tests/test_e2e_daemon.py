@@ -356,7 +356,9 @@ def test_corpus_mail_before_and_during_run_is_stored_once_and_acknowledged_exact
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "INBOX: last poll" in shown.stdout
     sent = sum(1 for _, status_ in result.ack_rows.values() if status_ == "sent")
-    assert f"Outbox: 0 pending, 0 failed, {len(result.outbox_ids)} sent" in shown.stdout
+    assert (
+        f"Outbox: 0 pending (0 retrying), 0 failed, {len(result.outbox_ids)} sent" in shown.stdout
+    )
     assert sent == len(result.received_acks)
     with rig.db.read_session() as s:
         folder = s.scalars(select(Folder)).one()
