@@ -451,7 +451,9 @@ def throughput_section(bench: Bench) -> bool:
         results = []
         for run in range(bench.args.runs):
             bench.sink.reset()
-            profile = bench.args.profile if kind == "SQLite" and run == 0 else None
+            profile = None
+            if bench.args.profile and run == 0:
+                profile = f"{bench.args.profile}.{kind.lower()}"
             if pg is None:
                 url = f"sqlite:///{bench.work / f'backlog{run}.db'}"
                 t = throughput_run(bench, account, url, profile)
@@ -487,7 +489,10 @@ def main() -> int:
     parser.add_argument("--pace", type=float, default=0.2, help="latency: seconds between APPENDs")
     parser.add_argument("--backlog", type=int, default=5000, help="throughput: messages")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--profile", help="throughput: write a cProfile of the SQLite intake here")
+    parser.add_argument(
+        "--profile",
+        help="throughput: cProfile of each database's intake to FILE.sqlite, FILE.postgresql",
+    )
     args = parser.parse_args()
     if args.sink:
         sink_main(args.sink)
