@@ -148,7 +148,7 @@ def test_a_breach_goes_to_the_owners_only_with_what_and_how_much(
     assert msg["Auto-Submitted"] == "auto-generated"
     body = text(row.raw)
     assert "breached its first response target" in body
-    assert "due Tuesday 14 May 2024, 10:00 CEST and is 1 h 35 min overdue" in body
+    assert "due Tuesday 14 May 2024, 10:00 CEST and is 1 h 35 min overdue (working hours)" in body
     assert "Queue:     billing" in body
     assert "Assignee:  anna" in body
     assert "Client:    Kovács Ödön <odon.kovacs@example.com>" in body
@@ -175,6 +175,26 @@ def test_one_mail_per_escalation_and_never_a_repeat(database: Database, tmp_path
     assert rule["Subject"] == "[#2] Escalated - Számla kérdés – sürgős"
     assert "escalated to you: VIP client: bigclient.example" in text(rows[2].raw)
     assert "overdue by 1 h 5 min" in parsed(rows[1].raw)["Subject"]
+
+
+def test_overdue_time_counts_working_hours_only(database: Database, tmp_path: Path) -> None:
+    """A deadline missed late on Friday is 1 h 30 min overdue at 9:30 on Monday, not 2 days.
+
+    Default hours 09:00-17:00 Monday to Friday in Europe/Budapest: Friday 16:00-17:00
+    plus Monday 09:00-09:30.
+    """
+    settings = make_settings(tmp_path)
+    due = datetime(2024, 5, 10, 14, 0, tzinfo=UTC)  # Friday 16:00 CEST
+    monday = datetime(2024, 5, 13, 7, 30, tzinfo=UTC)  # Monday 09:30 CEST
+    with database.session() as s:
+        ticket = add_ticket(s, 7)
+        add_escalation(s, ticket, "first_response", due=due, created=monday)
+        assert mail_escalations(s, settings, monday).mailed == 1
+    [row] = outbox(database)
+    assert parsed(row.raw)["Subject"] == (
+        "[#7] SLA breach: first response overdue by 1 h 30 min - Számla kérdés – sürgős"
+    )
+    assert "and is 1 h 30 min overdue (working hours)" in text(row.raw)
 
 
 def test_a_new_escalation_after_a_reopen_is_mailed_again(
@@ -301,7 +321,8 @@ def test_hungarian_escalation_mail(database: Database, tmp_path: Path) -> None:
     assert parsed(row.raw)["Subject"] == (
         "[#1042] SLA-túllépés: első válasz, 1 óra 35 perc késés - Számla kérdés – sürgős"
     )
-    assert "Határidő: 2024. május 14. (kedd) 10:00, késés: 1 óra 35 perc." in text(row.raw)
+    expected = "Határidő: 2024. május 14. (kedd) 10:00, késés: 1 óra 35 perc (munkaidőben)."
+    assert expected in text(row.raw)
 
 
 class Boom(Exception):

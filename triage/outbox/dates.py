@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["format_duration", "format_local", "to_local"]
+__all__ = ["format_business_duration", "format_duration", "format_local", "to_local"]
 
 _HU_MONTHS = (
     "január", "február", "március", "április", "május", "június",
@@ -66,6 +66,28 @@ def format_duration(delta: timedelta | float, language: str) -> str:
         parts.append(f"{hours} {units[1]}")
     if mins and not days:
         parts.append(f"{mins} {units[2]}")
+    if not parts:
+        return "kevesebb mint egy perc" if language == "hu" else "less than a minute"
+    return " ".join(parts)
+
+
+def format_business_duration(seconds: float, language: str) -> str:
+    """Working time, in hours and minutes rounded down: ``26 h 5 min``, ``35 min``.
+
+    ``seconds`` are business seconds (e.g. from
+    :meth:`~triage.sla.calendar.BusinessCalendar.elapsed`), so they are never
+    shown as days: a working day is not 24 hours. Hungarian: ``26 óra 5 perc``.
+    Negative values are shown as their size. Under a minute: ``less than a
+    minute`` / ``kevesebb mint egy perc``.
+    """
+    minutes = int(abs(seconds) // 60)
+    hours, mins = divmod(minutes, 60)
+    units = ("óra", "perc") if language == "hu" else ("h", "min")
+    parts = []
+    if hours:
+        parts.append(f"{hours} {units[0]}")
+    if mins:
+        parts.append(f"{mins} {units[1]}")
     if not parts:
         return "kevesebb mint egy perc" if language == "hu" else "less than a minute"
     return " ".join(parts)

@@ -30,10 +30,11 @@ from sqlalchemy.orm import Session
 from triage.config import Settings
 from triage.logs import get_logger
 from triage.outbox.compose import ComposedMail, build_mail, our_mailbox
-from triage.outbox.dates import format_duration, format_local, to_local
+from triage.outbox.dates import format_business_duration, format_local, to_local
 from triage.outbox.enqueue import enqueue
 from triage.outbox.headers import header_safe, make_message_id, message_id_domain, parse_mailbox
 from triage.outbox.templates import MailTemplates
+from triage.sla.calendar import BusinessCalendar
 from triage.store.models import Escalation, Message, Ticket
 
 __all__ = ["BREACH_KINDS", "EscalationMailStats", "digest_period_start", "mail_escalations"]
@@ -130,9 +131,15 @@ def _excerpt(session: Session, ticket_id: int) -> list[str]:
     return lines
 
 
-def _item(
-    session: Session, escalation: Escalation, ticket: Ticket, settings: Settings, now: datetime
+def _item(  # noqa: PLR0917 - private; the row in hand and its context
+    session: Session,
+    escalation: Escalation,
+    ticket: Ticket,
+    settings: Settings,
+    calendar: BusinessCalendar,
+    now: datetime,
 ) -> dict[str, Any]:
+    """The template variables of one escalation; durations in business time."""
     language = settings.owners.language
     timezone = settings.calendar.timezone
     target = _target(escalation.kind)
@@ -152,8 +159,16 @@ def _item(
         "target": target if target in BREACH_KINDS else "",
         "target_text": _TARGETS.get(language, _TARGETS["en"]).get(target, target),
         "due_text": format_local(due, timezone, language) if due else "",
-        "overdue_text": format_duration(now - due, language) if due and now > due else "",
-        "remaining_text": format_duration(due - now, language) if due and due > now else "",
+        "overdue_text": (
+            format_business_duration(calendar.elapsed(due, now), language)
+            if due and now > due
+            else ""
+        ),
+        "remaining_text": (
+            format_business_duration(calendar.elapsed(now, due), language)
+            if due and due > now
+            else ""
+        ),
         "reason": header_safe(escalation.reason, limit=500),
         "excerpt": _excerpt(session, ticket.id),
         "cycle": escalation.cycle,
@@ -241,6 +256,7 @@ def mail_escalations(
     owners = _addresses(settings.owners.addresses)
     digest = settings.owners.digest != "off"
     period_start = digest_period_start(now, settings) if digest else now
+    calendar = BusinessCalendar.from_settings(settings.calendar)
     rows = session.execute(
         select(Escalation, Ticket)
         .join(Ticket, Ticket.id == Escalation.ticket_id)
@@ -274,7 +290,7 @@ def mail_escalations(
             if escalation.created_at < period_start:
                 batch.append((escalation, ticket))
             continue
-        item = _item(session, escalation, ticket, settings, now)
+        item = _item(session, escalation, ticket, settings, calendar, now)
         outbox_kind = "warning" if is_warning else "escalation"
         mail = _compose(
             settings,
@@ -306,7 +322,7 @@ def mail_escalations(
             message_id=queued.row.message_id,
         )
     if batch:
-        items = [_item(session, e, tk, settings, now) for e, tk in batch]
+        items = [_item(session, e, tk, settings, calendar, now) for e, tk in batch]
         period_text = format_local(
             period_start, settings.calendar.timezone, settings.owners.language
         )
