@@ -106,6 +106,24 @@ def test_no_acknowledgment(settings: Settings, fields: dict[str, Any], reason: s
     assert decision.detail
 
 
+def test_mail_older_than_max_age_when_first_seen_is_not_acknowledged(tmp_path: Path) -> None:
+    """The first start against an inbox full of old mail must not answer it all."""
+    settings = make_settings(tmp_path, acknowledgments={"max_age": "3d"})
+    old = message(received_at=NOW - timedelta(days=3, minutes=1))
+    decision = plan_ack(old, settings, now=NOW)
+    assert (decision.send, decision.reason) == (False, AckReason.TOO_OLD)
+    assert "acknowledgments.max_age" in decision.detail
+    assert plan_ack(message(received_at=NOW - timedelta(days=2, hours=23)), settings, now=NOW).send
+    assert plan_ack(old, settings).send  # no processing time given: no age check
+    unlimited = make_settings(tmp_path, acknowledgments={"max_age": 0})
+    assert plan_ack(old, unlimited, now=NOW).send
+
+
+def test_max_age_default_is_three_days(settings: Settings) -> None:
+    assert settings.acknowledgments.max_age == 3 * 86400
+    assert not plan_ack(message(received_at=NOW - timedelta(days=4)), settings, now=NOW).send
+
+
 def test_auto_submitted_no_is_an_ordinary_mail(settings: Settings) -> None:
     assert plan_ack(message(headers=(("Auto-Submitted", "no"),)), settings).send
 
@@ -146,7 +164,7 @@ def test_loop_signals_win_over_the_rest(settings: Settings) -> None:
 def test_every_reason_is_a_stable_code() -> None:
     assert {r.value for r in AckReason} == {
         "disabled", "bounce", "auto_reply", "suppressed", "mailing_list", "no_address",
-        "own_address", "no_reply_sender", "follow_up", "rule", "rate_limited",
+        "own_address", "no_reply_sender", "follow_up", "rule", "too_old", "rate_limited",
     }  # fmt: skip
 
 

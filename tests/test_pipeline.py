@@ -370,3 +370,23 @@ def test_per_sender_ack_limit_bounds_a_machine_writing_in_a_loop(
     assert len(rows(database, OutboxMail, kind="ack")) == 3  # max_per_sender_per_hour
     reasons = [d.ack for d in rows(database, RoutingDecision)]
     assert reasons.count("rate_limited") == 7
+
+
+def test_old_mail_found_at_first_start_gets_a_ticket_but_no_ack(
+    inbox: Inbox, database: Database
+) -> None:
+    """An inbox full of week-old mail: every one filed, none answered (acknowledgments.max_age)."""
+    week_old = inbox.deliver(
+        mail("Old Client <old@client.example>", "Invoice question", "From last week."),
+        at=NOW - timedelta(days=7),
+    )
+    fresh = inbox.deliver(
+        mail("New Client <new@client.example>", "Invoice question", "From this morning."),
+        at=NOW - timedelta(hours=1),
+    )
+    assert week_old.ticket_id is not None
+    assert fresh.ticket_id is not None
+    decisions = {d.message_id: d.ack for d in rows(database, RoutingDecision)}
+    assert decisions == {week_old.id: "too_old", fresh.id: ""}
+    [ack] = rows(database, OutboxMail, kind="ack")
+    assert ack.rcpt_to == ["new@client.example"]

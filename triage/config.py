@@ -380,6 +380,10 @@ class AcknowledgmentSettings(_Section):
     """Directory of Jinja2 templates overriding the shipped ones; "" for the shipped ones."""
     max_per_sender_per_hour: int = Field(default=3, ge=0)
     """RFC 3834 section 2: a machine writing in a loop is answered a bounded number of times."""
+    max_age: Seconds = 3 * 86400.0
+    """Seconds: mail that reached the mailbox longer ago than this when triage first sees
+    it gets no acknowledgment (the first start against an inbox full of old mail, a long
+    outage). 0: no limit."""
     no_reply_patterns: list[str] = Field(
         default_factory=lambda: [
             "noreply@*",

@@ -122,10 +122,15 @@ def decide_ack(
     """:func:`~triage.outbox.policy.plan_ack` with the per-sender count read from the outbox.
 
     Counts acknowledgments to the message's reply address in the hour before
-    ``now`` (RFC 3834 section 2).
+    ``now`` (RFC 3834 section 2); ``now`` also dates the ``too_old`` check.
     """
     recipient = message.reply_address
     recent = recent_ack_count(session, recipient.addr, now - ACK_WINDOW) if recipient else 0
     return plan_ack(
-        message, settings, follow_up=follow_up, rule_no_ack=rule_no_ack, recent_acks=recent
+        message,
+        settings,
+        follow_up=follow_up,
+        rule_no_ack=rule_no_ack,
+        recent_acks=recent,
+        now=now,
     )

@@ -23,6 +23,10 @@ reason               when
                      acknowledgments.no_reply_patterns (MAILER-DAEMON, no-reply)
 ``follow_up``        the message joined an existing ticket
 ``rule``             a rule said no acknowledgment
+``too_old``          the message reached the mailbox more than
+                     acknowledgments.max_age before it was processed (the
+                     first start against an inbox full of old mail; a long
+                     outage): a "we received your mail" days later misleads
 ``rate_limited``     the reply address already got max_per_sender_per_hour
                      acknowledgments in the last hour (RFC 3834 section 2:
                      a machine writing in a loop is answered a bounded number
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
@@ -62,6 +67,7 @@ class AckReason(StrEnum):
     NO_REPLY_SENDER = "no_reply_sender"
     FOLLOW_UP = "follow_up"
     RULE = "rule"
+    TOO_OLD = "too_old"
     RATE_LIMITED = "rate_limited"
 
 
@@ -171,6 +177,7 @@ def plan_ack(
     follow_up: bool = False,
     rule_no_ack: bool = False,
     recent_acks: int = 0,
+    now: datetime | None = None,
 ) -> AckDecision:
     """Decide whether ``message`` gets an acknowledgment (see the module docstring).
 
@@ -181,6 +188,8 @@ def plan_ack(
         rule_no_ack: a rule marked it "no acknowledgment".
         recent_acks: acknowledgments written to the reply address in the last
             hour (:func:`~triage.outbox.enqueue.recent_ack_count`).
+        now: the processing time (timezone-aware), for the ``too_old`` check
+            against ``message.received_at``; None skips that check.
 
     Returns:
         An :class:`AckDecision`; ``reason`` is "" when ``send`` is True.
@@ -223,6 +232,14 @@ def plan_ack(
         return AckDecision.no(AckReason.FOLLOW_UP, "the message joined an existing ticket")
     if rule_no_ack:
         return AckDecision.no(AckReason.RULE, "a rule marked it: no acknowledgment")
+    if now is not None and ack.max_age > 0:
+        age = (now - message.received_at).total_seconds()
+        if age > ack.max_age:
+            return AckDecision.no(
+                AckReason.TOO_OLD,
+                f"it reached the mailbox {age / 3600:.0f} h before it was processed"
+                f" (acknowledgments.max_age = {ack.max_age / 3600:.0f} h)",
+            )
     if recent_acks >= ack.max_per_sender_per_hour:
         return AckDecision.no(
             AckReason.RATE_LIMITED,
