@@ -390,3 +390,42 @@ def test_old_mail_found_at_first_start_gets_a_ticket_but_no_ack(
     assert decisions == {week_old.id: "too_old", fresh.id: ""}
     [ack] = rows(database, OutboxMail, kind="ack")
     assert ack.rcpt_to == ["new@client.example"]
+
+
+def test_the_same_mail_delivered_twice_is_one_ticket_and_one_ack(
+    inbox: Inbox, database: Database
+) -> None:
+    raw = mail("Emma <emma@bakery-example.com>", "Invoice 77", "Is invoice 77 paid?")
+    first = inbox.deliver(raw)
+    second = inbox.deliver(raw.replace(b"Subject:", b"Received: from relay2\r\nSubject:"))
+    assert first.id != second.id  # both copies are kept
+    [ticket] = rows(database, Ticket)
+    assert first.ticket_id == second.ticket_id == ticket.id
+    decisions = {d.message_id: d for d in rows(database, RoutingDecision)}
+    assert decisions[second.id].ack == "duplicate"
+    assert f"a second copy of message {first.id}" in decisions[second.id].explanation[0]
+    assert len(rows(database, OutboxMail, kind="ack")) == 1
+
+
+def test_a_stranger_reusing_a_message_id_cannot_take_over_the_thread(
+    inbox: Inbox, database: Database
+) -> None:
+    """Mallory sends a mail with Alice's Message-ID; Alice's reply still joins Alice's ticket."""
+    alice = inbox.deliver(
+        mail("Alice <alice@client.example>", "Invoice question", "Hi", message_id="<x-42@c.ex>")
+    )
+    mallory = inbox.deliver(
+        mail("Mallory <m@evil.example>", "Hello", "Hi there", message_id="<x-42@c.ex>")
+    )
+    assert mallory.ticket_id is not None
+    assert mallory.ticket_id != alice.ticket_id  # not a duplicate: another sender
+    follow_up = inbox.deliver(
+        mail(
+            "Alice <alice@client.example>",
+            "Re: Invoice question",
+            "My account number is in the attachment.",
+            In_Reply_To="<x-42@c.ex>",
+            References="<x-42@c.ex>",
+        )
+    )
+    assert follow_up.ticket_id == alice.ticket_id

@@ -4,6 +4,9 @@ Called by :class:`~triage.services.intake.Intake` after the message row is added
 in the same transaction as the row and the folder's progress (DESIGN.md: steps
 2-4 of one message, its outbox rows and the new last UID commit together):
 
+0. A second copy of a mail already stored (same Message-ID and sender: delivered
+   twice, or imported and then fetched) is filed with the first copy's ticket;
+   nothing else happens (no new ticket, no acknowledgment).
 1. A reply on an existing ticket (In-Reply-To/References to mail we stored or
    sent, else the ``[#ref]`` in the subject) joins it: auto-replies and bounces
    as notes (RFC 3834, RFC 3464), client mail as a follow-up that reopens a
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -51,6 +55,7 @@ from triage.tickets import (
     record_rule_escalation,
     record_sent_reply,
 )
+from triage.tickets.audit import SERVICE_ACTOR, record_event
 
 __all__ = ["ModelHolder", "RoutingPipeline", "RulesHolder", "SentPipeline"]
 
@@ -214,6 +219,10 @@ class RoutingPipeline:
         if row.source == "import" and not self.open_import_tickets:
             self._decision(session, row, None, self._stored_only("imported history"))
             return
+        original = self._earlier_copy(session, row, message)
+        if original is not None:
+            self._duplicate(session, row, original, now)
+            return
         decision = self.rules.evaluate(message)
         match = find_ticket_for(session, message) if message.parse_status != "error" else None
         if match is not None:
@@ -273,6 +282,83 @@ class RoutingPipeline:
         )
 
     # -- steps -------------------------------------------------------------------------
+
+    @staticmethod
+    def _earlier_copy(session: Session, row: Message, message: InboundMessage) -> Message | None:
+        """An inbound message stored before ``row`` with the same Message-ID and sender.
+
+        The same mail delivered twice (two routes, a resend by the client's
+        server, an import of mail the poller also fetched) carries the same
+        Message-ID (RFC 5322 section 3.6.4). The sender must match too, so that a
+        stranger reusing a client's Message-ID cannot slip into her ticket.
+        Synthesized Message-IDs and unparsable mail are never matched.
+        """
+        if message.message_id_synthetic or message.parse_status == ParseStatus.ERROR:
+            return None
+        if not row.message_id or not row.from_addr:
+            return None
+        return session.scalars(
+            select(Message)
+            .where(
+                Message.message_id == row.message_id,
+                Message.id != row.id,
+                Message.direction == "in",
+                func.lower(Message.from_addr) == row.from_addr.lower(),
+            )
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
+
+    def _duplicate(self, session: Session, row: Message, original: Message, now: datetime) -> None:
+        """File a second copy of ``original`` with its ticket: no new ticket, no acknowledgment."""
+        ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
+        self.stats.suppressed("duplicate")
+        if ticket is None:
+            self._decision(
+                session,
+                row,
+                None,
+                self._stored_only(
+                    f"a second copy of message {original.id} (same Message-ID and sender),"
+                    " which has no ticket: kept without one"
+                ),
+                ack="duplicate",
+            )
+        else:
+            row.ticket_id = ticket.id
+            record_event(
+                session,
+                ticket,
+                actor=SERVICE_ACTOR,
+                action="duplicate_added",
+                at=now,
+                message_id=row.message_id,
+                duplicate_of=original.id,
+            )
+            self._decision(
+                session,
+                row,
+                ticket,
+                Route(
+                    queue=ticket.queue,
+                    priority=ticket.priority,  # type: ignore[arg-type]
+                    decided_by=DecidedBy(ticket.decided_by),
+                    explanation=(
+                        (
+                            f"a second copy of message {original.id} (same Message-ID and"
+                            f" sender): filed with ticket {format_ref(ticket.ref or 0)},"
+                            " nothing else changes"
+                        ),
+                    ),
+                ),
+                ack="duplicate",
+            )
+        log.info(
+            "message_duplicate_delivery",
+            message_id=row.message_id,
+            duplicate_of=original.id,
+            ticket=ticket.ref if ticket is not None else None,
+        )
 
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,

@@ -50,18 +50,27 @@ def _clean_id(value: str) -> str:
 
 
 def _tickets_by_message_id(session: Session, ids: Sequence[str]) -> dict[str, int]:
+    """Message-ID -> the ticket of the FIRST stored or sent mail that carried it.
+
+    A Message-ID is meant to be unique (RFC 5322 section 3.6.4); when two mails
+    carry the same one, the later is a duplicate or a forgery, and must not take
+    over the thread: the mail we sent (ours are unique) wins, then the earliest
+    stored row.
+    """
     if not ids:
         return {}
     found: dict[str, int] = {}
-    stored = select(Message.message_id, Message.ticket_id).where(
-        Message.message_id.in_(ids), Message.ticket_id.is_not(None)
-    )
     sent = select(OutboxMail.message_id, OutboxMail.ticket_id).where(
         OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
     )
-    for message_id, ticket_id in [*session.execute(stored), *session.execute(sent)]:
+    stored = (
+        select(Message.message_id, Message.ticket_id)
+        .where(Message.message_id.in_(ids), Message.ticket_id.is_not(None))
+        .order_by(Message.id)
+    )
+    for message_id, ticket_id in [*session.execute(sent), *session.execute(stored)]:
         if ticket_id is not None:
-            found[message_id] = max(found.get(message_id, 0), ticket_id)
+            found.setdefault(message_id, ticket_id)
     return found
 
 
