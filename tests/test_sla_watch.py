@@ -66,6 +66,30 @@ def test_a_ticket_first_seen_past_due_gets_only_the_breach(database: Database) -
     assert _scan(database, local(2026, 3, 10, 10)) == []
 
 
+def test_a_ticket_created_after_its_deadline_is_breached_but_not_mailed(
+    database: Database,
+) -> None:
+    """Week-old mail found at the first start: stored as breached, no owner mail for it."""
+    received = local(2026, 3, 2, 9)  # a week before triage first saw it
+    seen = local(2026, 3, 9, 9)
+    with database.session() as s:
+        m = store_message(s, message_id="<old@client.example>", received_at=received)
+        t = open_ticket(
+            s, m, policy=POLICY, queue="scheduling", priority="normal", decided_by="rule", now=seen
+        )
+        tid = t.id
+    assert _scan(database, seen) == []  # nothing new for the owners
+    # first response (4h) and resolution (3 working days) had both passed: recorded
+    # as breaches, already marked notified, so the outbox mails nothing
+    with database.session() as s:
+        found = {
+            (e.kind, e.notified_at)
+            for e in s.scalars(select(Escalation).where(Escalation.ticket_id == tid))
+        }
+    assert found == {("first_response", seen), ("resolution", seen)}
+    assert _scan(database, local(2026, 3, 9, 10)) == []  # and never later
+
+
 def test_waiting_and_solved_tickets_do_not_breach(database: Database) -> None:
     waiting = _open(database, 1, local(2026, 3, 9, 9))
     solved = _open(database, 2, local(2026, 3, 9, 9))

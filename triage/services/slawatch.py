@@ -10,7 +10,11 @@
 
 Exactly one row per (ticket, kind, cycle), whatever the number of scans or
 workers: the unique constraint and ``INSERT ... ON CONFLICT DO NOTHING`` see to it.
-A ticket first seen already past due gets the breach only, not a late warning.
+A ticket first seen already past due gets the breach only, not a late warning;
+and when that deadline had passed before the ticket was even created (old mail
+found at the first start against a full inbox, ``triage import --open-tickets``
+of history), the breach row is stored already marked notified: the queue shows
+it as breached, the owners get no mail for what triage never had a chance to do.
 The outbox turns rows with ``notified_at IS NULL`` into mail; this module only
 creates rows and never commits.
 """
@@ -110,6 +114,20 @@ def scan(
                 now=now,
             )
             if row is None:
+                continue
+            if deadline.due <= ticket.created_at:
+                # Past due before triage ever saw the ticket (old mail found at the
+                # first start, an import of history): recorded, shown as breached,
+                # but not mailed to the owners -- nothing was missed while watched.
+                row.notified_at = now
+                log.info(
+                    "sla_breached_before_seen",
+                    ticket=format_ref(ticket.ref or 0),
+                    queue=ticket.queue,
+                    kind=kind,
+                    cycle=deadline.cycle,
+                    due_at=deadline.due.isoformat(),
+                )
                 continue
             created.append(row)
             log.info(
