@@ -116,6 +116,29 @@ def test_password_from_env_and_never_logged(
         ImapConnector(settings).connect()
 
 
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_a_hungarian_password_logs_in_with_authenticate_plain(
+    dovecot: Dovecot, tmp_path: Path, security: str
+) -> None:
+    """LOGIN cannot carry "árvíztűrő"; AUTHENTICATE PLAIN (RFC 4616, UTF-8) can."""
+    account = dovecot.add_user(password="árvíztűrő-tükörfúrógép-ő")
+    client = ImapConnector(imap_settings(account, tmp_path, security=security)).connect()
+    try:
+        assert client.select_folder("INBOX")[b"EXISTS"] == 0
+    finally:
+        client.logout()
+
+
+def test_a_wrong_non_ascii_password_is_refused_without_showing_it(
+    imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    settings = imap_settings(imap_account, tmp_path)
+    Path(settings.password_file).write_text("pässwörd-ő\n", encoding="utf-8")
+    with pytest.raises(MailboxAuthError) as caught:
+        ImapConnector(settings).connect()
+    assert not {"ä", "ö", "ő"} & set(str(caught.value))
+
+
 def test_unreachable_server_is_a_mailbox_error(tmp_path: Path, imap_account: ImapAccount) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -258,7 +258,14 @@ service anvil {{
     def client(self, account: ImapAccount) -> IMAPClient:
         """A logged-in plain-text IMAP client (loopback) for setting up tests."""
         c = IMAPClient(account.host, port=account.port, ssl=False, timeout=30)
-        c.login(account.username, account.password)
+        try:
+            if account.password.isascii():
+                c.login(account.username, account.password)
+            else:  # LOGIN is ASCII-only in imaplib; PLAIN carries UTF-8
+                c.plain_login(account.username, account.password)
+        except BaseException:
+            c.shutdown()
+            raise
         return c
 
     def append(

@@ -86,6 +86,9 @@ def as_mailbox_error(exc: BaseException, doing: str, *, where: str = "") -> Mail
         return MailboxError(f"{doing}{at}: connection dropped: {exc}")
     if isinstance(exc, imaplib.IMAP4.error):
         return MailboxError(f"{doing}{at}: server refused: {exc}")
+    if isinstance(exc, UnicodeError):
+        # its text quotes the offending character, which may be part of a secret
+        return MailboxError(f"{doing}{at}: {type(exc).__name__} (a value is not ASCII)")
     return MailboxError(f"{doing}{at}: {type(exc).__name__}: {exc}")
 
 
@@ -198,24 +201,32 @@ class ImapConnector:
     def _login(self, client: IMAPClient) -> None:
         s = self.settings
         secret = self._access_token() if s.auth == "xoauth2" else self._password()
+        refused = ""
         try:
             xoauth2 = s.auth == "xoauth2"
             if xoauth2 and not client.has_capability("AUTH=XOAUTH2"):
-                offered = False
+                refused = f"{self.where} does not offer AUTH=XOAUTH2"
             elif xoauth2:
-                offered = True
                 client.oauth2_login(s.username, secret)
-            else:
-                offered = True
+            elif (s.username + secret).isascii():
                 client.login(s.username, secret)
+            elif client.has_capability("AUTH=PLAIN"):
+                # LOGIN's quoted strings are ASCII-only in practice (imaplib encodes
+                # them as ASCII); AUTHENTICATE PLAIN carries UTF-8 (RFC 4616).
+                client.plain_login(s.username, secret)
+            else:
+                refused = (
+                    "the imap username or password has non-ASCII characters, which LOGIN"
+                    f" cannot carry, and {self.where} does not offer AUTH=PLAIN"
+                )
         except LoginError as exc:
             raise MailboxAuthError(
                 f"login as {s.username} refused by {self.where}: {_server_text(exc)}"
             ) from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a MailboxError
             raise as_mailbox_error(exc, f"logging in as {s.username}", where=self.where) from None
-        if not offered:
-            raise MailboxAuthError(f"{self.where} does not offer AUTH=XOAUTH2")
+        if refused:
+            raise MailboxAuthError(refused)
         log.debug("imap_logged_in", host=s.host, username=s.username, auth=s.auth)
 
     def _password(self) -> str:
