@@ -419,3 +419,24 @@ def test_a_persons_mail_carries_no_automatic_markers() -> None:
     assert msg["Auto-Submitted"] is None
     assert msg["X-Auto-Response-Suppress"] is None
     assert msg["In-Reply-To"] == "<m1@mail.example.com>"
+
+
+def test_a_client_at_an_international_domain_is_acknowledged_via_its_idna_form(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    message = client_message(from_=Address("Kovács", "kovacs@kávéház.hu"))
+    assert plan_ack(message, settings).send
+    mail = compose_ack(
+        message, ticket_ref=1042, queue="billing", due_at=DUE, settings=settings, now=NOW
+    )
+    assert mail.rcpt_to == ("kovacs@xn--kvhz-5nac8c.hu",)
+    assert "kovacs@xn--kvhz-5nac8c.hu" in str(parsed(mail.raw)["To"])
+
+
+def test_a_non_ascii_local_part_gets_no_ack_and_says_why(tmp_path: Path) -> None:
+    decision = plan_ack(
+        client_message(from_=Address("", "ödön@example.com")), make_settings(tmp_path)
+    )
+    assert (decision.send, decision.reason) == (False, "no_address")
+    assert "SMTPUTF8" in decision.detail

@@ -24,13 +24,13 @@ from triage.errors import ConfigError
 from triage.outbox.dates import format_local, to_local
 from triage.outbox.headers import (
     MAX_REFERENCES,
+    ascii_address,
     header_safe,
     make_message_id,
     message_id_domain,
     message_ids,
     parse_mailbox,
     reply_subject,
-    valid_address,
 )
 from triage.outbox.templates import MailTemplates
 
@@ -147,9 +147,10 @@ def _encoded(text: str, name: str) -> str | Header:
 
 
 def _mailbox(name: str, addr: str) -> str:
-    if not valid_address(addr):
+    plain = ascii_address(addr)
+    if plain is None:
         raise ValueError(f"not a usable mail address: {addr!r}")
-    return formataddr((header_safe(name, limit=200), addr), charset="utf-8")
+    return formataddr((header_safe(name, limit=200), plain), charset="utf-8")
 
 
 def ack_language(message: InboundMessage, queue: str, settings: Settings, t: MailTemplates) -> str:
@@ -206,7 +207,8 @@ def compose_ack(
         ConfigError: no [smtp] section, or a template is missing or broken.
     """
     recipient = message.reply_address
-    if recipient is None or not valid_address(recipient.addr):
+    recipient_addr = ascii_address(recipient.addr) if recipient is not None else None
+    if recipient is None or recipient_addr is None:
         raise ValueError("the message has no usable reply address (plan_ack says no_address)")
     t = templates if templates is not None else MailTemplates.from_settings(settings)
     sender = our_mailbox(settings)
@@ -243,7 +245,7 @@ def compose_ack(
     raw = build_mail(
         message_id=message_id,
         sender=sender,
-        to=[(recipient.name, recipient.addr)],
+        to=[(recipient.name, recipient_addr)],
         subject=subject,
         body=rendered.body,
         now=now,
@@ -254,7 +256,7 @@ def compose_ack(
     return ComposedMail(
         message_id=message_id,
         mail_from=sender[1],
-        rcpt_to=(recipient.addr,),
+        rcpt_to=(recipient_addr,),
         raw=raw,
         subject=subject,
         template=name,

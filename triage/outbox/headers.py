@@ -89,6 +89,28 @@ def valid_address(addr: str) -> bool:
     return _ADDRESS.fullmatch(addr) is not None
 
 
+def ascii_address(addr: str) -> str | None:
+    """``addr`` in the form plain SMTP and header fields carry: the domain in IDNA.
+
+    ``kovacs@kávéház.hu`` becomes ``kovacs@xn--kvhz-5nac8c.hu`` (RFC 5890/5891,
+    Python's IDNA codec). None when ``addr`` is not :func:`valid_address`, or its
+    local part is not ASCII (that needs SMTPUTF8, RFC 6531, which triage does not
+    use), or the domain is not a valid IDN.
+    """
+    if not valid_address(addr):
+        return None
+    if addr.isascii():
+        return addr
+    local, _, domain = addr.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return f"{local}@{ascii_domain}"
+
+
 def parse_mailbox(text: str) -> tuple[str, str]:
     """Split ``"Name <local@domain>"`` into (name, address); ("", "") when unusable."""
     name, addr = parseaddr(text)

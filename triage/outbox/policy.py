@@ -49,7 +49,7 @@ from fnmatch import fnmatchcase
 
 from triage.config import Settings
 from triage.domain import InboundMessage, MessageKind
-from triage.outbox.headers import parse_mailbox, valid_address
+from triage.outbox.headers import ascii_address, parse_mailbox, valid_address
 
 __all__ = ["AckDecision", "AckReason", "our_addresses", "plan_ack"]
 
@@ -214,6 +214,12 @@ def plan_ack(
     recipient = message.reply_address
     if recipient is None or not valid_address(recipient.addr):
         return AckDecision.no(AckReason.NO_ADDRESS, "no usable Reply-To or From address")
+    if ascii_address(recipient.addr) is None:
+        return AckDecision.no(
+            AckReason.NO_ADDRESS,
+            f"{recipient.addr} has a non-ASCII local part (needs SMTPUTF8, RFC 6531)"
+            " or an invalid international domain",
+        )
     candidates = [recipient.key]
     if message.from_ is not None and message.from_.key not in candidates:
         candidates.append(message.from_.key)

@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session
 from triage.config import Settings
 from triage.domain import Address
 from triage.errors import UserError
-from triage.outbox.headers import make_message_id, message_id_domain, parse_mailbox
+from triage.outbox.headers import (
+    ascii_address,
+    make_message_id,
+    message_id_domain,
+    parse_mailbox,
+)
 from triage.sla.deadlines import SlaPolicy
 from triage.store.models import Message, OutboxMail, Ticket
 from triage.tickets.compose import compose_reply
@@ -75,6 +80,13 @@ def queue_reply(
         to = Address(name=ticket.client_name, addr=ticket.client_addr)
     if to is None or "@" not in to.addr:
         raise UserError(f"ticket #{ticket.ref} has no client address to answer")
+    plain = ascii_address(to.addr)
+    if plain is None:
+        raise UserError(
+            f"cannot write a reply to {to.addr!r}: not an address plain SMTP can carry"
+            " (a non-ASCII local part needs SMTPUTF8)"
+        )
+    to = Address(name=to.name, addr=plain)
     domain = message_id_domain(settings.team.message_id_domain, from_address)
     message_id = make_message_id(domain, "reply", ticket.ref)
     in_reply_to = answered.message_id if answered is not None else ""
