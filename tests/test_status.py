@@ -113,3 +113,36 @@ def test_a_watched_folder_never_polled_is_unhealthy(tmp_path: Path) -> None:
     assert "INBOX: last poll never STALE" in done.stdout
     assert "Model: none" in done.stdout
     db.dispose()
+
+
+def test_mail_stuck_in_the_outbox_makes_it_unhealthy_with_the_servers_answer(
+    tmp_path: Path,
+) -> None:
+    """A wrong SMTP password (535) is retried, but status must not call that healthy."""
+    config, db = setup(tmp_path)
+    now = utcnow()
+    with db.session() as s:
+        s.add(Folder(name="INBOX", uidvalidity=7, last_uid=3, last_poll_at=now))
+        s.add(
+            OutboxMail(
+                kind="ack", message_id="<fresh@x>", mail_from="inbox@example.com",
+                rcpt_to=["c@client.example"], raw=b"x", status="pending",
+                created_at=now - timedelta(minutes=2),
+            )
+        )  # fmt: skip
+    assert status(config).returncode == 0  # pending for 2 minutes: normal
+    with db.session() as s:
+        s.add(
+            OutboxMail(
+                kind="ack", message_id="<old@x>", mail_from="inbox@example.com",
+                rcpt_to=["d@client.example"], raw=b"x", status="pending", attempts=4,
+                created_at=now - timedelta(minutes=25),
+                last_error="535 5.7.8 Authentication credentials invalid",
+            )
+        )  # fmt: skip
+    done = status(config)
+    assert done.returncode == 1
+    assert "STUCK: the oldest pending mail was queued 25m ago" in done.stdout
+    assert "last error: 535 5.7.8 Authentication credentials invalid" in done.stdout
+    assert json.loads(status(config, "--json").stdout)["outbox_stuck"] is True
+    db.dispose()

@@ -54,7 +54,7 @@ def status(app: AppContext, as_json: bool) -> None:
     """Health: last poll per folder, backlog, outbox, open and breached tickets, model.
 
     Exit status 1 when a folder has not been polled for 10 minutes or failed, or
-    outgoing mail failed (for monitoring).
+    outgoing mail failed or has been pending for 10 minutes (for monitoring).
     """
     from triage.services.status import read_status  # noqa: PLC0415
 
@@ -93,6 +93,11 @@ def status(app: AppContext, as_json: bool) -> None:
             f"Outbox: {out.pending} pending ({out.retrying} retrying), {out.failed} failed,"
             f" {out.sent} sent"
         )
+        if state.outbox_stuck and out.oldest_pending_at is not None:
+            age = (now - out.oldest_pending_at).total_seconds()
+            click.echo(f"  STUCK: the oldest pending mail was queued {_ago(age)}")
+        if out.last_error:
+            click.echo(f"  last error: {out.last_error}")
         queue_model = state.models.get("queue") or "none (routing by rules and fallback only)"
         click.echo(f"Model: {queue_model}")
         if state.models.get("priority"):

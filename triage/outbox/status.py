@@ -23,6 +23,8 @@ class OutboxSummary:
         sent: delivered to the SMTP server (or written, in folder mode).
         retrying: pending mail that failed at least once.
         oldest_pending_at: when the oldest pending mail was queued (UTC), None if none.
+        last_error: the error of the most recently retried pending mail ("" if none),
+            e.g. the SMTP server's 535 when the password is wrong.
     """
 
     pending: int = 0
@@ -30,6 +32,7 @@ class OutboxSummary:
     sent: int = 0
     retrying: int = 0
     oldest_pending_at: datetime | None = None
+    last_error: str = ""
 
 
 def outbox_summary(session: Session) -> OutboxSummary:
@@ -48,7 +51,14 @@ def outbox_summary(session: Session) -> OutboxSummary:
     oldest = session.scalar(
         select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending")
     )
+    last_error = session.scalar(
+        select(OutboxMail.last_error)
+        .where(OutboxMail.status == "pending", OutboxMail.attempts > 0)
+        .order_by(OutboxMail.next_attempt_at.desc())
+        .limit(1)
+    )
     return OutboxSummary(
+        last_error=last_error or "",
         pending=int(counts.get("pending", 0)),
         failed=int(counts.get("failed", 0)),
         sent=int(counts.get("sent", 0)),

@@ -26,6 +26,10 @@ __all__ = ["FolderHealth", "Status", "read_status"]
 STALE_POLL_SECONDS = 600.0
 """A folder not polled successfully for this long is unhealthy (the B28 alarm: 10 min)."""
 
+STUCK_OUTBOX_SECONDS = 600.0
+"""Outgoing mail still pending this long after it was queued is unhealthy (SMTP down,
+a wrong SMTP password, no daemon sending)."""
+
 
 @dataclass(frozen=True)
 class FolderHealth:
@@ -65,9 +69,16 @@ class Status:
     models: dict[str, str | None] = field(default_factory=dict)
 
     @property
+    def outbox_stuck(self) -> bool:
+        """Outgoing mail has been pending for more than :data:`STUCK_OUTBOX_SECONDS`."""
+        oldest = self.outbox.oldest_pending_at
+        return oldest is not None and (self.now - oldest).total_seconds() > STUCK_OUTBOX_SECONDS
+
+    @property
     def healthy(self) -> bool:
-        """No folder stale or failing, no failed outgoing mail."""
-        return not any(f.stale or f.last_error for f in self.folders) and not self.outbox.failed
+        """No folder stale or failing, no failed outgoing mail, none stuck pending."""
+        folders_ok = not any(f.stale or f.last_error for f in self.folders)
+        return folders_ok and not self.outbox.failed and not self.outbox_stuck
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 UTC)."""
@@ -83,6 +94,7 @@ class Status:
 
         out: dict[str, Any] = conv(asdict(self))
         out["healthy"] = self.healthy
+        out["outbox_stuck"] = self.outbox_stuck
         return out
 
 
