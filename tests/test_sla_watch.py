@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
+from structlog.testing import capture_logs
 from support.tickets import local, make_policy, store_message
 
 from triage.services.slawatch import scan, warning_recipients
+from triage.sla.calendar import BusinessCalendar
 from triage.store import Database
 from triage.store.models import Escalation, Ticket
 from triage.tickets import add_client_message, open_ticket, record_team_reply, set_status
@@ -88,6 +91,37 @@ def test_a_ticket_created_after_its_deadline_is_breached_but_not_mailed(
         }
     assert found == {("first_response", seen), ("resolution", seen)}
     assert _scan(database, local(2026, 3, 9, 10)) == []  # and never later
+
+
+def test_a_ticket_whose_deadline_cannot_be_computed_does_not_stop_the_others(
+    database: Database,
+) -> None:
+    """A target the calendar cannot reach is logged for that ticket; the rest are watched."""
+    import tomllib  # noqa: PLC0415
+
+    from support.tickets import config_text  # noqa: PLC0415
+
+    from triage.config import parse_config  # noqa: PLC0415
+
+    data = tomllib.loads(config_text())
+    data["calendar"]["hours"] = {"mon": ["08:00-09:00"]}  # one hour a week
+    data["queues"]["billing"]["sla"] = {
+        "normal": {"first_response": "4h", "next_response": "8h", "resolution": "300d"}
+    }
+    odd = parse_config(data, source="odd.toml", base_dir=Path())
+    with database.session() as s:
+        m = store_message(s, message_id="<r@client.example>", received_at=local(2026, 3, 9, 9))
+        t = open_ticket(
+            s, m, policy=POLICY, queue="billing", priority="normal", decided_by="rule",
+            now=local(2026, 3, 9, 9),
+        )  # fmt: skip
+        broken = t.id
+    ok = _open(database, 2, local(2026, 3, 9, 9))
+    with capture_logs() as logs, database.session() as s:
+        made = scan(s, odd, BusinessCalendar.from_settings(odd.calendar), local(2026, 3, 10, 9))
+    assert {(e.ticket_id, e.kind) for e in made} >= {(ok, "first_response")}
+    assert all(e.ticket_id != broken for e in made)
+    assert any(e["event"] == "sla_deadline_failed" for e in logs)
 
 
 def test_waiting_and_solved_tickets_do_not_breach(database: Database) -> None:

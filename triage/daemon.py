@@ -264,7 +264,11 @@ class Daemon:
         kept as the folder's last error), not raised.
         """
         results = self.poller.poll_once() if self.poller is not None else []
-        escalations = self.sla_pass()
+        try:
+            escalations = self.sla_pass()
+        except Exception:  # logged; the pass goes on to send what is queued
+            log.exception("sla_watch_failed")
+            escalations = 0
         sent = (
             asyncio.run(self.dispatcher.run_once())
             if self.dispatcher is not None

@@ -92,7 +92,14 @@ def scan(
     by_ticket = cycles(session, [t.id for t in tickets]) if len(tickets) < 5000 else cycles(session)
     created: list[Escalation] = []
     for ticket in tickets:
-        for deadline in running_deadlines(ticket, policy, by_ticket.get(ticket.id, Cycles())):
+        try:
+            deadlines = list(running_deadlines(ticket, policy, by_ticket.get(ticket.id, Cycles())))
+        except ValueError as exc:  # e.g. a target longer than the calendar's working time
+            log.error(  # noqa: TRY400 - one line per ticket, not a traceback
+                "sla_deadline_failed", ticket=format_ref(ticket.ref or 0), error=str(exc)
+            )
+            continue
+        for deadline in deadlines:
             breach = deadline.kind.value
             if (ticket.id, breach, deadline.cycle) in raised:
                 continue
