@@ -53,6 +53,8 @@ _ONE_ADDRESS = re.compile(
     + r")>?)\s*"
 )
 """One address without comments, escapes, groups or commas: the form nearly all mail uses."""
+_DATE_YEAR = re.compile(r"\s*(?:[A-Za-z]+\s*,?\s*)?\d{1,2}[\s-]+[A-Za-z]+[\s-]+(\d+)\b")
+"""The year as written in ``[day-of-week,] day month year`` (RFC 5322 §3.3)."""
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 
@@ -265,6 +267,10 @@ def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
 def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | None:
     """An RFC 5322 §3.3 date-time as an aware UTC datetime, or None when absent or absurd.
 
+    Two-digit years are read as RFC 5322 §4.3 says (``02`` is 2002, ``99`` is 1999),
+    three-digit years are added to 1900 (``124`` is 2024); a year written with four or
+    more digits below 1000 (``0000``, ``0099``) is absurd.
+
     Absurd: fields out of range (B19: ``27:61``), a year before 1980 or after 2100,
     or (when ``not_after`` is given) more than a day later than ``not_after``.
     ``-0000`` and a missing zone are read as UTC.
@@ -276,6 +282,13 @@ def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | N
         if parts is None:
             return None
         year, month, day, hour, minute, second = parts[:6]
+        written = _DATE_YEAR.match(value)
+        if written is not None:  # parsedate_tz reads any year below 100 as 19xx/20xx
+            digits = written.group(1)
+            if len(digits) == 3:  # RFC 5322 §4.3: a three-digit year is added to 1900
+                year = 1900 + int(digits)
+            elif len(digits) >= 4 and int(digits) < 1000:  # "0000", "0099": absurd
+                return None
         offset = parts[9] or 0
         if not 1980 <= year <= 2100 or not -86400 < offset < 86400:
             return None
