@@ -4,13 +4,16 @@ noisy third-party logging, mislabelled Central European charsets, absurd dates."
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from datetime import UTC, datetime
 
 import pytest
 
+from triage.domain import ParseStatus
 from triage.mail import parse_message
+from triage.mail.parse import NOT_MAIL_ERROR
 
 INTERNALDATE = datetime(2024, 5, 14, 9, 30, 5, tzinfo=UTC)
 
@@ -46,7 +49,9 @@ def with_base(**extra: str) -> list[tuple[str, str]]:
 DAMAGED_TNEF_SCRIPT = r"""
 import base64, logging, sys
 logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)  # as the daemon's log setup does
+from triage.domain import ParseStatus
 from triage.mail import parse_message
+from triage.mail.parse import NOT_MAIL_ERROR
 blob = b"\x78\x9f\x3e\x22" + b"\x00\x00\x01\x06\x90\x08\x00\xff\xff\xff\x7f" + b"A" * 100
 raw = (
     b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
@@ -98,3 +103,116 @@ def test_two_and_three_digit_years_are_read_as_rfc_5322_says(written, year):
     raw = message(with_base(Date=f"Sat, 2 Mar {written} 10:00:00 +0100"))
     parsed = parse_message(raw, received_at=INTERNALDATE)
     assert parsed.sent_at == datetime(year, 3, 2, 9, 0, tzinfo=UTC)
+
+
+# --- input that is not mail is an error, routed to the fallback queue ---------------------------
+
+
+ELF_HEAD = (
+    b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x03\x00>\x00\x01\x00\x00\x00"
+    b"\xd0a\x00\x00\x00\x00\x00\x00@\x00\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 15
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ELF_HEAD[:4096],  # the first 4 KB of an executable
+        b"hello\x00world\nsome text\x00\x00 more\n",  # a short text blob with NUL bytes
+        b"",  # an empty file
+        b"\r\n\r\n",
+        b"Dear team,\n\nplease pay invoice 42.\n",  # a bare text, no header block
+        b"Note: call me back\nTODO: the rest\n\nthanks\n",  # lines that only look like fields
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 200,  # an Outlook .msg (OLE2) file
+        b"From someone@example.com Sat Jan  3 01:05:34 1996\n",  # an mbox envelope, nothing else
+    ],
+)
+def test_input_without_any_header_field_is_not_mail(raw):
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.ERROR
+    assert parsed.parse_error == NOT_MAIL_ERROR
+    assert parsed.received_at == INTERNALDATE
+    assert parsed.size == len(raw)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Subject: only a subject\r\n",
+        b"Received: from a by b; Tue, 14 May 2024 09:12:44 +0200\r\n",
+        b"X-Mailer: something\r\n",
+        b"Content-Type: text/plain\r\n",
+        b"Newsgroups: comp.lang.python\r\n",
+        b"mime-version: 1.0\r\n",
+    ],
+)
+def test_one_field_a_message_has_is_enough(head):
+    parsed = parse_message(head + b"\r\nbody\r\n", received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK, parsed.parse_error
+    assert parsed.body_text == "body"
+
+
+def test_not_mail_that_is_also_too_large_says_first_that_it_is_not_mail():
+    raw = b"\x7fELF" + b"\x00" * 5000
+    parsed = parse_message(raw, received_at=INTERNALDATE, max_size=1000)
+    assert parsed.parse_status is ParseStatus.ERROR
+    assert parsed.parse_error.startswith(NOT_MAIL_ERROR + "; message is 5004 bytes")
+
+
+# --- bare CR line ends ------------------------------------------------------------------------
+
+
+def _cr_only(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+
+
+def test_cr_only_line_ends_are_read_as_line_breaks():
+    raw = _cr_only(
+        message(with_base(Subject="Invoice 42 overdue"), b"Dear team,\r\n\r\nplease pay.\r\n")
+    )
+    assert b"\n" not in raw
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK, parsed.parse_error
+    assert parsed.subject == "Invoice 42 overdue"
+    assert parsed.from_ is not None
+    assert (parsed.from_.name, parsed.from_.addr) == ("Kovacs Odon", "odon@example.com")
+    assert [a.addr for a in parsed.to] == ["support@example.org"]
+    assert parsed.message_id == "<gen@example.com>"
+    assert parsed.sent_at == datetime(2024, 5, 14, 7, 12, 44, tzinfo=UTC)
+    assert parsed.body_text == "Dear team,\n\nplease pay."
+    assert "bare CR line ends (no LF): read as line breaks" in parsed.defects
+    assert parsed.size == len(raw)
+
+
+def test_cr_only_multipart_with_folded_header_and_mbox_envelope():
+    body = (
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + "Kérem a számlát.\r\n".encode()
+        + b"--b\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(b"%PDF-1.4")
+        + b"--b--\r\n"
+    )
+    head = with_base(
+        Subject="a long subject\r\n folded", Content_Type='multipart/mixed;\r\n boundary="b"'
+    )
+    raw = b"From odon@example.com Tue May 14 09:12:44 2024\r" + _cr_only(message(head, body))
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK, parsed.parse_error
+    assert parsed.subject == "a long subject folded"
+    assert parsed.body_text == "Kérem a számlát."
+    assert [(a.filename, a.size) for a in parsed.attachments] == [("a.pdf", 8)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: a\r\r\nFrom: b@example.com\r\r\n\r\r\nbody\r\r\n",  # CR CR LF: not bare-CR lines
+        b"Subject: carriage\rreturn inside\r\nFrom: b@example.com\r\n\r\nbody\r\n",
+    ],
+)
+def test_crlf_mail_with_stray_cr_is_not_rewritten(raw):
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert not any("bare CR" in d for d in parsed.defects)
+    assert parsed.from_ is not None
+    assert parsed.from_.addr == "b@example.com"
