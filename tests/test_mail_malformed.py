@@ -216,3 +216,81 @@ def test_crlf_mail_with_stray_cr_is_not_rewritten(raw):
     assert not any("bare CR" in d for d in parsed.defects)
     assert parsed.from_ is not None
     assert parsed.from_.addr == "b@example.com"
+
+
+# --- address lists: encoded-words are atoms, the real address is never lost --------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "name", "addr"),
+    [
+        ("Kovacs, Odon <k10@client.example>", "Kovacs, Odon", "k10@client.example"),
+        ("K. Smith, PhD <k@x.example>", "K. Smith, PhD", "k@x.example"),
+        ("=?UTF-8?Q?M=C3=BCller,_Hans?= <h@x.example>", "Müller, Hans", "h@x.example"),
+        ("=?utf-8?Q?Kov=C3=A1cs_[Sales]?= <k@x.example>", "Kovács [Sales]", "k@x.example"),
+        ('"Doe, John" <j@x.example>', "Doe, John", "j@x.example"),
+        (
+            "luriem@alleg.example The Liberalizer (Michael Lurie)",
+            "Michael Lurie",
+            "luriem@alleg.example",
+        ),
+        ("paula@nlbbs.example <Paula Stockholm>", "Paula Stockholm", "paula@nlbbs.example"),
+        ("alice@example.com <bob@example.com>", "alice@example.com", "bob@example.com"),
+        ("MAILER-DAEMON (Mail Delivery System)", "Mail Delivery System", "MAILER-DAEMON"),
+    ],
+)
+def test_from_keeps_the_real_address(value, name, addr):
+    parsed = parse_message(message(with_base(From=value)), received_at=INTERNALDATE)
+    assert parsed.from_ is not None
+    assert (parsed.from_.name, parsed.from_.addr) == (name, addr)
+
+
+@pytest.mark.parametrize("field", ["From", "Reply-To", "To", "Cc"])
+def test_an_encoded_crlf_bcc_in_a_display_name_never_becomes_an_address(field):
+    """B25's kind, in an address field: the encoded-word decodes to 'Eve5\\r\\nBcc:
+    victim5@evil.example'; parsed after decoding it made the victim the address."""
+    value = "=?utf-8?Q?Eve5=0D=0ABcc:_victim5@evil.example?= <eve5@client.example>"
+    parsed = parse_message(message(with_base(**{field: value})), received_at=INTERNALDATE)
+    found = {
+        "From": [parsed.from_] if parsed.from_ else [],
+        "Reply-To": list(parsed.reply_to),
+        "To": list(parsed.to),
+        "Cc": list(parsed.cc),
+    }[field]
+    assert [a.addr for a in found] == ["eve5@client.example"]
+    assert found[0].name == "Eve5 Bcc: victim5@evil.example"  # one line, only a name
+    assert parsed.reply_address is not None
+    expected = "eve5@client.example" if field in {"From", "Reply-To"} else "odon@example.com"
+    assert parsed.reply_address.addr == expected
+
+
+def test_address_lists_with_unquoted_commas_and_encoded_words_keep_every_address():
+    value = (
+        "Kovacs, Odon <k@x.example>, =?UTF-8?Q?M=C3=BCller,_Hans?= <h@x.example>, "
+        "plain@x.example, Team: a@x.example, b@x.example;, undisclosed-recipients:;"
+    )
+    parsed = parse_message(message(with_base(To=value, Cc=value)), received_at=INTERNALDATE)
+    expected = [
+        ("Kovacs, Odon", "k@x.example"),
+        ("Müller, Hans", "h@x.example"),
+        ("", "plain@x.example"),
+        ("", "a@x.example"),
+        ("", "b@x.example"),
+    ]
+    assert [(a.name, a.addr) for a in parsed.to] == expected
+    assert [(a.name, a.addr) for a in parsed.cc] == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Eve <=?utf-8?Q?victim=40evil.example?=>",
+        "<eve@client.example?=>",
+        "Eve <eve @client.example>",
+        "=?utf-8?B?dmljdGltQGV2aWwuZXhhbXBsZQ==?=",
+    ],
+)
+def test_an_address_with_encoded_word_marks_or_white_space_is_never_valid(value):
+    parsed = parse_message(message(with_base(From=value, Reply_To=value)), received_at=INTERNALDATE)
+    assert parsed.from_ is None
+    assert parsed.reply_to == ()

@@ -232,8 +232,7 @@ def _parse(
         errors.insert(0, NOT_MAIL_ERROR)
         status = ParseStatus.ERROR
 
-    senders = decoder.addresses(block.get_all("from"))
-    sender = senders[0] if senders else None
+    sender = decoder.mailbox(block.get_all("from"))
     subject = decoder.text(block.get("subject") or b"")
 
     date_raw = block.get("date")
@@ -318,8 +317,7 @@ def _failed(
         block = split_header_block(_strip_envelope(_bare_cr_to_lf(raw) or raw)[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
         subject = decoder.text(block.get("subject") or b"")
-        senders = decoder.addresses(block.get_all("from"))
-        sender = senders[0] if senders else None
+        sender = decoder.mailbox(block.get_all("from"))
     except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts
         pass
     return InboundMessage(
