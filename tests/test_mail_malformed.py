@@ -294,3 +294,85 @@ def test_an_address_with_encoded_word_marks_or_white_space_is_never_valid(value)
     parsed = parse_message(message(with_base(From=value, Reply_To=value)), received_at=INTERNALDATE)
     assert parsed.from_ is None
     assert parsed.reply_to == ()
+
+
+# --- iso-8859-2 declared, windows-1250 meant; Hungarian under a Western label -----------------
+
+CP1250_TEXT = "„Számla” – ő, Šárka ťž"  # „ ” – at 0x84 0x94 0x96, Š 0x8A, ť 0x9D, ž 0x9E
+
+
+def _q(text: str, codec: str) -> str:
+    """An RFC 2047 Q encoded-word of ``text``'s bytes in ``codec``, labelled as given later."""
+    return "".join(
+        chr(b) if chr(b).isalnum() and b < 0x80 else "_" if b == 0x20 else f"={b:02X}"
+        for b in text.encode(codec)
+    )
+
+
+def test_iso_8859_2_body_and_subject_with_windows_1250_bytes_are_read_as_windows_1250():
+    raw = message(
+        with_base(
+            Subject=f"=?iso-8859-2?Q?{_q(CP1250_TEXT, 'cp1250')}?=",
+            Content_Type="text/plain; charset=iso-8859-2",
+            Content_Transfer_Encoding="8bit",
+        ),
+        CP1250_TEXT.encode("cp1250") + b"\r\n",
+    )
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.subject == CP1250_TEXT
+    assert parsed.body_text == CP1250_TEXT
+    assert not any("\x80" <= ch <= "\x9f" for ch in parsed.body_text)
+
+
+def test_an_8bit_header_under_an_iso_8859_2_default_is_read_as_windows_1250():
+    raw = message(with_base(Subject=CP1250_TEXT.encode("cp1250").decode("latin-1")))
+    parsed = parse_message(raw, received_at=INTERNALDATE, default_charset="iso-8859-2")
+    assert parsed.subject == CP1250_TEXT
+
+
+def test_real_iso_8859_2_is_still_iso_8859_2():
+    text = "Šárka ťuká, ą ś ź"  # 0xA9 0xBB 0xB1 0xB6 0xBC: other letters in windows-1250
+    raw = message(
+        with_base(Content_Type="text/plain; charset=iso-8859-2"), text.encode("iso-8859-2")
+    )
+    assert parse_message(raw, received_at=INTERNALDATE).body_text == text
+
+
+@pytest.mark.parametrize(
+    ("written", "label"),
+    [
+        ("Sürgős", "iso-8859-1"),
+        ("ÁRVÍZTŰRŐ TÜKÖRFÚRÓGÉP", "windows-1252"),
+        ("Kérem, küldjék el a számlát, sürgős, köszönöm: Kovács Ödön", "iso-8859-1"),
+    ],
+)
+def test_hungarian_under_a_western_label_gets_its_o_and_u_double_acute_back(written, label):
+    raw = message(
+        with_base(
+            Subject=f"=?{label}?Q?{_q(written, 'cp1250')}?=",
+            Content_Type=f"text/plain; charset={label}",
+        ),
+        written.encode("cp1250"),
+    )
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.subject == written
+    assert parsed.body_text == written
+    assert parsed.charset_fallback
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Põe o relatório", "Dispõe de relatório", "Le café est sûr", "Où est le café sûr?"],
+)
+def test_portuguese_and_french_o_and_u_are_left_alone(text):
+    raw = message(
+        with_base(
+            Subject=f"=?iso-8859-1?Q?{_q(text, 'latin-1')}?=",
+            Content_Type="text/plain; charset=iso-8859-1",
+        ),
+        text.encode("latin-1"),
+    )
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.subject == text
+    assert parsed.body_text == text
+    assert not parsed.charset_fallback
