@@ -13,6 +13,7 @@ import pytest
 
 from triage.domain import ParseStatus
 from triage.mail import parse_message
+from triage.mail.html import html_to_text
 from triage.mail.parse import NOT_MAIL_ERROR
 
 INTERNALDATE = datetime(2024, 5, 14, 9, 30, 5, tzinfo=UTC)
@@ -51,6 +52,7 @@ import base64, logging, sys
 logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)  # as the daemon's log setup does
 from triage.domain import ParseStatus
 from triage.mail import parse_message
+from triage.mail.html import html_to_text
 from triage.mail.parse import NOT_MAIL_ERROR
 blob = b"\x78\x9f\x3e\x22" + b"\x00\x00\x01\x06\x90\x08\x00\xff\xff\xff\x7f" + b"A" * 100
 raw = (
@@ -376,3 +378,26 @@ def test_portuguese_and_french_o_and_u_are_left_alone(text):
     assert parsed.subject == text
     assert parsed.body_text == text
     assert not parsed.charset_fallback
+
+
+# --- HTML nested deeper than libxml2's default limit -----------------------------------------
+
+
+def test_html_nested_300_deep_keeps_the_text_after_the_deep_part():
+    html = (
+        "<p>Top</p>"
+        + "<blockquote>" * 300
+        + "deep"
+        + "</blockquote>" * 300
+        + "<p>Please pay invoice 42 by Friday</p>"
+    )
+    assert html_to_text(html) == ("Top\ndeep\nPlease pay invoice 42 by Friday", "")
+
+
+def test_html_nested_beyond_what_the_renderer_can_walk_falls_back_to_stripped_tags():
+    html = "<p>Top</p>" + "<div>" * 5000 + "deep" + "</div>" * 5000 + "<p>Pay invoice 42</p>"
+    raw = message(with_base(Content_Type="text/html; charset=utf-8"), html.encode())
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK
+    assert parsed.body_text.split() == ["Top", "deep", "Pay", "invoice", "42"]
+    assert any("HTML conversion failed" in d for d in parsed.defects)
