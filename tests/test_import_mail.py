@@ -17,7 +17,7 @@ from support.mailtest import message, reset_logging
 
 from triage.cli.main import main
 from triage.services.intake import Intake
-from triage.services.mailsource import open_mail_source
+from triage.services.mailsource import maildir_date, open_mail_source
 from triage.store import Database
 from triage.store.models import Message
 
@@ -118,6 +118,60 @@ def test_import_a_maildir_twice(
     assert "4 messages, 0 stored, 0 stored with errors, 4 already stored" in out
     rows = _rows(db_url)
     assert sorted(r.message_id for r in rows) == [f"<msg-{n}@example.net>" for n in range(4)]
+
+
+def test_files_named_like_corpus_files_are_dated_by_their_date_header(
+    tmp_path: Path, sqlite_config: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SpamAssassin (``00001.7c53...``) and 20 Newsgroups (``12345``) files copied into a
+    Maildir: their names are not delivery times (they read as 1970-01-01T00:00:01), so the
+    Date header is the received time, as for any import."""
+    root = tmp_path / "Maildir"
+    mailbox.Maildir(root, create=True).close()
+    names = ["00001.7c53336b37003a9286aba55d2945844c", "12345", "0000000002.M1P2.host"]
+    dates = [
+        "Mon, 06 Jan 2025 09:30:00 +0100",
+        "Tue, 07 Jan 2025 10:00:00 +0000",
+        "Wed, 08 Jan 2025 11:15:00 +0000",
+    ]
+    for n, (name, date) in enumerate(zip(names, dates, strict=True)):
+        (root / "cur" / f"{name}:2,S").write_bytes(message(n, date=date))
+    code, out, err = _import(sqlite_config, root, capsys)
+    assert code == 0, err
+    assert "3 messages, 3 stored" in out
+    rows = sorted(_rows(sqlite_url), key=lambda r: r.subject)
+    assert [r.received_at.replace(tzinfo=UTC) for r in rows] == [
+        datetime(2025, 1, 6, 8, 30, tzinfo=UTC),
+        datetime(2025, 1, 7, 10, 0, tzinfo=UTC),
+        datetime(2025, 1, 8, 11, 15, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("1700000000.M1P2.host", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        ("00001.7c53336b37003a9286aba55d2945844c", None),  # SpamAssassin
+        ("12345", None),  # 20 Newsgroups
+        ("000000001.M1P2.host", None),  # nine digits, but 1970
+        ("599999999.M1.host", None),  # 1988: before Maildir existed
+        ("1736000000x.host", None),  # digits not ending the first field
+        ("4102444800.M1.host", None),  # 2100: in the future
+        ("99999999999999999999.M1.host", None),
+    ],
+)
+def test_a_maildir_file_name_is_a_delivery_time_only_when_plausible(
+    key: str, expected: datetime | None
+) -> None:
+    assert maildir_date(key, now=datetime(2025, 1, 1, tzinfo=UTC)) == expected
+
+
+def test_a_maildir_file_name_up_to_a_day_ahead_is_accepted() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    ahead = int(now.timestamp()) + 23 * 3600
+    assert maildir_date(f"{ahead}.M1.host", now=now) == datetime(2025, 1, 1, 23, tzinfo=UTC)
+    assert maildir_date(f"{ahead + 2 * 3600}.M1.host", now=now) is None
 
 
 def test_same_message_id_with_other_bytes_is_a_different_message(database: Database) -> None:

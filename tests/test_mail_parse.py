@@ -227,9 +227,10 @@ def test_a_failing_stage_is_recorded_not_raised(monkeypatch):
     assert parsed.size == len(raw)
 
 
-def test_empty_and_garbage_input_give_a_usable_value():
+def test_empty_and_garbage_input_give_a_usable_value_marked_not_mail():
     for raw in (b"", b"\x00" * 10, b"\r\n\r\n", b"::::", b"--\r\n--"):
         parsed = parse_message(raw)
         assert parsed.message_id_synthetic
         assert parsed.kind is MessageKind.NORMAL
-        assert parsed.parse_status is ParseStatus.OK
+        assert parsed.parse_status is ParseStatus.ERROR
+        assert parsed.parse_error == "no header fields: not an email message"

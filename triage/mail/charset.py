@@ -8,8 +8,12 @@ often lies about it):
 2. A known label decodes strictly. Labels are widened to the superset that real
    senders mean (WHATWG Encoding Standard): gb2312/gbk -> gb18030,
    iso-8859-1 -> windows-1252 (then latin-1), euc-kr -> cp949, shift_jis -> cp932,
-   tis-620 -> cp874, big5 -> big5hkscs. A single-byte label on bytes that are
-   valid UTF-8 with multi-byte sequences is a mislabel: UTF-8 wins.
+   tis-620 -> cp874, big5 -> big5hkscs; iso-8859-2 -> windows-1250 when the bytes
+   use 0x80-0x9F (C1 controls in iso-8859-2; quotes, dashes, Š ť ž in windows-1250).
+   A single-byte label on bytes that are valid UTF-8 with multi-byte sequences is a
+   mislabel: UTF-8 wins. Hungarian text under a Western label (ő ű read as õ û)
+   is repaired when nothing but Hungarian letters occur and the language detector
+   agrees; that counts as a guessed charset.
 3. An unknown or missing label, or bytes the label cannot decode: strict UTF-8;
    then "mostly UTF-8" (valid multi-byte sequences with a few stray bytes, which
    are decoded one run at a time with the fallback charset); then the deployment
@@ -217,6 +221,7 @@ def _guess(data: bytes, default: str) -> Decoded:
     if text is not None:
         return Decoded(text, "utf-8", fallback=True)
     default_codec = normalize_charset(default) or "cp1250"
+    default_codec = _widened(default_codec, data)
     text = _mostly_utf8(data, default_codec)
     if text is not None:
         return Decoded(text, "utf-8", fallback=True)
@@ -238,6 +243,49 @@ def _guess(data: bytes, default: str) -> Decoded:
     return Decoded(data.decode("latin-1"), "latin-1", fallback=True)
 
 
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+_HU_MISREAD = str.maketrans("õûÕÛ", "őűŐŰ")
+"""ő ű Ő Ű (0xF5 0xFB 0xD5 0xDB in iso-8859-2 and windows-1250) as Western charsets read them."""
+_HU_LETTERS = frozenset("áéíóöúüÁÉÍÓÖÚÜõûÕÛ")
+_HU_SAMPLE = 400
+
+
+def _widened(codec: str, data: bytes) -> str:
+    """The codec to decode ``data`` with: iso-8859-2 is read as windows-1250 when the
+    bytes use 0x80-0x9F, which are C1 controls in iso-8859-2 but the quotes, dashes
+    and Š ť ž of windows-1250 (as iso-8859-1 is read as windows-1252; WHATWG)."""
+    if codec == "iso8859-2" and _C1_BYTES.search(data):
+        return "cp1250"
+    return codec
+
+
+def _hungarian_misread(text: str) -> str:
+    """Hungarian text in a Western charset (iso-8859-1/windows-1252 declared, but the bytes
+    are iso-8859-2/windows-1250): its ő ű Ő Ű read as õ û Õ Û ("Sürgõs") are put back.
+
+    Only when every non-ASCII letter is one Hungarian has in either charset (á é í ó ö ú
+    ü, so no ã ç â ê ô à è ä of Portuguese, French or Estonian) and the language
+    detector calls the repaired text Hungarian (ő and ű are Hungarian-only letters;
+    "Põe o relatório" stays Portuguese, "sûr" French).
+    """
+    if not any(ch in text for ch in "õûÕÛ"):
+        return text
+    if any(ch.isalpha() and ord(ch) > 0x7F and ch not in _HU_LETTERS for ch in text):
+        return text
+    repaired = text.translate(_HU_MISREAD)
+    first = min(i for i in (repaired.find(ch) for ch in "őűŐŰ") if i >= 0)
+    sample = repaired[max(0, first - _HU_SAMPLE // 2) : first + _HU_SAMPLE // 2]
+    try:
+        from triage.mail.language import _detector  # noqa: PLC0415 - lingua, loaded on first use
+
+        language = _detector().detect_language_of(sample)
+    except Exception:  # noqa: BLE001 - no detector: leave the text as decoded
+        return text
+    if language is None or language.iso_code_639_1.name != "HU":
+        return text
+    return repaired
+
+
 def _single_byte(codec: str) -> bool:
     return codec.startswith(_SINGLE_BYTE_PREFIXES)
 
@@ -257,7 +305,11 @@ def decode_text(data: bytes, label: str | None, default: str = "windows-1250") -
     if data.isascii() and codec not in _NOT_ASCII_COMPATIBLE:
         return Decoded(data.decode("ascii"), codec or "ascii", fallback=False)
     if codec is not None and codec != "ascii":
-        text = _strict(data, codec)
+        wide = _widened(codec, data)
+        text = _strict(data, wide)
+        if text is None and wide != codec:  # bytes windows-1250 leaves undefined
+            wide, text = codec, _strict(data, codec)
+        codec = wide
         if text is None and codec == "cp1252":  # declared Western: latin-1 decodes every byte
             text, codec = data.decode("latin-1"), "latin-1"
         if text is not None:
@@ -265,5 +317,9 @@ def decode_text(data: bytes, label: str | None, default: str = "windows-1250") -
                 utf8 = _strict(data, "utf-8")
                 if utf8 is not None:  # valid multi-byte UTF-8 under a single-byte label
                     return Decoded(utf8, "utf-8", fallback=True)
+            if codec in {"cp1252", "latin-1"}:
+                repaired = _hungarian_misread(text)
+                if repaired is not text:
+                    return Decoded(repaired, "cp1250", fallback=True)
             return Decoded(text, codec, fallback=False)
     return _guess(data, default)

@@ -20,7 +20,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from email.utils import getaddresses, parsedate_tz
+from email.utils import parsedate_tz
 
 from triage.domain import Address
 from triage.mail.charset import decode_text
@@ -53,7 +53,19 @@ _ONE_ADDRESS = re.compile(
     + r")>?)\s*"
 )
 """One address without comments, escapes, groups or commas: the form nearly all mail uses."""
+_DATE_YEAR = re.compile(r"\s*(?:[A-Za-z]+\s*,?\s*)?\d{1,2}[\s-]+[A-Za-z]+[\s-]+(\d+)\b")
+"""The year as written in ``[day-of-week,] day month year`` (RFC 5322 §3.3)."""
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?]*)\?=")
+_ADDRESS_TOKEN = re.compile(
+    r'"(?P<quoted>(?:[^"\\]|\\.)*)"?'
+    r"|<(?P<angle>[^>]*)>?"
+    r"|(?P<sep>[,;:])"
+    r"|(?P<word>=\?[^?\s]*\?[qQbB]\?[^?]*\?=|[^\"(<,;:=\s]+|=)"
+    r"|(?P<space>\s+)",
+    re.DOTALL,
+)
+"""One token of an address list; None at ``(`` (a comment, read by hand: they nest)."""
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 
 
@@ -236,34 +248,193 @@ class TextDecoder:
         return one_line(self.words(self.raw_value(value)))
 
     def addresses(self, values: list[bytes]) -> tuple[Address, ...]:
-        """Address-list fields (From, To, Cc, Reply-To; RFC 5322 §3.4) parsed, then the
-        display names decoded: parsing first keeps a comma inside an encoded name
-        from splitting the list."""
+        """Address-list fields (To, Cc, Reply-To, From; RFC 5322 §3.4) parsed on the raw,
+        undecoded value, then the display names decoded.
+
+        Encoded-words (RFC 2047) are atoms while parsing: a comma, colon, ``@`` or
+        ``<`` inside one (``=?utf-8?Q?M=C3=BCller,_Hans?=``, an encoded ``=0D=0ABcc:``)
+        never splits the list nor makes an address. An entry with no address of its
+        own (the ``Kovacs`` of an unquoted ``Kovacs, Odon <k@x>``) is part of the next
+        entry's display name. An address with white space, ``=?`` or ``?=`` in it is
+        never valid and is left out.
+        """
+        return tuple(entry.address for entry in self._entries(values))
+
+    def mailbox(self, values: list[bytes]) -> Address | None:
+        """The one mailbox of a field that should hold one (From; RFC 5322 §3.6.2), or None.
+
+        The first entry with an ``@`` in its address (a real addr-spec), else the first
+        entry. Unquoted commas and encoded-words no longer split a display name into
+        separate entries (see :meth:`addresses`), so the first entry is the author.
+        """
+        entries = self._entries(values)
+        for entry in entries:
+            if "@" in entry.address.addr:
+                return entry.address
+        return entries[0].address if entries else None
+
+    def _entries(self, values: list[bytes]) -> list[_Entry]:
         raw = [self.raw_value(v[:MAX_ADDRESS_FIELD]) for v in values]
-        result: list[Address] = []
-        for name, addr in _address_pairs(raw)[:MAX_ADDRESSES]:
+        result: list[_Entry] = []
+        for name, addr, angle in _address_pairs(raw)[:MAX_ADDRESSES]:
             address = one_line(addr)
-            if not address or " " in address:
+            if not _valid_address(address):
                 continue
-            result.append(Address(name=one_line(self.words(name))[:500], addr=address[:320]))
-        return tuple(result)
+            decoded = Address(name=one_line(self.words(name))[:500], addr=address[:320])
+            result.append(_Entry(decoded, angle))
+        return result
 
 
-def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
-    """(display name, address) pairs; ``getaddresses`` except for the common one-address
-    forms (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``), read by one regular expression."""
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    address: Address
+    angle: bool
+    """Written in angle brackets (``Name <a@b>``, ``<a@b>``)."""
+
+
+def _valid_address(address: str) -> bool:
+    return (
+        bool(address)
+        and not any(ch.isspace() for ch in address)
+        and "=?" not in address
+        and "?=" not in address
+        and not any(ch in address for ch in "<>,;")
+    )
+
+
+def _address_pairs(values: list[str]) -> list[tuple[str, str, bool]]:
+    """(display name, address, in angle brackets) of each entry of address-list fields.
+
+    The common one-address forms (``Name <a@b>``, ``"Name" <a@b>``, ``a@b``) are read
+    by one regular expression; anything else by :func:`_scan_addresses`.
+    """
     if not values:
         return []
     if len(values) == 1:
         match = _ONE_ADDRESS.fullmatch(values[0])
         if match is not None:
-            name = match.group(1) if match.group(1) is not None else match.group(2) or ""
-            return [(name.strip(), match.group(3) or match.group(4))]
-    return getaddresses(values)
+            if match.group(3) is not None:
+                name = match.group(1) if match.group(1) is not None else match.group(2) or ""
+                return [(name.strip(), match.group(3), True)]
+            return [("", match.group(4), values[0].strip().startswith("<"))]
+    return _scan_addresses(", ".join(values))
+
+
+def _bare_address(words: str) -> tuple[str, str]:
+    """(address, other words) of an entry written without brackets: its one word with an
+    ``@`` (``luriem@alleg.edu The Liberalizer``); ("", "") when none or several."""
+    parts = words.split()
+    found = [w for w in parts if "@" in w]
+    if len(found) != 1:
+        return "", ""
+    return found[0], " ".join(w for w in parts if w is not found[0])
+
+
+def _scan_addresses(text: str) -> list[tuple[str, str, bool]]:
+    """An address list (RFC 5322 §3.4) read leniently, token by token.
+
+    Quoted strings (with ``\\`` escapes), comments (nested), angle brackets and
+    RFC 2047 encoded-words are atoms; entries end at a top-level ``,`` or ``;``; a
+    top-level ``:`` before any ``<`` ends a group name (``Team: a@b, c@d;``), which
+    is dropped.
+
+    An entry's address is its ``<...>`` (a route ``@a,@b:`` removed) and its display
+    name the words before it, whatever they look like (``alice@x <bob@y>`` is Bob's
+    address, shown as "alice@x"); ``a@b <Name>`` and ``a@b (Name)`` are the address
+    ``a@b`` named "Name". A second ``<...>``, or one after ``a@b (comment)``, starts a
+    new entry. An entry without brackets whose words hold no address is carried into
+    the display name of the next entry with brackets (``Kovacs, Odon <k@x>``,
+    ``K. Smith, PhD <k@x>``); if none follows, it is kept as written when it is one
+    word (``MAILER-DAEMON``, a UUCP path), else dropped.
+    """
+    entries: list[tuple[str, str, bool]] = []
+    raw: list[str] = []  # the words as written (quotes kept): a bare addr-spec
+    shown: list[str] = []  # the words as a display name (quotes removed, comments kept)
+    comments: list[str] = []
+    angle: str | None = None
+    carried: list[tuple[str, str, str]] = []  # (display words, raw words, comments)
+    i, n = 0, len(text)
+
+    def flush_carried() -> None:
+        nonlocal carried
+        for _shown, words, comment in carried:
+            if words and not any(c.isspace() for c in words):
+                entries.append((comment, words, False))
+        carried = []
+
+    def end_entry() -> None:
+        nonlocal raw, shown, comments, angle, carried
+        phrase = " ".join("".join(shown).split())
+        comment = " ".join(" ".join(comments).split())
+        if angle is not None:
+            addr = angle.strip()
+            if addr.startswith("@") and ":" in addr:  # obsolete route (RFC 5322 §4.4)
+                addr = addr.rpartition(":")[2].strip()
+            name = ", ".join([*(c[0] for c in carried), phrase]) if carried else phrase
+            entries.append((name.strip(", "), addr, True))
+            carried = []
+        else:
+            words = "".join(raw).strip()
+            address, rest = _bare_address(words)
+            if address:
+                flush_carried()
+                entries.append((comment or rest, address, False))
+            elif phrase:
+                carried.append((phrase, words, comment))
+        raw, shown, comments, angle = [], [], [], None
+
+    while i < n:
+        token = _ADDRESS_TOKEN.match(text, i)
+        if token is None:  # "(": a comment, nested comments allowed (RFC 5322 §3.2.2)
+            depth, j = 1, i + 1
+            while j < n and depth:
+                if text[j] == "\\":
+                    j += 1
+                elif text[j] == "(":
+                    depth += 1
+                elif text[j] == ")":
+                    depth -= 1
+                j += 1
+            comment = text[i + 1 : j - 1 if depth == 0 else j]
+            comments.append(comment)
+            shown.append(f"({comment})")
+            i = j
+            continue
+        i = token.end()
+        kind = token.lastgroup
+        if kind == "angle":
+            content = token.group("angle")
+            bare = angle is None and _bare_address("".join(raw))[0]
+            if angle is not None or (bare and comments):
+                end_entry()  # "<a@b> <c@d>", "a@b (Name) <c@d>": two entries
+            elif bare and "@" not in content:
+                comments.append(content)  # "a@b <Name>": the brackets hold the name
+                continue
+            angle = content
+        elif kind == "sep":
+            if token.group() != ":":
+                end_entry()
+            elif angle is None:
+                raw, shown, comments, carried = [], [], [], []  # a group name: dropped
+        else:
+            raw.append(token.group())
+            if kind == "quoted":
+                shown.append(_QUOTED_PAIR.sub(r"\1", token.group("quoted")))
+            elif kind == "space":
+                shown.append(" ")
+            else:  # an encoded-word (an atom, whatever it holds) or a plain word
+                shown.append(token.group())
+    end_entry()
+    flush_carried()
+    return entries
 
 
 def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | None:
     """An RFC 5322 §3.3 date-time as an aware UTC datetime, or None when absent or absurd.
+
+    Two-digit years are read as RFC 5322 §4.3 says (``02`` is 2002, ``99`` is 1999),
+    three-digit years are added to 1900 (``124`` is 2024); a year written with four or
+    more digits below 1000 (``0000``, ``0099``) is absurd.
 
     Absurd: fields out of range (B19: ``27:61``), a year before 1980 or after 2100,
     or (when ``not_after`` is given) more than a day later than ``not_after``.
@@ -276,6 +447,13 @@ def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | N
         if parts is None:
             return None
         year, month, day, hour, minute, second = parts[:6]
+        written = _DATE_YEAR.match(value)
+        if written is not None:  # parsedate_tz reads any year below 100 as 19xx/20xx
+            digits = written.group(1)
+            if len(digits) == 3:  # RFC 5322 §4.3: a three-digit year is added to 1900
+                year = 1900 + int(digits)
+            elif len(digits) >= 4 and int(digits) < 1000:  # "0000", "0099": absurd
+                return None
         offset = parts[9] or 0
         if not 1980 <= year <= 2100 or not -86400 < offset < 86400:
             return None

@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from html import unescape
 
-from inscriptis import get_text
+from inscriptis import Inscriptis
 from inscriptis.css_profiles import STRICT_CSS_PROFILE
 from inscriptis.html_properties import Display
 from inscriptis.model.config import ParserConfig
 from inscriptis.model.html_element import HtmlElement
+from lxml.etree import ParserError
+from lxml.html import HTMLParser, document_fromstring
 
 __all__ = ["MAX_HTML", "html_charset", "html_to_text"]
 
@@ -33,6 +35,10 @@ _CONFIG = ParserConfig(css=_CSS, display_links=False, display_images=False)
 _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]{1,40})""", re.IGNORECASE
 )
+_PARSER = HTMLParser(huge_tree=True)
+"""libxml2 stops reading below 256 nesting levels unless told otherwise: everything after
+the deep part of the document was lost (``<blockquote>`` * 300 in a long reply chain)."""
+_XML_DECLARATION = re.compile(r"^<\?xml [^>]*>")
 _TAGS = re.compile(r"<[^>]{0,2000}>")
 _LEADING = re.compile(r"^[ \t]+", re.MULTILINE)
 
@@ -43,18 +49,30 @@ def html_charset(data: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
+def _render(html: str) -> str:
+    """inscriptis' ``get_text`` on a tree parsed without libxml2's depth limit."""
+    html = _XML_DECLARATION.sub("", html.strip(), count=1)
+    try:
+        tree = document_fromstring(html, parser=_PARSER)
+    except ParserError:
+        tree = document_fromstring("<pre>" + html + "</pre>", parser=_PARSER)
+    return str(Inscriptis(tree, _CONFIG).get_text())
+
+
 def html_to_text(html: str) -> tuple[str, str]:
     """Readable text of an HTML document, and a defect ("" when none).
 
-    Lines lose the indentation the renderer adds; when inscriptis fails, tags
-    are stripped instead and the failure is returned as the defect.
+    Lines lose the indentation the renderer adds; nesting deeper than libxml2's
+    default 256 levels is read too (``huge_tree``); when inscriptis fails (deeper
+    than Python's recursion allows), tags are stripped instead and the failure is
+    returned as the defect.
     """
     if len(html) > MAX_HTML:
         html = html[:MAX_HTML]
     if not html.strip():
         return "", ""
     try:
-        text = get_text(html, _CONFIG)
+        text = _render(html)
         defect = ""
     except Exception as exc:  # noqa: BLE001 - a third-party renderer must not fail the parse
         text = unescape(_TAGS.sub(" ", html))

@@ -17,6 +17,7 @@ HTML via :mod:`~triage.mail.html`, TNEF via :mod:`~triage.mail.tnef`),
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from triage.domain import Address, InboundMessage, MessageKind, ParseStatus
@@ -39,6 +40,7 @@ from triage.mail.sanitize import storable
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
+    "NOT_MAIL_ERROR",
     "UNKNOWN_RECEIVED_AT",
     "parse_message",
     "synthetic_message_id",
@@ -54,6 +56,83 @@ UNKNOWN_RECEIVED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 """``received_at`` of a message when the caller passed none and its Date is missing
 or absurd. Callers should always pass the IMAP INTERNALDATE (or, for imports, the
 mbox envelope date or the file time); this epoch sentinel makes the gap visible."""
+
+
+NOT_MAIL_ERROR = "no header fields: not an email message"
+"""``parse_error`` of input whose header block holds no field a message has (see
+:func:`looks_like_mail`): an empty file, a binary, a text body without headers."""
+
+_MAIL_FIELDS = frozenset(
+    {
+        # RFC 5322 §3.6 and §3.6.6-§3.6.7 (trace)
+        "date",
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "subject",
+        "comments",
+        "keywords",
+        "return-path",
+        "received",
+        # RFC 2045 §4
+        "mime-version",
+        # RFC 5536 (Usenet) and common transport fields
+        "newsgroups",
+        "path",
+        "delivered-to",
+        "envelope-to",
+        "dkim-signature",
+        "authentication-results",
+        "received-spf",
+        "thread-index",
+        "thread-topic",
+        "user-agent",
+        "organization",
+        "importance",
+        "priority",
+        "precedence",
+        "auto-submitted",
+        "disposition-notification-to",
+    }
+)
+_MAIL_FIELD_PREFIXES = ("content-", "resent-", "list-", "x-", "arc-")
+"""Field families (RFC 2045 Content-*, RFC 5322 §3.6.6 Resent-*, RFC 2369 List-*, X-*)."""
+
+_BARE_CR_LINE = re.compile(rb"\r(?!\n)(?:\r(?!\n)|[ \t]|[\x21-\x39\x3b-\x7e]+[ \t]*:)")
+"""A bare CR ending a header line: followed by another field, a fold or the empty line."""
+
+
+def looks_like_mail(block: HeaderBlock) -> bool:
+    """Whether a message's header block holds at least one field a message has.
+
+    Any RFC 5322 §3.6 field (From, To, Subject, Date, Message-ID, Received, ...),
+    MIME-Version, a Content-*, Resent-*, List-*, ARC-* or X-* field, or a common
+    transport field (Delivered-To, DKIM-Signature, Newsgroups, ...). An empty file,
+    a binary (``\x7fELF...``), an Outlook ``.msg`` or a text without headers has none;
+    a text whose first line only looks like a field (``Note: call me``) neither.
+    """
+    for header in block.headers:
+        name = header.name.lower()
+        if name in _MAIL_FIELDS or name.startswith(_MAIL_FIELD_PREFIXES):
+            return True
+    return False
+
+
+def _bare_cr_to_lf(data: bytes) -> bytes | None:
+    """``data`` with bare-CR line ends made LF, when its header block uses bare CR (classic
+    Mac OS line ends); None otherwise. RFC 5322 §2.1 allows CR only in CRLF; read as
+    line ends they keep the fields apart instead of folding them all into the first."""
+    eol = data.find(b"\n")
+    end = len(data) if eol < 0 else eol + 1
+    if _BARE_CR_LINE.search(data, 0, end) is None:
+        return None
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -94,8 +173,8 @@ def parse_message(
     """Parse raw message bytes. Never raises.
 
     Args:
-        raw: the message as received (CRLF or LF line ends; an mbox ``From ``
-            first line is skipped).
+        raw: the message as received (CRLF or LF line ends; bare CR line ends are
+            read as line breaks; an mbox ``From `` first line is skipped).
         received_at: when the mailbox received it (IMAP INTERNALDATE); a naive
             value is read as UTC. When None: the Date header, else
             :data:`UNKNOWN_RECEIVED_AT`.
@@ -110,7 +189,9 @@ def parse_message(
 
     Returns:
         An :class:`~triage.domain.InboundMessage`; on failure ``parse_status`` is
-        ``error`` and ``parse_error`` says why.
+        ``error`` and ``parse_error`` says why. Input with no header field a message
+        has (:func:`looks_like_mail`: an empty file, a binary, a bare text) is parsed
+        as far as it goes, with ``parse_status = error`` and :data:`NOT_MAIL_ERROR`.
     """
     received = _aware(received_at)
     try:
@@ -129,7 +210,13 @@ def _parse(
     max_size, max_depth = bounds
     errors: list[str] = []
     status = ParseStatus.OK
-    data = _strip_envelope(raw)
+    defects: list[str] = []
+    data = raw
+    unix = _bare_cr_to_lf(data)
+    if unix is not None:
+        data = unix
+        defects.append("bare CR line ends (no LF): read as line breaks")
+    data = _strip_envelope(data)
     if len(data) > max_size > 0:
         data = data[:max_size]
         status = ParseStatus.TRUNCATED_SIZE
@@ -141,10 +228,11 @@ def _parse(
     limits = Limits(max_depth=max(0, min(max_depth, HARD_MAX_DEPTH)))
     root = parse_structure(data, decoder, limits)
     block = root.block
-    defects: list[str] = []
+    if not looks_like_mail(block):
+        errors.insert(0, NOT_MAIL_ERROR)
+        status = ParseStatus.ERROR
 
-    senders = decoder.addresses(block.get_all("from"))
-    sender = senders[0] if senders else None
+    sender = decoder.mailbox(block.get_all("from"))
     subject = decoder.text(block.get("subject") or b"")
 
     date_raw = block.get("date")
@@ -226,11 +314,10 @@ def _failed(
     sender: Address | None = None
     try:
         decoder = TextDecoder(default_charset)
-        block = split_header_block(_strip_envelope(raw)[:DEFAULT_MAX_SIZE])
+        block = split_header_block(_strip_envelope(_bare_cr_to_lf(raw) or raw)[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
         subject = decoder.text(block.get("subject") or b"")
-        senders = decoder.addresses(block.get_all("from"))
-        sender = senders[0] if senders else None
+        sender = decoder.mailbox(block.get_all("from"))
     except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts
         pass
     return InboundMessage(

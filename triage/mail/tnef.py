@@ -9,6 +9,7 @@ holds; None when the container cannot be decoded, so the caller keeps
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,26 @@ from triage.mail.headers import TextDecoder
 from triage.mail.html import html_to_text
 
 __all__ = ["TnefContent", "is_tnef", "read_tnef"]
+
+
+def _contain_tnefparse_logging() -> None:
+    """Keep tnefparse's own log calls out of our logs, once, at import.
+
+    On damaged containers tnefparse logs warnings, some with format arguments that
+    do not match their message (``'Invalid TNEF Version %02x%02x%02x%02x', *data``
+    with any number of bytes): formatting them in a handler prints "--- Logging
+    error ---" and a traceback to stderr, which breaks JSON log lines. What it
+    would say is not needed: a container we cannot read is reported by
+    :func:`read_tnef` returning None. Its records are therefore stopped at its
+    logger (level above WARNING, no propagation, a filter that drops the rest).
+    """
+    logger = logging.getLogger("tnefparse")
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    logger.addFilter(lambda _record: False)
+
+
+_contain_tnefparse_logging()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 :func:`open_mail_source` checks what PATH is and refuses anything that is not
 mail with one clear :class:`~triage.errors.ImportSourceError`. Iterating a
 :class:`MailSource` yields each message's raw bytes with the best delivery time
-the format knows (the mbox ``From`` line, the Maildir file name), used when the
-message has no usable Date header.
+the format knows (the mbox ``From`` line, the Maildir file name when it is a
+plausible delivery time), used when the message has no usable Date header.
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from triage.errors import ImportSourceError
 
-__all__ = ["MailSource", "SourceMessage", "open_mail_source", "parse_from_line_date"]
+__all__ = [
+    "MailSource",
+    "SourceMessage",
+    "maildir_date",
+    "open_mail_source",
+    "parse_from_line_date",
+]
 
 _FROM_LINE_DATE = re.compile(
     rb"(?P<date>(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +[A-Z][a-z]{2} +\d{1,2}"
@@ -61,15 +67,35 @@ def parse_from_line_date(line: bytes) -> datetime | None:
     return None
 
 
-def _maildir_date(key: str) -> datetime | None:
-    # Maildir unique names start with the delivery time in seconds: "1700000000.M1P2.host".
-    head = key.split(".", 1)[0]
-    if not head.isdigit():
+MAILDIR_EPOCH_MIN = datetime(1990, 1, 1, tzinfo=UTC)
+"""Maildir file-name timestamps before this are not delivery times (Maildir dates from 1995)."""
+_MAILDIR_TIME = re.compile(r"(\d{9,11})(?:\.|$)")
+"""The delivery time at the start of a Maildir unique name: ``1700000000.M1P2.host``."""
+
+
+def maildir_date(key: str, *, now: datetime | None = None) -> datetime | None:
+    """The delivery time in a Maildir file name (UTC), or None when it holds no plausible one.
+
+    Maildir unique names start with the delivery time in seconds since the epoch
+    (``1700000000.M1P2.host``; https://cr.yp.to/proto/maildir.html). Files copied
+    from other collections into ``cur/`` or ``new/`` are often named otherwise
+    (SpamAssassin ``00001.7c53336b37003a9286aba55d2945844c``, 20 Newsgroups ``12345``):
+    a name is trusted only when it starts with 9 to 11 digits followed by ``.`` or
+    nothing, and the time lies between 1990 and one day after ``now`` (default: the
+    current time). Otherwise the message's Date header is used (see
+    :meth:`~triage.services.intake.Intake.import_message`).
+    """
+    match = _MAILDIR_TIME.match(key)
+    if match is None:
         return None
     try:
-        return datetime.fromtimestamp(int(head), UTC)
+        moment = datetime.fromtimestamp(int(match.group(1)), UTC)
     except (OverflowError, OSError, ValueError):
         return None
+    latest = (now or datetime.now(UTC)) + timedelta(days=1)
+    if not MAILDIR_EPOCH_MIN <= moment <= latest:
+        return None
+    return moment
 
 
 class MailSource:
@@ -111,7 +137,7 @@ class MailSource:
                 raw = f.read()
             return SourceMessage(raw, parse_from_line_date(from_line), str(key))
         raw = self._box.get_bytes(key)
-        return SourceMessage(raw, _maildir_date(str(key)), str(key))
+        return SourceMessage(raw, maildir_date(str(key)), str(key))
 
     def close(self) -> None:
         """Release the file (mbox)."""
