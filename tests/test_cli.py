@@ -106,3 +106,43 @@ def test_init_checks_rule_files_and_warns_about_missing_secrets(tmp_path: Path) 
     assert done.returncode == 2
     assert f"{broken}: rule 'x'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_config_option_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    """`triage init --config FILE` (the issue's acceptance criterion) as well as before it."""
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    after = run("init", "--config", str(config), cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert f"config ok: {config}" in after.stdout
+    before = run("--config", str(config), "init", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    # nested commands and the outbox group take it after their name too
+    for args in (
+        ("rules", "check", "--config", str(config)),
+        ("rules", "--config", str(config), "check"),
+        ("outbox", "--config", str(config)),
+        ("outbox", "retry", "--all-failed", "--config", str(config)),
+        ("queue", "--config", str(config)),
+    ):
+        done = run(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "No such option" not in done.stderr
+
+
+def test_subcommand_config_wins_over_group_config_and_environment(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    shutil.copy(ROOT / "config.example.toml", good)
+    missing = tmp_path / "missing.toml"
+    done = run("--config", str(missing), "init", "--config", str(good))
+    assert done.returncode == 0, done.stderr
+    assert f"config ok: {good}" in done.stdout
+    done = run("init", "--config", str(good), env={"TRIAGE_CONFIG": str(missing)})
+    assert done.returncode == 0, done.stderr
+    # the group option still beats the environment, and a wrong one is named
+    done = run("--config", str(missing), "init", env={"TRIAGE_CONFIG": str(good)})
+    assert done.returncode == 2
+    assert f"{missing}: config file not found" in done.stderr
+    done = run("init", "--config", str(missing), env={"TRIAGE_CONFIG": str(good)})
+    assert done.returncode == 2
+    assert f"{missing}: config file not found" in done.stderr

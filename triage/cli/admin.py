@@ -61,7 +61,7 @@ def init(app: AppContext) -> None:
     show_default=True,
     help="Working folder: database, config and the outgoing mail (.eml).",
 )
-@pass_app
+@click.pass_obj
 def demo(app: AppContext, workdir: Path) -> None:
     """Run the main job on an embedded default: sample inbox, SQLite, acks as files.
 
