@@ -267,3 +267,55 @@ def test_unknown_holiday_subdivision_names_the_subdivision(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == f"{path}: calendar.subdivision: HU has no subdivision 'ZZ'"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        ("[sla.normal]", "99999999999d", "more than 365 working days"),
+        ("[sla.normal]", "366d", "more than 365 working days"),
+        ("[sla.normal]", "99999999h", "more than 8760 hours"),
+        ("[queues.billing.sla.high]", "99999999999d", "more than 365 working days"),
+    ],
+)
+def test_huge_sla_targets_are_refused_naming_the_key(
+    tmp_path: Path, where: str, value: str, problem: str
+) -> None:
+    """A target the calendar cannot place must be a config error, not a crash in `poll`."""
+    queue = "[queues.billing]\n[queues.unsorted]\n" if "queues" in where else ""
+    path = write(
+        tmp_path,
+        f'{queue}{where}\nfirst_response = "{value}"\nnext_response = "1h"\nresolution = "1d"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    key = where.strip("[]") + ".first_response"
+    assert f"{path}: {key}: " in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_sla_target_longer_than_a_year_of_working_time_is_refused(tmp_path: Path) -> None:
+    """With one working day a week, 300 working days is almost six years: refused by name."""
+    path = write(
+        tmp_path,
+        '[calendar.hours]\nmon = ["09:00-17:00"]\n'
+        '[queues.unsorted]\n[queues.slow.sla.low]\nfirst_response = "1h"\n'
+        'next_response = "1h"\nresolution = "300d"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: queues.slow.sla.low.resolution: 300d is more working time" in str(err.value)
+    assert "52 working days" in str(err.value)
+    ok = write(
+        tmp_path,
+        '[calendar.hours]\nmon = ["09:00-17:00"]\n[sla.low]\nfirst_response = "400h"\n'
+        'next_response = "1h"\nresolution = "52d"\n',
+    )
+    assert load_config(ok).sla[Priority.LOW].resolution == BusinessDuration(days=52)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", '"9999999w"'])
+def test_wall_clock_durations_are_bounded(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"[acknowledgments]\nmax_age = {value}\n")
+    with pytest.raises(ConfigError, match=r"acknowledgments\.max_age: "):
+        load_config(path)

@@ -12,6 +12,7 @@ files) are relative to the directory of the config file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -59,16 +60,48 @@ CONFIG_ENV = "TRIAGE_CONFIG"
 _SECRET_KEYS = {"password", "secret", "token", "access_token", "api_key", "oauth2_token"}
 
 
+MAX_SECONDS = 366 * 86400.0
+"""Longest wall-clock duration in the config (a year): longer ones are typos, and
+they overflow timers and date arithmetic."""
+
+MAX_BUSINESS_DAYS = 365
+"""Most working days an SLA target may have."""
+
+MAX_BUSINESS_SECONDS = 365 * 24 * 3600
+"""Most working time (hours, minutes) an SLA target may have on top of its days.
+
+The calendar's own limit is tighter: :meth:`Settings` refuses a target needing more
+working time than one year of ``[calendar.hours]`` holds (deadlines are computed
+within a few years)."""
+
+
 def _seconds(value: Any) -> float:
-    return parse_seconds(value)
+    seconds = parse_seconds(value)
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{value!r} is longer than a year")
+    return seconds
 
 
 def _business(value: Any) -> BusinessDuration:
     if isinstance(value, BusinessDuration):
-        return value
-    if not isinstance(value, str):
+        duration = value
+    elif not isinstance(value, str):
         raise ValueError("write a duration as a string, e.g. '4h' or '2d'")  # noqa: TRY004 - pydantic reports ValueError
-    return parse_business_duration(value)
+    else:
+        duration = parse_business_duration(value)
+    if duration.days > MAX_BUSINESS_DAYS:
+        raise ValueError(
+            f"{duration} is more than {MAX_BUSINESS_DAYS} working days; an SLA target is at"
+            " most a year (use no_sla = true for a queue without deadlines)"
+        )
+    if duration.seconds > MAX_BUSINESS_SECONDS:
+        raise ValueError(
+            f"{duration} is more than {MAX_BUSINESS_SECONDS // 3600} hours of working time;"
+            " an SLA target is at most a year (write working days, e.g. '5d')"
+        )
+    return duration
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
@@ -254,6 +287,13 @@ def parse_interval(text: str) -> tuple[time, time]:
     if end <= start:
         raise ValueError(f"{text!r} ends before it starts")
     return start, end
+
+
+def _seconds_of_day(moment: time) -> int:
+    """Seconds since midnight; ``time.max`` (an interval ending at 24:00) counts as 86400."""
+    if moment == time.max:
+        return 86400
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
 
 
 def _default_hours() -> BusinessHours:
@@ -490,6 +530,7 @@ class Settings(_Section):
             )
         if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
             raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
+        self._targets_fit_the_calendar()
         for qname, queue in self.queues.items():
             for person in queue.assistants:
                 if person not in self.team.assistants:
@@ -497,6 +538,27 @@ class Settings(_Section):
                         f"queues.{qname}.assistants: {person!r} is not in [team.assistants]"
                     )
         return self
+
+    def _targets_fit_the_calendar(self) -> None:
+        """Refuse an SLA target needing more working time than a year of the calendar has."""
+        weekly = self.calendar.hours.as_weekly()
+        days_per_year = 52 * sum(1 for day in weekly if day)
+        seconds_per_year = 52 * sum(
+            _seconds_of_day(end) - _seconds_of_day(start) for day in weekly for start, end in day
+        )
+        tables: list[tuple[str, dict[Priority, SlaTarget]]] = [("sla", self.sla)]
+        tables += [(f"queues.{name}.sla", q.sla) for name, q in self.queues.items()]
+        for prefix, targets in tables:
+            for priority, target in targets.items():
+                for kind in ("first_response", "next_response", "resolution"):
+                    duration: BusinessDuration = getattr(target, kind)
+                    share = duration.days / days_per_year + duration.seconds / seconds_per_year
+                    if share > 1:
+                        raise ValueError(
+                            f"{prefix}.{priority.value}.{kind}: {duration} is more working time"
+                            f" than a year of [calendar.hours] has ({days_per_year} working days,"
+                            f" {seconds_per_year // 3600} working hours)"
+                        )
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config file relative to its directory."""
