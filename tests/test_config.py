@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -319,3 +320,54 @@ def test_wall_clock_durations_are_bounded(tmp_path: Path, value: str) -> None:
     path = write(tmp_path, f"[acknowledgments]\nmax_age = {value}\n")
     with pytest.raises(ConfigError, match=r"acknowledgments\.max_age: "):
         load_config(path)
+
+
+_BAD_ADDRESSES = [
+    "not an address",
+    "anna",
+    "Anna <anna>",
+    "a@",
+    "@example.com",
+    "a@b, c@d",
+    "Group: a@b;",
+    "x <a@b> y",
+    "anna@example.com\r\nBcc: x@example.com",
+    '"a b"@example.com',
+]
+_GOOD_ADDRESSES = [
+    "anna@example.com",
+    "Anna <anna@example.com>",
+    '"Kovács, Anna" <anna@example.hu>',
+    "Ánna Kovács <anna@example.hu>",
+]
+
+
+@pytest.mark.parametrize("bad", _BAD_ADDRESSES)
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (lambda a: {"smtp": {"mode": "folder", "from_address": a}}, "smtp.from_address"),
+        (lambda a: {"team": {"assistants": {"anna": a}}}, "team.assistants.anna"),
+        (lambda a: {"team": {"addresses": ["ok@example.com", a]}}, "team.addresses.1"),
+        (lambda a: {"owners": {"addresses": [a]}}, "owners.addresses.0"),
+    ],
+)
+def test_addresses_must_be_mail_addresses(bad: str, data: Any, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(data(bad), source="t.toml", base_dir=Path.cwd())
+    assert f"t.toml: {key}: " in str(err.value)
+    assert "is not a mail address" in str(err.value)
+
+
+@pytest.mark.parametrize("good", _GOOD_ADDRESSES)
+def test_addresses_the_config_accepts_are_usable_by_the_outbox(good: str) -> None:
+    from triage.outbox.headers import parse_mailbox  # noqa: PLC0415
+
+    settings = parse_config(
+        {"smtp": {"mode": "folder", "from_address": good}, "owners": {"addresses": [good]}},
+        source="t.toml",
+        base_dir=Path.cwd(),
+    )
+    assert settings.smtp is not None
+    assert parse_mailbox(settings.smtp.from_address)[1]
+    assert parse_mailbox(settings.owners.addresses[0])[1]

@@ -17,10 +17,12 @@ import os
 import re
 import tomllib
 from datetime import date, time
+from email.headerregistry import Group, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -103,6 +105,39 @@ def _business(value: Any) -> BusinessDuration:
         )
     return duration
 
+
+_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+"""A plain ``local@domain`` as the outbox accepts it (triage.outbox.headers.valid_address)."""
+
+
+def _mailbox(value: str) -> str:
+    """Check one mailbox, ``"Name <local@domain>"`` or ``local@domain`` (RFC 5322 section 3.4).
+
+    Parsed with :mod:`email.headerregistry`; refused when it has parse defects, is not
+    exactly one address (a list, a group), or its addr-spec is not a plain
+    ``local@domain`` the outbox can put in a header and in RCPT TO.
+    """
+    problem = (
+        f"{value!r} is not a mail address (write 'name@example.com' or 'Name <name@example.com>')"
+    )
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value) > 400:
+        raise ValueError(problem)
+    try:
+        header = HeaderRegistry()("To", value)
+        defects = list(header.defects)
+        groups: list[Group] = list(getattr(header, "groups", ()))  # an AddressHeader
+    except Exception:  # noqa: BLE001 - the email parser raises assorted errors on odd input
+        raise ValueError(problem) from None
+    if defects or len(groups) != 1 or groups[0].display_name is not None:
+        raise ValueError(problem)
+    addresses = groups[0].addresses
+    if len(addresses) != 1 or not _ADDR_SPEC.fullmatch(addresses[0].addr_spec):
+        raise ValueError(problem)
+    return value
+
+
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+"""A mail address with an optional display name: ``"Office <office@example.com>"``."""
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 """A wall-clock duration in seconds; config accepts a number or a string like '5m'."""
@@ -229,7 +264,7 @@ class SmtpSettings(_Tls, _Login):
     host: str = ""
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "starttls"
-    from_address: str
+    from_address: Mailbox
     folder: str = "outbox"
     timeout: Seconds = 30.0
     max_attempts: int = Field(default=12, ge=1)
@@ -442,7 +477,7 @@ class AcknowledgmentSettings(_Section):
 class OwnerSettings(_Section):
     """``[owners]``: who receives escalations (and nothing else)."""
 
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Mailbox] = Field(default_factory=list)
     digest: Literal["off", "hourly", "daily"] = "off"
     """One mail per escalation (off), or one digest per hour / per day."""
     digest_time: str = "08:00"
@@ -463,9 +498,9 @@ class TeamSettings(_Section):
     """``[team]``: the assistants and the shared addresses that are ours."""
 
     name: str = "Our office"
-    assistants: dict[str, str] = Field(default_factory=dict)
+    assistants: dict[str, Mailbox] = Field(default_factory=dict)
     """Assistant name -> email address (for SLA warnings)."""
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Mailbox] = Field(default_factory=list)
     """Our own addresses besides smtp.from_address: mail from them is never acknowledged."""
     message_id_domain: str = ""
     """Domain for our Message-IDs; "" takes it from smtp.from_address."""
