@@ -371,3 +371,30 @@ def test_addresses_the_config_accepts_are_usable_by_the_outbox(good: str) -> Non
     assert settings.smtp is not None
     assert parse_mailbox(settings.smtp.from_address)[1]
     assert parse_mailbox(settings.owners.addresses[0])[1]
+
+
+def test_deeply_nested_toml_is_a_one_line_error_not_a_recursion_error(tmp_path: Path) -> None:
+    """2000 nested arrays overflow the TOML parser itself; 200 pass it but no setting nests so."""
+    deep = "[" * 2000 + "]" * 2000
+    path = write(tmp_path, f"[lists]\nblocked_senders = {deep}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: nesting too deep: arrays or tables nested hundreds of levels deep"
+    )
+    path = write(tmp_path, f"[lists]\nblocked_senders = {'[' * 200}{']' * 200}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: lists.blocked_senders: nesting too deep")
+    assert "\n" not in str(err.value)
+
+
+def test_too_deep_walks_without_recursion() -> None:
+    from triage.config import too_deep  # noqa: PLC0415
+
+    data: list[Any] = []
+    for _ in range(100_000):
+        data = [data]
+    assert too_deep({"a": data}, 16) == "a" + ".0" * 15
+    assert too_deep({"a": {"b": [1, 2]}}, 3) is None
+    assert too_deep({"a": {"b": [[1]]}}, 3) == "a.b.0"

@@ -39,6 +39,7 @@ from triage.errors import ConfigError
 
 __all__ = [
     "CONFIG_ENV",
+    "MAX_NESTING",
     "AcknowledgmentSettings",
     "CalendarSettings",
     "ClassifierSettings",
@@ -55,6 +56,7 @@ __all__ = [
     "find_config_path",
     "load_config",
     "parse_config",
+    "too_deep",
 ]
 
 CONFIG_ENV = "TRIAGE_CONFIG"
@@ -643,6 +645,32 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return loc, message
 
 
+MAX_NESTING = 16
+"""Levels of tables and arrays a config may nest (``queues.<q>.sla.<priority>`` is 4)."""
+
+
+def too_deep(data: Any, limit: int) -> str | None:
+    """The dotted key under which ``data`` nests more than ``limit`` tables/arrays, or None.
+
+    Walks iteratively (no recursion), so any depth the TOML parser returned is safe.
+    Array items are named by index (``lists.blocked.0.0``).
+    """
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, dict):
+            children: list[tuple[str, Any]] = [(str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            children = [(str(i), v) for i, v in enumerate(node)]
+        else:
+            continue
+        if depth >= limit:
+            return where
+        for key, child in children:
+            stack.append((child, f"{where}.{key}" if where else key, depth + 1))
+    return None
+
+
 def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settings:
     """Validate a parsed TOML mapping into :class:`Settings`.
 
@@ -652,9 +680,19 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settin
     for key in ("path", "base_dir"):
         if key in data:
             raise ConfigError(f"{source}: {key}: unknown key")
+    deep = too_deep(data, MAX_NESTING)
+    if deep is not None:
+        parts = deep.split(".")
+        while parts and parts[-1].isdigit():  # name the key, not the array items inside it
+            parts.pop()
+        deep = ".".join(parts)
+        raise ConfigError(
+            f"{source}: {deep or '(top level)'}: nesting too deep (more than {MAX_NESTING}"
+            " levels of tables and arrays; no setting needs that many)"
+        )
     try:
         return Settings.model_validate({**data, "path": source, "base_dir": base_dir})
-    except ValidationError as exc:
+    except ValidationError as exc:  # before ValueError: it is one
         lines = []
         for error in exc.errors():
             loc, message = _describe(dict(error))
@@ -664,6 +702,10 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settin
             else:
                 lines.append(f"{source}: {loc}: {message}")
         raise ConfigError("\n".join(lines)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nesting too deep") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a validator surprised by odd input
+        raise ConfigError(f"{source}: cannot validate: {type(exc).__name__}: {exc}") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Settings:
@@ -686,6 +728,12 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{p}: nesting too deep: arrays or tables nested hundreds of levels deep"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the parser must never end in a traceback
+        raise ConfigError(f"{p}: cannot read the TOML: {type(exc).__name__}") from None
     return parse_config(data, source=str(p), base_dir=p.resolve().parent)
 
 
