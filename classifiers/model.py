@@ -267,8 +267,9 @@ def check_training_data(
     """
     counts = Counter(labels)
     if len(counts) < 2:
-        found = ", ".join(f"{k!r} ({v})" for k, v in counts.items()) or "none"
-        raise UserError(f"training needs at least 2 classes with labels; found {found}")
+        found = ", ".join(f"{k!r} ({v})" for k, v in counts.items()) or "no labeled examples"
+        classes = f"{len(counts)} class{'es' if len(counts) != 1 else ''}: " if counts else ""
+        raise UserError(f"training needs at least 2 classes with labels; found {classes}{found}")
     small = sorted((k, v) for k, v in counts.items() if v < min_per_class)
     if small:
         listed = ", ".join(f"{k!r} ({v})" for k, v in small)

@@ -40,6 +40,7 @@ from rules.model import AllOf, Always, AnyOf, Condition, Match, Not
 from rules.text import Fold, fold, strip_accents
 
 __all__ = [
+    "MAX_PROGRAM_SIZE",
     "OPERATORS",
     "OPERATORS_BY_TYPE",
     "Check",
@@ -105,10 +106,24 @@ def _either(items: Sequence[str], word: str) -> str:
     return ", ".join(items[:-1]) + f" {word} " + items[-1]
 
 
+MAX_PROGRAM_SIZE = 1000
+"""Most RE2 instructions a rule's regular expression may compile to (forward or reverse).
+
+RE2 matches in linear time, but the factor is the program size whenever its DFA
+gives up (too many states) and it simulates the NFA: up to about 1 ms per
+instruction for each 100,000 characters of body. ``(.*){1,1000}(.*){1,1000}z``
+is 20,001 instructions (seconds per message). The shipped rules stay under 150;
+a 100-word alternation is about 1,000 (split longer ones into several patterns,
+or use ``contains`` with a list)."""
+
+
 def _regex_options(*, ignore_case: bool) -> re2.Options:
     options = re2.Options()
     options.log_errors = False
     options.case_sensitive = not ignore_case
+    # Only the whole match is used (its span, for the evidence); without capture
+    # groups RE2 can find it with its DFAs instead of simulating the NFA.
+    options.never_capture = True
     return options
 
 
@@ -120,12 +135,13 @@ def compile_regex(pattern: str, *, ignore_case: bool, ignore_accents: bool = Fal
 
     Raises:
         ValueError: RE2 cannot compile it; the message says why (look-around
-            and back-references are not supported, repetition is bounded at 1000).
+            and back-references are not supported, repetition is bounded at 1000),
+            or its program is larger than :data:`MAX_PROGRAM_SIZE`.
     """
     if ignore_accents:
         pattern = strip_accents(pattern)
     try:
-        return re2.compile(pattern, _regex_options(ignore_case=ignore_case))
+        regex = re2.compile(pattern, _regex_options(ignore_case=ignore_case))
     except re2.error as exc:
         detail = exc.args[0] if exc.args else b""
         text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
@@ -136,6 +152,14 @@ def compile_regex(pattern: str, *, ignore_case: bool, ignore_accents: bool = Fal
                 " time; rewrite it, or combine conditions with all/any/not)"
             )
         raise ValueError(f"RE2 cannot compile it: {text}{hint}") from None
+    size = max(regex.programsize, regex.reverseprogramsize)
+    if size > MAX_PROGRAM_SIZE:
+        raise ValueError(
+            f"regular expression too complex: program size {size} > limit {MAX_PROGRAM_SIZE}"
+            " (it could take seconds per message; use smaller repetition counts, or split"
+            " a long alternation into several patterns: regex takes a list, or use contains)"
+        )
+    return regex
 
 
 def _glob_regex(glob: str) -> str:

@@ -45,7 +45,7 @@ from rules.text import MAX_PATTERN_CHARS, Fold, fold
 from triage.domain import Priority
 from triage.errors import RuleFileError
 
-__all__ = ["load_rules", "parse_rules", "reload_rules"]
+__all__ = ["MAX_DEPTH", "load_rules", "parse_rules", "reload_rules"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _RULE_KEYS = ("name", "description", "enabled", "when", "then")
@@ -77,6 +77,9 @@ _DAY_NAMES = {
     **{d.lower(): i for i, d in enumerate(WEEKDAYS)},
     **{d[:3].lower(): i for i, d in enumerate(WEEKDAYS)},
 }
+MAX_DEPTH = 50
+"""Levels conditions may nest (``when`` itself is level 1): deeper is refused by name,
+long before Python's recursion limit in the loader, the describer or the engine."""
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -96,6 +99,7 @@ class _FileReader:
     lists: Mapping[str, Sequence[str]] | None
     assistants: Collection[str] | None
     problems: list[str] = field(default_factory=list)
+    too_deep: set[str] = field(default_factory=set)
     ignore_case: bool = True
     ignore_accents: bool = False
 
@@ -192,7 +196,18 @@ class _FileReader:
     def _fail(self, who: str, where: str, problem: str) -> None:
         self.problems.append(f"{who}: {where}: {problem}")
 
-    def _condition(self, node: Any, where: str, who: str) -> Condition | None:
+    def _condition(self, node: Any, where: str, who: str, depth: int = 1) -> Condition | None:
+        if depth > MAX_DEPTH:
+            if who in self.too_deep:
+                return None
+            self.too_deep.add(who)
+            self._fail(
+                who,
+                where.split(".", 1)[0],
+                f"conditions nested more than {MAX_DEPTH} levels deep; flatten them"
+                " (all = [...] and any = [...] take lists)",
+            )
+            return None
         if not isinstance(node, dict):
             self._fail(
                 who,
@@ -213,10 +228,12 @@ class _FileReader:
                     + "); nest tables to combine",
                 )
                 return None
-            return self._combinator(combinators[0], node[combinators[0]], where, who)
+            return self._combinator(combinators[0], node[combinators[0]], where, who, depth)
         return self._match(node, where, who)
 
-    def _combinator(self, key: str, value: Any, where: str, who: str) -> Condition | None:
+    def _combinator(
+        self, key: str, value: Any, where: str, who: str, depth: int
+    ) -> Condition | None:
         here = f"{where}.{key}"
         if key == "always":
             if value is not True:
@@ -224,12 +241,12 @@ class _FileReader:
                 return None
             return Always()
         if key == "not":
-            inner = self._condition(value, here, who)
+            inner = self._condition(value, here, who, depth + 1)
             return Not(inner) if inner is not None else None
         if not isinstance(value, list) or not value:
             self._fail(who, here, f"{key} takes a non-empty list of conditions")
             return None
-        children = [self._condition(c, f"{here}[{i}]", who) for i, c in enumerate(value)]
+        children = [self._condition(c, f"{here}[{i}]", who, depth + 1) for i, c in enumerate(value)]
         if any(c is None for c in children):
             return None
         kept = tuple(c for c in children if c is not None)
@@ -527,11 +544,23 @@ def _read_file(path: Path, problems: list[str]) -> Mapping[str, Any] | None:
     except OSError as exc:
         problems.append(f"{path}: cannot read rule file: {exc.strerror}")
         return None
+    return _parse_toml(text, str(path), problems)
+
+
+def _parse_toml(text: str, source: str, problems: list[str]) -> Mapping[str, Any] | None:
+    """Parse a rule file's text; on failure add one problem line and return None."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path}: not valid TOML: {exc}")
-        return None
+        problems.append(f"{source}: not valid TOML: {exc}")
+    except RecursionError:
+        problems.append(
+            f"{source}: nesting too deep: tables or arrays nested hundreds of levels deep"
+            f" (conditions may nest at most {MAX_DEPTH} levels)"
+        )
+    except Exception as exc:  # noqa: BLE001 - a rule file must never end in a traceback
+        problems.append(f"{source}: cannot read the TOML: {type(exc).__name__}")
+    return None
 
 
 def _read_all(
@@ -613,12 +642,7 @@ def parse_rules(
         RuleFileError: every problem found.
     """
     problems: list[str] = []
-    data: Mapping[str, Any] | None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{source}: not valid TOML: {exc}")
-        data = None
+    data = _parse_toml(text, source, problems)
     return _read_all(
         [(source, data)],
         problems,

@@ -36,6 +36,7 @@ _NOTHING: frozenset[int] = frozenset()
 def _options(*, memory: int = 0) -> re2.Options:
     options = re2.Options()
     options.log_errors = False
+    options.never_capture = True  # only "found or not" is asked: no submatches
     if memory:
         options.max_mem = memory
     return options

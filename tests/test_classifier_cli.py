@@ -174,3 +174,89 @@ def test_user_errors_are_one_line_and_exit_2(
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def test_labels_that_are_no_configured_queue_are_refused_unless_forced(
+    config: Path, tmp_path: Path
+) -> None:
+    """A model that can only answer unknown queues would send all mail to the fallback."""
+    examples, labels = dataset(8)
+    foreign = write_csv(tmp_path / "foreign.csv", examples, [f"x-{y}" for y in labels])
+    assert run(config, "init").returncode == 0
+    done = run(config, "train", "--from", str(foreign))
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith("error: none of the labels (x-")
+    assert "is a configured queue" in error
+    assert "fallback queue unsorted" in error
+    assert "--force" in error
+    assert _models(config) == []
+
+    done = run(config, "train", "--from", str(foreign), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "note: labels that are not configured queues: x-" in done.stdout
+    assert [active for _, active in _models(config)] == [1]
+
+
+def test_priority_labels_must_be_priorities(config: Path, tmp_path: Path) -> None:
+    examples, labels = dataset(8)
+    as_priority = dict(zip(sorted(set(labels)), ("urgent", "high", "normal", "low"), strict=False))
+    good = write_csv(
+        tmp_path / "good.csv", examples, [as_priority[y] for y in labels], label_column="priority"
+    )
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        examples,
+        ["critical" if as_priority[y] == "urgent" else as_priority[y] for y in labels],
+        label_column="priority",
+    )
+    assert run(config, "init").returncode == 0
+    done = run(config, "train", "--target", "priority", "--from", str(bad))
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = done.stderr.strip()
+    assert error.startswith("error: labels that are not priorities (urgent, high, normal, low):")
+    assert "critical" in error
+    assert "routing.default_priority (normal)" in error
+    assert "--force" in error
+    assert "fallback queue" not in error
+
+    done = run(config, "train", "--target", "priority", "--from", str(bad), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "note: labels that are not priorities: critical" in done.stdout
+    assert "fallback queue" not in done.stdout
+
+    done = run(config, "train", "--target", "priority", "--from", str(good))
+    assert done.returncode == 0, done.stderr
+    assert "note:" not in done.stdout
+
+
+def test_too_few_database_labels_are_counted_consistently(config: Path, tmp_path: Path) -> None:
+    """The demo's database has 2 billing corrections: say so, not 'found none'."""
+    examples, labels = dataset(1)
+    db = Database.open(f"sqlite:///{tmp_path / 'triage.db'}")
+    try:
+        with db.session() as s:
+            for ex, label in zip(examples, labels, strict=True):
+                if label == "billing":
+                    s.add(
+                        TrainingLabel(
+                            subject=ex.subject,
+                            body=ex.body,
+                            sender=ex.sender,
+                            queue=label,
+                            source="correction",
+                        )
+                    )
+    finally:
+        db.dispose()
+    expected = (
+        "error: found 1 class (billing) with 2 examples; training needs at least 2 classes"
+        " with at least 5 examples each"
+    )
+    for command in ("train", "evaluate"):
+        done = run(config, command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "2 examples in 1 classes" not in done.stdout
+        assert "data: 2 examples in 1 class from database" in done.stdout
+        assert done.stderr.strip() == expected

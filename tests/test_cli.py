@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 
@@ -106,3 +108,109 @@ def test_init_checks_rule_files_and_warns_about_missing_secrets(tmp_path: Path) 
     assert done.returncode == 2
     assert f"{broken}: rule 'x'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_config_option_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    """`triage init --config FILE` (the issue's acceptance criterion) as well as before it."""
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    after = run("init", "--config", str(config), cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert f"config ok: {config}" in after.stdout
+    before = run("--config", str(config), "init", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    # nested commands and the outbox group take it after their name too
+    for args in (
+        ("rules", "check", "--config", str(config)),
+        ("rules", "--config", str(config), "check"),
+        ("outbox", "--config", str(config)),
+        ("outbox", "retry", "--all-failed", "--config", str(config)),
+        ("queue", "--config", str(config)),
+    ):
+        done = run(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "No such option" not in done.stderr
+
+
+def test_subcommand_config_wins_over_group_config_and_environment(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    shutil.copy(ROOT / "config.example.toml", good)
+    missing = tmp_path / "missing.toml"
+    done = run("--config", str(missing), "init", "--config", str(good))
+    assert done.returncode == 0, done.stderr
+    assert f"config ok: {good}" in done.stdout
+    done = run("init", "--config", str(good), env={"TRIAGE_CONFIG": str(missing)})
+    assert done.returncode == 0, done.stderr
+    # the group option still beats the environment, and a wrong one is named
+    done = run("--config", str(missing), "init", env={"TRIAGE_CONFIG": str(good)})
+    assert done.returncode == 2
+    assert f"{missing}: config file not found" in done.stderr
+    done = run("init", "--config", str(missing), env={"TRIAGE_CONFIG": str(good)})
+    assert done.returncode == 2
+    assert f"{missing}: config file not found" in done.stderr
+
+
+def _example_with(tmp_path: Path, *replacements: tuple[str, str]) -> Path:
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    config = tmp_path / "triage.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_init_refuses_what_run_and_poll_would_refuse(tmp_path: Path) -> None:
+    """A missing templates_dir or CA file is an error in init, not a surprise in `run`."""
+    config = _example_with(
+        tmp_path,
+        ('templates_dir = ""', 'templates_dir = "nope"'),
+        ('ca_file = ""', 'ca_file = "nope.pem"'),  # the first is [imap]'s
+        ('ca_file = ""', 'ca_file = "bad.pem"'),  # then [smtp]'s
+    )
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    done = run("init", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "config ok" not in done.stdout
+    lines = [line.removeprefix("error: ") for line in done.stderr.splitlines()]
+    assert f"{config}: acknowledgments.templates_dir: {tmp_path / 'nope'} is not a directory" in (
+        lines
+    )
+    assert f"{config}: imap.ca_file: {tmp_path / 'nope.pem'} does not exist" in lines
+    assert any(line.startswith(f"{config}: smtp.ca_file: cannot load") for line in lines)
+    assert not (tmp_path / "triage.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            'from_address = "Example Office <inbox@example.com>"',
+            'from_address = "not an address"',
+            "smtp.from_address",
+        ),
+        ('addresses = ["owner@example.com"]', 'addresses = ["not-an-email"]', "owners.addresses"),
+    ],
+)
+def test_init_refuses_addresses_that_are_not_mail_addresses(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    config = _example_with(tmp_path, (old, new))
+    done = run("init", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"{config}: {key}" in done.stderr
+    assert "is not a mail address" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_init_only_warns_about_an_unset_password_variable(tmp_path: Path) -> None:
+    config = _example_with(tmp_path)
+    env = {"TRIAGE_IMAP_PASSWORD": "", "TRIAGE_SMTP_PASSWORD": "", "TRIAGE_CONFIG": ""}
+    done = run("init", "--config", str(config), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "config ok" in done.stdout
+    warning = done.stderr.strip()
+    assert warning.startswith("warning: imap.password_env: environment variable")
+    assert "`triage run` and `triage poll` refuse to start" in warning
+    assert "service's environment" in warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -267,3 +268,133 @@ def test_unknown_holiday_subdivision_names_the_subdivision(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == f"{path}: calendar.subdivision: HU has no subdivision 'ZZ'"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        ("[sla.normal]", "99999999999d", "more than 365 working days"),
+        ("[sla.normal]", "366d", "more than 365 working days"),
+        ("[sla.normal]", "99999999h", "more than 8760 hours"),
+        ("[queues.billing.sla.high]", "99999999999d", "more than 365 working days"),
+    ],
+)
+def test_huge_sla_targets_are_refused_naming_the_key(
+    tmp_path: Path, where: str, value: str, problem: str
+) -> None:
+    """A target the calendar cannot place must be a config error, not a crash in `poll`."""
+    queue = "[queues.billing]\n[queues.unsorted]\n" if "queues" in where else ""
+    path = write(
+        tmp_path,
+        f'{queue}{where}\nfirst_response = "{value}"\nnext_response = "1h"\nresolution = "1d"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    key = where.strip("[]") + ".first_response"
+    assert f"{path}: {key}: " in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_sla_target_longer_than_a_year_of_working_time_is_refused(tmp_path: Path) -> None:
+    """With one working day a week, 300 working days is almost six years: refused by name."""
+    path = write(
+        tmp_path,
+        '[calendar.hours]\nmon = ["09:00-17:00"]\n'
+        '[queues.unsorted]\n[queues.slow.sla.low]\nfirst_response = "1h"\n'
+        'next_response = "1h"\nresolution = "300d"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: queues.slow.sla.low.resolution: 300d is more working time" in str(err.value)
+    assert "52 working days" in str(err.value)
+    ok = write(
+        tmp_path,
+        '[calendar.hours]\nmon = ["09:00-17:00"]\n[sla.low]\nfirst_response = "400h"\n'
+        'next_response = "1h"\nresolution = "52d"\n',
+    )
+    assert load_config(ok).sla[Priority.LOW].resolution == BusinessDuration(days=52)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", '"9999999w"'])
+def test_wall_clock_durations_are_bounded(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"[acknowledgments]\nmax_age = {value}\n")
+    with pytest.raises(ConfigError, match=r"acknowledgments\.max_age: "):
+        load_config(path)
+
+
+_BAD_ADDRESSES = [
+    "not an address",
+    "anna",
+    "Anna <anna>",
+    "a@",
+    "@example.com",
+    "a@b, c@d",
+    "Group: a@b;",
+    "x <a@b> y",
+    "anna@example.com\r\nBcc: x@example.com",
+    '"a b"@example.com',
+]
+_GOOD_ADDRESSES = [
+    "anna@example.com",
+    "Anna <anna@example.com>",
+    '"Kovács, Anna" <anna@example.hu>',
+    "Ánna Kovács <anna@example.hu>",
+]
+
+
+@pytest.mark.parametrize("bad", _BAD_ADDRESSES)
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (lambda a: {"smtp": {"mode": "folder", "from_address": a}}, "smtp.from_address"),
+        (lambda a: {"team": {"assistants": {"anna": a}}}, "team.assistants.anna"),
+        (lambda a: {"team": {"addresses": ["ok@example.com", a]}}, "team.addresses.1"),
+        (lambda a: {"owners": {"addresses": [a]}}, "owners.addresses.0"),
+    ],
+)
+def test_addresses_must_be_mail_addresses(bad: str, data: Any, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(data(bad), source="t.toml", base_dir=Path.cwd())
+    assert f"t.toml: {key}: " in str(err.value)
+    assert "is not a mail address" in str(err.value)
+
+
+@pytest.mark.parametrize("good", _GOOD_ADDRESSES)
+def test_addresses_the_config_accepts_are_usable_by_the_outbox(good: str) -> None:
+    from triage.outbox.headers import parse_mailbox  # noqa: PLC0415
+
+    settings = parse_config(
+        {"smtp": {"mode": "folder", "from_address": good}, "owners": {"addresses": [good]}},
+        source="t.toml",
+        base_dir=Path.cwd(),
+    )
+    assert settings.smtp is not None
+    assert parse_mailbox(settings.smtp.from_address)[1]
+    assert parse_mailbox(settings.owners.addresses[0])[1]
+
+
+def test_deeply_nested_toml_is_a_one_line_error_not_a_recursion_error(tmp_path: Path) -> None:
+    """2000 nested arrays overflow the TOML parser itself; 200 pass it but no setting nests so."""
+    deep = "[" * 2000 + "]" * 2000
+    path = write(tmp_path, f"[lists]\nblocked_senders = {deep}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: nesting too deep: arrays or tables nested hundreds of levels deep"
+    )
+    path = write(tmp_path, f"[lists]\nblocked_senders = {'[' * 200}{']' * 200}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: lists.blocked_senders: nesting too deep")
+    assert "\n" not in str(err.value)
+
+
+def test_too_deep_walks_without_recursion() -> None:
+    from triage.config import too_deep  # noqa: PLC0415
+
+    data: list[Any] = []
+    for _ in range(100_000):
+        data = [data]
+    assert too_deep({"a": data}, 16) == "a" + ".0" * 15
+    assert too_deep({"a": {"b": [1, 2]}}, 3) is None
+    assert too_deep({"a": {"b": [[1]]}}, 3) == "a.b.0"

@@ -189,11 +189,12 @@ def test_same_message_id_with_other_bytes_is_a_different_message(database: Datab
     ("make", "expected"),
     [
         (lambda p: p / "missing.mbox", "no such file or directory"),
+        (lambda p: p / "nonexistent", "nonexistent: no such file or directory"),
         (lambda p: (p / "plain").mkdir() or p / "plain", "not a Maildir"),
         (lambda p: (p / "x.csv").write_text("a,b\n1,2\n") and p / "x.csv", "not an mbox file"),
         (lambda p: (p / "empty").write_bytes(b"") or p / "empty", "is empty"),
     ],
-    ids=["missing", "directory", "not-mail", "empty"],
+    ids=["missing", "missing-no-suffix", "directory", "not-mail", "empty"],
 )
 def test_bad_paths_are_one_line_errors_with_exit_2(
     tmp_path: Path,

@@ -175,6 +175,45 @@ def test_check_a_missing_file(tmp_path):
     assert f"{tmp_path / 'nope.toml'}: rule file not found" in done.stderr
 
 
+def _deep_rules(levels: int) -> str:
+    when = '{ field = "subject", contains = "x" }'
+    for _ in range(levels):
+        when = "{ not = " + when + " }"
+    return f'[[rule]]\nname = "deep"\nwhen = {when}\nthen.queue = "billing"\n'
+
+
+@pytest.mark.parametrize(("levels", "problem"), [(500, "nesting too deep"), (60, "rule 'deep'")])
+def test_deeply_nested_rules_are_one_line_not_a_traceback(workdir, levels, problem):
+    deep = workdir / "deep.toml"
+    deep.write_text(_deep_rules(levels), encoding="utf-8")
+    config = str(workdir / "triage.toml")
+    for args in (
+        ("rules", "check", str(deep)),
+        ("rules", "check", "--config", config, str(deep)),
+        ("rules", "test", "--config", config, "--rules", str(deep)),
+    ):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "RecursionError" not in done.stderr
+        first = done.stderr.splitlines()[0].removeprefix("error: ")
+        assert first.startswith(f"{deep}: {problem}"), (args, done.stderr)
+
+
+def test_deeply_nested_config_is_one_line_for_every_command(workdir):
+    config = workdir / "deep-config.toml"
+    config.write_text(
+        CONFIG.replace("[lists]\n", "[lists]\nblocked = " + "[" * 2000 + "]" * 2000 + "\n"),
+        encoding="utf-8",
+    )
+    for args in (("rules", "check"), ("init",), ("queue",)):
+        done = run("--config", str(config), *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip() == (
+            f"error: {config}: nesting too deep: arrays or tables nested hundreds of levels deep"
+        )
+
+
 # -- triage rules test --------------------------------------------------------------------
 
 

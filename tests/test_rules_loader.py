@@ -437,3 +437,34 @@ def test_every_field_and_operator_is_documented_in_the_shipped_file():
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     for name in [*FIELDS, "header.<Name>", *OPERATORS]:
         assert f" {name}" in comments, name
+
+
+def _nested_not(levels: int) -> str:
+    when = '{ field = "subject", contains = "x" }'
+    for _ in range(levels):
+        when = "{ not = " + when + " }"
+    return f'[[rule]]\nname = "deep"\nwhen = {when}\nthen.queue = "billing"\n'
+
+
+def test_conditions_nested_too_deep_are_refused_by_rule_name():
+    from rules.loader import MAX_DEPTH  # noqa: PLC0415
+
+    assert len(parse_rules(_nested_not(MAX_DEPTH - 1), queues=QUEUES, lists=LISTS)) == 1
+    problems = problems_of(_nested_not(MAX_DEPTH))
+    expected = (
+        f"rules.toml: rule 'deep': when: conditions nested more than {MAX_DEPTH} levels deep;"
+        " flatten them (all = [...] and any = [...] take lists)"
+    )
+    assert problems == [expected]
+
+
+def test_nesting_beyond_the_toml_parser_is_one_problem_line(tmp_path):
+    """500 nested `not` tables exhaust Python's recursion in tomllib itself."""
+    problems = problems_of(_nested_not(500))
+    assert len(problems) == 1
+    assert problems[0].startswith("rules.toml: nesting too deep")
+    path = tmp_path / "deep.toml"
+    path.write_text(_nested_not(500), encoding="utf-8")
+    with pytest.raises(RuleFileError) as caught:
+        load_rules([path], queues=QUEUES, lists=LISTS)
+    assert caught.value.problems[0].startswith(f"{path}: nesting too deep")

@@ -257,3 +257,72 @@ def test_rules_package_imports_only_the_standard_library_re2_and_pure_triage():
             assert (
                 top in stdlib or top in {"rules", "__future__"} or name in ALLOWED or top == "re2"
             ), f"{path.name} imports {name}"
+
+
+# -- regular expressions too costly to run --------------------------------------------------
+
+
+def test_a_regex_with_a_huge_program_is_refused_naming_file_rule_and_size(tmp_path):
+    """`(.*){1,1000}(.*){1,1000}z` is valid RE2 but took ~3 s per 100k-character body."""
+    from rules import load_rules  # noqa: PLC0415
+    from rules.conditions import MAX_PROGRAM_SIZE  # noqa: PLC0415
+    from triage.errors import RuleFileError  # noqa: PLC0415
+
+    path = tmp_path / "slow.toml"
+    path.write_text(
+        "[[rule]]\nname = 'slow'\nwhen = { field = 'body', regex = '(.*){1,1000}(.*){1,1000}z' }\n"
+        "then.tags = 'x'\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RuleFileError) as caught:
+        load_rules([path], queues=None, lists=None)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}: rule 'slow': when: body regex: ")
+    assert f"regular expression too complex: program size 20001 > limit {MAX_PROGRAM_SIZE}" in (
+        problem
+    )
+
+
+def test_every_shipped_regex_is_far_below_the_program_size_limit():
+    import tomllib  # noqa: PLC0415
+
+    from rules.conditions import MAX_PROGRAM_SIZE  # noqa: PLC0415
+
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "regex" in node:
+                value = node["regex"]
+                found.extend(value if isinstance(value, list) else [value])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(tomllib.loads((ROOT / "rules" / "default.toml").read_text(encoding="utf-8")))
+    assert found
+    for pattern in found:
+        for ignore_case in (True, False):
+            for ignore_accents in (True, False):
+                regex = compile_regex(
+                    pattern, ignore_case=ignore_case, ignore_accents=ignore_accents
+                )
+                assert max(regex.programsize, regex.reverseprogramsize) < MAX_PROGRAM_SIZE / 4
+
+
+def test_a_matching_regex_near_the_limit_explains_itself_quickly():
+    """The evidence (where it matched) needs only the whole match: no capture groups,
+    so RE2 finds it with its DFAs; with groups this took ~0.2 s per message."""
+    pattern = "(.*){1,44}(.*){1,44}z"
+    regex = compile_regex(pattern, ignore_case=True)
+    assert regex.groups == 0
+    assert regex.programsize <= 1000
+    rules = parse_rules(one_rule(f"{{ field = 'body', regex = '{pattern}' }}"))
+    body = ("hello world z " * 8000)[:MAX_BODY_CHARS]
+    start = time.perf_counter()
+    for _ in range(5):
+        decision = rules.evaluate(message(body_text=body))
+    assert time.perf_counter() - start < 0.5
+    assert decision.hits[0].reasons[0].startswith("body matches /(.*){1,44}(.*){1,44}z/ at")

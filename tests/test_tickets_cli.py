@@ -221,6 +221,13 @@ def test_claim_assign_wait_done(desk: Desk) -> None:
     assert done.returncode == 0
     assert "solved" in done.stdout
     assert json.loads(desk.run("queue", "--json").stdout) == []
+    # claiming a solved ticket says it is solved (not "already claimed by bela")
+    late = desk.run("claim", str(ref), "--as", "anna")
+    assert late.returncode == 2
+    assert late.stderr.strip() == (
+        f"error: #{ref} is solved (assigned to bela): there is nothing to claim;"
+        " a new message from the client reopens it"
+    )
     with desk.db.session() as s:
         events = s.scalars(select(TicketEvent).order_by(TicketEvent.id)).all()
         assert [(e.actor, e.action) for e in events] == [
@@ -342,5 +349,20 @@ def test_empty_reply_sends_nothing(desk: Desk) -> None:
     done = desk.run("reply", str(ref), "--body-file", str(body), "--as", "anna")
     assert done.returncode == 2
     assert "empty" in done.stderr
+    with desk.db.session() as s:
+        assert s.scalars(select(OutboxMail)).all() == []
+
+
+def test_an_editor_that_cannot_start_is_a_one_line_user_error(desk: Desk) -> None:
+    ref = _add(desk.db, 1, due=timedelta(hours=1))
+    done = desk.run(
+        "reply", str(ref), "--as", "anna", env={"EDITOR": "nonexistent-editor", "VISUAL": ""}
+    )
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith("error: cannot write the reply in the editor: ")
+    assert "nonexistent-editor" in error
+    assert "--body-file" in error
     with desk.db.session() as s:
         assert s.scalars(select(OutboxMail)).all() == []

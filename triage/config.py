@@ -12,14 +12,17 @@ files) are relative to the directory of the config file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from datetime import date, time
+from email.headerregistry import Group, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +39,7 @@ from triage.errors import ConfigError
 
 __all__ = [
     "CONFIG_ENV",
+    "MAX_NESTING",
     "AcknowledgmentSettings",
     "CalendarSettings",
     "ClassifierSettings",
@@ -52,6 +56,7 @@ __all__ = [
     "find_config_path",
     "load_config",
     "parse_config",
+    "too_deep",
 ]
 
 CONFIG_ENV = "TRIAGE_CONFIG"
@@ -59,17 +64,82 @@ CONFIG_ENV = "TRIAGE_CONFIG"
 _SECRET_KEYS = {"password", "secret", "token", "access_token", "api_key", "oauth2_token"}
 
 
+MAX_SECONDS = 366 * 86400.0
+"""Longest wall-clock duration in the config (a year): longer ones are typos, and
+they overflow timers and date arithmetic."""
+
+MAX_BUSINESS_DAYS = 365
+"""Most working days an SLA target may have."""
+
+MAX_BUSINESS_SECONDS = 365 * 24 * 3600
+"""Most working time (hours, minutes) an SLA target may have on top of its days.
+
+The calendar's own limit is tighter: :meth:`Settings` refuses a target needing more
+working time than one year of ``[calendar.hours]`` holds (deadlines are computed
+within a few years)."""
+
+
 def _seconds(value: Any) -> float:
-    return parse_seconds(value)
+    seconds = parse_seconds(value)
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{value!r} is longer than a year")
+    return seconds
 
 
 def _business(value: Any) -> BusinessDuration:
     if isinstance(value, BusinessDuration):
-        return value
-    if not isinstance(value, str):
+        duration = value
+    elif not isinstance(value, str):
         raise ValueError("write a duration as a string, e.g. '4h' or '2d'")  # noqa: TRY004 - pydantic reports ValueError
-    return parse_business_duration(value)
+    else:
+        duration = parse_business_duration(value)
+    if duration.days > MAX_BUSINESS_DAYS:
+        raise ValueError(
+            f"{duration} is more than {MAX_BUSINESS_DAYS} working days; an SLA target is at"
+            " most a year (use no_sla = true for a queue without deadlines)"
+        )
+    if duration.seconds > MAX_BUSINESS_SECONDS:
+        raise ValueError(
+            f"{duration} is more than {MAX_BUSINESS_SECONDS // 3600} hours of working time;"
+            " an SLA target is at most a year (write working days, e.g. '5d')"
+        )
+    return duration
 
+
+_ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+")
+"""A plain ``local@domain`` as the outbox accepts it (triage.outbox.headers.valid_address)."""
+
+
+def _mailbox(value: str) -> str:
+    """Check one mailbox, ``"Name <local@domain>"`` or ``local@domain`` (RFC 5322 section 3.4).
+
+    Parsed with :mod:`email.headerregistry`; refused when it has parse defects, is not
+    exactly one address (a list, a group), or its addr-spec is not a plain
+    ``local@domain`` the outbox can put in a header and in RCPT TO.
+    """
+    problem = (
+        f"{value!r} is not a mail address (write 'name@example.com' or 'Name <name@example.com>')"
+    )
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value) > 400:
+        raise ValueError(problem)
+    try:
+        header = HeaderRegistry()("To", value)
+        defects = list(header.defects)
+        groups: list[Group] = list(getattr(header, "groups", ()))  # an AddressHeader
+    except Exception:  # noqa: BLE001 - the email parser raises assorted errors on odd input
+        raise ValueError(problem) from None
+    if defects or len(groups) != 1 or groups[0].display_name is not None:
+        raise ValueError(problem)
+    addresses = groups[0].addresses
+    if len(addresses) != 1 or not _ADDR_SPEC.fullmatch(addresses[0].addr_spec):
+        raise ValueError(problem)
+    return value
+
+
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+"""A mail address with an optional display name: ``"Office <office@example.com>"``."""
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 """A wall-clock duration in seconds; config accepts a number or a string like '5m'."""
@@ -196,7 +266,7 @@ class SmtpSettings(_Tls, _Login):
     host: str = ""
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "starttls"
-    from_address: str
+    from_address: Mailbox
     folder: str = "outbox"
     timeout: Seconds = 30.0
     max_attempts: int = Field(default=12, ge=1)
@@ -254,6 +324,13 @@ def parse_interval(text: str) -> tuple[time, time]:
     if end <= start:
         raise ValueError(f"{text!r} ends before it starts")
     return start, end
+
+
+def _seconds_of_day(moment: time) -> int:
+    """Seconds since midnight; ``time.max`` (an interval ending at 24:00) counts as 86400."""
+    if moment == time.max:
+        return 86400
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
 
 
 def _default_hours() -> BusinessHours:
@@ -402,7 +479,7 @@ class AcknowledgmentSettings(_Section):
 class OwnerSettings(_Section):
     """``[owners]``: who receives escalations (and nothing else)."""
 
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Mailbox] = Field(default_factory=list)
     digest: Literal["off", "hourly", "daily"] = "off"
     """One mail per escalation (off), or one digest per hour / per day."""
     digest_time: str = "08:00"
@@ -423,9 +500,9 @@ class TeamSettings(_Section):
     """``[team]``: the assistants and the shared addresses that are ours."""
 
     name: str = "Our office"
-    assistants: dict[str, str] = Field(default_factory=dict)
+    assistants: dict[str, Mailbox] = Field(default_factory=dict)
     """Assistant name -> email address (for SLA warnings)."""
-    addresses: list[str] = Field(default_factory=list)
+    addresses: list[Mailbox] = Field(default_factory=list)
     """Our own addresses besides smtp.from_address: mail from them is never acknowledged."""
     message_id_domain: str = ""
     """Domain for our Message-IDs; "" takes it from smtp.from_address."""
@@ -490,6 +567,7 @@ class Settings(_Section):
             )
         if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
             raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
+        self._targets_fit_the_calendar()
         for qname, queue in self.queues.items():
             for person in queue.assistants:
                 if person not in self.team.assistants:
@@ -497,6 +575,27 @@ class Settings(_Section):
                         f"queues.{qname}.assistants: {person!r} is not in [team.assistants]"
                     )
         return self
+
+    def _targets_fit_the_calendar(self) -> None:
+        """Refuse an SLA target needing more working time than a year of the calendar has."""
+        weekly = self.calendar.hours.as_weekly()
+        days_per_year = 52 * sum(1 for day in weekly if day)
+        seconds_per_year = 52 * sum(
+            _seconds_of_day(end) - _seconds_of_day(start) for day in weekly for start, end in day
+        )
+        tables: list[tuple[str, dict[Priority, SlaTarget]]] = [("sla", self.sla)]
+        tables += [(f"queues.{name}.sla", q.sla) for name, q in self.queues.items()]
+        for prefix, targets in tables:
+            for priority, target in targets.items():
+                for kind in ("first_response", "next_response", "resolution"):
+                    duration: BusinessDuration = getattr(target, kind)
+                    share = duration.days / days_per_year + duration.seconds / seconds_per_year
+                    if share > 1:
+                        raise ValueError(
+                            f"{prefix}.{priority.value}.{kind}: {duration} is more working time"
+                            f" than a year of [calendar.hours] has ({days_per_year} working days,"
+                            f" {seconds_per_year // 3600} working hours)"
+                        )
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config file relative to its directory."""
@@ -546,6 +645,32 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return loc, message
 
 
+MAX_NESTING = 16
+"""Levels of tables and arrays a config may nest (``queues.<q>.sla.<priority>`` is 4)."""
+
+
+def too_deep(data: Any, limit: int) -> str | None:
+    """The dotted key under which ``data`` nests more than ``limit`` tables/arrays, or None.
+
+    Walks iteratively (no recursion), so any depth the TOML parser returned is safe.
+    Array items are named by index (``lists.blocked.0.0``).
+    """
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, dict):
+            children: list[tuple[str, Any]] = [(str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            children = [(str(i), v) for i, v in enumerate(node)]
+        else:
+            continue
+        if depth >= limit:
+            return where
+        for key, child in children:
+            stack.append((child, f"{where}.{key}" if where else key, depth + 1))
+    return None
+
+
 def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settings:
     """Validate a parsed TOML mapping into :class:`Settings`.
 
@@ -555,9 +680,19 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settin
     for key in ("path", "base_dir"):
         if key in data:
             raise ConfigError(f"{source}: {key}: unknown key")
+    deep = too_deep(data, MAX_NESTING)
+    if deep is not None:
+        parts = deep.split(".")
+        while parts and parts[-1].isdigit():  # name the key, not the array items inside it
+            parts.pop()
+        deep = ".".join(parts)
+        raise ConfigError(
+            f"{source}: {deep or '(top level)'}: nesting too deep (more than {MAX_NESTING}"
+            " levels of tables and arrays; no setting needs that many)"
+        )
     try:
         return Settings.model_validate({**data, "path": source, "base_dir": base_dir})
-    except ValidationError as exc:
+    except ValidationError as exc:  # before ValueError: it is one
         lines = []
         for error in exc.errors():
             loc, message = _describe(dict(error))
@@ -567,6 +702,10 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Settin
             else:
                 lines.append(f"{source}: {loc}: {message}")
         raise ConfigError("\n".join(lines)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nesting too deep") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a validator surprised by odd input
+        raise ConfigError(f"{source}: cannot validate: {type(exc).__name__}: {exc}") from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Settings:
@@ -589,6 +728,12 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{p}: nesting too deep: arrays or tables nested hundreds of levels deep"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the parser must never end in a traceback
+        raise ConfigError(f"{p}: cannot read the TOML: {type(exc).__name__}") from None
     return parse_config(data, source=str(p), base_dir=p.resolve().parent)
 
 

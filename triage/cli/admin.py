@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.cli.tables import plain_table
+from triage.config import Settings
 from triage.errors import ConfigError
 from triage.logs import configure_logging
 from triage.rule_files import load_configured_rules
@@ -28,6 +30,9 @@ def init(app: AppContext) -> None:
     """
     settings = app.settings
     ruleset = load_configured_rules(settings) if settings.routing.rule_files else None
+    problems = file_problems(settings)
+    if problems:
+        raise ConfigError("\n".join(f"{settings.path}: {p}" for p in problems))
     try:
         check_secrets(settings)
     except ConfigError as exc:
@@ -49,7 +54,44 @@ def init(app: AppContext) -> None:
     if settings.smtp is None:
         click.echo("note: no [smtp] section: nothing can be sent (acknowledgments, replies)")
     if secrets_problem:
-        click.echo(f"warning: {secrets_problem} (`triage run` will refuse to start)", err=True)
+        click.echo(
+            f"warning: {secrets_problem} here; `triage run` and `triage poll` refuse to start"
+            " unless it is readable where they run (e.g. set in the service's environment)",
+            err=True,
+        )
+
+
+def file_problems(settings: Settings) -> list[str]:
+    """Files and directories the config names that `run` and `poll` would refuse.
+
+    Checks ``acknowledgments.templates_dir`` (a directory, resolved as the outbox
+    resolves it: :meth:`MailTemplates.from_settings`) and ``imap.ca_file`` /
+    ``smtp.ca_file`` (a readable PEM bundle, relative to the config's directory).
+
+    Returns:
+        one ``key: problem`` line per problem; empty when all is well.
+    """
+    from triage.outbox.templates import MailTemplates  # noqa: PLC0415 - loads Jinja2
+
+    problems: list[str] = []
+    try:
+        MailTemplates.from_settings(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    for key, section in (("imap", settings.imap), ("smtp", settings.smtp)):
+        if section is None or not section.ca_file:
+            continue
+        if key == "smtp" and settings.smtp is not None and settings.smtp.mode != "send":
+            continue
+        path = settings.resolve(section.ca_file)
+        if not path.is_file():
+            problems.append(f"{key}.ca_file: {path} does not exist")
+            continue
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"{key}.ca_file: cannot load {path} as PEM certificates: {exc}")
+    return problems
 
 
 @cli.command()
@@ -61,7 +103,7 @@ def init(app: AppContext) -> None:
     show_default=True,
     help="Working folder: database, config and the outgoing mail (.eml).",
 )
-@pass_app
+@click.pass_obj
 def demo(app: AppContext, workdir: Path) -> None:
     """Run the main job on an embedded default: sample inbox, SQLite, acks as files.
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 
@@ -13,7 +15,7 @@ from triage.logs import configure_logging
 from triage.secrets import read_secret
 from triage.store import Database
 
-__all__ = ["AppContext", "pass_app"]
+__all__ = ["AppContext", "config_option", "pass_app"]
 
 
 @dataclass
@@ -100,4 +102,43 @@ def _require_sqlite_file(url: str) -> None:
         )
 
 
-pass_app = click.make_pass_decorator(AppContext)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CONFIG_HELP = "TOML configuration file (default: $TRIAGE_CONFIG)."
+
+
+def _take_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Callback of a command's ``--config``: it overrides the group's and ``$TRIAGE_CONFIG``."""
+    if not value:
+        return
+    app = ctx.find_object(AppContext)
+    if app is None:  # a command invoked without the triage group: nothing to store into
+        return
+    if app.config_path != Path(value):
+        app.config_path = Path(value)
+        app._settings = None  # noqa: SLF001 - nothing loaded yet; never keep the other file's
+
+
+def config_option(command: Callable[P, R]) -> Callable[P, R]:
+    """Accept ``--config FILE`` after a (sub)command's name too: ``triage init --config X``.
+
+    Precedence: this option > the group's ``triage --config`` > ``$TRIAGE_CONFIG``;
+    the value goes into the :class:`AppContext`, not into the command's arguments.
+    """
+    return click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        expose_value=False,
+        callback=_take_config,
+        help=CONFIG_HELP,
+    )(command)
+
+
+_pass_app = click.make_pass_decorator(AppContext)
+
+
+def pass_app(command: Callable[Concatenate[AppContext, P], R]) -> Callable[P, R]:
+    """Pass the invocation's :class:`AppContext` first; the command also takes ``--config``."""
+    return config_option(_pass_app(command))

@@ -14,7 +14,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from triage import __version__
-from triage.cli.context import AppContext
+from triage.cli.context import CONFIG_HELP, AppContext
 from triage.config import find_config_path
 from triage.errors import MailboxError, SendError, StoreError, TriageError, UserError
 from triage.store.db import describe_error
@@ -27,7 +27,7 @@ __all__ = ["cli", "main"]
     "--config",
     "config_path",
     metavar="FILE",
-    help="TOML configuration file (default: $TRIAGE_CONFIG).",
+    help=CONFIG_HELP + " Also accepted after the command.",
 )
 @click.option(
     "--log-format",

@@ -26,7 +26,12 @@ _TARGET_HELP = "What the model predicts: the queue (routing) or the priority."
 @click.option("--from", "source", type=click.Path(path_type=Path), help=_FROM_HELP)
 @click.option("--label", metavar="COLUMN", help=_LABEL_HELP)
 @click.option("--target", type=click.Choice(_TARGETS), default="queue", help=_TARGET_HELP)
-@click.option("--force", is_flag=True, help="Activate the new model even if it scores worse.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Activate the new model even if it scores worse, or if its labels are not"
+    " configured queues (priorities with --target priority).",
+)
 @pass_app
 def train_command(
     app: AppContext, source: Path | None, label: str | None, target: str, force: bool

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from triage.cli.context import AppContext, pass_app
+from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
 from triage.clock import utcnow
 from triage.errors import NotFoundError, UserError
@@ -71,6 +71,7 @@ def _clip(text: str, width: int) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (times in UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@config_option
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, as_json: bool, limit: int) -> None:
     """Outgoing mail (acknowledgments, replies, escalations) that is pending or failed.

@@ -22,7 +22,7 @@ from sqlalchemy import func, or_, select
 from rules import load_rules
 from rules.conditions import describe_condition
 from rules.replay import ReplayTotals, StoredDecision, compare
-from triage.cli.context import AppContext, pass_app
+from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
 from triage.domain import ParseStatus
 from triage.errors import RuleFileError, UserError
@@ -48,6 +48,7 @@ class _ProblemsFound(click.ClickException):
 
 
 @cli.group()
+@config_option
 def rules() -> None:
     """Check rule files and replay stored mail through them."""
 

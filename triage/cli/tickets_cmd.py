@@ -158,8 +158,18 @@ def claim_cmd(app: AppContext, ref: str, as_name: str | None) -> None:
     """Take a ticket (fails if someone else has it)."""
     me = resolve_user(app.settings, as_name)
     now = utcnow()
-    changed = _act(app, ref, lambda s, t, _p: (claim(s, t, me, now=now), format_ref(t.ref or 0)))
-    done, shown = changed
+
+    def take(session: Session, ticket: Ticket, _policy: SlaPolicy) -> tuple[bool, str]:
+        shown = format_ref(ticket.ref or 0)
+        if ticket.status in {TicketStatus.SOLVED.value, TicketStatus.CLOSED.value}:
+            holder = f" (assigned to {ticket.assignee})" if ticket.assignee else ""
+            raise ConflictError(
+                f"{shown} is {ticket.status}{holder}: there is nothing to claim;"
+                " a new message from the client reopens it"
+            )
+        return claim(session, ticket, me, now=now), shown
+
+    done, shown = _act(app, ref, take)
     click.echo(f"{shown} claimed by {me}" if done else f"{shown} is already yours")
 
 
@@ -228,7 +238,13 @@ _EDITOR_HINT = "# Write your reply above. Lines starting with '#' are left out.\
 
 def _body_from_editor(ticket_line: str, last_message: str) -> str:
     quoted = "".join(f"# > {line}\n" for line in last_message.splitlines()[:40])
-    text = click.edit(f"\n\n{_EDITOR_HINT}# {ticket_line}\n{quoted}", extension=".txt")
+    try:
+        text = click.edit(f"\n\n{_EDITOR_HINT}# {ticket_line}\n{quoted}", extension=".txt")
+    except click.ClickException as exc:  # the editor is missing or failed
+        raise UserError(
+            f"cannot write the reply in the editor: {exc.message}; set EDITOR (or VISUAL)"
+            " to an installed editor, or give the text with --body-file FILE"
+        ) from None
     if text is None:
         raise UserError("reply aborted: the editor was closed without saving")
     return "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()

@@ -67,25 +67,88 @@ def _describe(data: Dataset) -> str:
     if data.duplicates:
         extra.append(f"{data.duplicates} duplicates skipped")
     tail = f" ({'; '.join(extra)})" if extra else ""
-    return f"{len(data)} examples in {len(counts)} classes from {data.source}{tail}"
+    noun = "class" if len(counts) == 1 else "classes"
+    return f"{len(data)} examples in {len(counts)} {noun} from {data.source}{tail}"
+
+
+def _classes(counts: Counter[str]) -> str:
+    """``1 class (billing) with 2 examples`` / ``3 classes: billing (2), records (7), x (1)``."""
+    if not counts:
+        return "no labeled examples"
+    if len(counts) == 1:
+        ((name, n),) = counts.items()
+        return f"1 class ({name}) with {n} example{'s' if n != 1 else ''}"
+    listed = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items()))
+    return f"{len(counts)} classes: {listed}"
 
 
 def _usable(data: Dataset) -> tuple[list[Example], list[str]]:
-    examples, labels, rare = drop_rare_classes(data.examples, data.labels)
+    """The examples of the classes with enough of them to train and hold some out.
+
+    Raises:
+        UserError: fewer than two such classes; the message counts every class found.
+    """
+    need = MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT
+    counts = Counter(data.labels)
+    enough = sorted(k for k, v in counts.items() if v >= need)
+    if len(enough) < 2:
+        which = f" (only {enough[0]} has enough)" if enough and len(counts) > 1 else ""
+        raise UserError(
+            f"found {_classes(counts)}{which}; training needs at least 2 classes with at least"
+            f" {need} examples each"
+        )
+    examples, labels, rare = drop_rare_classes(data.examples, data.labels, min_per_class=need)
     if rare:
         listed = ", ".join(f"{k!r} ({v})" for k, v in rare.items())
-        click.echo(
-            f"note: left out classes with fewer than {MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT}"
-            f" examples: {listed}"
-        )
-    check_training_data(labels, min_per_class=MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT)
+        click.echo(f"note: left out classes with fewer than {need} examples: {listed}")
+    check_training_data(labels, min_per_class=need)
     return examples, labels
 
 
-def _unknown_labels(app: AppContext, labels: set[str], target: str) -> list[str]:
+def _check_labels(app: AppContext, labels: set[str], target: str, *, force: bool) -> None:
+    """Refuse labels the router cannot use, unless ``force``; note the ones it ignores.
+
+    Queue target: refused when no label is a configured queue (every prediction would
+    go to the fallback queue); labels that are not queues are only noted. Priority
+    target: every label must be a priority (urgent, high, normal, low); a prediction of
+    anything else is ignored and the message gets ``routing.default_priority``.
+
+    Raises:
+        UserError: as above, naming the labels and saying that --force overrides.
+    """
     if target == "priority":
-        return sorted(labels - {p.value for p in Priority})
-    return sorted(labels - set(app.settings.queues))
+        valid = {p.value for p in Priority}
+        unknown = sorted(labels - valid)
+        if not unknown:
+            return
+        consequence = (
+            "a message predicted as one of these gets routing.default_priority"
+            f" ({app.settings.routing.default_priority.value})"
+        )
+        if not force:
+            raise UserError(
+                f"labels that are not priorities (urgent, high, normal, low):"
+                f" {', '.join(unknown)}; {consequence}. Fix the labels, or use --force"
+                " to train anyway"
+            )
+        click.echo(f"note: labels that are not priorities: {', '.join(unknown)} ({consequence})")
+        return
+    queues = set(app.settings.queues)
+    unknown = sorted(labels - queues)
+    if not unknown:
+        return
+    fallback = app.settings.routing.fallback_queue
+    if len(unknown) == len(labels) and not force:
+        raise UserError(
+            f"none of the labels ({', '.join(unknown)}) is a configured queue"
+            f" ({', '.join(sorted(queues))}): the model would send all mail to the fallback"
+            f" queue {fallback}. Rename the labels or add the queues, or use --force to train"
+            " anyway"
+        )
+    click.echo(
+        f"note: labels that are not configured queues: {', '.join(unknown)}"
+        f" (mail predicted as these goes to the fallback queue {fallback})"
+    )
 
 
 def run_train(
@@ -100,12 +163,7 @@ def run_train(
     data = _load(app, source, label, target)
     click.echo(f"training data: {_describe(data)}")
     examples, labels = _usable(data)
-    unknown = _unknown_labels(app, set(labels), target)
-    if unknown:
-        click.echo(
-            f"note: labels that are not configured {target} values: {', '.join(unknown)}"
-            " (mail predicted as these goes to the fallback queue)"
-        )
+    _check_labels(app, set(labels), target, force=force)
 
     incumbent: TrainedModel | None = None
     with app.database(create=True).session() as session:
