@@ -96,19 +96,29 @@ def test_a_ticket_created_after_its_deadline_is_breached_but_not_mailed(
 def test_a_ticket_whose_deadline_cannot_be_computed_does_not_stop_the_others(
     database: Database,
 ) -> None:
-    """A target the calendar cannot reach is logged for that ticket; the rest are watched."""
+    """A target the calendar cannot reach is logged for that ticket; the rest are watched.
+
+    Config validation refuses such a target (at most a year of the calendar's working
+    time); this is the guard behind it, so the settings are built without validation.
+    """
     import tomllib  # noqa: PLC0415
 
     from support.tickets import config_text  # noqa: PLC0415
 
-    from triage.config import parse_config  # noqa: PLC0415
+    from triage.config import SlaTarget, parse_config  # noqa: PLC0415
+    from triage.durations import parse_business_duration  # noqa: PLC0415
 
     data = tomllib.loads(config_text())
     data["calendar"]["hours"] = {"mon": ["08:00-09:00"]}  # one hour a week
-    data["queues"]["billing"]["sla"] = {
-        "normal": {"first_response": "4h", "next_response": "8h", "resolution": "300d"}
-    }
-    odd = parse_config(data, source="odd.toml", base_dir=Path())
+    valid = parse_config(data, source="odd.toml", base_dir=Path())
+    unreachable = SlaTarget.model_construct(
+        first_response=parse_business_duration("4h"),
+        next_response=parse_business_duration("8h"),
+        resolution=parse_business_duration("300d"),  # 300 Mondays: more than 3 years
+        warn_at=0.8,
+    )
+    billing = valid.queues["billing"].model_copy(update={"sla": {"normal": unreachable}})
+    odd = valid.model_copy(update={"queues": {**valid.queues, "billing": billing}})
     with database.session() as s:
         m = store_message(s, message_id="<r@client.example>", received_at=local(2026, 3, 9, 9))
         t = open_ticket(
