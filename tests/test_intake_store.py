@@ -190,6 +190,19 @@ def test_a_pipeline_that_always_fails_still_keeps_the_raw_message(
     assert _folder(database).last_uid == 1
 
 
+def test_input_the_parser_rejects_is_counted_as_stored_with_an_error(database: Database) -> None:
+    """Not an email at all (binary): kept raw, and the counts say it had an error."""
+    intake = Intake(database)
+    raw = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
+    plan = SyncPlan(folder="INBOX", uidvalidity=5, first_uid=1)
+    outcome = intake.store(plan, FetchedMessage(1, raw, ARRIVED, len(raw)))
+    assert outcome is StoreOutcome.ERROR
+    with database.session() as s:
+        row = s.scalars(select(Message)).one()
+        assert row.parse_status == "error"
+        assert row.raw == raw
+
+
 def test_a_parser_crash_is_stored_raw_with_the_error(database: Database) -> None:
     def broken_parser(raw: bytes, **kwargs: object) -> InboundMessage:
         raise UnicodeDecodeError("utf-8", raw, 0, 1, "simulated parser bug")

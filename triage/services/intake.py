@@ -496,8 +496,12 @@ class Intake:
                 error=error,
             )
             return self._store_failed(raw, sha, parsed, target, error)
-        self._log_stored(parsed, target, StoreOutcome.STORED)
-        return StoreOutcome.STORED
+        # the parser's own verdict counts too: stored, but raw with the error
+        outcome = (
+            StoreOutcome.ERROR if parsed.parse_status == ParseStatus.ERROR else StoreOutcome.STORED
+        )
+        self._log_stored(parsed, target, outcome)
+        return outcome
 
     def _store_failed(
         self,
