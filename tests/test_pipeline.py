@@ -429,3 +429,28 @@ def test_a_stranger_reusing_a_message_id_cannot_take_over_the_thread(
         )
     )
     assert follow_up.ticket_id == alice.ticket_id
+
+
+def test_a_stranger_who_used_the_message_id_first_cannot_capture_the_clients_reply(
+    inbox: Inbox, database: Database
+) -> None:
+    """The reused Message-ID arrives BEFORE the client's own mail: her reply still joins hers."""
+    mallory = inbox.deliver(
+        mail("Mallory <m@evil.example>", "Hello", "Hi there", message_id="<orig-1@c.ex>")
+    )
+    client = inbox.deliver(
+        mail(
+            "Client One <c1@client.example>", "Invoice", "Where is it?", message_id="<orig-1@c.ex>"
+        )
+    )
+    assert client.ticket_id != mallory.ticket_id
+    reply = inbox.deliver(
+        mail(
+            "Client One <c1@client.example>",
+            "Re: Invoice",
+            "Any news?",
+            In_Reply_To="<orig-1@c.ex>",
+            References="<orig-1@c.ex>",
+        )
+    )
+    assert reply.ticket_id == client.ticket_id

@@ -49,13 +49,16 @@ def _clean_id(value: str) -> str:
     return value
 
 
-def _tickets_by_message_id(session: Session, ids: Sequence[str]) -> dict[str, int]:
-    """Message-ID -> the ticket of the FIRST stored or sent mail that carried it.
+def _tickets_by_message_id(
+    session: Session, ids: Sequence[str], sender: str = ""
+) -> dict[str, int]:
+    """Message-ID -> the ticket of the mail that carried it.
 
     A Message-ID is meant to be unique (RFC 5322 section 3.6.4); when two mails
-    carry the same one, the later is a duplicate or a forgery, and must not take
-    over the thread: the mail we sent (ours are unique) wins, then the earliest
-    stored row.
+    carry the same one, one of them is a duplicate or a forgery and must not take
+    over the thread. In order of trust: the mail we sent (ours are unique); the
+    earliest stored mail from ``sender`` (the client replying to her own mail);
+    the earliest stored mail.
     """
     if not ids:
         return {}
@@ -63,14 +66,28 @@ def _tickets_by_message_id(session: Session, ids: Sequence[str]) -> dict[str, in
     sent = select(OutboxMail.message_id, OutboxMail.ticket_id).where(
         OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
     )
+    for message_id, ticket_id in session.execute(sent):
+        if ticket_id is not None:
+            found.setdefault(message_id, ticket_id)
     stored = (
-        select(Message.message_id, Message.ticket_id)
+        select(Message.message_id, Message.ticket_id, Message.from_addr)
         .where(Message.message_id.in_(ids), Message.ticket_id.is_not(None))
         .order_by(Message.id)
     )
-    for message_id, ticket_id in [*session.execute(sent), *session.execute(stored)]:
-        if ticket_id is not None:
-            found.setdefault(message_id, ticket_id)
+    first: dict[str, int] = {}
+    own: dict[str, int] = {}
+    key = sender.lower()
+    for message_id, ticket_id, from_addr in session.execute(stored):
+        if ticket_id is None:
+            continue
+        first.setdefault(message_id, ticket_id)
+        if key and (from_addr or "").lower() == key:
+            own.setdefault(message_id, ticket_id)
+    for message_id in ids:
+        if message_id not in found:
+            ticket_id = own.get(message_id, first.get(message_id))
+            if ticket_id is not None:
+                found[message_id] = ticket_id
     return found
 
 
@@ -82,10 +99,12 @@ def find_ticket(
     subject: str = "",
     bounced_message_id: str = "",
     include_closed: bool = False,
+    sender: str = "",
 ) -> ThreadMatch | None:
     """The ticket a mail with these headers belongs to, or None for a new conversation.
 
     Message-IDs are compared exactly (with angle brackets added when missing).
+    ``sender`` (the From address) breaks ties when stored mails share a Message-ID.
     """
     candidates: list[tuple[str, str]] = []
     if in_reply_to.strip():
@@ -93,7 +112,7 @@ def find_ticket(
     candidates.extend(("references", _clean_id(r)) for r in reversed(list(references)) if r)
     if bounced_message_id.strip():
         candidates.append(("delivery_report", _clean_id(bounced_message_id)))
-    by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}))
+    by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}), sender)
 
     def usable(ticket: Ticket | None) -> Ticket | None:
         if ticket is None or (not include_closed and ticket.status == TicketStatus.CLOSED.value):
@@ -124,4 +143,5 @@ def find_ticket_for(
         subject=message.subject,
         bounced_message_id=report.original_message_id if report else "",
         include_closed=include_closed,
+        sender=message.from_.addr if message.from_ is not None else "",
     )
