@@ -454,3 +454,23 @@ def test_a_stranger_who_used_the_message_id_first_cannot_capture_the_clients_rep
         )
     )
     assert reply.ticket_id == client.ticket_id
+
+
+def test_a_legal_threat_in_old_mail_is_recorded_but_not_mailed_to_the_owners(
+    inbox: Inbox, database: Database
+) -> None:
+    """History (mail older than max_age when first seen) must not flood the owners."""
+    threat = "If you do not refund this week, our lawyer will start legal action."
+    inbox.deliver(
+        mail("Old <old@dispute.example>", "Final notice", threat), at=NOW - timedelta(days=30)
+    )
+    inbox.deliver(mail("New <new@dispute.example>", "Final notice", threat))
+    escalations = {e.ticket_id: e for e in rows(database, Escalation)}
+    tickets = {t.client_addr: t.id for t in rows(database, Ticket)}
+    old, new = (
+        escalations[tickets["old@dispute.example"]],
+        escalations[tickets["new@dispute.example"]],
+    )
+    assert old.kind == new.kind == "rule"
+    assert old.notified_at is not None  # marked: the outbox will not mail it
+    assert new.notified_at is None  # mailed by the next SLA pass

@@ -265,7 +265,7 @@ class RoutingPipeline:
             assignee=routed.assignee,
         )
         if routed.escalate:
-            record_rule_escalation(session, ticket, routed.escalate, now=now)
+            self._escalate(session, ticket, routed.escalate, row, message, now)
         ack = self._acknowledge(session, row, message, ticket, routed, now)
         self._decision(session, row, ticket, routed, ack=ack)
         self.stats.routed[str(routed.decided_by)] += 1
@@ -282,6 +282,30 @@ class RoutingPipeline:
         )
 
     # -- steps -------------------------------------------------------------------------
+
+    def _escalate(  # noqa: PLR0917 - private step; the arguments are the message in hand
+        self,
+        session: Session,
+        ticket: Ticket,
+        reasons: Sequence[str],
+        row: Message,
+        message: InboundMessage,
+        now: datetime,
+    ) -> None:
+        """A rule's escalation; for history (an import, or mail older than
+        ``acknowledgments.max_age`` when first seen) recorded but not mailed."""
+        escalation = record_rule_escalation(session, ticket, reasons, now=now)
+        if escalation is None:
+            return
+        max_age = self.settings.acknowledgments.max_age
+        old = max_age > 0 and (now - message.received_at).total_seconds() > max_age
+        if row.source == "import" or old:
+            escalation.notified_at = now
+            log.info(
+                "rule_escalation_not_mailed",
+                ticket=ticket.ref,
+                reason="imported history" if row.source == "import" else "older than max_age",
+            )
 
     @staticmethod
     def _earlier_copy(session: Session, row: Message, message: InboundMessage) -> Message | None:
@@ -377,7 +401,7 @@ class RoutingPipeline:
             explanation.extend(decision.explanation)
             if joined != "note" and decision.escalate:
                 escalate = decision.escalate
-                record_rule_escalation(session, ticket, escalate, now=now)
+                self._escalate(session, ticket, escalate, row, message, now)
         reason = str(message.kind) if joined == "note" else "follow_up"
         self.stats.joined += 1
         self.stats.suppressed(reason)
