@@ -398,3 +398,27 @@ def test_too_deep_walks_without_recursion() -> None:
     assert too_deep({"a": data}, 16) == "a" + ".0" * 15
     assert too_deep({"a": {"b": [1, 2]}}, 3) is None
     assert too_deep({"a": {"b": [[1]]}}, 3) == "a.b.0"
+
+
+def test_a_device_directory_or_huge_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """``--config /dev/zero`` must not read forever."""
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config("/dev/zero")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"# x\n" * 300_000)
+    with pytest.raises(ConfigError, match="too large"):
+        load_config(huge)
+
+
+@pytest.mark.parametrize("bad", ["bad domain>", "example", "-x.example.com", "a..b.com"])
+def test_message_id_domain_must_be_a_domain_name(tmp_path: Path, bad: str) -> None:
+    path = write(tmp_path, f'[team]\nmessage_id_domain = "{bad}"\n')
+    with pytest.raises(ConfigError, match=r"team\.message_id_domain: .* is not a domain name"):
+        load_config(path)
+
+
+def test_message_id_domain_may_be_international(tmp_path: Path) -> None:
+    path = write(tmp_path, '[team]\nmessage_id_domain = "Kávéház.hu"\n')
+    assert load_config(path).team.message_id_domain == "xn--kvhz-5nac8c.hu"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 from datetime import date, time
 from email.headerregistry import Group, HeaderRegistry
@@ -496,6 +497,14 @@ class OwnerSettings(_Section):
         return value
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}")
+"""A DNS host name with at least two labels (RFC 1123 section 2.1), in ASCII (IDNA)."""
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this is refused (a mistaken path such as /dev/zero)."""
+
+
 class TeamSettings(_Section):
     """``[team]``: the assistants and the shared addresses that are ours."""
 
@@ -506,6 +515,19 @@ class TeamSettings(_Section):
     """Our own addresses besides smtp.from_address: mail from them is never acknowledged."""
     message_id_domain: str = ""
     """Domain for our Message-IDs; "" takes it from smtp.from_address."""
+
+    @field_validator("message_id_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            ascii_value = value.strip(".").encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            ascii_value = ""
+        if not _DOMAIN.fullmatch(ascii_value):
+            raise ValueError(f"{value!r} is not a domain name such as 'example.com'")
+        return ascii_value
 
 
 class LoggingSettings(_Section):
@@ -717,6 +739,15 @@ def load_config(path: str | os.PathLike[str]) -> Settings:
     """
     p = Path(path)
     try:
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(f"{p}: config file is {kind}")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{p}: config file is too large ({info.st_size:,} bytes; at most"
+                f" {MAX_CONFIG_BYTES:,})"
+            )
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
