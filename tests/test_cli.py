@@ -214,3 +214,18 @@ def test_init_only_warns_about_an_unset_password_variable(tmp_path: Path) -> Non
     assert warning.startswith("warning: imap.password_env: environment variable")
     assert "`triage run` and `triage poll` refuse to start" in warning
     assert "service's environment" in warning
+
+
+def test_init_notes_that_no_owner_would_hear_of_escalations(tmp_path: Path) -> None:
+    config = tmp_path / "triage.toml"
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    start = text.index("[owners]")
+    assert "addresses" in text[start:]
+    lines = text[start:].splitlines()
+    owners_line = next(line for line in lines if line.startswith("addresses"))
+    config.write_text(text.replace(owners_line, "addresses = []"), encoding="utf-8")
+    done = run("init", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "note: [owners] addresses is empty" in done.stdout
+    shutil.copy(ROOT / "config.example.toml", config)
+    assert "[owners] addresses is empty" not in run("init", "--config", str(config)).stdout

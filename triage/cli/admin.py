@@ -53,6 +53,8 @@ def init(app: AppContext) -> None:
         click.echo("note: no [imap] section: `triage run` and `poll --once` have no inbox to watch")
     if settings.smtp is None:
         click.echo("note: no [smtp] section: nothing can be sent (acknowledgments, replies)")
+    if not settings.owners.addresses:
+        click.echo("note: [owners] addresses is empty: breaches and rule escalations reach nobody")
     if secrets_problem:
         click.echo(
             f"warning: {secrets_problem} here; `triage run` and `triage poll` refuse to start"
