@@ -401,3 +401,24 @@ def test_html_nested_beyond_what_the_renderer_can_walk_falls_back_to_stripped_ta
     assert parsed.parse_status is ParseStatus.OK
     assert parsed.body_text.split() == ["Top", "deep", "Pay", "invoice", "42"]
     assert any("HTML conversion failed" in d for d in parsed.defects)
+
+
+def test_c1_control_characters_never_reach_the_body() -> None:
+    """U+009B is the 8-bit CSI: printed to a terminal it starts an escape sequence."""
+    from triage.mail import parse_message  # noqa: PLC0415
+
+    raw = (
+        "From: a@client.example\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nPay \u009b31m now \u0085 please\r\n"
+    ).encode()
+    body = parse_message(raw).body_text
+    assert "Pay" in body
+    assert "please" in body
+    assert not any("\x80" <= c <= "\x9f" for c in body)
+
+
+def test_show_output_drops_controls_and_bidi_overrides_but_keeps_lines() -> None:
+    from triage.cli.tickets_cmd import terminal_safe  # noqa: PLC0415
+
+    shown = terminal_safe("Invoice \u202efdp.exe\u202c\n\tline 2 \x1b[31mred\u009b2J")
+    assert shown == "Invoice fdp.exe\n\tline 2 [31mred2J"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -134,6 +135,16 @@ def queue_cmd(
 # --- show --------------------------------------------------------------------------------
 
 
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""What a mail's text must not send to a terminal: control characters (ESC, the 8-bit
+CSI U+009B) and the bidirectional overrides that can make a line read backwards."""
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` for a terminal: tabs and line breaks kept, other controls removed."""
+    return _TERMINAL_UNSAFE.sub("", text)
+
+
 @cli.command("show")
 @click.argument("ref")
 @click.option("--quoted", is_flag=True, help="Unfold the quoted history of each message.")
@@ -144,7 +155,7 @@ def show_cmd(app: AppContext, ref: str, quoted: bool) -> None:
     with app.db.read_session() as session:
         ticket = get_ticket(session, ref)
         text = render_ticket(session, ticket, policy, utcnow(), quoted=quoted)
-    click.echo(text)
+    click.echo(terminal_safe(text))
 
 
 # --- changes -----------------------------------------------------------------------------

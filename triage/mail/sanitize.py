@@ -13,7 +13,9 @@ import re
 __all__ = ["clean_body", "one_line", "storable"]
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
-_BODY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
+_BODY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
+"""C0 controls but tab and line ends, DEL, the C1 controls (U+0080-U+009F: never text;
+U+009B starts a terminal escape sequence) and a stray byte-order mark."""
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
