@@ -182,6 +182,14 @@ def test_init_refuses_what_run_and_poll_would_refuse(tmp_path: Path) -> None:
     assert not (tmp_path / "triage.db").exists()
 
 
+def test_init_says_a_ca_file_that_is_a_directory_is_one(tmp_path: Path) -> None:
+    config = _example_with(tmp_path, ('ca_file = ""', 'ca_file = "certs"'))
+    (tmp_path / "certs").mkdir()
+    done = run("init", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"imap.ca_file: {tmp_path / 'certs'} is a directory, not a PEM file" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [

@@ -87,7 +87,8 @@ def file_problems(settings: Settings) -> list[str]:
             continue
         path = settings.resolve(section.ca_file)
         if not path.is_file():
-            problems.append(f"{key}.ca_file: {path} does not exist")
+            what = "is a directory, not a PEM file" if path.is_dir() else "does not exist"
+            problems.append(f"{key}.ca_file: {path} {what}")
             continue
         try:
             ssl.create_default_context().load_verify_locations(cafile=str(path))
