@@ -79,9 +79,10 @@ def _add(
     status: str = "new",
     assignee: str | None = None,
     decided_by: str = "model",
+    now: datetime | None = None,
 ) -> int:
-    """A ticket whose first response is due ``due`` from now; returns its ref."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    """A ticket whose first response is due ``due`` from ``now``; returns its ref."""
+    now = now or datetime.now(UTC).replace(microsecond=0)
     with db.session() as s:
         m = store_message(
             s,
@@ -111,15 +112,18 @@ def _add(
 
 def _queue_fixture(db: Database) -> dict[str, int]:
     soon = timedelta(hours=3)
+    # one "now" for all: A, D and E must be due at the same instant (a second boundary
+    # crossed between two of them would otherwise decide their order)
+    now = datetime.now(UTC).replace(microsecond=0)
     return {
-        "A": _add(db, 1, due=soon),
-        "B": _add(db, 2, priority="low", due=-timedelta(hours=2)),
-        "C": _add(db, 3, priority="urgent", due=-timedelta(minutes=30), assignee="anna"),
-        "D": _add(db, 4, priority="high", due=soon, decided_by="rule"),
-        "E": _add(db, 5, due=soon, age=timedelta(hours=5), decided_by="fallback"),
-        "F": _add(db, 6, status="waiting", due=-timedelta(hours=5)),
-        "G": _add(db, 7, status="solved", due=-timedelta(hours=5)),
-        "H": _add(db, 8, queue="scheduling", due=timedelta(hours=1), assignee="anna"),
+        "A": _add(db, 1, due=soon, now=now),
+        "B": _add(db, 2, priority="low", due=-timedelta(hours=2), now=now),
+        "C": _add(db, 3, priority="urgent", due=-timedelta(minutes=30), assignee="anna", now=now),
+        "D": _add(db, 4, priority="high", due=soon, decided_by="rule", now=now),
+        "E": _add(db, 5, due=soon, age=timedelta(hours=5), decided_by="fallback", now=now),
+        "F": _add(db, 6, status="waiting", due=-timedelta(hours=5), now=now),
+        "G": _add(db, 7, status="solved", due=-timedelta(hours=5), now=now),
+        "H": _add(db, 8, queue="scheduling", due=timedelta(hours=1), assignee="anna", now=now),
     }
 
 
