@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_classifier_data import dataset, write_csv
@@ -44,6 +45,25 @@ def config(tmp_path: Path) -> Path:
 def _models(config: Path) -> list[tuple[str, int]]:
     with sqlite3.connect(config.parent / "triage.db") as conn:
         return list(conn.execute("select version, active from models order by id"))
+
+
+def _store_corrections(tmp_path: Path, labeled: list[tuple[Any, str]]) -> None:
+    """Store (example, queue) pairs as assistants' corrections in the test database."""
+    db = Database.open(f"sqlite:///{tmp_path / 'triage.db'}")
+    try:
+        with db.session() as s:
+            for ex, label in labeled:
+                s.add(
+                    TrainingLabel(
+                        subject=ex.subject,
+                        body=ex.body,
+                        sender=ex.sender,
+                        queue=label,
+                        source="correction",
+                    )
+                )
+    finally:
+        db.dispose()
 
 
 def _value(stdout: str, key: str) -> float:
@@ -100,21 +120,7 @@ def test_a_worse_model_is_kept_inactive_unless_forced(config: Path, tmp_path: Pa
 
 def test_train_and_cross_validate_on_the_database_labels(config: Path, tmp_path: Path) -> None:
     examples, labels = dataset(8)
-    db = Database.open(f"sqlite:///{tmp_path / 'triage.db'}")
-    try:
-        with db.session() as s:
-            for ex, label in zip(examples, labels, strict=True):
-                s.add(
-                    TrainingLabel(
-                        subject=ex.subject,
-                        body=ex.body,
-                        sender=ex.sender,
-                        queue=label,
-                        source="correction",
-                    )
-                )
-    finally:
-        db.dispose()
+    _store_corrections(tmp_path, list(zip(examples, labels, strict=True)))
 
     done = run(config, "train")
     assert done.returncode == 0, done.stderr
@@ -234,22 +240,8 @@ def test_priority_labels_must_be_priorities(config: Path, tmp_path: Path) -> Non
 def test_too_few_database_labels_are_counted_consistently(config: Path, tmp_path: Path) -> None:
     """The demo's database has 2 billing corrections: say so, not 'found none'."""
     examples, labels = dataset(1)
-    db = Database.open(f"sqlite:///{tmp_path / 'triage.db'}")
-    try:
-        with db.session() as s:
-            for ex, label in zip(examples, labels, strict=True):
-                if label == "billing":
-                    s.add(
-                        TrainingLabel(
-                            subject=ex.subject,
-                            body=ex.body,
-                            sender=ex.sender,
-                            queue=label,
-                            source="correction",
-                        )
-                    )
-    finally:
-        db.dispose()
+    pairs = zip(examples, labels, strict=True)
+    _store_corrections(tmp_path, [(ex, label) for ex, label in pairs if label == "billing"])
     expected = (
         "error: found 1 class (billing) with 2 examples; training needs at least 2 classes"
         " with at least 5 examples each"

@@ -212,7 +212,9 @@ class Daemon:
         with self.db.session() as session:
             made = scan(session, self.settings, self.calendar, now)
             if self.templates is not None:
-                mail_escalations(session, self.settings, now, templates=self.templates)
+                mail_escalations(
+                    session, self.settings, now, templates=self.templates, calendar=self.calendar
+                )
         for escalation in made:
             log.info(
                 "ticket_escalated",

@@ -161,7 +161,7 @@ def run_demo(workdir: Path) -> DemoResult:
         calendar = BusinessCalendar.from_settings(settings.calendar)
         with db.session() as session:
             made = scan(session, settings, calendar, now)
-            mail_escalations(session, settings, now)
+            mail_escalations(session, settings, now, calendar=calendar)
 
         assert settings.smtp is not None  # noqa: S101 - the demo config has [smtp]
         sender = FolderSender(settings.resolve(settings.smtp.folder))

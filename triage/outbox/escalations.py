@@ -235,6 +235,7 @@ def mail_escalations(
     now: datetime,
     *,
     templates: MailTemplates | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> EscalationMailStats:
     """Queue mail for every un-notified escalation and set its notified_at, in ``session``.
 
@@ -248,6 +249,8 @@ def mail_escalations(
         settings: the configuration ([owners], [team], [calendar], [smtp]).
         now: the current time (UTC-aware); notified_at and the Date header.
         templates: the template set (built from settings when None).
+        calendar: the business calendar for overdue and remaining times (built from
+            ``settings.calendar`` when None).
 
     Raises:
         ConfigError: no [smtp] section, or a template is missing or broken.
@@ -256,7 +259,7 @@ def mail_escalations(
     owners = _addresses(settings.owners.addresses)
     digest = settings.owners.digest != "off"
     period_start = digest_period_start(now, settings) if digest else now
-    calendar = BusinessCalendar.from_settings(settings.calendar)
+    calendar = calendar or BusinessCalendar.from_settings(settings.calendar)
     rows = session.execute(
         select(Escalation, Ticket)
         .join(Ticket, Ticket.id == Escalation.ticket_id)

@@ -51,7 +51,7 @@ from triage.config import Settings
 from triage.domain import InboundMessage, MessageKind
 from triage.outbox.headers import ascii_address, parse_mailbox, valid_address
 
-__all__ = ["AckDecision", "AckReason", "our_addresses", "plan_ack"]
+__all__ = ["AckDecision", "AckReason", "history_age", "our_addresses", "plan_ack"]
 
 
 class AckReason(StrEnum):
@@ -170,6 +170,18 @@ def _mailing_list(message: InboundMessage, own_list_ids: set[str]) -> str:
     return ""
 
 
+def history_age(message: InboundMessage, settings: Settings, now: datetime) -> float | None:
+    """Seconds since ``message`` reached the mailbox, when that is more than
+    ``acknowledgments.max_age`` (mail triage first sees as history: no acknowledgment,
+    no escalation mail); None otherwise, or when max_age is 0 (no limit).
+
+    ``now`` is the processing time, timezone-aware.
+    """
+    max_age = settings.acknowledgments.max_age
+    age = (now - message.received_at).total_seconds()
+    return age if max_age > 0 and age > max_age else None
+
+
 def plan_ack(
     message: InboundMessage,
     settings: Settings,
@@ -238,14 +250,12 @@ def plan_ack(
         return AckDecision.no(AckReason.FOLLOW_UP, "the message joined an existing ticket")
     if rule_no_ack:
         return AckDecision.no(AckReason.RULE, "a rule marked it: no acknowledgment")
-    if now is not None and ack.max_age > 0:
-        age = (now - message.received_at).total_seconds()
-        if age > ack.max_age:
-            return AckDecision.no(
-                AckReason.TOO_OLD,
-                f"it reached the mailbox {age / 3600:.0f} h before it was processed"
-                f" (acknowledgments.max_age = {ack.max_age / 3600:.0f} h)",
-            )
+    if now is not None and (age := history_age(message, settings, now)) is not None:
+        return AckDecision.no(
+            AckReason.TOO_OLD,
+            f"it reached the mailbox {age / 3600:.0f} h before it was processed"
+            f" (acknowledgments.max_age = {ack.max_age / 3600:.0f} h)",
+        )
     if recent_acks >= ack.max_per_sender_per_hour:
         return AckDecision.no(
             AckReason.RATE_LIMITED,

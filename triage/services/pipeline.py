@@ -43,6 +43,7 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
 from triage.outbox import compose_ack, decide_ack, enqueue
+from triage.outbox.policy import history_age
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route
 from triage.sla.deadlines import SlaPolicy
@@ -297,8 +298,7 @@ class RoutingPipeline:
         escalation = record_rule_escalation(session, ticket, reasons, now=now)
         if escalation is None:
             return
-        max_age = self.settings.acknowledgments.max_age
-        old = max_age > 0 and (now - message.received_at).total_seconds() > max_age
+        old = history_age(message, self.settings, now) is not None
         if row.source == "import" or old:
             escalation.notified_at = now
             log.info(
@@ -359,23 +359,12 @@ class RoutingPipeline:
                 message_id=row.message_id,
                 duplicate_of=original.id,
             )
+            explanation = (
+                f"a second copy of message {original.id} (same Message-ID and sender):"
+                f" filed with ticket {format_ref(ticket.ref or 0)}, nothing else changes"
+            )
             self._decision(
-                session,
-                row,
-                ticket,
-                Route(
-                    queue=ticket.queue,
-                    priority=ticket.priority,  # type: ignore[arg-type]
-                    decided_by=DecidedBy(ticket.decided_by),
-                    explanation=(
-                        (
-                            f"a second copy of message {original.id} (same Message-ID and"
-                            f" sender): filed with ticket {format_ref(ticket.ref or 0)},"
-                            " nothing else changes"
-                        ),
-                    ),
-                ),
-                ack="duplicate",
+                session, row, ticket, _ticket_route(ticket, (explanation,)), ack="duplicate"
             )
         log.info(
             "message_duplicate_delivery",
@@ -409,12 +398,10 @@ class RoutingPipeline:
             session,
             row,
             ticket,
-            Route(
-                queue=ticket.queue,
-                priority=ticket.priority,  # type: ignore[arg-type]
-                decided_by=DecidedBy(ticket.decided_by),
+            _ticket_route(
+                ticket,
+                tuple(explanation),
                 rules_matched=decision.matched if decision else (),
-                explanation=tuple(explanation),
                 escalate=tuple(escalate),
             ),
             ack=reason,
@@ -514,6 +501,24 @@ class RoutingPipeline:
         )
         session.add(decision)
         row.decision = decision
+
+
+def _ticket_route(
+    ticket: Ticket,
+    explanation: tuple[str, ...],
+    *,
+    rules_matched: Sequence[str] = (),
+    escalate: tuple[str, ...] = (),
+) -> Route:
+    """The decision of a message filed with an existing ``ticket``: its queue and priority."""
+    return Route(
+        queue=ticket.queue,
+        priority=ticket.priority,  # type: ignore[arg-type]
+        decided_by=DecidedBy(ticket.decided_by),
+        rules_matched=tuple(rules_matched),
+        explanation=explanation,
+        escalate=escalate,
+    )
 
 
 class SentPipeline:
