@@ -147,6 +147,27 @@ def test_files_named_like_corpus_files_are_dated_by_their_date_header(
     ]
 
 
+def test_an_mbox_placeholder_from_line_date_does_not_override_the_date_header(
+    tmp_path: Path, sqlite_config: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exported mbox files often carry 1970 or 2000 on their ``From`` lines: the Date
+    header is the received time; the ``From`` line's date is only a fallback."""
+    no_date = b"From: x@example.net\r\nSubject: undated\r\nMessage-ID: <nd@x>\r\n\r\nhi\r\n"
+    path = _mbox(
+        tmp_path / "export.mbox",
+        [message(1, date="Mon, 06 Jan 2025 09:30:00 +0100"), no_date],
+        ["From MAILER-DAEMON Thu Jan  1 00:00:00 1970", "From x@y Sat Jan  1 00:00:00 2000"],
+    )
+    code, _out, err = _import(sqlite_config, path, capsys)
+    assert code == 0, err
+    rows = _rows(sqlite_url)
+    assert [r.subject for r in rows] == ["Request 1", "undated"]
+    assert [r.received_at.replace(tzinfo=UTC) for r in rows] == [
+        datetime(2025, 1, 6, 8, 30, tzinfo=UTC),
+        datetime(2000, 1, 1, 0, 0, tzinfo=UTC),  # no Date header: the From line's date
+    ]
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [

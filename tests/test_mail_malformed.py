@@ -422,3 +422,32 @@ def test_show_output_drops_controls_and_bidi_overrides_but_keeps_lines() -> None
 
     shown = terminal_safe("Invoice \u202efdp.exe\u202c\n\tline 2 \x1b[31mred\u009b2J")
     assert shown == "Invoice fdp.exe\n\tline 2 [31mred2J"
+
+
+def test_the_queue_table_keeps_bidi_overrides_off_the_terminal() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from triage.cli.tables import plain_table  # noqa: PLC0415
+    from triage.tickets.queue import QueueRow  # noqa: PLC0415
+
+    row = QueueRow(
+        ticket_id=1,
+        ref=1001,
+        queue="billing",
+        priority="normal",
+        status="new",
+        subject="bidi \u202esubj\u202c \u200f",
+        client_addr="c@client.example",
+        client_name="Name \u202eeman\u202c",
+        assignee=None,
+        decided_by="rule",
+        tags=(),
+        received_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        due_at=None,
+        due_kind=None,
+        breached=False,
+        due_text="",
+    )
+    table = plain_table([row])
+    assert "bidi subj" in table
+    assert not {"\u202e", "\u202c", "\u200f"} & set(table)

@@ -24,6 +24,7 @@ from rules.conditions import describe_condition
 from rules.replay import ReplayTotals, StoredDecision, compare
 from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
+from triage.cli.terminal import terminal_safe
 from triage.domain import ParseStatus
 from triage.errors import RuleFileError, UserError
 from triage.mail import parse_message
@@ -168,7 +169,8 @@ def _stored(decision: RoutingDecision) -> StoredDecision:
 def _heading(message: Message) -> str:
     received = message.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subject = message.subject if len(message.subject) <= 60 else message.subject[:59] + "…"
-    return f"message {message.id}  {received}  {message.from_addr or '(no sender)'}  {subject!r}"
+    sender = message.from_addr or "(no sender)"
+    return terminal_safe(f"message {message.id}  {received}  {sender}  {subject!r}")
 
 
 @rules.command("test", short_help="Replay stored mail; show the decisions that would change.")
@@ -218,7 +220,7 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
         if changes:
             click.echo(_heading(message))
             for change in changes:
-                click.echo(f"  {change}")
+                click.echo(f"  {terminal_safe(str(change))}")
     if start is not None:
         click.echo(f"since {start.strftime('%Y-%m-%d %H:%M UTC')}")
     for line in totals.lines():

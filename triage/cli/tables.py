@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from triage.cli.terminal import terminal_safe
 from triage.tickets.queue import QueueRow
 
 __all__ = ["plain_table", "rich_table"]
@@ -15,8 +16,8 @@ def plain_table(rows: list[QueueRow]) -> str:
             r.ref_text,
             r.queue,
             r.priority,
-            _cut(r.client, 30),
-            _cut(r.subject, 40),
+            _cut(terminal_safe(r.client), 30),
+            _cut(terminal_safe(r.subject), 40),
             r.status,
             r.assignee or "-",
             r.due_text,
@@ -47,8 +48,8 @@ def rich_table(rows: list[QueueRow]) -> None:
             r.ref_text,
             r.queue,
             r.priority,
-            r.client_name or r.client_addr,
-            r.subject,
+            terminal_safe(r.client_name or r.client_addr),
+            terminal_safe(r.subject),
             r.status,
             r.assignee or "-",
             r.due_text,

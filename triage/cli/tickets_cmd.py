@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.cli.tables import plain_table, rich_table
+from triage.cli.terminal import terminal_safe
 from triage.clock import utcnow
 from triage.config import Settings
 from triage.domain import TicketStatus
@@ -133,16 +133,6 @@ def queue_cmd(
 
 
 # --- show --------------------------------------------------------------------------------
-
-
-_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-"""What a mail's text must not send to a terminal: control characters (ESC, the 8-bit
-CSI U+009B) and the bidirectional overrides that can make a line read backwards."""
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` for a terminal: tabs and line breaks kept, other controls removed."""
-    return _TERMINAL_UNSAFE.sub("", text)
 
 
 @cli.command("show")

@@ -461,7 +461,9 @@ class Intake:
 
     def _parse(self, raw: bytes, target: _Target) -> InboundMessage:
         kwargs: dict[str, Any] = {
-            "received_at": target.received_at or target.fallback_date or self.clock.now(),
+            # the bound for an absurd Date is the mailbox's arrival (INTERNALDATE), else
+            # now: an mbox "From " line's date is only a fallback, often a placeholder
+            "received_at": target.received_at or self.clock.now(),
             "scope": target.scope,
         }
         if self._parse_takes_max_size and self.max_message_size:
