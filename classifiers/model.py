@@ -135,7 +135,9 @@ def build_pipeline(*, c: float = 0.3, calibration: str = "temperature") -> Pipel
         # No intercept: a message with no known word gets decision values of 0 for
         # every class, hence equal probabilities (1/k), and goes to the fallback
         # queue; with an intercept it went to the biggest class, confidently.
-        LinearSVC(C=c, fit_intercept=False, max_iter=10_000),
+        # random_state: liblinear's dual solver shuffles; fixed, the same data gives the
+        # same model (and the same confidences) every time.
+        LinearSVC(C=c, fit_intercept=False, max_iter=10_000, random_state=0),
         method=calibration,
         cv=CALIBRATION_FOLDS,
         ensemble=False,
