@@ -186,3 +186,27 @@ def test_a_reply_with_a_malformed_parent_id_joins_its_ticket_and_gets_no_second_
     assert second.ticket_id == tickets[0].id
     assert rig.decisions()[-1].ack == "follow_up"
     assert len(rig.smtp.sink.messages) == 1  # no second acknowledgment with a new number
+
+
+# --- 12.10: localised reply and forward prefixes ----------------------------------------------
+
+
+def test_localised_prefix_stacks_leave_the_ticket_subject_and_the_ack_clean(rig: Rig) -> None:
+    rig.deliver(mail(subject="[EXTERNAL] VÁ: TOV: AW: Számla kérdés"))
+    rig.poll()
+    [ticket] = rig.tickets()
+    assert ticket.subject == "Számla kérdés"
+    [ack] = rig.smtp.sink.wait_for(1)
+    assert ack.message["Subject"] == f"Re: [#{ticket.ref}] Számla kérdés"
+    # the client answers with her Outlook's prefixes and no threading headers at all
+    rig.deliver(
+        mail(
+            subject=f"Vá: [EXTERNAL] RE: [#{ticket.ref}] Számla kérdés",
+            message_id="<second.42@client.example>",
+            body="Any news?\r\n",
+        )
+    )
+    rig.poll()
+    assert len(rig.tickets()) == 1
+    assert rig.messages()[-1].ticket_id == ticket.id
+    assert len(rig.smtp.sink.messages) == 1
