@@ -99,6 +99,7 @@ def test_every_setting_appears_in_the_example_with_a_comment() -> None:
         "owners",
         "logging",
         "team",
+        "monitoring",
     ):
         annotation = Settings.model_fields[section].annotation
         model = next(

@@ -47,6 +47,8 @@ __all__ = [
     "DatabaseSettings",
     "ImapSettings",
     "LoggingSettings",
+    "MonitoringSettings",
+    "OAuth2Settings",
     "OwnerSettings",
     "QueueSettings",
     "RoutingSettings",
@@ -243,8 +245,8 @@ class ImapSettings(_Tls, _Login):
     def _auth(self) -> Self:
         if self.auth == "password" and not (self.password_env or self.password_file):
             raise ValueError("auth = 'password' needs password_env or password_file")
-        if self.auth == "xoauth2" and not (self.oauth2_token_file or self.oauth2_token_command):
-            raise ValueError("auth = 'xoauth2' needs oauth2_token_file or oauth2_token_command")
+        if self.oauth2_token_file and self.oauth2_token_command:
+            raise ValueError("give oauth2_token_file or oauth2_token_command, not both")
         if not self.username:
             raise ValueError("username is required")
         if self.after_ingest == "move" and not self.move_to:
@@ -267,6 +269,9 @@ class SmtpSettings(_Tls, _Login):
     host: str = ""
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "starttls"
+    auth: Literal["password", "xoauth2"] = "password"
+    """``password``: AUTH PLAIN/LOGIN with password_env/password_file (when username is
+    set); ``xoauth2``: SASL XOAUTH2 with a token from the ``[oauth2]`` sign-in."""
     from_address: Mailbox
     folder: str = "outbox"
     timeout: Seconds = 30.0
@@ -278,7 +283,124 @@ class SmtpSettings(_Tls, _Login):
     def _host(self) -> Self:
         if self.mode == "send" and not self.host:
             raise ValueError("mode = 'send' needs host")
+        if self.auth == "xoauth2" and not self.username:
+            raise ValueError("auth = 'xoauth2' needs username (the mailbox to send as)")
+        if self.auth == "xoauth2" and (self.password_env or self.password_file):
+            raise ValueError("auth = 'xoauth2' takes no password_env or password_file")
         return self
+
+
+OAuth2Provider = Literal["microsoft", "google"]
+OAuth2Flow = Literal["device_code", "client_credentials", "installed", "service_account"]
+
+_FLOWS: dict[str, tuple[str, ...]] = {
+    "microsoft": ("device_code", "client_credentials"),
+    "google": ("installed", "service_account"),
+}
+
+
+class OAuth2Settings(_Section):
+    """``[oauth2]``: signing in to Microsoft 365 or Google for XOAUTH2 (``imap.auth`` /
+    ``smtp.auth = "xoauth2"``), done once with ``triage auth login``.
+
+    Flows (``flow``, default the first of each provider):
+
+    - ``microsoft``: ``device_code`` (a person signs in once on any device; the
+      daemon then refreshes silently from ``token_cache``) or
+      ``client_credentials`` (app-only; the app's secret from ``client_secret_env``
+      or ``client_secret_file``).
+    - ``google``: ``installed`` (the installed-app loopback flow with PKCE, a
+      browser on this machine or through ``ssh -L``; needs ``client_secrets_file``,
+      the OAuth client JSON from the Google Cloud console) or ``service_account``
+      (Workspace domain-wide delegation; ``service_account_file`` is the key JSON).
+
+    Secrets (client secret, refresh token, key) are never in this file: they are
+    in the files and variables named here, and ``token_cache`` is written with
+    mode 0600.
+    """
+
+    provider: OAuth2Provider
+    flow: OAuth2Flow | None = None
+    client_id: str = ""
+    """Microsoft: the application (client) id of the app registration."""
+    tenant: str = "organizations"
+    """Microsoft: the tenant id or domain (``contoso.onmicrosoft.com``); ``organizations``
+    lets any work account sign in (device code flow only)."""
+    authority: str = ""
+    """Microsoft: the sign-in authority URL; "" is ``https://login.microsoftonline.com/<tenant>``
+    (set it for a national cloud, e.g. ``https://login.microsoftonline.us/<tenant>``)."""
+    client_secret_env: str = ""
+    client_secret_file: str = ""
+    client_secrets_file: str = ""
+    """Google ``installed``: the OAuth client JSON downloaded from the Google Cloud console."""
+    service_account_file: str = ""
+    """Google ``service_account``: the service account's key JSON."""
+    token_cache: str = "oauth2-token.json"  # noqa: S105 - a file name, not a secret
+    """Where the sign-in is kept (refresh token; written with mode 0600)."""
+    scopes: list[str] = Field(default_factory=list)
+    """Override of the scopes asked for; [] for the provider's IMAP and SMTP scopes."""
+    timeout: Seconds = 30.0
+    """Network timeout of one request to the token endpoint."""
+
+    @property
+    def effective_flow(self) -> str:
+        """``flow``, or the provider's default (device_code for microsoft, installed for google)."""
+        return self.flow or _FLOWS[self.provider][0]
+
+    @model_validator(mode="after")
+    def _flow(self) -> Self:
+        flow = self.effective_flow
+        if flow not in _FLOWS[self.provider]:
+            raise ValueError(
+                f"flow {flow!r} is not a {self.provider} flow (use"
+                f" {' or '.join(repr(f) for f in _FLOWS[self.provider])})"
+            )
+        if self.client_secret_env and self.client_secret_file:
+            raise ValueError("give client_secret_env or client_secret_file, not both")
+        if self.provider == "microsoft":
+            if not self.client_id:
+                raise ValueError("provider 'microsoft' needs client_id (the app registration's)")
+            if self.authority and not self.authority.startswith("https://"):
+                raise ValueError("authority must be an https:// URL")
+        if flow == "client_credentials":
+            if not (self.client_secret_env or self.client_secret_file):
+                raise ValueError(
+                    "flow 'client_credentials' needs client_secret_env or client_secret_file"
+                )
+            if self.tenant.lower() in {"organizations", "common", "consumers"}:
+                raise ValueError(
+                    "flow 'client_credentials' needs tenant set to your tenant id or domain"
+                )
+        if flow == "installed" and not self.client_secrets_file:
+            raise ValueError("flow 'installed' needs client_secrets_file (the OAuth client JSON)")
+        if flow == "service_account" and not self.service_account_file:
+            raise ValueError("flow 'service_account' needs service_account_file (the key JSON)")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be more than 0 seconds")
+        return self
+
+
+class MonitoringSettings(_Section):
+    """``[monitoring]``: Prometheus metrics, the health check and the systemd watchdog.
+
+    ``triage run`` serves ``/metrics`` and ``/health`` on ``host:port`` (the web
+    page serves them too when it is on). ``stall_timeout`` is how long the
+    intake, dispatch or SLA loop may go without progress before the daemon stops
+    sending ``WATCHDOG=1`` to systemd (which then restarts it).
+    """
+
+    enabled: StrictBool = True
+    host: str = "127.0.0.1"
+    """Address of the metrics/health listener; keep it on loopback (no authentication)."""
+    port: int = Field(default=9479, ge=1, le=65535)
+    stall_timeout: Seconds = 300.0
+
+    @field_validator("stall_timeout")
+    @classmethod
+    def _stall(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1 second")
+        return value
 
 
 class BusinessHours(_Section):
@@ -576,6 +698,8 @@ class Settings(_Section):
     acknowledgments: AcknowledgmentSettings = Field(default_factory=AcknowledgmentSettings)
     owners: OwnerSettings = Field(default_factory=OwnerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    oauth2: OAuth2Settings | None = None
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("queues")
     @classmethod
@@ -603,6 +727,7 @@ class Settings(_Section):
         if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
             raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
         self._targets_fit_the_calendar()
+        self._xoauth2_sources()
         for qname, queue in self.queues.items():
             for person in queue.assistants:
                 if person not in self.team.assistants:
@@ -610,6 +735,25 @@ class Settings(_Section):
                         f"queues.{qname}.assistants: {person!r} is not in [team.assistants]"
                     )
         return self
+
+    def _xoauth2_sources(self) -> None:
+        """``auth = "xoauth2"`` needs a token source: ``[oauth2]`` or a token file/command."""
+        imap = self.imap
+        if (
+            imap is not None
+            and imap.auth == "xoauth2"
+            and self.oauth2 is None
+            and not (imap.oauth2_token_file or imap.oauth2_token_command)
+        ):
+            raise ValueError(
+                "imap.auth: 'xoauth2' needs an [oauth2] section (then run `triage auth login`),"
+                " or imap.oauth2_token_file or imap.oauth2_token_command"
+            )
+        smtp = self.smtp
+        if smtp is not None and smtp.mode == "send" and smtp.auth == "xoauth2" and not self.oauth2:
+            raise ValueError(
+                "smtp.auth: 'xoauth2' needs an [oauth2] section (then run `triage auth login`)"
+            )
 
     def _targets_fit_the_calendar(self) -> None:
         """Refuse an SLA target needing more working time than a year of the calendar has."""

@@ -16,6 +16,9 @@ catch broadly (``except ConnectionError``) without knowing triage::
     ├── MailParseError            internal to parsing; never escapes ingestion
     ├── MailboxError              (also ConnectionError) IMAP unreachable, dropped, refused
     │   └── MailboxAuthError      login refused: retrying will not help
+    ├── OAuth2Error               (also ConnectionError) the token endpoint failed or is unreachable
+    │   └── SignInRequiredError   the OAuth2 sign-in expired or was revoked: `triage auth login`
+    ├── BackupError               a backup or restore failed (tool missing, target not empty)
     └── SendError                 (also ConnectionError) SMTP delivery failed
         ├── TemporarySendError    4xx, refused connection, timeout: retry later
         └── PermanentSendError    5xx: the row is marked failed
@@ -28,6 +31,7 @@ the config key or environment variable it came from, never the value.
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "ConfigError",
     "ConflictError",
     "ImportSourceError",
@@ -36,9 +40,11 @@ __all__ = [
     "MailboxError",
     "ModelError",
     "NotFoundError",
+    "OAuth2Error",
     "PermanentSendError",
     "RuleFileError",
     "SendError",
+    "SignInRequiredError",
     "StoreError",
     "TemporarySendError",
     "TriageError",
@@ -103,6 +109,24 @@ class MailboxError(TriageError, ConnectionError):
 
 class MailboxAuthError(MailboxError):
     """The IMAP server refused the credentials; retrying with the same ones will not help."""
+
+
+class OAuth2Error(TriageError, ConnectionError):
+    """An OAuth2 access token could not be obtained: the token endpoint is unreachable,
+    answered with an error, or the token cache cannot be read. Retry later."""
+
+
+class SignInRequiredError(OAuth2Error):
+    """The OAuth2 sign-in is missing, expired or revoked (``invalid_grant``).
+
+    Retrying will not help until someone runs ``triage auth login`` again; the
+    daemon keeps retrying at back-off pace so it recovers by itself afterwards.
+    """
+
+
+class BackupError(TriageError):
+    """A backup or restore could not be made: a tool is missing or refused, the file is
+    not a triage backup, or the target database is not empty."""
 
 
 class SendError(TriageError, ConnectionError):
