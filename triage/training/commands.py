@@ -34,8 +34,8 @@ from triage.domain import Priority
 from triage.errors import ModelError, UserError
 from triage.modelstore import load_active_model, save_model
 from triage.routing import DEFAULT_TARGET_ACCURACY, routing_threshold
-from triage.training.plot import write_confusion_png
 from triage.training.corpus import shipped_dataset
+from triage.training.plot import write_confusion_png
 from triage.training.sources import Dataset, combine, load_database, load_path
 
 __all__ = ["run_evaluate", "run_train"]
@@ -46,15 +46,15 @@ log = structlog.get_logger(__name__)
 def _load(
     app: AppContext, source: Path | None, label: str | None, target: str, *, shipped: bool = False
 ) -> Dataset:
-    """The labeled data: ``source``; else the database's labels, after the shipped set
-    when ``shipped`` (``triage train``'s default)."""
+    """The labeled data: ``source`` (plus the shipped set when ``shipped``); without a
+    source the database's labels, plus the shipped set when ``shipped``."""
     if source is not None:
         if label is not None and source.is_dir() and not any(source.glob("*.jsonl")):
             raise UserError(
-                "--label applies to CSV and JSON Lines files; a directory's labels are its"
-                " folder names"
+                "--label applies to CSV files; a directory's labels are its folder names"
             )
-        return load_path(source, label=label or target)
+        data = load_path(source, label=label or target)
+        return combine(data, shipped_dataset(target=target)) if shipped else data
     if label is not None:
         raise UserError("--label applies to CSV files given with --from")
     with app.database(create=shipped).session() as session:
@@ -164,15 +164,24 @@ def _check_labels(app: AppContext, labels: set[str], target: str, *, force: bool
 
 
 def run_train(
-    app: AppContext, *, source: Path | None, label: str | None, target: str, force: bool
+    app: AppContext,
+    *,
+    source: Path | None,
+    label: str | None,
+    target: str,
+    force: bool,
+    shipped: bool | None = None,
 ) -> None:
     """Train a routing model and make it the active one.
 
+    The data: ``source`` when given, else the database's labels (corrections); plus
+    the shipped office-mail set when ``shipped`` (default: only without ``source``).
     Keeps a stratified 20 % aside, trains on the rest and scores both the new and
     the active model on it: the new model becomes active only if it is at least as
     good (macro-F1), unless --force. The saved model is refitted on all examples.
     """
-    data = _load(app, source, label, target, shipped=True)
+    with_shipped = source is None if shipped is None else shipped
+    data = _load(app, source, label, target, shipped=with_shipped)
     click.echo(f"training data: {_describe(data)}")
     examples, labels = _usable(data)
     _check_labels(app, set(labels), target, force=force)

@@ -25,13 +25,14 @@ the line and the problem.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.quoprimime import body_encode
+from email.utils import format_datetime, formataddr
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -51,8 +52,8 @@ __all__ = [
     "shipped_dataset",
 ]
 
-CORPUS_TO = "Könyvelőiroda <iroda@konyveloiroda.example>"
-"""The shared inbox the rendered mail is addressed to."""
+CORPUS_TO = ("Könyvelőiroda", "iroda@konyveloiroda.example")
+"""The shared inbox the rendered mail is addressed to: (display name, address)."""
 
 _REQUIRED = ("id", "queue", "subject", "body")
 _TEXT_FIELDS = (
@@ -66,6 +67,7 @@ _TEXT_FIELDS = (
     "subject",
     "body",
 )
+_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\.]+")
 _EPOCH = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
 
 
@@ -163,29 +165,52 @@ def _date_of(index: int) -> datetime:
     return _EPOCH + timedelta(days=(index * 7) % 360, minutes=(index * 37) % 540)
 
 
+def _header_text(value: str) -> str:
+    # RFC 2047 encoded-words for non-ASCII text, folded (RFC 5322 section 2.2.3).
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+
+
+def _from_header(name: str, addr: str) -> str:
+    address = addr.strip()
+    if not _ADDRESS.fullmatch(address):
+        # Not an address a mail program would send: the sender is unknown.
+        address = "unknown@invalid"
+        name = name or addr
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    return f"{Header(name, 'utf-8').encode()} <{address}>"
+
+
 def render(record: CorpusRecord, *, index: int = 0) -> bytes:
     """``record`` as the raw bytes of an RFC 5322 message, as a client's mail program sends it.
 
-    ``From`` is ``from_name <from_addr>`` (an address that is not valid is written as
-    the display name of ``unknown@invalid``), ``To`` is :data:`CORPUS_TO`, the
-    ``Message-ID`` is derived from the record's id and the ``Date`` from ``index``.
-    The body is one UTF-8 ``text/plain`` part (RFC 2045/6532), line ends CRLF.
+    ``From`` is ``from_name <from_addr>`` (an address that is not an addr-spec is
+    replaced by ``unknown@invalid`` with the text as the display name), ``To`` is
+    :data:`CORPUS_TO`, the ``Message-ID`` is derived from the record's id and the
+    ``Date`` from ``index``. Non-ASCII header text is written as RFC 2047
+    encoded-words; the body is one ``text/plain; charset=utf-8`` part in
+    quoted-printable (RFC 2045 section 6.7); line ends are CRLF.
     """
-    msg = EmailMessage()
-    try:
-        sender = Address(display_name=record.from_name, addr_spec=record.from_addr or "")
-        msg["From"] = sender
-    except (ValueError, IndexError, TypeError):
-        msg["From"] = Address(
-            display_name=record.from_name or record.from_addr, addr_spec="unknown@invalid"
-        )
-    msg["To"] = CORPUS_TO
-    msg["Subject"] = record.subject
-    msg["Date"] = format_datetime(_date_of(index))
     safe_id = "".join(c if c.isalnum() or c in "-._" else "_" for c in record.id) or "record"
-    msg["Message-ID"] = f"<{safe_id}@corpus.triage.invalid>"
-    msg.set_content(record.body, charset="utf-8")
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    body = record.body.replace("\r\n", "\n").replace("\r", "\n")
+    # quoprimime works on octets held in a str, as email.charset does it
+    encoded = body_encode(body.encode("utf-8").decode("latin-1"), maxlinelen=76, eol="\r\n")
+    headers = [
+        f"From: {_from_header(record.from_name, record.from_addr)}",
+        f"To: {_from_header(*CORPUS_TO)}",
+        f"Subject: {_header_text(record.subject)}",
+        f"Date: {format_datetime(_date_of(index))}",
+        f"Message-ID: <{safe_id}@corpus.triage.invalid>",
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: quoted-printable",
+    ]
+    # An address with non-ASCII letters stays UTF-8 (RFC 6532), as SMTPUTF8 mail has it.
+    return ("\r\n".join(headers) + "\r\n\r\n" + encoded + "\r\n").encode("utf-8")
 
 
 def _dataset(records: Sequence[CorpusRecord], target: str, source: str) -> Dataset:
@@ -246,6 +271,10 @@ def load_corpus(paths: Iterable[Path], *, target: str = "queue", source: str = "
     Raises:
         ImportSourceError: see :func:`read_records` and :func:`corpus_files`.
     """
+    if target not in ("queue", "priority"):
+        raise ImportSourceError(
+            f"JSON Lines mail records have the labels queue and priority, not {target!r}"
+        )
     given = list(paths)
     records: list[CorpusRecord] = []
     for path in given:
@@ -271,7 +300,8 @@ def shipped_dataset(*, target: str = "queue") -> Dataset:
     found = shipped_corpus_files()
     corpus = load_corpus(found, target=target, source="shipped set") if found else None
     counts = Counter(corpus.labels) if corpus is not None else Counter[str]()
-    legacy_path = files("triage.demo") / "data" / "training.csv"
+    # files("triage") / ...: naming the triage.demo package would import the whole demo
+    legacy_path = files("triage") / "demo" / "data" / "training.csv"
     with as_file(legacy_path) as legacy_file:
         legacy = load_csv(Path(legacy_file), label=target)
     wanted = {label for label in legacy.labels if counts[label] < LEGACY_FILL_MIN}
