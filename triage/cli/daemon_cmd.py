@@ -103,5 +103,7 @@ def status(app: AppContext, as_json: bool) -> None:
         if state.models.get("priority"):
             click.echo(f"Priority model: {state.models['priority']}")
         click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
+        for problem in state.problems:
+            click.echo(f"  {problem}")
     if not state.healthy:
         raise SystemExit(1)
