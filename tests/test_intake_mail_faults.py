@@ -140,3 +140,73 @@ def test_a_mail_whose_first_line_is_white_space_becomes_a_real_ticket_and_is_ack
     [ack] = rig.smtp.sink.wait_for(1)
     assert ack.rcpt_tos == ["odon@client.example"]
     assert ack.message["In-Reply-To"] == "<first.42@client.example>"
+
+
+# --- 12.2: Message-IDs written without brackets, with comments, in another case --------------
+
+
+@pytest.mark.parametrize(
+    ("in_reply_to", "references"),
+    [
+        ("{ack_bare}", ""),  # no brackets at all
+        ("{ack_upper} (Iroda's message)", ""),  # a comment, and the domain in capitals
+        ("", "References: <older@client.example>,\r\n\t{ack_bare_upper_in_brackets}\r\n"),
+        ("{first_bare}", ""),  # the client's own first mail, bare
+    ],
+)
+def test_a_reply_with_a_malformed_parent_id_joins_its_ticket_and_gets_no_second_ack(
+    rig: Rig, in_reply_to: str, references: str
+) -> None:
+    rig.deliver(mail())
+    rig.poll()
+    [ack] = rig.smtp.sink.wait_for(1)
+    ack_id = ack.message["Message-ID"].strip()
+    left, _, domain = ack_id.strip("<>").rpartition("@")
+    values = {
+        "ack_bare": f"{left}@{domain}",
+        "ack_upper": f"<{left}@{domain.upper()}>",
+        "first_bare": "first.42@client.example",
+        "ack_bare_upper_in_brackets": f"<{left}@\r\n {domain.upper()}>",
+    }
+    extra = references.format(**values)
+    if in_reply_to:
+        extra = f"In-Reply-To: {in_reply_to.format(**values)}\r\n" + extra
+    rig.deliver(
+        mail(
+            subject="the amount again",  # no [#ref]: only the ids can thread it
+            message_id="<second.42@client.example>",
+            extra=extra,
+            body="Any news about invoice 42?\r\n",
+        )
+    )
+    rig.poll()
+    tickets = rig.tickets()
+    assert len(tickets) == 1
+    second = rig.messages()[-1]
+    assert second.ticket_id == tickets[0].id
+    assert rig.decisions()[-1].ack == "follow_up"
+    assert len(rig.smtp.sink.messages) == 1  # no second acknowledgment with a new number
+
+
+# --- 12.10: localised reply and forward prefixes ----------------------------------------------
+
+
+def test_localised_prefix_stacks_leave_the_ticket_subject_and_the_ack_clean(rig: Rig) -> None:
+    rig.deliver(mail(subject="[EXTERNAL] VÁ: TOV: AW: Számla kérdés"))
+    rig.poll()
+    [ticket] = rig.tickets()
+    assert ticket.subject == "Számla kérdés"
+    [ack] = rig.smtp.sink.wait_for(1)
+    assert ack.message["Subject"] == f"Re: [#{ticket.ref}] Számla kérdés"
+    # the client answers with her Outlook's prefixes and no threading headers at all
+    rig.deliver(
+        mail(
+            subject=f"Vá: [EXTERNAL] RE: [#{ticket.ref}] Számla kérdés",
+            message_id="<second.42@client.example>",
+            body="Any news?\r\n",
+        )
+    )
+    rig.poll()
+    assert len(rig.tickets()) == 1
+    assert rig.messages()[-1].ticket_id == ticket.id
+    assert len(rig.smtp.sink.messages) == 1
