@@ -393,3 +393,31 @@ def test_the_dashboard_file_is_what_the_script_writes(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "scripts" / "make_grafana_dashboard.py"
     namespace = runpy.run_path(str(script), run_name="dashboard_script")
     assert json.loads(DASHBOARD.read_text(encoding="utf-8")) == namespace["DASHBOARD"]
+
+
+# -- the web page serves them too (loopback clients only) ---------------------------------
+
+
+def test_the_web_page_serves_metrics_and_health_to_loopback_clients_only(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient  # noqa: PLC0415 - the web extra's test client
+    from support.web import make_site  # noqa: PLC0415
+
+    site = make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=datetime.now(UTC))
+    app = site.app(origin="http://testserver")
+    local = TestClient(app, client=("127.0.0.1", 40000), follow_redirects=False)
+    metrics = local.get("/metrics")
+    assert metrics.status_code == 200
+    families = {f.name for f in text_string_to_metric_families(metrics.text)}
+    assert {"triage_healthy", "triage_outbox_mails", "triage_status_up"} <= families
+    health = local.get("/health")
+    expected = read_health(site.db, site.settings)
+    assert health.status_code == (200 if expected.healthy else 503)
+    assert health.json()["problems"] == expected.problems
+    healthy_line = next(
+        line for line in metrics.text.splitlines() if line.startswith("triage_healthy ")
+    )
+    assert float(healthy_line.split()[1]) == (1.0 if expected.healthy else 0.0)
+    remote = TestClient(app, client=("192.0.2.7", 40000), follow_redirects=False)
+    assert remote.get("/metrics").status_code == 404
+    assert remote.get("/health").status_code == 404
+    site.db.dispose()

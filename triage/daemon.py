@@ -315,13 +315,14 @@ class Daemon:
                 self.liveness.expect(f"imap-{watcher.folder}", stall)
 
     def _start_monitoring(self) -> MonitoringServer | None:
-        """``/metrics`` and ``/health`` on ``[monitoring]`` host:port, unless disabled.
+        """``/metrics`` and ``/health`` on ``[monitoring]`` host:port, unless disabled or
+        the web page (``[web] enabled``) serves them.
 
         An address that cannot be bound (the port taken) is logged as
         ``monitoring_failed``; the daemon runs on without it (mail comes first).
         """
         settings = self.settings.monitoring
-        if not settings.enabled:
+        if not settings.enabled or self.settings.web.enabled:
             return None
         server = MonitoringServer(self.metrics, self.health, settings.host, settings.port)
         try:

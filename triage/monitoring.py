@@ -1,11 +1,13 @@
-"""``/metrics`` and ``/health`` on a loopback port, for when the web page is off.
+"""``/metrics`` and ``/health`` on a loopback port (when the web page is off), and for the web app.
 
 A small WSGI app (standard library ``wsgiref`` in a thread per request) with two
 routes: ``/metrics`` (prometheus-client's exposition of
 :class:`~triage.metrics.TriageMetrics`) and ``/health`` (the verdict of
 :func:`triage.health.read_health`: 200 or 503 with ``triage status --json``).
 ``triage run`` starts it when ``[monitoring] enabled = true``; the web page mounts
-the same two (``TriageMetrics.asgi_app()``, :func:`triage.health.health_asgi_app`).
+the same two (``TriageMetrics.asgi_app()``, :func:`triage.health.health_asgi_app`),
+each wrapped in :func:`loopback_only`: the web page may face the office network,
+and neither endpoint has a login.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import ipaddress
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -26,7 +28,7 @@ from triage.errors import ConfigError
 from triage.health import Health
 from triage.metrics import TriageMetrics
 
-__all__ = ["MonitoringServer", "monitoring_wsgi_app"]
+__all__ = ["LoopbackOnly", "MonitoringServer", "loopback_only", "monitoring_wsgi_app"]
 
 log = structlog.get_logger("triage.monitoring")
 
@@ -147,3 +149,55 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+def loopback_only(app: ASGIApp) -> LoopbackOnly:
+    """Wrap an ASGI app so that only clients on loopback reach it; others get 404.
+
+    The client is the ASGI ``client`` (behind a trusted reverse proxy, uvicorn sets
+    it from ``X-Forwarded-For``, so a remote visitor coming through the proxy is
+    refused too). Prometheus on the same machine, or an SSH tunnel, gets through.
+    """
+    return LoopbackOnly(app)
+
+
+class LoopbackOnly:
+    """An ASGI app (an object, so routers mount it as an app) guarding ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Pass loopback clients through; answer 404 to anyone else."""
+        client = scope.get("client")
+        host = client[0] if client else ""
+        if scope.get("type") == "http" and not (host == "localhost" or _is_loopback(host)):
+            body = b"not found\n"
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

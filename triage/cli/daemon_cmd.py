@@ -40,7 +40,9 @@ def run(app: AppContext) -> None:
         return
     from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
 
-    _web_app, web_config = build(settings, db, clock=daemon.clock)
+    _web_app, web_config = build(
+        settings, db, clock=daemon.clock, metrics=daemon.metrics, health=daemon.health
+    )
     run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
 
 
