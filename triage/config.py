@@ -556,12 +556,25 @@ class RoutingSettings(_Section):
     rule_files: list[str] = Field(default_factory=list)
     fallback_queue: str = "unsorted"
     confidence_threshold: float = Field(default=0.6, ge=0, le=1)
-    """The classifier's top probability must reach this to route; else fallback."""
+    """The classifier's calibrated confidence must reach this to route; else fallback."""
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    """Instead of a threshold: the accuracy wanted on automatically routed mail; the
+    threshold is the one that reached it, with the most coverage, on the active model's
+    out-of-fold answers (``triage evaluate`` shows it)."""
     default_priority: Priority = Priority.NORMAL
     bulk_queue: str = ""
     """Queue for mailing-list mail (no acknowledgment, no SLA); "" routes it normally."""
     own_list_ids: list[str] = Field(default_factory=list)
     """List-Ids of the team's own groups, treated as normal mail rather than bulk."""
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> RoutingSettings:
+        if self.target_accuracy is not None and "confidence_threshold" in self.model_fields_set:
+            raise ValueError(
+                "give confidence_threshold or target_accuracy, not both"
+                " (target_accuracy chooses the threshold)"
+            )
+        return self
 
 
 class ClassifierSettings(_Section):

@@ -22,7 +22,7 @@ from triage.health import Health, health_asgi_app, read_health
 from triage.metrics import TriageMetrics
 from triage.monitoring import loopback_only
 from triage.store import Database
-from triage.web import auth, live, pages
+from triage.web import auth, live, pages, ticket_pages
 from triage.web.context import Web
 from triage.web.security import SecurityMiddleware
 
@@ -75,6 +75,10 @@ def create_app(
         Route("/logout", auth.logout, methods=["POST"]),
         Route("/", pages.queue_page, methods=["GET"]),
         Route("/queue/rows", pages.queue_rows, methods=["GET"]),
+        Route("/t/{ref}", ticket_pages.ticket_page, methods=["GET"]),
+        Route("/t/{ref}/{action}", ticket_pages.ticket_action, methods=["POST"]),
+        Route("/m/{message}/html", ticket_pages.message_html, methods=["GET"]),
+        Route("/m/{message}/a/{sha}", ticket_pages.attachment, methods=["GET"]),
         Route("/events", live.events, methods=["GET"]),
         Route("/settings", pages.settings_page, methods=["GET"]),
         Route("/settings", pages.settings_submit, methods=["POST"]),
