@@ -232,9 +232,8 @@ def main() -> int:
     print(f"  calibration error {expected_calibration_error(bins):.3f}")
     print("  confidence      n  mean_conf  accuracy")
     for b in bins:
-        print(
-            f"  {b.low:.1f}-{b.high:.1f}  {b.count:>6}  {b.mean_confidence:>9.3f}  {b.accuracy:>8.3f}"
-        )
+        row = f"{b.count:>6}  {b.mean_confidence:>9.3f}  {b.accuracy:>8.3f}"
+        print(f"  {b.low:.1f}-{b.high:.1f}  {row}")
     print(f"  target {target:.2f}, threshold estimated on the training folds: {_fmt(at_est)}")
     print(f"  the demo's threshold 0.60: {_fmt(at_demo)}")
     if oracle is not None:
