@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,8 +375,14 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-def run_until_signalled(daemon: Daemon) -> None:
-    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules."""
+def run_until_signalled(
+    daemon: Daemon, *, also: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+) -> None:
+    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules.
+
+    ``also`` (the web page, ``[web] enabled``) runs in the same loop and is given the
+    same stop event.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -386,6 +392,14 @@ def run_until_signalled(daemon: Daemon) -> None:
         loop.add_signal_handler(
             signal.SIGHUP, lambda: loop.run_in_executor(None, daemon.reload_rules)
         )
-        await daemon.run(stop)
+        if also is None:
+            await daemon.run(stop)
+            return
+        extra = asyncio.create_task(also(stop), name="also")
+        try:
+            await daemon.run(stop)
+        finally:
+            stop.set()
+            await extra
 
     asyncio.run(main())
