@@ -56,6 +56,7 @@ __all__ = [
     "SlaTarget",
     "SmtpSettings",
     "TeamSettings",
+    "WebSettings",
     "find_config_path",
     "load_config",
     "parse_config",
@@ -392,7 +393,8 @@ class MonitoringSettings(_Section):
     enabled: StrictBool = True
     host: str = "127.0.0.1"
     """Address of the metrics/health listener; keep it on loopback (no authentication)."""
-    port: int = Field(default=9479, ge=1, le=65535)
+    port: int = Field(default=9479, ge=0, le=65535)
+    """0 picks a free port (logged as ``monitoring_listening``)."""
     stall_timeout: Seconds = 300.0
 
     @field_validator("stall_timeout")
@@ -554,12 +556,25 @@ class RoutingSettings(_Section):
     rule_files: list[str] = Field(default_factory=list)
     fallback_queue: str = "unsorted"
     confidence_threshold: float = Field(default=0.6, ge=0, le=1)
-    """The classifier's top probability must reach this to route; else fallback."""
+    """The classifier's calibrated confidence must reach this to route; else fallback."""
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    """Instead of a threshold: the accuracy wanted on automatically routed mail; the
+    threshold is the one that reached it, with the most coverage, on the active model's
+    out-of-fold answers (``triage evaluate`` shows it)."""
     default_priority: Priority = Priority.NORMAL
     bulk_queue: str = ""
     """Queue for mailing-list mail (no acknowledgment, no SLA); "" routes it normally."""
     own_list_ids: list[str] = Field(default_factory=list)
     """List-Ids of the team's own groups, treated as normal mail rather than bulk."""
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> RoutingSettings:
+        if self.target_accuracy is not None and "confidence_threshold" in self.model_fields_set:
+            raise ValueError(
+                "give confidence_threshold or target_accuracy, not both"
+                " (target_accuracy chooses the threshold)"
+            )
+        return self
 
 
 class ClassifierSettings(_Section):
@@ -659,6 +674,54 @@ class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class WebSettings(_Section):
+    """``[web]``: the assistants' web page (``triage web``; ``triage run`` when enabled).
+
+    ``host`` defaults to loopback: put a TLS proxy (nginx, Caddy) in front of it and
+    set ``base_url`` to the address people type. State-changing requests whose
+    ``Origin`` is not ``base_url`` (and not same-origin by Fetch Metadata) are refused.
+    """
+
+    enabled: StrictBool = False
+    """Serve the page from ``triage run`` as well (one process for a small office)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+    base_url: str = ""
+    """The public address, e.g. ``https://desk.example.com``; "" means ``http://host:port``.
+    An ``https`` address makes the session cookie ``Secure``."""
+    default_language: Literal["hu", "en"] = "en"
+    """Language of the page for users who have not chosen one."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    """Hours a login lasts without activity."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value or any(c.isspace() or c in "/@" for c in value):
+            raise ValueError(f"{value!r} is not a host name or address such as '127.0.0.1'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value:
+            return value
+        match = re.fullmatch(r"(https?)://([^/\s?#@]+)/?", value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not an origin such as 'https://desk.example.com'"
+                " (scheme and host, with an optional port, no path)"
+            )
+        return value.rstrip("/").lower()
+
+    def origin(self) -> str:
+        """The page's origin: ``base_url``, else ``http://host:port``."""
+        if self.base_url:
+            return self.base_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
 class Settings(_Section):
     """The whole configuration, one attribute per TOML table.
 
@@ -685,6 +748,7 @@ class Settings(_Section):
     acknowledgments: AcknowledgmentSettings = Field(default_factory=AcknowledgmentSettings)
     owners: OwnerSettings = Field(default_factory=OwnerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     oauth2: OAuth2Settings | None = None
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 

@@ -10,7 +10,8 @@ catch broadly (``except ConnectionError``) without knowing triage::
     │   ├── NotFoundError         no such ticket, message, queue or file
     │   ├── ImportSourceError     a file given to ``triage import`` / ``--from`` is unusable
     │   ├── RuleFileError         a rule file has errors (all of them, listed)
-    │   └── ConflictError         someone else changed the ticket first (e.g. claimed it)
+    │   ├── ConflictError         someone else changed the ticket first (e.g. claimed it)
+    │   └── LoginError            wrong name or password, disabled user, or throttled
     ├── ModelError                a classifier file is refused (version, tampering) or missing
     ├── StoreError                the database failed or its schema is not ours
     ├── MailParseError            internal to parsing; never escapes ingestion
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ImportSourceError",
+    "LoginError",
     "MailParseError",
     "MailboxAuthError",
     "MailboxError",
@@ -89,6 +91,20 @@ class RuleFileError(UserError):
 
 class ConflictError(UserError):
     """A concurrent change won: e.g. another assistant claimed the ticket first."""
+
+
+class LoginError(UserError):
+    """A web login is refused: unknown name, wrong password, disabled user, or throttled.
+
+    The message never says which of the first three it was (no user enumeration).
+
+    Attributes:
+        retry_after: seconds until a throttled name or address may try again (0 otherwise).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ModelError(TriageError):
