@@ -109,6 +109,14 @@ def test_two_assistants_collide_and_the_stale_reply_is_refused_with_text_kept(
     # each sees the other on the ticket
     expect(anna.locator(f".facts [data-presence='{ref}']")).to_contain_text("bela")
     expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna")
+    # ... and on the ticket's queue row; typing a reply shows as ✎
+    olga = pages.new()
+    log_in(olga, base, "olga")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("bela")
+    anna.locator("#reply-body").fill("Kedd")
+    expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna ✎")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna ✎")
     bela.get_by_role("button", name="Claim").click()
     expect(bela.locator("#flash")).to_have_text("You have the ticket.")
     # anna's page hears of it live
