@@ -20,7 +20,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import message, settings_for
-from support.proxy import BlackholeProxy
+from support.proxy import FaultProxy
 
 from triage.services.intake import Poller
 from triage.store import Database
@@ -42,8 +42,8 @@ def db(sqlite_url: str) -> Database:
 
 
 @pytest.fixture
-def proxy(imap_account: ImapAccount) -> Iterator[BlackholeProxy]:
-    p = BlackholeProxy(imap_account.host, imap_account.port).start()
+def proxy(imap_account: ImapAccount) -> Iterator[FaultProxy]:
+    p = FaultProxy(imap_account.host, imap_account.port).start()
     try:
         yield p
     finally:
@@ -94,7 +94,7 @@ def test_a_silently_dropped_connection_is_detected_and_mail_ingested(  # noqa: P
     db: Database,
     sqlite_url: str,
     tmp_path: Path,
-    proxy: BlackholeProxy,
+    proxy: FaultProxy,
     idle: bool,
 ) -> None:
     settings = settings_for(
@@ -170,7 +170,7 @@ def test_stop_logs_out_within_seconds(
 
 
 def test_stop_on_a_dead_connection_does_not_hang(
-    imap_account: ImapAccount, db: Database, sqlite_url: str, tmp_path: Path, proxy: BlackholeProxy
+    imap_account: ImapAccount, db: Database, sqlite_url: str, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     settings = settings_for(
         imap_account, sqlite_url, tmp_path, port=proxy.port, fallback_poll=60, timeout=30
