@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, Self
 
 import structlog
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, ProtocolError
 
 from triage.clock import Clock, SystemClock
 from triage.config import ImapSettings
@@ -61,6 +61,8 @@ FETCH_ITEMS = "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])"
 SIZE_ITEMS = "(UID RFC822.SIZE)"
 NEWS = ("EXISTS", "RECENT")
 """Untagged responses that can announce new mail (RFC 3501 sections 7.3.1, 7.3.2)."""
+DISCARDED = ("EXPUNGE", "FETCH", "VANISHED", "FLAGS")
+"""Untagged responses nothing here reads after the command they came with."""
 
 SIZE_CHUNK = 1000
 """UIDs per RFC822.SIZE request (servers cap the command line; Dovecot: 64 kB)."""
@@ -243,6 +245,11 @@ class ImapMailbox:
         for name in NEWS:
             if untagged.pop(name, None) and count:
                 self._news = True
+        # imaplib keeps every untagged response until someone pops it: without this a
+        # connection living for weeks would hoard each EXPUNGE (one per moved message)
+        # and each flag change another client made
+        for name in DISCARDED:
+            untagged.pop(name, None)
 
     def take_news(self) -> bool:
         """True when the server announced new mail (EXISTS, RECENT) since the last call.
@@ -292,10 +299,14 @@ class ImapMailbox:
         """Which of ``uids`` the folder still holds: ``UID SEARCH UID <set>``.
 
         Tells a message expunged meanwhile (not listed) from one the server lists
-        but would not deliver.
+        but would not deliver. A NOOP goes first: a server keeps an expunged
+        message in the session's view until it has told the client (RFC 3501
+        section 7.4.1), which it may put off during UID commands, and NOOP is
+        where it catches up (Dovecot lists the message in UID SEARCH till then).
         """
         if not uids:
             return set()
+        self._call(f"checking {self._folder!r} for expunged mail", self._client.noop)
         found = self._call(
             f"searching {self._folder!r} for {len(uids)} UIDs",
             self._client.search,
@@ -367,9 +378,16 @@ class ImapMailbox:
             # comes with the messages that could; keep those, the rest is missing.
             refused = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
             data = imap.untagged_responses.pop("FETCH", [])
-        answer = read_fetch_answer(
-            split_fetch_responses(data), uids, fallback_date=self._clock.now()
-        )
+        try:
+            responses = split_fetch_responses(data)
+        except ProtocolError as exc:
+            # the exchange itself completed (tagged answer read): the connection is
+            # sound, the answer is not. Every UID of it counts as missing; retries go
+            # one by one, so only a message the server always garbles ends up as a
+            # placeholder instead of failing every pass for good.
+            why = f"the FETCH answer could not be read ({str(exc)[:200]})"
+            return FetchAnswer(batch=FetchBatch(missing=dict.fromkeys(uids, why)))
+        answer = read_fetch_answer(responses, uids, fallback_date=self._clock.now())
         if refused and answer.batch.missing:
             reason = f"FETCH answered {typ} {refused}".strip()[:300]
             missing = {uid: f"{why} ({reason})" for uid, why in answer.batch.missing.items()}

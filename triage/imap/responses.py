@@ -22,7 +22,6 @@ __all__ = [
     "IdleSignal",
     "batches_by_size",
     "classify_idle",
-    "fetched_message",
     "read_fetch_answer",
     "split_fetch_responses",
     "uid_set",
@@ -113,30 +112,6 @@ def _aware_utc(value: Any, fallback: datetime) -> datetime:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
     return fallback
-
-
-def fetched_message(
-    uid: int, item: Mapping[bytes, Any], *, fallback_date: datetime
-) -> FetchedMessage | None:
-    """Build a :class:`FetchedMessage` from one imapclient FETCH item, or None without a body.
-
-    Args:
-        uid: the UID the item belongs to.
-        item: imapclient's dict for that UID (``b"BODY[]"``, ``b"INTERNALDATE"``,
-            ``b"RFC822.SIZE"``).
-        fallback_date: used when the server sent no INTERNALDATE (aware).
-    """
-    raw = item.get(b"BODY[]")
-    if raw is None:
-        return None
-    body = bytes(raw)
-    size = item.get(b"RFC822.SIZE")
-    return FetchedMessage(
-        uid=uid,
-        raw=body,
-        internal_date=_aware_utc(item.get(b"INTERNALDATE"), fallback_date),
-        size=int(size) if isinstance(size, int) else len(body),
-    )
 
 
 @dataclass(frozen=True, slots=True)
