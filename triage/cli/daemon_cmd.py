@@ -33,7 +33,17 @@ def run(app: AppContext) -> None:
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
 
-    run_until_signalled(Daemon(settings, app.database(create=True)))
+    db = app.database(create=True)
+    daemon = Daemon(settings, db)
+    if not settings.web.enabled:
+        run_until_signalled(daemon)
+        return
+    from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
+
+    _web_app, web_config = build(
+        settings, db, clock=daemon.clock, metrics=daemon.metrics, health=daemon.health
+    )
+    run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
 
 
 def _ago(seconds: float | None) -> str:
@@ -115,5 +125,7 @@ def status(app: AppContext, as_json: bool) -> None:
         if state.models.get("priority"):
             click.echo(f"Priority model: {state.models['priority']}")
         click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
+        for problem in state.problems:
+            click.echo(f"  {problem}")
     if not state.healthy:
         raise SystemExit(1)

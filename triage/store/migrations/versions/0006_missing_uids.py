@@ -1,7 +1,7 @@
 """missing_uids: UIDs a server lists but leaves out of its FETCH answers
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 12:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import triage.store.models
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

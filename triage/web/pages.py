@@ -1,0 +1,134 @@
+"""Pages: the queue, the user's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from triage.accounts import set_preferences
+from triage.store.models import Ticket
+from triage.store.search import search_tickets
+from triage.tickets.queue import QueueRow, list_queue
+from triage.web.auth import Form, action, fragment, page
+from triage.web.context import Viewer, web_of
+
+__all__ = ["queue_page", "queue_rows", "search_page", "settings_page", "settings_submit"]
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Which tickets a queue page lists: ``all``, ``mine``, ``unassigned``, ``waiting``,
+    or ``q:<queue>``."""
+
+    key: str
+    queue: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | None, queues: list[str]) -> QueueView:
+        """The view named by ``?view=``; unknown values give ``all``."""
+        if value in ("mine", "unassigned", "waiting", "all"):
+            return cls(value)
+        if value and value.startswith("q:") and value[2:] in queues:
+            return cls(value, value[2:])
+        return cls("all")
+
+    def keep(self, row: QueueRow, me: str) -> bool:
+        """True when ``row`` belongs in this view for user ``me``."""
+        if self.key == "mine":
+            return row.assignee == me
+        if self.key == "unassigned":
+            return row.assignee is None and row.status != "waiting"
+        if self.key == "waiting":
+            return row.status == "waiting"
+        return True
+
+
+def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, list[QueueRow], bool]:
+    web = web_of(request)
+    queues = sorted(web.settings.queues)
+    view = QueueView.parse(request.query_params.get("view"), queues)
+    now = web.clock.now()
+    with web.db.read_session() as session:
+        rows = list_queue(session, web.policy, now, queue=view.queue)
+    rows = [r for r in rows if view.keep(r, viewer.name)]
+    return view, rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+@page
+def queue_page(request: Request, viewer: Viewer) -> Response:
+    """GET /: the prioritized queue."""
+    web = web_of(request)
+    view, rows, more = _rows(request, viewer)
+    return web.render(
+        request,
+        viewer,
+        "queue.html",
+        viewer.t,
+        view=view,
+        rows=rows,
+        more=more,
+        now=web.clock.now(),
+        queues=sorted(web.settings.queues),
+    )
+
+
+@fragment
+def queue_rows(request: Request, viewer: Viewer) -> Response:
+    """GET /queue/rows: the rows alone (live updates replace them)."""
+    web = web_of(request)
+    view, rows, more = _rows(request, viewer)
+    return web.render(
+        request,
+        viewer,
+        "_rows.html",
+        viewer.t,
+        view=view,
+        rows=rows,
+        more=more,
+        now=web.clock.now(),
+    )
+
+
+@page
+def search_page(request: Request, viewer: Viewer) -> Response:
+    """GET /search?q=: tickets by reference, client, subject or text (any status)."""
+    web = web_of(request)
+    query = request.query_params.get("q", "")[:200]
+    found: list[Ticket] = []
+    if query.strip():
+        with web.db.read_session() as session:
+            ids = search_tickets(session, query)
+            by_id = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+            found = [by_id[i] for i in ids if i in by_id]
+            session.expunge_all()
+        if len(found) == 1 and found[0].ref is not None and query.strip().lstrip("#").isdigit():
+            return RedirectResponse(f"/t/{found[0].ref}", status_code=303)
+    return web.render(request, viewer, "search.html", viewer.t, query=query, found=found)
+
+
+@page
+def settings_page(request: Request, viewer: Viewer) -> Response:
+    """GET /settings: language and keyboard shortcuts."""
+    web = web_of(request)
+    return web.render(request, viewer, "settings.html", viewer.t, saved=False)
+
+
+@action
+def settings_submit(request: Request, viewer: Viewer, form: Form) -> Response:
+    """POST /settings: store the user's language and shortcut choice."""
+    web = web_of(request)
+    language = str(form.get("language", ""))
+    shortcuts = form.get("shortcuts") == "on"
+    with web.db.session() as session:
+        set_preferences(
+            session,
+            viewer.account.id,
+            language=language if language in ("", "hu", "en") else "",
+            shortcuts=shortcuts,
+        )
+    return RedirectResponse("/settings?saved=1", status_code=303)
