@@ -28,6 +28,7 @@ __all__ = [
     "format_report",
     "holdout_split",
     "reliability",
+    "reliability_of",
     "score",
     "stratified_folds",
 ]
@@ -171,19 +172,23 @@ def reliability(
     classes: Sequence[str],
     *,
     bins: int = 10,
+    confidence: npt.ArrayLike | None = None,
 ) -> list[CalibrationBin]:
     """Reliability of the top-class confidence: predictions binned by confidence.
 
     Args:
         y_true: the true labels.
-        probabilities: shape (n, len(classes)), as from ``TrainedModel.predict_proba``.
+        probabilities: shape (n, len(classes)), as from ``TrainedModel.scores``; the
+            prediction is the largest entry of each row.
         classes: the column labels of ``probabilities``.
         bins: equal-width confidence bins over 0..1; empty bins are left out.
+        confidence: shape (n,): the confidence of each prediction (the routing
+            confidence of ``TrainedModel.scores``); default: the largest probability.
 
     For a calibrated model each bin's accuracy is close to its mean confidence.
     """
     probs = np.asarray(probabilities, dtype=np.float64)
-    conf = probs.max(axis=1)
+    conf = probs.max(axis=1) if confidence is None else np.asarray(confidence, dtype=np.float64)
     predicted = np.asarray(classes, dtype=object)[probs.argmax(axis=1)]
     right = predicted == np.asarray(y_true, dtype=object)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -198,6 +203,21 @@ def reliability(
                 )
             )
     return out
+
+
+def reliability_of(
+    y_true: Sequence[str],
+    predicted: Sequence[str],
+    confidence: Sequence[float] | npt.NDArray[np.float64],
+    *,
+    bins: int = 10,
+) -> list[CalibrationBin]:
+    """:func:`reliability` from predicted labels and their confidences (same length)."""
+    labels = sorted(set(y_true) | set(predicted))
+    index = {label: i for i, label in enumerate(labels)}
+    probs = np.zeros((len(predicted), len(labels)))
+    probs[np.arange(len(predicted)), [index[p] for p in predicted]] = 1.0
+    return reliability(y_true, probs, labels, bins=bins, confidence=confidence)
 
 
 def expected_calibration_error(table: Sequence[CalibrationBin]) -> float:
@@ -227,6 +247,8 @@ def confusion_table(scores: Scores) -> str:
 def calibration_table(table: Sequence[CalibrationBin]) -> str:
     """Reliability bins as text, with the expected calibration error."""
     lines = [f"calibration_error: {expected_calibration_error(table):.3f}"]
+    lines.append("reliability (predictions binned by confidence: a calibrated model's accuracy")
+    lines.append("matches its mean confidence in every bin)")
     lines.append("confidence       n  mean_conf  accuracy")
     lines.extend(
         f"{b.low:.1f}-{b.high:.1f}  {b.count:>8}  {b.mean_confidence:>9.3f}  {b.accuracy:>8.3f}"

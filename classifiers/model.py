@@ -36,12 +36,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import sklearn
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from classifiers.calibration import (
+    ConfidenceCalibrator,
+    OperatingPoint,
+    fit_confidence,
+    operating_points,
+    threshold_for,
+    top_margins,
+)
 from classifiers.features import COLUMNS, STEM_PATTERN, Example, feature_columns
 from triage.domain import DecidedBy
 from triage.errors import UserError
@@ -64,6 +74,14 @@ CALIBRATION_FOLDS = 3
 
 MIN_EXAMPLES_PER_CLASS = CALIBRATION_FOLDS
 """A class needs this many examples: one per calibration fold at least."""
+
+CONFIDENCE_FOLDS = 5
+"""Folds of the out-of-fold answers the routing confidence is calibrated on (fewer when a
+class has fewer examples, at least :data:`CALIBRATION_FOLDS`; :data:`CALIBRATION_FOLDS`
+above :data:`CONFIDENCE_FOLDS_MAX_EXAMPLES` examples, where each fold costs seconds)."""
+
+CONFIDENCE_FOLDS_MAX_EXAMPLES = 5000
+"""Training sets larger than this get :data:`CALIBRATION_FOLDS` confidence folds."""
 
 TARGETS = ("queue", "priority")
 """What a model predicts."""
@@ -206,6 +224,11 @@ class TrainedModel:
         metrics: held-out evaluation (:meth:`classifiers.evaluation.Scores.to_dict`
             plus ``calibration`` and ``holdout_size``), {} when not evaluated.
         train_fingerprints: sorted :func:`fingerprint` values of the training examples.
+        calibrator: maps the top-two margin to the probability that the top answer is
+            right (:mod:`classifiers.calibration`); None for models trained before it
+            existed, whose confidence is the top class probability.
+        operating_points: coverage and accuracy per confidence threshold on the
+            out-of-fold answers the calibrator was fitted on (0, 0.01, ... 1).
     """
 
     pipeline: Any
@@ -219,6 +242,36 @@ class TrainedModel:
     train_fingerprints: npt.NDArray[np.uint64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.uint64)
     )
+    calibrator: ConfidenceCalibrator | None = None
+    operating_points: tuple[OperatingPoint, ...] = ()
+
+    def scores(
+        self, examples: Sequence[Example]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(probabilities, confidence)`` of each example.
+
+        ``probabilities`` has shape (n, len(classes)) (the class distribution, columns
+        in :attr:`classes` order, rows summing to 1; its largest entry is the answer);
+        ``confidence`` has shape (n,): the calibrated probability that the answer is
+        right (:attr:`calibrator`), or the top probability for older models.
+        """
+        if not examples:
+            return np.zeros((0, len(self.classes))), np.zeros(0)
+        steps = self.pipeline.named_steps
+        matrix = steps["features"].transform(feature_columns(examples))
+        probs = np.asarray(steps["classifier"].predict_proba(matrix), dtype=np.float64)
+        if self.calibrator is None:
+            return probs, probs.max(axis=1)
+        # The one SVM trained on all data (ensemble=False) gives the decision values.
+        svm = steps["classifier"].calibrated_classifiers_[0].estimator
+        _, margins = top_margins(np.asarray(svm.decision_function(matrix), dtype=np.float64))
+        return probs, self.calibrator(margins)
+
+    def threshold_for(self, target_accuracy: float) -> OperatingPoint | None:
+        """The confidence threshold that reached ``target_accuracy`` with the most
+        coverage on the training data's out-of-fold answers; None when none did (or
+        the model has no such table)."""
+        return threshold_for(self.operating_points, target_accuracy)
 
     def predict_proba(self, examples: Sequence[Example]) -> npt.NDArray[np.float64]:
         """Class probabilities, shape (n, len(classes)), columns in :attr:`classes` order.
@@ -231,16 +284,27 @@ class TrainedModel:
         return np.asarray(probs, dtype=np.float64)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
-        """One :class:`Prediction` per example, in order (batch them: it is much faster)."""
-        probs = self.predict_proba(examples)
+        """One :class:`Prediction` per example, in order (batch them: it is much faster).
+
+        ``confidence`` is the calibrated probability that ``label`` is right; ``top``
+        lists the label with that confidence, then the next classes with their share
+        of the rest (the class distribution's, rescaled to ``1 - confidence``).
+        """
+        probs, confidence = self.scores(examples)
         out: list[Prediction] = []
-        for row in probs:
+        for row, conf in zip(probs, confidence, strict=True):
             order = np.argsort(-row, kind="stable")[:TOP_K]
-            top = tuple((self.classes[i], round(float(row[i]), 6)) for i in order)
+            first = float(row[order[0]])
+            rest = (1.0 - float(conf)) / (1.0 - first) if first < 1.0 else 0.0
+            others = tuple(
+                (self.classes[i], round(min(float(row[i]) * rest, float(conf)), 6))
+                for i in order[1:]
+            )
+            top = ((self.classes[order[0]], round(float(conf), 6)), *others)
             out.append(
                 Prediction(
                     label=top[0][0],
-                    confidence=float(row[order[0]]),
+                    confidence=float(conf),
                     top=top,
                     model_version=self.version,
                 )
@@ -278,6 +342,26 @@ def check_training_data(
         raise UserError(f"too few examples: every class needs at least {min_per_class}; {listed}")
 
 
+def _fit_confidence(
+    matrix: Any, y: npt.NDArray[np.object_], classes: Sequence[str], *, c: float, method: str
+) -> tuple[ConfidenceCalibrator, list[OperatingPoint]]:
+    """The confidence calibrator and operating points, from out-of-fold SVM answers.
+
+    Each example is answered by an SVM (the same settings) trained on the other
+    folds, on the already vectorized ``matrix``.
+    """
+    smallest = min(Counter(y.tolist()).values())
+    wanted = CONFIDENCE_FOLDS if len(y) <= CONFIDENCE_FOLDS_MAX_EXAMPLES else CALIBRATION_FOLDS
+    folds = max(CALIBRATION_FOLDS, min(wanted, smallest))
+    svm = LinearSVC(C=c, fit_intercept=False, max_iter=10_000, random_state=0)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    decision = cross_val_predict(clone(svm), matrix, y, cv=splitter, method="decision_function")
+    top, margins = top_margins(np.asarray(decision, dtype=np.float64))
+    correct = np.asarray(classes, dtype=object)[top] == y
+    calibrator = fit_confidence(margins, correct, classes=len(classes), method=method)
+    return calibrator, operating_points(calibrator(margins), correct)
+
+
 def train(
     examples: Sequence[Example],
     labels: Sequence[str],
@@ -287,14 +371,18 @@ def train(
     metrics: dict[str, Any] | None = None,
     c: float = 0.3,
     calibration: str = "temperature",
+    confidence: str = "auto",
 ) -> TrainedModel:
-    """Fit the pipeline on ``examples`` labeled ``labels`` (same length, same order).
+    """Fit the pipeline on ``examples`` labeled ``labels`` (same length, same order),
+    and the confidence calibrator on out-of-fold answers (:mod:`classifiers.calibration`).
 
     Args:
         trained_at: the training time, timezone-aware (stored, and part of the version).
         target: ``queue`` or ``priority``.
         metrics: held-out evaluation to keep with the model.
-        c, calibration: see :func:`build_pipeline`.
+        c, calibration: see :func:`build_pipeline` (``calibration`` shapes the class
+            distribution shown in explanations; the routing confidence is ``confidence``).
+        confidence: the top-label calibration, ``auto``, ``sigmoid`` or ``isotonic``.
 
     Raises:
         UserError: too few classes or examples (:func:`check_training_data`), or no
@@ -310,16 +398,20 @@ def train(
         raise ValueError("trained_at must be timezone-aware")
     check_training_data(labels)
     pipeline = build_pipeline(c=c, calibration=calibration)
+    y = np.asarray(labels, dtype=object)
+    features, classifier = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
     try:
-        pipeline.fit(feature_columns(examples), np.asarray(labels, dtype=object))
+        matrix = features.fit_transform(feature_columns(examples), y)
     except ValueError as exc:
         if "vocabulary" in str(exc) or "no terms remain" in str(exc):
             raise UserError(
                 f"the training data has too little text to learn from ({exc})"
             ) from None
         raise
+    classifier.fit(matrix, y)
     _drop_stop_words(pipeline)
     classes = tuple(str(c) for c in pipeline.classes_)
+    calibrator, points = _fit_confidence(matrix, y, classes, c=c, method=confidence)
     trained_at = trained_at.astimezone(UTC)
     stamp = trained_at.strftime("%Y%m%dT%H%M%SZ")
     return TrainedModel(
@@ -332,4 +424,6 @@ def train(
         n_train=len(examples),
         metrics=dict(metrics or {}),
         train_fingerprints=np.unique(np.array([fingerprint(e) for e in examples], dtype=np.uint64)),
+        calibrator=calibrator,
+        operating_points=tuple(points),
     )

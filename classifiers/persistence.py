@@ -5,8 +5,11 @@ A model file is a ZIP archive (stdlib :mod:`zipfile`, deflated) of four members:
 ``model.json``
     what the model is: ``format`` (:data:`FORMAT`), ``version``, ``target``,
     ``classes``, ``trained_at`` (ISO 8601, UTC), ``sklearn_version``,
-    ``skops_version``, ``n_train``, ``metrics`` (held-out scores). Read first,
-    so a model from another scikit-learn is refused before any of it is built.
+    ``skops_version``, ``n_train``, ``metrics`` (held-out scores), and, for
+    models with a calibrated routing confidence (:mod:`classifiers.calibration`),
+    ``confidence`` (the calibrator's parameters) and ``operating_points``
+    (threshold, coverage, accuracy, routed). Read first, so a model from another
+    scikit-learn is refused before any of it is built.
 ``pipeline.skops``
     the fitted scikit-learn pipeline in the skops format: a schema of known
     types, never pickle, so loading a file cannot run code. Only the types
@@ -40,6 +43,7 @@ import sklearn
 import skops
 import skops.io
 
+from classifiers.calibration import ConfidenceCalibrator, OperatingPoint
 from classifiers.model import TARGETS, TrainedModel
 from triage.errors import ModelError
 
@@ -93,6 +97,9 @@ def dumps(model: TrainedModel) -> bytes:
         "n_train": model.n_train,
         "metrics": model.metrics,
     }
+    if model.calibrator is not None:
+        meta["confidence"] = model.calibrator.to_dict()
+        meta["operating_points"] = [p.to_dict() for p in model.operating_points]
     vocabularies: dict[str, list[str]] = {}
     taken: list[tuple[Any, dict[str, int]]] = []
     try:
@@ -228,6 +235,7 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
         raise ModelError(f"model {meta['version']}: bad trained_at") from None
     if trained_at.tzinfo is None:
         raise ModelError(f"model {meta['version']}: trained_at has no time zone")
+    calibrator, points = _confidence(meta)
     return TrainedModel(
         pipeline=pipeline,
         version=meta["version"],
@@ -238,4 +246,32 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
         n_train=meta["n_train"],
         metrics=meta["metrics"],
         train_fingerprints=prints,
+        calibrator=calibrator,
+        operating_points=points,
     )
+
+
+def _confidence(
+    meta: dict[str, Any],
+) -> tuple[ConfidenceCalibrator | None, tuple[OperatingPoint, ...]]:
+    raw = meta.get("confidence")
+    if raw is None:
+        return None, ()
+    try:
+        if not isinstance(raw, dict):
+            raise TypeError("not an object")  # noqa: TRY301 - one refusal path below
+        calibrator = ConfidenceCalibrator.from_dict(raw)
+        points = tuple(
+            OperatingPoint(
+                threshold=float(p["threshold"]),
+                coverage=float(p["coverage"]),
+                accuracy=float(p["accuracy"]),
+                routed=int(p["routed"]),
+            )
+            for p in meta.get("operating_points", [])
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(
+            f"model {meta['version']}: unusable confidence calibration ({exc})"
+        ) from None
+    return calibrator, points

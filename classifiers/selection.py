@@ -27,6 +27,7 @@ from datetime import datetime
 
 import numpy as np
 
+from classifiers.calibration import operating_points
 from classifiers.evaluation import (
     CalibrationBin,
     Scores,
@@ -187,15 +188,19 @@ def train_and_compare(
     held_y = [labels[i] for i in held_idx]
 
     candidate = train(tr_ex, tr_y, trained_at=trained_at, target=target)
-    probs = candidate.predict_proba(held)
+    probs, confidence = candidate.scores(held)
     predicted = [candidate.classes[i] for i in probs.argmax(axis=1)]
     holdout = score(held_y, predicted)
-    bins = tuple(reliability(held_y, probs, candidate.classes))
+    bins = tuple(reliability(held_y, probs, candidate.classes, confidence=confidence))
+    right = np.asarray(predicted, dtype=object) == np.asarray(held_y, dtype=object)
     comparison = _compare(candidate, incumbent, held, held_y) if incumbent is not None else None
 
     metrics = holdout.to_dict()
     metrics["holdout_fraction"] = holdout_fraction
     metrics["calibration_error"] = expected_calibration_error(bins)
+    metrics["holdout_operating_points"] = [
+        p.to_dict() for p in operating_points(confidence, right, step=0.05)
+    ]
     if refit:
         final = train(examples, labels, trained_at=trained_at, target=target, metrics=metrics)
     else:
@@ -209,5 +214,7 @@ def train_and_compare(
             n_train=candidate.n_train,
             metrics=metrics,
             train_fingerprints=candidate.train_fingerprints,
+            calibrator=candidate.calibrator,
+            operating_points=candidate.operating_points,
         )
     return Outcome(model=final, holdout=holdout, calibration=bins, comparison=comparison)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import browser, page, pages  # noqa: F401 - fixtures of the browser tests
 from support.dovecot import DOVECOT, Dovecot, ImapAccount
 from support.postgres import postgres_unavailable_reason, throwaway_database
 from support.smtp import SmtpServer

@@ -122,7 +122,7 @@ def test_train_and_cross_validate_on_the_database_labels(config: Path, tmp_path:
     examples, labels = dataset(8)
     _store_corrections(tmp_path, list(zip(examples, labels, strict=True)))
 
-    done = run(config, "train")
+    done = run(config, "train", "--no-shipped")
     assert done.returncode == 0, done.stderr
     assert "64 examples in 4 classes from database" in done.stdout
     assert "saved and activated" in done.stdout
@@ -132,6 +132,19 @@ def test_train_and_cross_validate_on_the_database_labels(config: Path, tmp_path:
     assert "stratified 5-fold cross-validation" in done.stdout
     assert _value(done.stdout, "accuracy") >= 0.8
     assert (tmp_path / "confusion-matrix.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_train_by_default_learns_the_shipped_set_and_the_corrections(
+    config: Path, tmp_path: Path
+) -> None:
+    examples, labels = dataset(8)
+    _store_corrections(tmp_path, list(zip(examples, labels, strict=True)))
+    done = run(config, "train")
+    assert done.returncode == 0, done.stderr
+    assert "4 classes from database + shipped set" in done.stdout
+    count = int(done.stdout.split("training data: ")[1].split(" examples")[0])
+    assert count > 64 + 500
+    assert "saved and activated" in done.stdout
 
 
 def test_a_tampered_active_model_is_refused_with_a_clear_error(
@@ -163,7 +176,7 @@ def test_evaluate_without_a_database_says_to_run_init(config: Path) -> None:
         (("train", "--from", "nolabel.csv"), "no column 'queue'"),
         (("train", "--from", "one-class.csv"), "at least 2 classes"),
         (("train", "--from", "tree", "--label", "x"), "--label applies to CSV files"),
-        (("train",), "no queue labels in the database"),
+        (("train", "--no-shipped"), "no queue labels in the database"),
         (("evaluate", "--from", "one-class.csv"), "no active queue model"),
     ],
 )
@@ -246,8 +259,8 @@ def test_too_few_database_labels_are_counted_consistently(config: Path, tmp_path
         "error: found 1 class (billing) with 2 examples; training needs at least 2 classes"
         " with at least 5 examples each"
     )
-    for command in ("train", "evaluate"):
-        done = run(config, command)
+    for command in (("train", "--no-shipped"), ("evaluate",)):
+        done = run(config, *command)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "2 examples in 1 classes" not in done.stdout
         assert "data: 2 examples in 1 class from database" in done.stdout

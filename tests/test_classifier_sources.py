@@ -74,7 +74,7 @@ def test_missing_path_and_other_files_are_refused(tmp_path: Path) -> None:
         load_path(tmp_path / "nope.csv")
     other = tmp_path / "inbox.mbox"
     other.write_bytes(b"From x\n")
-    with pytest.raises(ImportSourceError, match=r"expected a \.csv file or a directory"):
+    with pytest.raises(ImportSourceError, match=r"expected a \.csv file, a \.jsonl file"):
         load_path(other)
 
 

@@ -685,7 +685,7 @@ def test_synthetic_ids_depend_on_the_raw_bytes_and_scope_not_on_from_subject_dat
     assert parse_message(one).message_id.startswith("<synthetic.")
 
 
-@pytest.mark.parametrize("value", ["", "   ", "<>", "not an id", "<with space@x>"])
+@pytest.mark.parametrize("value", ["", "   ", "<>", "not an id", "<@x>", "<abc@>", "< >"])
 def test_a_missing_or_unusable_message_id_is_synthesized_and_marked(value):
     parsed = parse_message(message({**BASE, "Message-ID": value}))
     assert parsed.message_id_synthetic

@@ -451,3 +451,61 @@ def test_the_queue_table_keeps_bidi_overrides_off_the_terminal() -> None:
     table = plain_table([row])
     assert "bidi subj" in table
     assert not {"\u202e", "\u202c", "\u200f"} & set(table)
+
+
+# --- white space before the first header field (issue 12.3) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lead", "defect"),
+    [
+        (b" \r\n", "1 blank line(s) before the first header field: skipped"),
+        (b"\t\r\n", "1 blank line(s) before the first header field: skipped"),
+        (b"\r\n", "1 blank line(s) before the first header field: skipped"),
+        (b"\r\n \r\n\r\n", "3 blank line(s) before the first header field: skipped"),
+        (b"   ", "white space before the first header field: skipped"),
+        (b"\xef\xbb\xbf", "a UTF-8 byte order mark before the first header field: skipped"),
+        (
+            b"\xef\xbb\xbf\r\n",
+            "a UTF-8 byte order mark and 1 blank line(s) before the first header field: skipped",
+        ),
+    ],
+)
+def test_white_space_before_the_first_field_is_skipped_and_every_field_read(lead, defect):
+    """Python's email reads a white-space-only first line as a continuation and keeps the
+    rest; an empty first line or an indented first field it does not read at all. Here
+    every field is read, From included, and the defect is recorded."""
+    raw = lead + message(with_base(Subject="Invoice 42 overdue"), b"Please pay.\r\n")
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK, parsed.parse_error
+    assert parsed.subject == "Invoice 42 overdue"
+    assert parsed.from_ is not None
+    assert parsed.from_.addr == "odon@example.com"
+    assert parsed.message_id == "<gen@example.com>"
+    assert parsed.body_text == "Please pay."
+    assert defect in parsed.defects
+
+
+def test_white_space_first_line_after_an_mbox_envelope_and_with_lf_line_ends():
+    raw = b"From odon@example.com Tue May 14 09:12:44 2024\n \n" + message(
+        with_base(Subject="Hello")
+    ).replace(b"\r\n", b"\n")
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.OK, parsed.parse_error
+    assert parsed.subject == "Hello"
+    assert parsed.from_ is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\r\n\r\nDear team,\r\nplease pay.\r\n",
+        b"  \r\nNote: call me back\r\n\r\nthanks\r\n",
+        b"\xef\xbb\xbfDear team,\r\n",
+        b"\r\n \t \r\n",
+    ],
+)
+def test_white_space_before_text_without_fields_is_still_not_mail(raw):
+    parsed = parse_message(raw, received_at=INTERNALDATE)
+    assert parsed.parse_status is ParseStatus.ERROR
+    assert parsed.parse_error == NOT_MAIL_ERROR

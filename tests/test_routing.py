@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from rules.model import RuleDecision
 from triage.config import RoutingSettings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus, Priority
-from triage.routing import route
+from triage.routing import route, routing_threshold
 
 QUEUES = {"billing", "scheduling", "records", "client-support", "unsorted", "bulk"}
 SETTINGS = RoutingSettings(fallback_queue="unsorted", confidence_threshold=0.6, bulk_queue="bulk")
@@ -144,3 +144,43 @@ def test_rule_actions_are_carried() -> None:
     assert r.suppress_ack
     assert r.ack_template == "vip"
     assert r.assignee == "anna"
+
+
+@dataclass(frozen=True)
+class Point:
+    threshold: float
+    coverage: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ModelWithPoints:
+    """A model whose training folds reached 0.90 at threshold 0.42 (coverage 0.83)."""
+
+    def threshold_for(self, target_accuracy: float) -> Point | None:
+        return Point(0.42, 0.83, 0.91) if target_accuracy <= 0.91 else None
+
+
+def test_target_accuracy_takes_the_models_threshold() -> None:
+    settings = RoutingSettings(fallback_queue="unsorted", target_accuracy=0.9)
+    threshold, why = routing_threshold(settings, ModelWithPoints())
+    assert threshold == 0.42
+    assert "routing.target_accuracy 0.90" in why
+    assert "coverage 0.83" in why
+    r = route(
+        msg(), settings=settings, queues=QUEUES, prediction=answer("billing", 0.5), threshold=0.42
+    )
+    assert (r.queue, r.decided_by) == ("billing", DecidedBy.MODEL)
+    assert "(threshold 0.42;" in r.explanation[-1]
+
+
+def test_a_target_accuracy_no_threshold_reached_routes_nothing_automatically() -> None:
+    settings = RoutingSettings(fallback_queue="unsorted", target_accuracy=0.99)
+    threshold, why = routing_threshold(settings, ModelWithPoints())
+    assert threshold == 1.0
+    assert "reached it at no threshold" in why
+    assert routing_threshold(settings, None)[0] == 1.0
+
+
+def test_without_target_accuracy_the_configured_threshold_is_used() -> None:
+    assert routing_threshold(SETTINGS, ModelWithPoints()) == (0.6, "routing.confidence_threshold")

@@ -49,6 +49,34 @@ def test_refs_are_found_in_subjects() -> None:
         ("Fw:  [#1042]   Számla  kérdés", "Számla kérdés"),
         ("Remarks on the invoice", "Remarks on the invoice"),
         ("Resume: next steps", "Resume: next steps"),
+        # issue 12.10: localised prefixes, stacks, gateway tags
+        ("VÁ: Számla", "Számla"),  # Hungarian Outlook
+        ("Vá: TOV: Számla", "Számla"),
+        ("Továbbítva: Számla", "Számla"),
+        ("WG: AW: Rechnung", "Rechnung"),  # German
+        ("Antwort: Rechnung", "Rechnung"),
+        ("SV: VS: VB: Faktura", "Faktura"),  # Swedish, Danish, Norwegian, Finnish
+        ("Antw: Doorst: Factuur", "Factuur"),  # Dutch
+        ("RE : TR : facture", "facture"),  # French spacing
+        ("RV: RES: ENC: fatura", "fatura"),  # Spanish, Portuguese
+        ("Odp: PD: faktura", "faktura"),  # Polish
+        ("ΑΠ: ΣΧΕΤ: τιμολόγιο", "τιμολόγιο"),  # Greek
+        ("Отв: Пересл: счёт", "счёт"),  # Russian
+        ("回复: 转发: 发票", "发票"),  # Chinese
+        ("RE: AW: Fwd: invoice", "invoice"),  # a mixed stack
+        ("Re:Re:invoice", "invoice"),  # no spaces
+        ("Re^2: invoice", "invoice"),
+        ("Re：invoice", "invoice"),  # full-width colon
+        ("[EXTERNAL] RE: AW: Fwd: [#1042] Számla", "Számla"),  # gateway tag in front
+        ("RE: [EXTERNAL] VÁ: Számla", "Számla"),  # ... or inside the stack
+        ("*EXTERNAL* Re: Számla", "Számla"),
+        ("[Caution: External Email] RE: Számla", "Számla"),
+        ("[Külső] Re: Számla", "Számla"),
+        ("[hirlevel] Re: Újdonságok", "[hirlevel] Újdonságok"),  # a list tag is kept
+        ("Re: [URGENT] invoice", "[URGENT] invoice"),  # so is the client's own tag
+        ("Trip: Paris", "Trip: Paris"),
+        ("Travel plans", "Travel plans"),
+        ("Svar på fråga", "Svar på fråga"),
     ],
 )
 def test_reply_and_forward_prefixes_are_normalized(subject: str, expected: str) -> None:
@@ -66,6 +94,10 @@ def test_ref_formats() -> None:
     assert once == "Re: [#1042] Számla"
     assert subject_with_ref(once, 1042) == once
     assert subject_with_ref("Re: [#999] Számla", 1042) == "Re: [#1042] Számla"
+    # a localised stack with a gateway tag: the reference still found, and written once
+    stacked = "[EXTERNAL] VÁ: AW: Re: [#1042] Számla"
+    assert extract_refs(stacked) == (1042,)
+    assert subject_with_ref(stacked, 1042) == "Re: [#1042] Számla"
 
 
 # --- database --------------------------------------------------------------------------

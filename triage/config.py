@@ -47,6 +47,8 @@ __all__ = [
     "DatabaseSettings",
     "ImapSettings",
     "LoggingSettings",
+    "MonitoringSettings",
+    "OAuth2Settings",
     "OwnerSettings",
     "QueueSettings",
     "RoutingSettings",
@@ -54,6 +56,7 @@ __all__ = [
     "SlaTarget",
     "SmtpSettings",
     "TeamSettings",
+    "WebSettings",
     "find_config_path",
     "load_config",
     "parse_config",
@@ -243,8 +246,8 @@ class ImapSettings(_Tls, _Login):
     def _auth(self) -> Self:
         if self.auth == "password" and not (self.password_env or self.password_file):
             raise ValueError("auth = 'password' needs password_env or password_file")
-        if self.auth == "xoauth2" and not (self.oauth2_token_file or self.oauth2_token_command):
-            raise ValueError("auth = 'xoauth2' needs oauth2_token_file or oauth2_token_command")
+        if self.oauth2_token_file and self.oauth2_token_command:
+            raise ValueError("give oauth2_token_file or oauth2_token_command, not both")
         if not self.username:
             raise ValueError("username is required")
         if self.after_ingest == "move" and not self.move_to:
@@ -267,6 +270,9 @@ class SmtpSettings(_Tls, _Login):
     host: str = ""
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "starttls"
+    auth: Literal["password", "xoauth2"] = "password"
+    """``password``: AUTH PLAIN/LOGIN with password_env/password_file (when username is
+    set); ``xoauth2``: SASL XOAUTH2 with a token from the ``[oauth2]`` sign-in."""
     from_address: Mailbox
     folder: str = "outbox"
     timeout: Seconds = 30.0
@@ -278,7 +284,124 @@ class SmtpSettings(_Tls, _Login):
     def _host(self) -> Self:
         if self.mode == "send" and not self.host:
             raise ValueError("mode = 'send' needs host")
+        if self.auth == "xoauth2" and not self.username:
+            raise ValueError("auth = 'xoauth2' needs username (the mailbox to send as)")
+        if self.auth == "xoauth2" and (self.password_env or self.password_file):
+            raise ValueError("auth = 'xoauth2' takes no password_env or password_file")
         return self
+
+
+OAuth2Provider = Literal["microsoft", "google"]
+OAuth2Flow = Literal["device_code", "client_credentials", "installed", "service_account"]
+
+_FLOWS: dict[str, tuple[str, ...]] = {
+    "microsoft": ("device_code", "client_credentials"),
+    "google": ("installed", "service_account"),
+}
+
+
+class OAuth2Settings(_Section):
+    """``[oauth2]``: signing in to Microsoft 365 or Google for XOAUTH2 (``imap.auth`` /
+    ``smtp.auth = "xoauth2"``), done once with ``triage auth login``.
+
+    Flows (``flow``, default the first of each provider):
+
+    - ``microsoft``: ``device_code`` (a person signs in once on any device; the
+      daemon then refreshes silently from ``token_cache``) or
+      ``client_credentials`` (app-only; the app's secret from ``client_secret_env``
+      or ``client_secret_file``).
+    - ``google``: ``installed`` (the installed-app loopback flow with PKCE, a
+      browser on this machine or through ``ssh -L``; needs ``client_secrets_file``,
+      the OAuth client JSON from the Google Cloud console) or ``service_account``
+      (Workspace domain-wide delegation; ``service_account_file`` is the key JSON).
+
+    Secrets (client secret, refresh token, key) are never in this file: they are
+    in the files and variables named here, and ``token_cache`` is written with
+    mode 0600.
+    """
+
+    provider: OAuth2Provider
+    flow: OAuth2Flow | None = None
+    client_id: str = ""
+    """Microsoft: the application (client) id of the app registration."""
+    tenant: str = "organizations"
+    """Microsoft: the tenant id or domain (``contoso.onmicrosoft.com``); ``organizations``
+    lets any work account sign in (device code flow only)."""
+    authority: str = ""
+    """Microsoft: the sign-in authority URL; "" is ``https://login.microsoftonline.com/<tenant>``
+    (set it for a national cloud, e.g. ``https://login.microsoftonline.us/<tenant>``)."""
+    client_secret_env: str = ""
+    client_secret_file: str = ""
+    client_secrets_file: str = ""
+    """Google ``installed``: the OAuth client JSON downloaded from the Google Cloud console."""
+    service_account_file: str = ""
+    """Google ``service_account``: the service account's key JSON."""
+    token_cache: str = "oauth2-token.json"  # noqa: S105 - a file name, not a secret
+    """Where the sign-in is kept (refresh token; written with mode 0600)."""
+    scopes: list[str] = Field(default_factory=list)
+    """Override of the scopes asked for; [] for the provider's IMAP and SMTP scopes."""
+    timeout: Seconds = 30.0
+    """Network timeout of one request to the token endpoint."""
+
+    @property
+    def effective_flow(self) -> str:
+        """``flow``, or the provider's default (device_code for microsoft, installed for google)."""
+        return self.flow or _FLOWS[self.provider][0]
+
+    @model_validator(mode="after")
+    def _flow(self) -> Self:
+        flow = self.effective_flow
+        if flow not in _FLOWS[self.provider]:
+            raise ValueError(
+                f"flow {flow!r} is not a {self.provider} flow (use"
+                f" {' or '.join(repr(f) for f in _FLOWS[self.provider])})"
+            )
+        if self.client_secret_env and self.client_secret_file:
+            raise ValueError("give client_secret_env or client_secret_file, not both")
+        if self.provider == "microsoft":
+            if not self.client_id:
+                raise ValueError("provider 'microsoft' needs client_id (the app registration's)")
+            if self.authority and not self.authority.startswith("https://"):
+                raise ValueError("authority must be an https:// URL")
+        if flow == "client_credentials":
+            if not (self.client_secret_env or self.client_secret_file):
+                raise ValueError(
+                    "flow 'client_credentials' needs client_secret_env or client_secret_file"
+                )
+            if self.tenant.lower() in {"organizations", "common", "consumers"}:
+                raise ValueError(
+                    "flow 'client_credentials' needs tenant set to your tenant id or domain"
+                )
+        if flow == "installed" and not self.client_secrets_file:
+            raise ValueError("flow 'installed' needs client_secrets_file (the OAuth client JSON)")
+        if flow == "service_account" and not self.service_account_file:
+            raise ValueError("flow 'service_account' needs service_account_file (the key JSON)")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be more than 0 seconds")
+        return self
+
+
+class MonitoringSettings(_Section):
+    """``[monitoring]``: Prometheus metrics, the health check and the systemd watchdog.
+
+    ``triage run`` serves ``/metrics`` and ``/health`` on ``host:port`` (the web
+    page serves them too when it is on). ``stall_timeout`` is how long the
+    intake, dispatch or SLA loop may go without progress before the daemon stops
+    sending ``WATCHDOG=1`` to systemd (which then restarts it).
+    """
+
+    enabled: StrictBool = True
+    host: str = "127.0.0.1"
+    """Address of the metrics/health listener; keep it on loopback (no authentication)."""
+    port: int = Field(default=9479, ge=1, le=65535)
+    stall_timeout: Seconds = 300.0
+
+    @field_validator("stall_timeout")
+    @classmethod
+    def _stall(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("must be at least 1 second")
+        return value
 
 
 class BusinessHours(_Section):
@@ -432,12 +555,25 @@ class RoutingSettings(_Section):
     rule_files: list[str] = Field(default_factory=list)
     fallback_queue: str = "unsorted"
     confidence_threshold: float = Field(default=0.6, ge=0, le=1)
-    """The classifier's top probability must reach this to route; else fallback."""
+    """The classifier's calibrated confidence must reach this to route; else fallback."""
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    """Instead of a threshold: the accuracy wanted on automatically routed mail; the
+    threshold is the one that reached it, with the most coverage, on the active model's
+    out-of-fold answers (``triage evaluate`` shows it)."""
     default_priority: Priority = Priority.NORMAL
     bulk_queue: str = ""
     """Queue for mailing-list mail (no acknowledgment, no SLA); "" routes it normally."""
     own_list_ids: list[str] = Field(default_factory=list)
     """List-Ids of the team's own groups, treated as normal mail rather than bulk."""
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> RoutingSettings:
+        if self.target_accuracy is not None and "confidence_threshold" in self.model_fields_set:
+            raise ValueError(
+                "give confidence_threshold or target_accuracy, not both"
+                " (target_accuracy chooses the threshold)"
+            )
+        return self
 
 
 class ClassifierSettings(_Section):
@@ -537,6 +673,54 @@ class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class WebSettings(_Section):
+    """``[web]``: the assistants' web page (``triage web``; ``triage run`` when enabled).
+
+    ``host`` defaults to loopback: put a TLS proxy (nginx, Caddy) in front of it and
+    set ``base_url`` to the address people type. State-changing requests whose
+    ``Origin`` is not ``base_url`` (and not same-origin by Fetch Metadata) are refused.
+    """
+
+    enabled: StrictBool = False
+    """Serve the page from ``triage run`` as well (one process for a small office)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+    base_url: str = ""
+    """The public address, e.g. ``https://desk.example.com``; "" means ``http://host:port``.
+    An ``https`` address makes the session cookie ``Secure``."""
+    default_language: Literal["hu", "en"] = "en"
+    """Language of the page for users who have not chosen one."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    """Hours a login lasts without activity."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value or any(c.isspace() or c in "/@" for c in value):
+            raise ValueError(f"{value!r} is not a host name or address such as '127.0.0.1'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value:
+            return value
+        match = re.fullmatch(r"(https?)://([^/\s?#@]+)/?", value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not an origin such as 'https://desk.example.com'"
+                " (scheme and host, with an optional port, no path)"
+            )
+        return value.rstrip("/").lower()
+
+    def origin(self) -> str:
+        """The page's origin: ``base_url``, else ``http://host:port``."""
+        if self.base_url:
+            return self.base_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
 class Settings(_Section):
     """The whole configuration, one attribute per TOML table.
 
@@ -563,6 +747,9 @@ class Settings(_Section):
     acknowledgments: AcknowledgmentSettings = Field(default_factory=AcknowledgmentSettings)
     owners: OwnerSettings = Field(default_factory=OwnerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    oauth2: OAuth2Settings | None = None
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("queues")
     @classmethod
@@ -590,6 +777,7 @@ class Settings(_Section):
         if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
             raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
         self._targets_fit_the_calendar()
+        self._xoauth2_sources()
         for qname, queue in self.queues.items():
             for person in queue.assistants:
                 if person not in self.team.assistants:
@@ -597,6 +785,25 @@ class Settings(_Section):
                         f"queues.{qname}.assistants: {person!r} is not in [team.assistants]"
                     )
         return self
+
+    def _xoauth2_sources(self) -> None:
+        """``auth = "xoauth2"`` needs a token source: ``[oauth2]`` or a token file/command."""
+        imap = self.imap
+        if (
+            imap is not None
+            and imap.auth == "xoauth2"
+            and self.oauth2 is None
+            and not (imap.oauth2_token_file or imap.oauth2_token_command)
+        ):
+            raise ValueError(
+                "imap.auth: 'xoauth2' needs an [oauth2] section (then run `triage auth login`),"
+                " or imap.oauth2_token_file or imap.oauth2_token_command"
+            )
+        smtp = self.smtp
+        if smtp is not None and smtp.mode == "send" and smtp.auth == "xoauth2" and not self.oauth2:
+            raise ValueError(
+                "smtp.auth: 'xoauth2' needs an [oauth2] section (then run `triage auth login`)"
+            )
 
     def _targets_fit_the_calendar(self) -> None:
         """Refuse an SLA target needing more working time than a year of the calendar has."""

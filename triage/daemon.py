@@ -17,14 +17,17 @@ One process, one asyncio loop:
 Signals: SIGTERM and SIGINT stop taking new work, finish or roll back the message
 in hand, log out of IMAP, finish the SMTP attempt in progress, and return; SIGHUP
 reloads the rule files, keeping the old rules when the new ones are broken.
+
+Under systemd (``Type=notify``) it reports ``READY=1`` once every loop runs,
+``STATUS=`` lines, ``STOPPING=1``, and ``WATCHDOG=1`` only while the intake, dispatch
+and SLA loops make progress (:mod:`triage.watchdog`, :mod:`triage.liveness`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.errors import ConfigError, ModelError
 from triage.imap.watch import WatchedMailbox
+from triage.liveness import Liveness
 from triage.modelstore import active_model_info, load_active_model
 from triage.outbox import mail_escalations
 from triage.outbox.templates import MailTemplates
@@ -45,6 +49,8 @@ from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.store import Database
+from triage.systemd import SystemdNotifier, watchdog_interval
+from triage.watchdog import Watchdog
 
 __all__ = ["Daemon", "PassSummary", "load_models", "load_rules", "run_until_signalled"]
 
@@ -179,6 +185,8 @@ class Daemon:
             self.models.queue.version if self.models.queue else None,
             self.models.priority.version if self.models.priority else None,
         )
+        self.liveness = Liveness()
+        """Progress of the intake, dispatch and SLA loops (the watchdog and /metrics read it)."""
 
     # -- rules -------------------------------------------------------------------------
 
@@ -280,19 +288,56 @@ class Daemon:
 
     # -- the whole ---------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def _expect_loops(self) -> None:
+        """Tell the liveness tracker which loops must keep making progress, and how fast."""
+        stall = self.settings.monitoring.stall_timeout
+        self.liveness.expect("dispatch", stall)
+        self.liveness.expect("sla-watch", self.sla_interval + stall)
+        if self.poller is not None:
+            imap = self.poller.settings
+            if stall <= imap.timeout:
+                log.warning(
+                    "watchdog_stall_timeout_short",
+                    stall_timeout=stall,
+                    imap_timeout=imap.timeout,
+                    hint="monitoring.stall_timeout should exceed imap.timeout",
+                )
+            for watcher in self.poller.watchers:
+                self.liveness.expect(f"imap-{watcher.folder}", stall)
+
+    def _running_status(self) -> str:
+        folders = ", ".join(w.folder for w in self.poller.watchers) if self.poller else "none"
+        return f"running: watching {folders}"
+
+    async def run(self, stop: asyncio.Event, *, notifier: SystemdNotifier | None = None) -> None:
         """Run until ``stop`` is set, then shut down gracefully and return.
+
+        Args:
+            stop: set to stop (SIGTERM, SIGINT).
+            notifier: systemd notifications (default: ``$NOTIFY_SOCKET``, a no-op
+                outside systemd); the watchdog pings every half ``$WATCHDOG_USEC``.
 
         Raises:
             ConfigError: there is no ``[smtp]`` section (nothing could be sent).
         """
         if self.dispatcher is None:
             raise ConfigError("no [smtp] section: outgoing mail cannot be sent")
-        intake_stop = threading.Event()
+        notifier = notifier if notifier is not None else SystemdNotifier()
+        # The loops poll these stop signals between steps; each poll is a sign of progress.
+        loops_stop = self.liveness.async_event()
+        intake_stop = self.liveness.thread_event()
+        self._expect_loops()
+        watchdog = Watchdog(
+            self.liveness,
+            notifier,
+            interval=watchdog_interval(),
+            running_status=self._running_status(),
+        )
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self.dispatcher.run(stop), name="dispatch"),
-            asyncio.create_task(self._sla_loop(stop), name="sla-watch"),
-            asyncio.create_task(self._model_loop(stop), name="models"),
+            asyncio.create_task(self.dispatcher.run(loops_stop), name="dispatch"),
+            asyncio.create_task(self._sla_loop(loops_stop), name="sla-watch"),
+            asyncio.create_task(self._model_loop(loops_stop), name="models"),
+            asyncio.create_task(watchdog.run(loops_stop), name="watchdog"),
         ]
         if self.poller is not None:
             poller = self.poller
@@ -304,11 +349,15 @@ class Daemon:
             folders=[w.folder for w in self.poller.watchers] if self.poller else [],
             rules=len(self.rules.rules.rules) if self.rules.rules is not None else 0,
             model=self._versions[0],
+            watchdog=watchdog.interval > 0,
         )
+        notifier.ready(self._running_status())
         try:
             await stop.wait()
         finally:
             log.info("daemon_stopping")
+            notifier.stopping("stopping: finishing the message in hand")
+            loops_stop.set()
             intake_stop.set()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for task, result in zip(tasks, results, strict=True):
@@ -326,8 +375,14 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-def run_until_signalled(daemon: Daemon) -> None:
-    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules."""
+def run_until_signalled(
+    daemon: Daemon, *, also: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+) -> None:
+    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules.
+
+    ``also`` (the web page, ``[web] enabled``) runs in the same loop and is given the
+    same stop event.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -337,6 +392,14 @@ def run_until_signalled(daemon: Daemon) -> None:
         loop.add_signal_handler(
             signal.SIGHUP, lambda: loop.run_in_executor(None, daemon.reload_rules)
         )
-        await daemon.run(stop)
+        if also is None:
+            await daemon.run(stop)
+            return
+        extra = asyncio.create_task(also(stop), name="also")
+        try:
+            await daemon.run(stop)
+        finally:
+            stop.set()
+            await extra
 
     asyncio.run(main())

@@ -10,12 +10,16 @@ catch broadly (``except ConnectionError``) without knowing triage::
     │   ├── NotFoundError         no such ticket, message, queue or file
     │   ├── ImportSourceError     a file given to ``triage import`` / ``--from`` is unusable
     │   ├── RuleFileError         a rule file has errors (all of them, listed)
-    │   └── ConflictError         someone else changed the ticket first (e.g. claimed it)
+    │   ├── ConflictError         someone else changed the ticket first (e.g. claimed it)
+    │   └── LoginError            wrong name or password, disabled user, or throttled
     ├── ModelError                a classifier file is refused (version, tampering) or missing
     ├── StoreError                the database failed or its schema is not ours
     ├── MailParseError            internal to parsing; never escapes ingestion
     ├── MailboxError              (also ConnectionError) IMAP unreachable, dropped, refused
     │   └── MailboxAuthError      login refused: retrying will not help
+    ├── OAuth2Error               (also ConnectionError) the token endpoint failed or is unreachable
+    │   └── SignInRequiredError   the OAuth2 sign-in expired or was revoked: `triage auth login`
+    ├── BackupError               a backup or restore failed (tool missing, target not empty)
     └── SendError                 (also ConnectionError) SMTP delivery failed
         ├── TemporarySendError    4xx, refused connection, timeout: retry later
         └── PermanentSendError    5xx: the row is marked failed
@@ -34,18 +38,22 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "BackupError",
     "Change",
     "ConfigError",
     "ConflictError",
     "ImportSourceError",
+    "LoginError",
     "MailParseError",
     "MailboxAuthError",
     "MailboxError",
     "ModelError",
     "NotFoundError",
+    "OAuth2Error",
     "PermanentSendError",
     "RuleFileError",
     "SendError",
+    "SignInRequiredError",
     "StoreError",
     "TemporarySendError",
     "TriageError",
@@ -127,6 +135,20 @@ class ConflictError(UserError):
         self.changes = tuple(changes)
 
 
+class LoginError(UserError):
+    """A web login is refused: unknown name, wrong password, disabled user, or throttled.
+
+    The message never says which of the first three it was (no user enumeration).
+
+    Attributes:
+        retry_after: seconds until a throttled name or address may try again (0 otherwise).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelError(TriageError):
     """A classifier model cannot be used: missing, tampered, or from another scikit-learn."""
 
@@ -145,6 +167,24 @@ class MailboxError(TriageError, ConnectionError):
 
 class MailboxAuthError(MailboxError):
     """The IMAP server refused the credentials; retrying with the same ones will not help."""
+
+
+class OAuth2Error(TriageError, ConnectionError):
+    """An OAuth2 access token could not be obtained: the token endpoint is unreachable,
+    answered with an error, or the token cache cannot be read. Retry later."""
+
+
+class SignInRequiredError(OAuth2Error):
+    """The OAuth2 sign-in is missing, expired or revoked (``invalid_grant``).
+
+    Retrying will not help until someone runs ``triage auth login`` again; the
+    daemon keeps retrying at back-off pace so it recovers by itself afterwards.
+    """
+
+
+class BackupError(TriageError):
+    """A backup or restore could not be made: a tool is missing or refused, the file is
+    not a triage backup, or the target database is not empty."""
 
 
 class SendError(TriageError, ConnectionError):

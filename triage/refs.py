@@ -26,15 +26,41 @@ REF_OFFSET = 1000
 
 _REF_IN_SUBJECT = re.compile(r"\[#(\d{1,9})\]")
 
-# Reply and forward prefixes as mail clients write them in the languages our
-# clients use: English Re, Fwd, Fw; Hungarian Válasz, Továbbítás, VS; German AW, WG;
-# French TR; Nordic SV, VS, VB; Dutch Antw, Doorst; Spanish and Portuguese RES, RV,
-# ENC. Numbered forms such as "Re[2]:" and "Re(2):" count too.
+# Reply and forward prefixes as mail clients write them, in the languages of our clients
+# and their neighbours (Outlook's, Gmail's, Thunderbird's and Apple Mail's
+# localisations; en.wikipedia.org "List of email subject abbreviations"):
+_PREFIX_WORDS = (
+    "re", "fw", "fwd",  # English, and most clients in any language
+    "vá", "válasz", "tov", "továbbítás", "továbbítva",  # Hungarian (Outlook: VÁ, TOV)
+    "aw", "antwort", "wg", "wtr",  # German
+    "antw", "doorst",  # Dutch
+    "sv", "vs", "vb", "vl", "fs",  # Swedish, Danish, Norwegian, Finnish, Icelandic
+    "tr",  # French (RE : and TR :, with a space before the colon)
+    "rv", "res", "enc", "rif",  # Spanish, Portuguese, Italian
+    "odp", "pd", "odg", "prosl",  # Polish, Czech, Slovak, Croatian, Serbian
+    "ynt", "ilt", "i̇lt",  # Turkish
+    "atb", "ats", "pārs", "pers",  # Latvian, Lithuanian
+    "απ", "σχετ", "πρθ",  # Greek
+    "отв", "пер", "пересл", "відп",  # Russian, Ukrainian
+    "回复", "回覆", "答复", "转发", "轉寄", "轉發", "返信", "転送", "회신", "답장", "전달",
+    "external", "extern", "külső",  # mail gateways' "EXTERNAL:" warnings
+)  # fmt: skip
 _PREFIX = re.compile(
-    r"^\s*(?:re|fwd?|v[áa]lasz|tov[áa]bb[íi]t[áa]s|vs|aw|wg|tr|sv|vb|antw|doorst|res|rv|enc)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
+    r"^\s*(?:" + "|".join(sorted(map(re.escape, _PREFIX_WORDS), key=len, reverse=True)) + r")"
+    r"\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:：]\s*",
     re.IGNORECASE,
 )
+"""One reply or forward prefix (``Re:``, ``VÁ:``, ``AW:``, ``Re[2]:``, ``Re(2):``, ``RE :``)."""
+_TAG = re.compile(r"^\s*(\[[^\[\]]{1,80}\]|\*{1,3}[^*]{1,40}\*{1,3})\s*")
+"""A bracketed tag at the front: ``[EXTERNAL]``, ``[list-name]``, ``*EXTERNAL*``."""
+_GATEWAY_TAG = re.compile(
+    r"^[\[*]+\s*(?:(?:caution|warning|attention)\s*[:\-]?\s*)?"
+    r"(?:external|ext|extern|externe|externo|esterno|külső|kulso|spam|suspected\s+spam|"
+    r"possible\s+spam|suspicious|phishing|bulk|marketing)"
+    r"(?:\s+(?:e-?mail|sender|message|levél|feladó))?\s*[\]*]+$",
+    re.IGNORECASE,
+)
+"""Tags a mail gateway or spam filter puts in front of the subject: noise, not the client's."""
 _SPACES = re.compile(r"\s+")
 
 
@@ -71,16 +97,30 @@ def extract_refs(subject: str) -> tuple[int, ...]:
 def normalize_subject(subject: str) -> str:
     """``subject`` without reply/forward prefixes and ticket references, spaces collapsed.
 
-    ``"Re: Fwd: [#1042] Számla"`` -> ``"Számla"``; ``"VS: Válasz: Számla"`` -> ``"Számla"``.
+    ``"Re: Fwd: [#1042] Számla"`` -> ``"Számla"``; ``"VÁ: TOV: AW: Számla"`` -> ``"Számla"``;
+    ``"[EXTERNAL] RE: AW: Fwd: [#1042] Számla"`` -> ``"Számla"``. Prefixes are stripped
+    from the front in any order and number (a stack of clients in several languages).
+    Tags a mail gateway adds (``[EXTERNAL]``, ``*EXTERNAL*``, ``[SPAM]``, ``[Külső]``) go
+    too; any other tag in front (a list's ``[hirlevel]``) is kept, in front, with the
+    prefixes after it removed. The ticket reference is removed here (it is shown apart
+    and written back by :func:`subject_with_ref`); :func:`extract_refs` finds it in the
+    subject as received.
     """
-    text = _REF_IN_SUBJECT.sub(" ", subject)
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", _REF_IN_SUBJECT.sub(" ", subject)).strip()
+    kept: list[str] = []
     while True:
-        stripped = _PREFIX.sub("", text, count=1)
-        if stripped == text:
-            break
-        text = stripped.strip()
-    return text
+        prefix = _PREFIX.match(text)
+        if prefix is not None:
+            text = text[prefix.end() :]
+            continue
+        tag = _TAG.match(text)
+        if tag is not None and text[tag.end() :].strip():
+            if not _GATEWAY_TAG.fullmatch(tag.group(1)):
+                kept.append(tag.group(1))
+            text = text[tag.end() :]
+            continue
+        break
+    return " ".join([*kept, text.strip()]).strip()
 
 
 def subject_with_ref(subject: str, ref: int, *, reply: bool = True) -> str:

@@ -25,7 +25,17 @@ from rules.model import RuleDecision
 from triage.config import RoutingSettings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus, Priority
 
-__all__ = ["PredictionLike", "Route", "route"]
+__all__ = [
+    "DEFAULT_TARGET_ACCURACY",
+    "PredictionLike",
+    "Route",
+    "ThresholdModel",
+    "route",
+    "routing_threshold",
+]
+
+DEFAULT_TARGET_ACCURACY = 0.90
+"""The accuracy ``triage evaluate`` reports a threshold for when none is configured."""
 
 
 class PredictionLike(Protocol):
@@ -50,6 +60,57 @@ class PredictionLike(Protocol):
     def model_version(self) -> str:
         """The version of the model that answered."""
         ...
+
+
+class OperatingPointLike(Protocol):
+    """A threshold and what it gave (``classifiers.calibration.OperatingPoint``)."""
+
+    @property
+    def threshold(self) -> float:
+        """The confidence threshold."""
+        ...
+
+    @property
+    def coverage(self) -> float:
+        """The share routed automatically at it."""
+        ...
+
+    @property
+    def accuracy(self) -> float:
+        """How often those were right."""
+        ...
+
+
+class ThresholdModel(Protocol):
+    """What :func:`routing_threshold` needs of a model (``classifiers.model.TrainedModel``)."""
+
+    def threshold_for(self, target_accuracy: float) -> OperatingPointLike | None:
+        """The threshold reaching ``target_accuracy`` on the model's training folds."""
+        ...
+
+
+def routing_threshold(settings: RoutingSettings, model: ThresholdModel | None) -> tuple[float, str]:
+    """The confidence threshold routing uses with ``model``, and where it came from.
+
+    ``routing.target_accuracy`` (when set) asks the model for the threshold that
+    reached that accuracy with the most coverage on its out-of-fold answers; when
+    the model has no such figures or no threshold reached it, the model routes
+    nothing automatically (threshold 1.0: everything it answers goes to the
+    fallback queue), which the second element says. Otherwise it is
+    ``routing.confidence_threshold``.
+    """
+    target = settings.target_accuracy
+    if target is None:
+        return settings.confidence_threshold, "routing.confidence_threshold"
+    point = model.threshold_for(target) if model is not None else None
+    if point is None:
+        return 1.0, (
+            f"routing.target_accuracy {target:.2f}: the model reached it at no threshold"
+            " on its training folds"
+        )
+    return point.threshold, (
+        f"routing.target_accuracy {target:.2f}: estimated coverage {point.coverage:.2f}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +157,7 @@ def route(
     prediction: PredictionLike | None = None,
     priority_prediction: PredictionLike | None = None,
     model_note: str = "",
+    threshold: float | None = None,
 ) -> Route:
     """Decide queue and priority for ``message``.
 
@@ -107,6 +169,8 @@ def route(
         prediction: the queue model's prediction (None: no model active).
         priority_prediction: the priority model's prediction, if one is active.
         model_note: why no model answered (e.g. a refused model file), for the explanation.
+        threshold: the queue model's confidence threshold (:func:`routing_threshold`);
+            default ``settings.confidence_threshold``.
 
     Returns:
         A :class:`Route`; never raises.
@@ -114,7 +178,7 @@ def route(
     rules = rules or RuleDecision()
     explanation: list[str] = list(rules.explanation)
     fallback = settings.fallback_queue
-    threshold = settings.confidence_threshold
+    threshold = settings.confidence_threshold if threshold is None else threshold
     confidence = prediction.confidence if prediction is not None else None
     version = prediction.model_version if prediction is not None else ""
     probabilities = tuple(prediction.top) if prediction is not None else ()

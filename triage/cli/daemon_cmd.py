@@ -33,7 +33,15 @@ def run(app: AppContext) -> None:
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
 
-    run_until_signalled(Daemon(settings, app.database(create=True)))
+    db = app.database(create=True)
+    daemon = Daemon(settings, db)
+    if not settings.web.enabled:
+        run_until_signalled(daemon)
+        return
+    from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
+
+    _web_app, web_config = build(settings, db, clock=daemon.clock)
+    run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
 
 
 def _ago(seconds: float | None) -> str:

@@ -57,6 +57,7 @@ COMMAND_MODULES = (
     "outbox_cmd",
     "rules_cmd",
     "tickets_cmd",
+    "web_cmd",
 )
 
 

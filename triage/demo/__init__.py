@@ -1,8 +1,9 @@
 """``triage demo``: the main job on an embedded default, with no server.
 
 In a working folder it writes a configuration (SQLite, acknowledgments as .eml
-files), trains the routing model on the sample data shipped in the package
-(``data/training.csv``: short client emails in English and Hungarian), ingests the
+files), trains the routing model on the office-mail set shipped in the package
+(:func:`triage.training.corpus.shipped_dataset`: realistic client mail in
+Hungarian and English, each rendered as a mail and parsed as live mail is), ingests the
 sample inbox (``data/inbox.mbox``) through the same pipeline as the daemon (parse,
 route, ticket, SLA, acknowledgment), runs the SLA watch, writes the outgoing mail
 as .eml files, and returns what happened for the CLI to print.
@@ -41,7 +42,7 @@ from triage.sla.calendar import BusinessCalendar
 from triage.smtp.folder import FolderSender
 from triage.store import Database
 from triage.tickets.queue import QueueRow
-from triage.training.sources import load_csv
+from triage.training.corpus import shipped_dataset
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -140,7 +141,7 @@ def run_demo(workdir: Path) -> DemoResult:
         now = _as_of(messages)
         clock = FixedClock(now)
 
-        dataset = load_csv(Path(str(DATA / "training.csv")))
+        dataset = shipped_dataset()
         model = train(list(dataset.examples), list(dataset.labels), trained_at=now)
         with db.session() as session:
             save_model(session, model, activate=True)

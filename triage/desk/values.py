@@ -48,8 +48,8 @@ class View(StrEnum):
     """A queue view: which open tickets (new, open, waiting) a page lists.
 
     ``ALL`` is ``triage queue``; ``MINE`` those assigned to the actor; ``UNASSIGNED``
-    those nobody has; ``WAITING`` those waiting on the client. A queue name narrows
-    any of them to one queue.
+    those nobody has, to pick up (not waiting); ``WAITING`` those waiting on the
+    client. A queue name narrows any of them to one queue.
     """
 
     ALL = "all"

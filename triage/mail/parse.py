@@ -117,11 +117,7 @@ def looks_like_mail(block: HeaderBlock) -> bool:
     a binary (``\x7fELF...``), an Outlook ``.msg`` or a text without headers has none;
     a text whose first line only looks like a field (``Note: call me``) neither.
     """
-    for header in block.headers:
-        name = header.name.lower()
-        if name in _MAIL_FIELDS or name.startswith(_MAIL_FIELD_PREFIXES):
-            return True
-    return False
+    return any(_mail_field(header.name) for header in block.headers)
 
 
 def _bare_cr_to_lf(data: bytes) -> bytes | None:
@@ -133,6 +129,49 @@ def _bare_cr_to_lf(data: bytes) -> bytes | None:
     if _BARE_CR_LINE.search(data, 0, end) is None:
         return None
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+_LEADING_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+(?=[ \t]*:)")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _mail_field(name: str) -> bool:
+    lower = name.lower()
+    return lower in _MAIL_FIELDS or lower.startswith(_MAIL_FIELD_PREFIXES)
+
+
+def _skip_leading_blank(data: bytes) -> tuple[bytes, str]:
+    """``data`` without what stands before its first header field, and the defect; or
+    ``(data, "")`` when nothing does.
+
+    What is skipped: a UTF-8 byte order mark (a file saved by a Windows editor), and
+    white space: blank or white-space-only lines (real archives, CPython's and other
+    parsers' test suites) and the indentation of the first field. Only when a field a
+    message has (:func:`looks_like_mail`) follows: input with no header fields stays
+    "not mail". Python's ``email`` reads a white-space-only first line as a
+    continuation line with no field (``FirstHeaderLineIsContinuationDefect``) but
+    takes an empty first line as the end of an empty header block, and drops an
+    indented first field; this reads all three.
+    """
+    start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    pos = start
+    while pos < len(data) and data[pos] in b" \t\r\n\x0b\x0c":
+        pos += 1
+    if pos == 0:
+        return data, ""
+    field = _LEADING_FIELD.match(data, pos)
+    if field is None or not _mail_field(field.group().decode("ascii")):
+        return data, ""
+    what = []
+    if start:
+        what.append("a UTF-8 byte order mark")
+    skipped = data[start:pos]
+    lines = skipped.count(b"\n")
+    if lines:
+        what.append(f"{lines} blank line(s)")
+    elif skipped:
+        what.append("white space")
+    return data[pos:], f"{' and '.join(what)} before the first header field: skipped"
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -216,7 +255,9 @@ def _parse(
     if unix is not None:
         data = unix
         defects.append("bare CR line ends (no LF): read as line breaks")
-    data = _strip_envelope(data)
+    data, skipped = _skip_leading_blank(_strip_envelope(data))
+    if skipped:
+        defects.append(skipped)
     if len(data) > max_size > 0:
         data = data[:max_size]
         status = ParseStatus.TRUNCATED_SIZE
@@ -314,7 +355,8 @@ def _failed(
     sender: Address | None = None
     try:
         decoder = TextDecoder(default_charset)
-        block = split_header_block(_strip_envelope(_bare_cr_to_lf(raw) or raw)[:DEFAULT_MAX_SIZE])
+        data = _skip_leading_blank(_strip_envelope(_bare_cr_to_lf(raw) or raw))[0]
+        block = split_header_block(data[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
         subject = decoder.text(block.get("subject") or b"")
         sender = decoder.mailbox(block.get_all("from"))

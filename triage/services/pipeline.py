@@ -45,7 +45,7 @@ from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
 from triage.outbox import compose_ack, decide_ack, enqueue
 from triage.outbox.policy import history_age
 from triage.outbox.templates import MailTemplates
-from triage.routing import Route, route
+from triage.routing import Route, route, routing_threshold
 from triage.sla.deadlines import SlaPolicy
 from triage.store.models import Message, RoutingDecision, Ticket
 from triage.tickets import (
@@ -253,6 +253,7 @@ class RoutingPipeline:
             prediction=queue_prediction,
             priority_prediction=priority_prediction,
             model_note=self.models.note,
+            threshold=routing_threshold(self.settings.routing, self.models.queue)[0],
         )
         ticket = open_ticket(
             session,

@@ -16,6 +16,9 @@ Tables:
     mentions           ``@name`` in a note: one row per assistant named, until notified
     training_labels    queue (and priority) labels set by people or imported, for training
     models             trained classifier models (skops bytes) and their metrics
+    users              people who log in to the web page (assistants, owners)
+    web_sessions       server-side login sessions (sha256 of the cookie's token)
+    login_failures     failed logins, for throttling per user and per address
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
     "Base",
     "Escalation",
     "Folder",
+    "LoginFailure",
     "Mention",
     "Message",
     "Model",
@@ -59,7 +63,9 @@ __all__ = [
     "TicketEvent",
     "TicketNote",
     "TrainingLabel",
+    "User",
     "UtcDateTime",
+    "WebSession",
 ]
 
 NAMING = {
@@ -484,3 +490,57 @@ def _keep_queue_key(_mapper: Mapper[Ticket], _connection: Any, ticket: Ticket) -
         ticket.queue_due = due
     if ticket.priority_rank != rank:
         ticket.priority_rank = rank
+
+
+class User(Base):
+    """A person who logs in to the web page.
+
+    ``name`` is an assistant's key in ``[team.assistants]`` (the name tickets are
+    assigned to) or an owner's login. ``password_hash`` is an argon2id hash
+    (:mod:`triage.accounts.passwords`); a disabled user cannot log in and has no sessions.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    """assistant | owner."""
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(8), default="")
+    """hu | en; "" follows ``[web] default_language``."""
+    shortcuts: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Single-key keyboard shortcuts on the page."""
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    password_changed_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class WebSession(Base):
+    """A login: the cookie holds a random token, the table only its sha256.
+
+    Revoked by logging out, by a password change and by disabling the user
+    (the rows are deleted); expires after ``[web] session_hours`` without use.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailure(Base):
+    """One failed login, kept a short while for throttling (per name and per address)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    """The name typed, lowercased (it need not exist)."""
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)

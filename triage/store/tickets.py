@@ -73,7 +73,8 @@ class QueueFilter:
     Attributes:
         queue: only this queue.
         assignee: only tickets assigned to this name.
-        unassigned: only tickets nobody has.
+        unassigned: only tickets nobody has and that do not wait on the client (the
+            ones to pick up).
         waiting: only tickets waiting on the client; False lists every open status.
     """
 
@@ -91,6 +92,7 @@ class QueueFilter:
             terms.append(Ticket.assignee == self.assignee)
         if self.unassigned:
             terms.append(Ticket.assignee.is_(None))
+            terms.append(Ticket.status != TicketStatus.WAITING.value)
         if self.waiting:
             terms.append(Ticket.status == TicketStatus.WAITING.value)
         return terms

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.domain import InboundMessage, TicketStatus
+from triage.mail.ids import normalize_msg_id
 from triage.refs import extract_refs
 from triage.store.models import Message, OutboxMail, Ticket
 
@@ -40,13 +41,6 @@ class ThreadMatch:
     ticket: Ticket
     via: str
     matched: str
-
-
-def _clean_id(value: str) -> str:
-    value = value.strip()
-    if value and not value.startswith("<"):
-        value = f"<{value}>"
-    return value
 
 
 def _tickets_by_message_id(
@@ -103,15 +97,16 @@ def find_ticket(
 ) -> ThreadMatch | None:
     """The ticket a mail with these headers belongs to, or None for a new conversation.
 
-    Message-IDs are compared exactly (with angle brackets added when missing).
+    Message-IDs are compared in their normal form (:func:`triage.mail.ids.normalize_msg_id`:
+    brackets added, white space and comments dropped, the domain part lowercased), the
+    form the parser stores; an id that normalises to nothing is skipped.
     ``sender`` (the From address) breaks ties when stored mails share a Message-ID.
     """
     candidates: list[tuple[str, str]] = []
-    if in_reply_to.strip():
-        candidates.append(("in_reply_to", _clean_id(in_reply_to)))
-    candidates.extend(("references", _clean_id(r)) for r in reversed(list(references)) if r)
-    if bounced_message_id.strip():
-        candidates.append(("delivery_report", _clean_id(bounced_message_id)))
+    candidates.append(("in_reply_to", normalize_msg_id(in_reply_to)))
+    candidates.extend(("references", normalize_msg_id(r)) for r in reversed(list(references)))
+    candidates.append(("delivery_report", normalize_msg_id(bounced_message_id)))
+    candidates = [(via, mid) for via, mid in candidates if mid]
     by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}), sender)
 
     def usable(ticket: Ticket | None) -> Ticket | None:

@@ -10,12 +10,14 @@ from collections import Counter
 from pathlib import Path
 
 import click
+import numpy as np
 import structlog
 
+from classifiers.calibration import operating_points, point_at, threshold_for
 from classifiers.evaluation import (
     calibration_table,
     format_report,
-    reliability,
+    reliability_of,
     score,
     stratified_folds,
 )
@@ -31,31 +33,41 @@ from triage.clock import utcnow
 from triage.domain import Priority
 from triage.errors import ModelError, UserError
 from triage.modelstore import load_active_model, save_model
+from triage.routing import DEFAULT_TARGET_ACCURACY, routing_threshold
+from triage.training.corpus import shipped_dataset
 from triage.training.plot import write_confusion_png
-from triage.training.sources import Dataset, load_database, load_path
+from triage.training.sources import Dataset, combine, load_database, load_path
 
 __all__ = ["run_evaluate", "run_train"]
 
 log = structlog.get_logger(__name__)
 
 
-def _load(app: AppContext, source: Path | None, label: str | None, target: str) -> Dataset:
+def _load(
+    app: AppContext, source: Path | None, label: str | None, target: str, *, shipped: bool = False
+) -> Dataset:
+    """The labeled data: ``source`` (plus the shipped set when ``shipped``); without a
+    source the database's labels, plus the shipped set when ``shipped``."""
     if source is not None:
-        if label is not None and source.is_dir():
+        if label is not None and source.is_dir() and not any(source.glob("*.jsonl")):
             raise UserError(
                 "--label applies to CSV files; a directory's labels are its folder names"
             )
         data = load_path(source, label=label or target)
-    else:
-        if label is not None:
-            raise UserError("--label applies to CSV files given with --from")
-        with app.db.session() as session:
-            data = load_database(session, target=target)
-        if not data.examples:
-            raise UserError(
-                f"no {target} labels in the database yet: correct queues with `triage move`,"
-                " or train from labeled data with --from PATH"
-            )
+        return combine(data, shipped_dataset(target=target)) if shipped else data
+    if label is not None:
+        raise UserError("--label applies to CSV files given with --from")
+    with app.database(create=shipped).session() as session:
+        data = load_database(session, target=target)
+    if shipped:
+        base = shipped_dataset(target=target)
+        # Corrections first: where one has the same text as a shipped mail, it wins.
+        return combine(data, base) if data.examples else base
+    if not data.examples:
+        raise UserError(
+            f"no {target} labels in the database yet: correct queues with `triage move`,"
+            " or train from labeled data with --from PATH"
+        )
     return data
 
 
@@ -152,15 +164,24 @@ def _check_labels(app: AppContext, labels: set[str], target: str, *, force: bool
 
 
 def run_train(
-    app: AppContext, *, source: Path | None, label: str | None, target: str, force: bool
+    app: AppContext,
+    *,
+    source: Path | None,
+    label: str | None,
+    target: str,
+    force: bool,
+    shipped: bool | None = None,
 ) -> None:
     """Train a routing model and make it the active one.
 
+    The data: ``source`` when given, else the database's labels (corrections); plus
+    the shipped office-mail set when ``shipped`` (default: only without ``source``).
     Keeps a stratified 20 % aside, trains on the rest and scores both the new and
     the active model on it: the new model becomes active only if it is at least as
     good (macro-F1), unless --force. The saved model is refitted on all examples.
     """
-    data = _load(app, source, label, target)
+    with_shipped = source is None if shipped is None else shipped
+    data = _load(app, source, label, target, shipped=with_shipped)
     click.echo(f"training data: {_describe(data)}")
     examples, labels = _usable(data)
     _check_labels(app, set(labels), target, force=force)
@@ -225,12 +246,15 @@ def run_train(
         )
 
 
-def _cross_validate(data: Dataset, target: str, folds: int) -> tuple[list[str], list[str]]:
+def _cross_validate(
+    data: Dataset, target: str, folds: int
+) -> tuple[list[str], list[str], list[float]]:
     examples, labels = _usable(data)
     smallest = min(Counter(labels).values())
     folds = max(2, min(folds, smallest))
     truth: list[str] = []
     predicted: list[str] = []
+    confidence: list[float] = []
     now = utcnow()
     for train_idx, test_idx in stratified_folds(labels, folds=folds):
         model = train(
@@ -239,13 +263,66 @@ def _cross_validate(data: Dataset, target: str, folds: int) -> tuple[list[str], 
             trained_at=now,
             target=target,
         )
-        predicted.extend(model.predict_labels([examples[i] for i in test_idx]))
+        probs, conf = model.scores([examples[i] for i in test_idx])
+        predicted.extend(model.classes[i] for i in probs.argmax(axis=1))
+        confidence.extend(float(c) for c in conf)
         truth.extend(labels[i] for i in test_idx)
     click.echo(
         f"stratified {folds}-fold cross-validation of the training recipe"
         " (each fold a fresh model; not the active model)"
     )
-    return truth, predicted
+    return truth, predicted, confidence
+
+
+def _operating_report(
+    app: AppContext,
+    truth: list[str],
+    predicted: list[str],
+    confidence: list[float],
+    *,
+    target_accuracy: float,
+    model: TrainedModel | None,
+) -> list[str]:
+    """What routing at a threshold does on this data: coverage and accuracy of routed mail."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(predicted, dtype=object) == np.asarray(truth, dtype=object)
+    routing = app.settings.routing
+    lines = ["", "automatic routing (the rest goes to the fallback queue):"]
+
+    def line(name: str, threshold: float) -> str:
+        p = point_at(conf, right, threshold)
+        return (
+            f"  {name}: threshold {threshold:.2f}  coverage {p.coverage:.3f}"
+            f" ({p.routed} of {len(truth)})  accuracy {p.accuracy:.3f}"
+        )
+
+    if model is not None:
+        used, why = routing_threshold(routing, model)
+        lines.append(line(f"as configured ({why})", used))
+    else:
+        lines.append(line("routing.confidence_threshold", routing.confidence_threshold))
+    best = threshold_for(operating_points(conf, right), target_accuracy)
+    if best is None:
+        lines.append(
+            f"  target accuracy {target_accuracy:.2f}: no threshold reaches it on this data"
+        )
+    else:
+        lines.append(
+            f"  target accuracy {target_accuracy:.2f} on this data: threshold"
+            f" {best.threshold:.2f}  coverage {best.coverage:.3f} ({best.routed} of"
+            f" {len(truth)})  accuracy {best.accuracy:.3f}"
+        )
+    if model is not None:
+        estimated = model.threshold_for(target_accuracy)
+        if estimated is not None:
+            lines.append(
+                line(
+                    f"target accuracy {target_accuracy:.2f} as the model estimated it from its"
+                    " training folds",
+                    estimated.threshold,
+                )
+            )
+    return lines
 
 
 def run_evaluate(
@@ -256,15 +333,19 @@ def run_evaluate(
     target: str,
     plot: Path,
     folds: int,
+    target_accuracy: float | None = None,
 ) -> None:
     """Score the active model on labeled data (--from), or cross-validate on the database's labels.
 
-    Prints accuracy and macro-F1, per-class precision/recall/support and the
-    confusion matrix, and writes the confusion matrix as a PNG picture.
+    Prints accuracy and macro-F1, per-class precision/recall/support, the confusion
+    matrix, the reliability table of the routing confidence and, for a target
+    accuracy (``--target-accuracy``, else ``routing.target_accuracy``, else 0.90),
+    the threshold and coverage it implies; writes the confusion matrix as a PNG.
     """
     data = _load(app, source, label, target)
     click.echo(f"evaluation data: {_describe(data)}")
-    calibration = ""
+    wanted = target_accuracy or app.settings.routing.target_accuracy or DEFAULT_TARGET_ACCURACY
+    model: TrainedModel | None = None
     if source is not None:
         with app.db.session() as session:
             model = load_active_model(session, target)
@@ -274,18 +355,22 @@ def run_evaluate(
             f"model: {model.version} (trained {model.trained_at:%Y-%m-%d %H:%M} UTC"
             f" on {model.n_train} examples)"
         )
-        probs = model.predict_proba(data.examples)
+        probs, conf = model.scores(data.examples)
         predicted = [model.classes[i] for i in probs.argmax(axis=1)]
         truth = list(data.labels)
-        calibration = calibration_table(reliability(truth, probs, model.classes))
+        confidence = [float(c) for c in conf]
         title = f"{model.version} on {Path(data.source).name}"
     else:
-        truth, predicted = _cross_validate(data, target, folds)
+        truth, predicted, confidence = _cross_validate(data, target, folds)
         title = f"{folds}-fold cross-validation, database labels"
     scores = score(truth, predicted)
     click.echo(format_report(scores))
-    if calibration:
-        click.echo("")
-        click.echo(calibration)
+    click.echo("")
+    table = reliability_of(truth, predicted, confidence)
+    click.echo(calibration_table(table))
+    for text in _operating_report(
+        app, truth, predicted, confidence, target_accuracy=wanted, model=model
+    ):
+        click.echo(text)
     write_confusion_png(scores, plot, title=title)
     click.echo(f"confusion matrix plot: {plot}")

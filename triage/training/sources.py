@@ -91,21 +91,31 @@ def combine(*datasets: Dataset) -> Dataset:
 
 
 def load_path(path: Path, *, label: str = "queue") -> Dataset:
-    """A CSV file (``*.csv``) or a directory tree of labeled raw messages.
+    """A CSV file (``*.csv``), JSON Lines mail records (``*.jsonl``, or a directory
+    holding them; :mod:`triage.training.corpus`) or a directory tree of labeled raw
+    messages.
 
-    ``label`` names the CSV's label column; a directory's labels are its folder names.
+    ``label`` names the CSV's label column (for JSON Lines: ``queue`` or
+    ``priority``); a directory tree's labels are its folder names.
 
     Raises:
         ImportSourceError: missing path, another kind of file, or unusable content.
     """
+    from triage.training.corpus import load_corpus  # noqa: PLC0415 - corpus imports this module
+
     if path.is_dir():
+        if any(p.is_file() for p in path.glob("*.jsonl")):
+            return load_corpus([path], target=label)
         return load_tree(path)
     if not path.exists():
         raise ImportSourceError(f"{path}: no such file or directory")
     if path.suffix.lower() == ".csv":
         return load_csv(path, label=label)
+    if path.suffix.lower() == ".jsonl":
+        return load_corpus([path], target=label)
     raise ImportSourceError(
-        f"{path}: expected a .csv file or a directory with one folder of messages per label"
+        f"{path}: expected a .csv file, a .jsonl file of mail records (or a directory of"
+        " them), or a directory with one folder of messages per label"
     )
 
 

@@ -1,0 +1,212 @@
+"""Issue 12's mail faults through the real protocol: a message APPENDed to the real
+Dovecot, fetched by ``poll --once`` (the daemon's pass), routed, threaded, and the
+acknowledgment as the real aiosmtpd received it, raw header bytes included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from support.dovecot import Dovecot, ImapAccount
+from support.mailtest import imap_table
+from support.smtp import SmtpServer
+
+from triage.config import Settings, parse_config
+from triage.daemon import Daemon, PassSummary
+from triage.store import Database
+from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
+
+pytestmark = [pytest.mark.imap, pytest.mark.smtp]
+
+
+@dataclass
+class Rig:
+    """Dovecot inbox -> the daemon's pass -> aiosmtpd, on one SQLite database."""
+
+    dovecot: Dovecot
+    account: ImapAccount
+    smtp: SmtpServer
+    settings: Settings
+    db: Database
+    daemon: Daemon
+
+    def deliver(self, raw: bytes) -> int:
+        """APPEND ``raw`` to the inbox; its UID."""
+        return self.dovecot.append(self.account, raw)
+
+    def poll(self) -> PassSummary:
+        """One pass: fetch, route, send; fails the test when a folder failed."""
+        summary = self.daemon.poll_once()
+        for folder in summary.folders:
+            assert folder.report is not None, folder.error
+        return summary
+
+    def tickets(self) -> list[Ticket]:
+        with self.db.read_session() as s:
+            rows = list(s.scalars(select(Ticket).order_by(Ticket.id)))
+            s.expunge_all()  # detached with their loaded values
+            return rows
+
+    def messages(self) -> list[Message]:
+        with self.db.read_session() as s:
+            rows = list(s.scalars(select(Message).order_by(Message.id)))
+            s.expunge_all()  # detached with their loaded values
+            return rows
+
+    def decisions(self) -> list[RoutingDecision]:
+        with self.db.read_session() as s:
+            rows = list(s.scalars(select(RoutingDecision).order_by(RoutingDecision.id)))
+            s.expunge_all()  # detached with their loaded values
+            return rows
+
+    def outbox(self) -> list[OutboxMail]:
+        with self.db.read_session() as s:
+            rows = list(s.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+            s.expunge_all()  # detached with their loaded values
+            return rows
+
+
+@pytest.fixture
+def rig(
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    smtp_server: SmtpServer,
+    sqlite_url: str,
+    tmp_path: Path,
+) -> Iterator[Rig]:
+    settings = parse_config(
+        {
+            "database": {"url": sqlite_url},
+            "imap": imap_table(imap_account, tmp_path),
+            "smtp": {
+                "mode": "send",
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "security": "none",
+                "from_address": "Iroda <inbox@example.test>",
+                "retry_initial": 1,
+            },
+            "queues": {"billing": {}, "unsorted": {}},
+            "calendar": {
+                "timezone": "Europe/Budapest",
+                "hours": {
+                    d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                },
+            },
+        },
+        source=str(tmp_path / "t.toml"),
+        base_dir=tmp_path,
+    )
+    db = Database.open(sqlite_url)
+    try:
+        yield Rig(dovecot, imap_account, smtp_server, settings, db, Daemon(settings, db))
+    finally:
+        db.dispose()
+
+
+def mail(
+    *,
+    subject: str = "Invoice 42 is wrong",
+    message_id: str = "<first.42@client.example>",
+    sender: str = "Kovacs Odon <odon@client.example>",
+    extra: str = "",
+    body: str = "Dear team,\r\nthe amount on invoice 42 is wrong.\r\n",
+) -> bytes:
+    """A client's mail with CRLF line ends; ``extra`` is more header lines (CRLF-ended)."""
+    return (
+        f"From: {sender}\r\nTo: inbox@example.test\r\nSubject: {subject}\r\n"
+        f"Date: Tue, 14 May 2024 09:12:44 +0200\r\nMessage-ID: {message_id}\r\n{extra}"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    ).encode()
+
+
+# --- 12.3: a white-space first line -----------------------------------------------------------
+
+
+def test_a_mail_whose_first_line_is_white_space_becomes_a_real_ticket_and_is_acknowledged(
+    rig: Rig,
+) -> None:
+    rig.deliver(b" \r\n" + mail())
+    rig.poll()
+    [ticket] = rig.tickets()
+    assert ticket.subject == "Invoice 42 is wrong"
+    assert ticket.client_addr == "odon@client.example"
+    [stored] = rig.messages()
+    assert stored.parse_status == "ok", stored.parse_error
+    assert stored.body_text == "Dear team,\nthe amount on invoice 42 is wrong."
+    [ack] = rig.smtp.sink.wait_for(1)
+    assert ack.rcpt_tos == ["odon@client.example"]
+    assert ack.message["In-Reply-To"] == "<first.42@client.example>"
+
+
+# --- 12.2: Message-IDs written without brackets, with comments, in another case --------------
+
+
+@pytest.mark.parametrize(
+    ("in_reply_to", "references"),
+    [
+        ("{ack_bare}", ""),  # no brackets at all
+        ("{ack_upper} (Iroda's message)", ""),  # a comment, and the domain in capitals
+        ("", "References: <older@client.example>,\r\n\t{ack_bare_upper_in_brackets}\r\n"),
+        ("{first_bare}", ""),  # the client's own first mail, bare
+    ],
+)
+def test_a_reply_with_a_malformed_parent_id_joins_its_ticket_and_gets_no_second_ack(
+    rig: Rig, in_reply_to: str, references: str
+) -> None:
+    rig.deliver(mail())
+    rig.poll()
+    [ack] = rig.smtp.sink.wait_for(1)
+    ack_id = ack.message["Message-ID"].strip()
+    left, _, domain = ack_id.strip("<>").rpartition("@")
+    values = {
+        "ack_bare": f"{left}@{domain}",
+        "ack_upper": f"<{left}@{domain.upper()}>",
+        "first_bare": "first.42@client.example",
+        "ack_bare_upper_in_brackets": f"<{left}@\r\n {domain.upper()}>",
+    }
+    extra = references.format(**values)
+    if in_reply_to:
+        extra = f"In-Reply-To: {in_reply_to.format(**values)}\r\n" + extra
+    rig.deliver(
+        mail(
+            subject="the amount again",  # no [#ref]: only the ids can thread it
+            message_id="<second.42@client.example>",
+            extra=extra,
+            body="Any news about invoice 42?\r\n",
+        )
+    )
+    rig.poll()
+    tickets = rig.tickets()
+    assert len(tickets) == 1
+    second = rig.messages()[-1]
+    assert second.ticket_id == tickets[0].id
+    assert rig.decisions()[-1].ack == "follow_up"
+    assert len(rig.smtp.sink.messages) == 1  # no second acknowledgment with a new number
+
+
+# --- 12.10: localised reply and forward prefixes ----------------------------------------------
+
+
+def test_localised_prefix_stacks_leave_the_ticket_subject_and_the_ack_clean(rig: Rig) -> None:
+    rig.deliver(mail(subject="[EXTERNAL] VÁ: TOV: AW: Számla kérdés"))
+    rig.poll()
+    [ticket] = rig.tickets()
+    assert ticket.subject == "Számla kérdés"
+    [ack] = rig.smtp.sink.wait_for(1)
+    assert ack.message["Subject"] == f"Re: [#{ticket.ref}] Számla kérdés"
+    # the client answers with her Outlook's prefixes and no threading headers at all
+    rig.deliver(
+        mail(
+            subject=f"Vá: [EXTERNAL] RE: [#{ticket.ref}] Számla kérdés",
+            message_id="<second.42@client.example>",
+            body="Any news?\r\n",
+        )
+    )
+    rig.poll()
+    assert len(rig.tickets()) == 1
+    assert rig.messages()[-1].ticket_id == ticket.id
+    assert len(rig.smtp.sink.messages) == 1

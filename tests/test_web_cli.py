@@ -1,0 +1,187 @@
+"""`triage user add|passwd|disable`, `triage web` and `triage run` serving the page."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from support.daemonproc import DaemonProcess, daemon_config, triage_command, write_config
+from support.dovecot import ImapAccount
+from support.ports import free_port
+from support.smtp import SmtpServer
+from support.tickets import write_config as write_ticket_config
+
+from triage.accounts import authenticate
+from triage.cli.main import main
+from triage.clock import utcnow
+from triage.errors import LoginError
+from triage.store import Database
+from triage.store.models import User, WebSession
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = write_ticket_config(tmp_path / "triage.toml", f"sqlite:///{tmp_path / 't.db'}")
+    Database.open(f"sqlite:///{tmp_path / 't.db'}").dispose()
+    return path
+
+
+def run(config: Path, *args: str, stdin: str = "") -> tuple[int, str]:
+    runner = CliRunner()
+    with runner.isolation(input=stdin) as (out, err, *_):
+        code = main(["--config", str(config), *args])
+    return code, out.getvalue().decode() + err.getvalue().decode()
+
+
+def users(config: Path) -> dict[str, User]:
+    db = Database.open(f"sqlite:///{config.parent / 't.db'}", migrate=False)
+    with db.read_session() as session:
+        found = {u.name: u for u in session.scalars(select(User))}
+        session.expunge_all()  # keep the loaded rows readable after the read's rollback
+    db.dispose()
+    return found
+
+
+def test_user_add_reads_the_password_from_stdin_and_hashes_it_with_argon2id(
+    config: Path,
+) -> None:
+    code, out = run(
+        config, "user", "add", "anna", "--role", "assistant", stdin="s3cret pass word\n"
+    )
+    assert code == 0, out
+    assert "user anna added (assistant)" in out
+    anna = users(config)["anna"]
+    assert anna.password_hash.startswith("$argon2id$")
+    assert "s3cret" not in anna.password_hash
+    db = Database.open(f"sqlite:///{config.parent / 't.db'}", migrate=False)
+    with db.session() as session:
+        account = authenticate(session, "anna", "s3cret pass word", address="::1", now=utcnow())
+    assert account.role == "assistant"
+
+
+def test_user_add_refuses_a_password_in_argv_and_names_not_in_the_team(config: Path) -> None:
+    code, out = run(config, "user", "add", "anna", "--password", "x" * 12)
+    assert code == 2
+    assert "No such option" in out
+    code, out = run(config, "user", "add", "zoe", stdin="long enough password\n")
+    assert code == 2
+    assert "'zoe' is not in [team.assistants] (assistants: anna, bela)" in out
+    code, out = run(config, "user", "add", "olga", "--role", "owner", stdin="short\n")
+    assert code == 2
+    assert "at least 10 characters" in out
+    code, out = run(config, "user", "add", "olga", "--role", "owner", stdin="")
+    assert code == 2
+    assert "no password on stdin" in out
+    assert users(config) == {}
+    code, out = run(config, "user", "add", "olga", "--role", "owner", stdin="owner password 1\n")
+    assert code == 0, out
+    code, out = run(config, "user", "add", "OLGA", "--role", "owner", stdin="owner password 1\n")
+    assert code == 2
+    assert "exists" in out
+
+
+def test_passwd_and_disable_end_the_users_sessions(config: Path) -> None:
+    run(config, "user", "add", "anna", stdin="first password\n")
+    db = Database.open(f"sqlite:///{config.parent / 't.db'}", migrate=False)
+
+    def log_in() -> None:
+        from datetime import timedelta  # noqa: PLC0415
+
+        from triage.accounts import start_session  # noqa: PLC0415
+
+        with db.session() as session:
+            start_session(session, users(config)["anna"].id, now=utcnow(), lifetime=timedelta(1))
+
+    def sessions() -> int:
+        with db.read_session() as session:
+            return len(session.scalars(select(WebSession)).all())
+
+    log_in()
+    assert sessions() == 1
+    code, out = run(config, "user", "passwd", "anna", stdin="second password\n")
+    assert code == 0, out
+    assert sessions() == 0
+    log_in()
+    code, out = run(config, "user", "disable", "anna")
+    assert code == 0, out
+    assert sessions() == 0
+    assert users(config)["anna"].disabled
+    with db.session() as session, pytest.raises(LoginError):
+        authenticate(session, "anna", "second password", address="::1", now=utcnow())
+    code, out = run(config, "user", "passwd", "nobody", stdin="second password\n")
+    assert code == 2
+    assert "no user 'nobody'" in out
+    db.dispose()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def _wait_for_page(url: str, process: subprocess.Popen[bytes] | None = None) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            status, text = _get(url)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+            continue
+        assert status == 200
+        return text
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_triage_web_serves_the_login_page_on_the_given_port(config: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*triage_command(), "--config", str(config), "web", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        text = _wait_for_page(f"http://127.0.0.1:{port}/login", process)
+        assert "Example Office" in text
+        status, _ = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200  # redirected to the login page
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.imap
+@pytest.mark.smtp
+def test_triage_run_serves_the_page_when_web_is_enabled(
+    imap_account: ImapAccount, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    data = daemon_config(
+        imap_account,
+        smtp_server.port,
+        f"sqlite:///{tmp_path / 'run.db'}",
+        tmp_path,
+        web={"enabled": True, "port": port},
+    )
+    config = write_config(tmp_path / "run.toml", data)
+    daemon = DaemonProcess(config, tmp_path / "run.log")
+    try:
+        daemon.wait_event("daemon_started")
+        daemon.wait_event("web_started")
+        text = _wait_for_page(f"http://127.0.0.1:{port}/login")
+        assert "<form" in text
+    finally:
+        code, _seconds = daemon.terminate()
+    assert code == 0, daemon.tail()
+    assert daemon.events("web_stopped")

@@ -1,0 +1,71 @@
+"""The assistants' web page as an ASGI app (Starlette): :func:`create_app`.
+
+Sync endpoints run in Starlette's thread pool and use the same database sessions
+and ticket functions as the CLI; nothing here writes SQL for an action.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from triage.clock import Clock, SystemClock
+from triage.config import Settings
+from triage.store import Database
+from triage.web import auth, live, pages
+from triage.web.context import Web
+from triage.web.security import SecurityMiddleware
+
+__all__ = ["create_app"]
+
+
+def _not_found(request: Request, exc: Exception) -> Response:  # noqa: ARG001 - Starlette's signature
+    return PlainTextResponse("not found\n", status_code=404)
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Clock | None = None,
+    origin: str | None = None,
+) -> Starlette:
+    """The web app for ``settings`` and ``db``.
+
+    Args:
+        clock: the current time (tests pass a fixed one).
+        origin: the page's own origin; default ``[web] base_url`` or ``http://host:port``.
+            State changes from any other origin are refused.
+    """
+    web = Web(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        origin=(origin or settings.web.origin()).rstrip("/").lower(),
+    )
+    static = StaticFiles(directory=str(files("triage.web") / "static"))
+    routes = [
+        Route("/login", auth.login_page, methods=["GET"]),
+        Route("/login", auth.login_submit, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/", pages.queue_page, methods=["GET"]),
+        Route("/queue/rows", pages.queue_rows, methods=["GET"]),
+        Route("/events", live.events, methods=["GET"]),
+        Route("/settings", pages.settings_page, methods=["GET"]),
+        Route("/settings", pages.settings_submit, methods=["POST"]),
+        Route("/favicon.ico", lambda _r: RedirectResponse("/static/favicon.svg", 301)),
+        Mount("/static", app=static, name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityMiddleware, origin=web.origin)],
+        exception_handlers={404: _not_found},
+    )
+    app.state.web = web
+    return app

@@ -1,0 +1,104 @@
+"""What every request handler shares: settings, database, clock, templates, the viewer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib.resources import files
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from triage.accounts import Account
+from triage.clock import Clock
+from triage.config import Settings
+from triage.sla.calendar import BusinessCalendar
+from triage.sla.deadlines import SlaPolicy
+from triage.store import Database
+from triage.web.i18n import Translator
+
+__all__ = ["Viewer", "Web", "web_of"]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The logged-in person of a request, with their language.
+
+    Attributes:
+        session_id: the ``web_sessions`` row of the login.
+    """
+
+    account: Account
+    session_id: int
+    t: Translator
+
+    @property
+    def name(self) -> str:
+        """The user's name (the name tickets are assigned to)."""
+        return self.account.name
+
+
+@dataclass
+class Web:
+    """The web page's shared state (``app.state.web``).
+
+    Attributes:
+        origin: the page's own origin (``[web] base_url`` or ``http://host:port``).
+        secure_cookie: the page is served over https: cookies get ``Secure``.
+    """
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    origin: str
+    policy: SlaPolicy = field(init=False)
+    calendar: BusinessCalendar = field(init=False)
+    templates: Jinja2Templates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = SlaPolicy(self.settings)
+        self.calendar = self.policy.calendar
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(files("triage.web") / "templates")),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates = Jinja2Templates(env=env)
+
+    @property
+    def secure_cookie(self) -> bool:
+        """True when the page's origin is https."""
+        return self.origin.startswith("https://")
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        """How long a login lasts without use."""
+        return timedelta(hours=self.settings.web.session_hours)
+
+    def render(
+        self,
+        request: Request,
+        viewer: Viewer | None,
+        template: str,
+        t: Translator,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        """Render ``template`` for ``viewer`` (None on the login page)."""
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {"t": t, "me": viewer.account if viewer else None, "web": self, **context},
+            status_code=status_code,
+        )
+
+
+def web_of(request: Request) -> Web:
+    """The :class:`Web` of the app handling ``request``."""
+    web: Web = request.app.state.web
+    return web

@@ -1,0 +1,129 @@
+"""The page's two languages (Hungarian, English): messages, dates and business-time countdowns.
+
+Messages live in ``locales/<lang>.toml`` as ``key = "text with {placeholders}"``;
+both files have the same keys (a test checks). Dates are shown in the business's
+time zone (``[calendar] timezone``); amounts of time left are business time
+counted by the :class:`~triage.sla.calendar.BusinessCalendar`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib.resources import files
+from zoneinfo import ZoneInfo
+
+from triage.sla.calendar import BusinessCalendar
+
+__all__ = ["LANGUAGES", "Translator", "catalog", "translator"]
+
+LANGUAGES = ("hu", "en")
+
+_WEEKDAYS = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "hu": ("h", "k", "sze", "cs", "p", "szo", "v"),
+}
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "hu": (
+        "jan.",
+        "febr.",
+        "márc.",
+        "ápr.",
+        "máj.",
+        "jún.",
+        "júl.",
+        "aug.",
+        "szept.",
+        "okt.",
+        "nov.",
+        "dec.",
+    ),
+}
+
+
+class _Blank(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """The messages of ``language`` (``hu`` or ``en``), read once from the package.
+
+    Raises:
+        KeyError: an unknown language.
+    """
+    if language not in LANGUAGES:
+        raise KeyError(language)
+    text = (files("triage.web") / "locales" / f"{language}.toml").read_text(encoding="utf-8")
+    return {str(k): str(v) for k, v in tomllib.loads(text).items()}
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Messages, dates and countdowns in one language for one time zone.
+
+    Attributes:
+        language: ``hu`` or ``en``.
+        zone: the business's time zone.
+    """
+
+    language: str
+    zone: ZoneInfo
+
+    def __call__(self, key: str, **values: object) -> str:
+        """The message ``key`` with ``{placeholders}`` filled; the key itself when unknown.
+
+        A placeholder without a value becomes empty.
+        """
+        text = catalog(self.language).get(key)
+        if text is None:
+            return key
+        return text.format_map(_Blank(values)) if "{" in text else text
+
+    def has(self, key: str) -> bool:
+        """True when ``key`` is a message."""
+        return key in catalog(self.language)
+
+    def local(self, t: datetime | None) -> str:
+        """A moment in the business's time zone.
+
+        ``Wed 3 Dec 2026 14:05`` in English, ``2026. dec. 3. (sze) 14:05`` in Hungarian.
+        """
+        if t is None:
+            return "–"
+        local = t.astimezone(self.zone)
+        day = _WEEKDAYS[self.language][local.weekday()]
+        month = _MONTHS[self.language][local.month - 1]
+        if self.language == "hu":
+            return f"{local.year}. {month} {local.day}. ({day}) {local:%H:%M}"
+        return f"{day} {local.day} {month} {local.year} {local:%H:%M}"
+
+    def iso_local(self, t: datetime | None) -> str:
+        """ISO 8601 in the business's time zone (for ``<time datetime=...>``)."""
+        return "" if t is None else t.astimezone(self.zone).isoformat(timespec="minutes")
+
+    def amount(self, seconds: float) -> str:
+        """Hours and minutes: ``1 h 20 m`` / ``1 ó 20 p``; under a minute ``<1 m``."""
+        minutes = int(abs(seconds) // 60)
+        h_unit, m_unit = ("ó", "p") if self.language == "hu" else ("h", "m")
+        if minutes == 0:
+            return f"<1 {m_unit}"
+        hours, minutes = divmod(minutes, 60)
+        if hours and minutes:
+            return f"{hours} {h_unit} {minutes} {m_unit}"
+        return f"{hours} {h_unit}" if hours else f"{minutes} {m_unit}"
+
+    def countdown(self, calendar: BusinessCalendar, due: datetime, now: datetime) -> str:
+        """Business time until ``due``: "1 h 20 m of office time left" or "overdue by ..."."""
+        if now <= due:
+            return self("due.left", amount=self.amount(calendar.elapsed(now, due)))
+        return self("due.overdue", amount=self.amount(calendar.elapsed(due, now)))
+
+
+def translator(language: str, zone: ZoneInfo) -> Translator:
+    """A :class:`Translator`; an unknown language falls back to English."""
+    return Translator(language if language in LANGUAGES else "en", zone)

@@ -1,0 +1,107 @@
+"""Pages: the queue, the user's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from triage.accounts import set_preferences
+from triage.desk import QueueRow, TicketDesk, View
+from triage.web.auth import Form, action, fragment, page
+from triage.web.context import Viewer, web_of
+
+__all__ = ["queue_page", "queue_rows", "settings_page", "settings_submit"]
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Which tickets a queue page lists: ``all``, ``mine``, ``unassigned``, ``waiting``,
+    or ``q:<queue>``."""
+
+    key: str
+    queue: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | None, queues: list[str]) -> QueueView:
+        """The view named by ``?view=``; unknown values give ``all``."""
+        if value in ("mine", "unassigned", "waiting", "all"):
+            return cls(value)
+        if value and value.startswith("q:") and value[2:] in queues:
+            return cls(value, value[2:])
+        return cls("all")
+
+
+def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, list[QueueRow], bool]:
+    web = web_of(request)
+    queues = sorted(web.settings.queues)
+    view = QueueView.parse(request.query_params.get("view"), queues)
+    desk = TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
+    listed = desk.queue(
+        view=View.ALL if view.queue is not None else View(view.key),
+        queue=view.queue,
+        actor=viewer.name,
+        limit=PAGE_SIZE,
+    )
+    return view, list(listed.rows), listed.next_cursor is not None
+
+
+@page
+def queue_page(request: Request, viewer: Viewer) -> Response:
+    """GET /: the prioritized queue."""
+    web = web_of(request)
+    view, rows, more = _rows(request, viewer)
+    return web.render(
+        request,
+        viewer,
+        "queue.html",
+        viewer.t,
+        view=view,
+        rows=rows,
+        more=more,
+        now=web.clock.now(),
+        queues=sorted(web.settings.queues),
+    )
+
+
+@fragment
+def queue_rows(request: Request, viewer: Viewer) -> Response:
+    """GET /queue/rows: the rows alone (live updates replace them)."""
+    web = web_of(request)
+    view, rows, more = _rows(request, viewer)
+    return web.render(
+        request,
+        viewer,
+        "_rows.html",
+        viewer.t,
+        view=view,
+        rows=rows,
+        more=more,
+        now=web.clock.now(),
+    )
+
+
+@page
+def settings_page(request: Request, viewer: Viewer) -> Response:
+    """GET /settings: language and keyboard shortcuts."""
+    web = web_of(request)
+    return web.render(request, viewer, "settings.html", viewer.t, saved=False)
+
+
+@action
+def settings_submit(request: Request, viewer: Viewer, form: Form) -> Response:
+    """POST /settings: store the user's language and shortcut choice."""
+    web = web_of(request)
+    language = str(form.get("language", ""))
+    shortcuts = form.get("shortcuts") == "on"
+    with web.db.session() as session:
+        set_preferences(
+            session,
+            viewer.account.id,
+            language=language if language in ("", "hu", "en") else "",
+            shortcuts=shortcuts,
+        )
+    return RedirectResponse("/settings?saved=1", status_code=303)

@@ -1,0 +1,90 @@
+"""Serving the page with uvicorn: alone (``triage web``) or inside ``triage run``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+
+from triage.clock import Clock
+from triage.config import Settings
+from triage.store import Database
+from triage.web.app import create_app
+
+__all__ = ["EmbeddedServer", "build", "serve_forever", "serve_until"]
+
+log = structlog.get_logger("triage.web")
+
+
+def build(
+    settings: Settings,
+    db: Database,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    clock: Clock | None = None,
+) -> tuple[Starlette, uvicorn.Config]:
+    """The app and uvicorn's config; ``host``/``port`` override ``[web]``.
+
+    Without ``[web] base_url`` the page's origin follows the address actually served.
+    """
+    web = settings.web
+    host = host or web.host
+    port = port or web.port
+    origin = web.base_url or f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    app = create_app(settings, db, clock=clock, origin=origin)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=bool(web.base_url),
+        server_header=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+    )
+    return app, config
+
+
+def serve_forever(
+    settings: Settings, db: Database, *, host: str | None = None, port: int | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, then finish the requests in hand and return."""
+    _app, config = build(settings, db, host=host, port=port)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_until(config, stop)
+
+    asyncio.run(main())
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host (the daemon's event loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """The daemon handles SIGTERM and SIGINT; uvicorn must not take them."""
+        yield
+
+
+async def serve_until(config: uvicorn.Config, stop: asyncio.Event) -> None:
+    """Serve ``config`` in the running loop until ``stop`` is set, then shut down."""
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(), name="web")
+    log.info("web_started", url=f"http://{config.host}:{config.port}/")
+    try:
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        await task
+        log.info("web_stopped")
