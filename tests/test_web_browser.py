@@ -65,7 +65,7 @@ def test_login_shows_the_queue_in_urgency_order(base: str, page: Any) -> None:
     expect(page.locator("#rows")).to_contain_text("Invoice copy please")
 
 
-def test_keyboard_moves_through_the_queue_and_opens_search(base: str, page: Any) -> None:
+def test_keyboard_moves_through_the_queue_and_opens_help(base: str, page: Any) -> None:
     log_in(page, base)
     page.keyboard.press("j")
     expect(page.locator("#rows > li.row").nth(0)).to_have_class(re.compile("selected"))
@@ -76,11 +76,6 @@ def test_keyboard_moves_through_the_queue_and_opens_search(base: str, page: Any)
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
     page.keyboard.press("Escape")
-    page.keyboard.press("/")
-    expect(page.locator("#search")).to_be_focused()
-    page.keyboard.type("jk")  # typing in a field is not a shortcut
-    expect(page.locator("#search")).to_have_value("jk")
-    expect(page.locator("#rows > li.row").nth(0)).to_have_class(re.compile("selected"))
 
 
 def test_shortcuts_can_be_turned_off(base: str, page: Any) -> None:

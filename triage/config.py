@@ -393,7 +393,8 @@ class MonitoringSettings(_Section):
     enabled: StrictBool = True
     host: str = "127.0.0.1"
     """Address of the metrics/health listener; keep it on loopback (no authentication)."""
-    port: int = Field(default=9479, ge=1, le=65535)
+    port: int = Field(default=9479, ge=0, le=65535)
+    """0 picks a free port (logged as ``monitoring_listening``)."""
     stall_timeout: Seconds = 300.0
 
     @field_validator("stall_timeout")

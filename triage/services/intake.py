@@ -730,6 +730,8 @@ class Intake:
             parse_status=str(message.parse_status),
             source=target.source,
             outcome=outcome.value,
+            # APPEND time: the metrics measure the intake latency from it
+            internal_date=target.internal_date.isoformat() if target.internal_date else None,
         )
 
 

@@ -197,8 +197,7 @@ async def events(request: Request) -> Response:
     t = viewer.t
 
     def describe(event: LiveEvent) -> str:
-        key = f"event.{event.action}" if t.has(f"event.{event.action}") else "event.other"
-        return t(key, actor=event.actor, action=event.action, **_strings(event.detail))
+        return t.event(event.action, event.actor, event.detail)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         queue = await hub.subscribe()
@@ -233,10 +232,6 @@ async def events(request: Request) -> Response:
                 hub.presence.leave(ref, stream_id)
 
     return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
-
-
-def _strings(detail: dict[str, Any]) -> dict[str, str]:
-    return {str(k): "" if v is None else str(v) for k, v in detail.items() if k != "actor"}
 
 
 def _message(event: LiveEvent, text: str) -> dict[str, str]:

@@ -120,7 +120,9 @@
     const frame = document.getElementById(button.getAttribute("data-load-images"));
     if (!frame) return;
     event.preventDefault();
-    window.htmx.ajax("GET", button.getAttribute("data-url"), { target: frame.parentElement, swap: "innerHTML" });
+    frame.removeAttribute("srcdoc");
+    frame.setAttribute("src", button.getAttribute("data-url"));
+    button.disabled = true;
   });
 
   // Saved replies: insert the chosen text at the cursor of the reply box.
