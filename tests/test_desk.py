@@ -507,7 +507,7 @@ def test_every_ticket_change_keeps_the_queue_key(database: Database) -> None:
 def test_the_migration_fills_the_queue_key_of_existing_tickets(db_url: str) -> None:
     db = Database.open(db_url, migrate=False)
     try:
-        command.upgrade(alembic_config(db.engine), "0004")
+        command.upgrade(alembic_config(db.engine), "0006")
         opened = datetime(2026, 3, 9, 8, tzinfo=UTC)
         due = datetime(2026, 3, 9, 12, tzinfo=UTC)
         rows = [
@@ -598,9 +598,11 @@ def test_attachments_inline_parts_and_html_come_from_the_stored_mail(
     Intake(database, pipeline=pipeline, clock=FixedClock(NOW)).import_message(MIXED)
     ref = desk.queue().rows[0].ref
     message = desk.show(ref).messages[0]
-    names = [(a.index, a.filename, a.content_type) for a in message.attachments]
-    assert (1, "invoice.pdf", "application/pdf") in names
-    pdf = desk.attachment(ref, message.id, 1)
+    [pdf_view] = message.attachments
+    assert (pdf_view.filename, pdf_view.content_type) == ("invoice.pdf", "application/pdf")
+    [logo_view] = message.inline_parts
+    assert (logo_view.inline, logo_view.content_id) == (True, "logo1@client")
+    pdf = desk.attachment(ref, message.id, pdf_view.index)
     assert pdf.data == b"%PDF-1.4\n"
     assert pdf.filename == "invoice.pdf"
     logo = desk.inline_part(ref, message.id, "<logo1@client>")

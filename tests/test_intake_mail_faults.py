@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -17,8 +18,11 @@ from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import imap_table
 from support.smtp import SmtpServer
 
+from triage.cli.ticket_text import render_ticket
+from triage.clock import FixedClock
 from triage.config import Settings, parse_config
 from triage.daemon import Daemon, PassSummary
+from triage.desk import TicketDesk
 from triage.mail import parse_message
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
@@ -242,3 +246,44 @@ def test_the_ack_subject_and_from_on_the_wire_keep_ascii_words_and_round_trip(ri
     assert sender is not None
     assert (sender.name, sender.addr) == ("Iroda Ügyfélszolgálat", "inbox@example.test")
     assert re.search(r"^From: Iroda =\?utf-8\?q\?", head, re.MULTILINE)
+
+
+# --- 12.8: inline images ----------------------------------------------------------------------
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40).decode()
+
+
+def test_inline_images_are_stored_and_shown_apart_from_the_attachments(rig: Rig) -> None:
+    body = (
+        'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        '--m\r\nContent-Type: multipart/related; boundary="r"; type="text/html"\r\n\r\n'
+        "--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        '<p>Invoice 42 is wrong, see:</p><img src="cid:image001.png@01D9A7B2">'
+        '<img src="cid:part2.0609@client.example">\r\n'
+        "--r\r\nContent-Type: image/png; name=image001.png\r\n"
+        "Content-Disposition: inline; filename=image001.png\r\n"
+        f"Content-ID: <image001.png@01D9A7B2>\r\nContent-Transfer-Encoding: base64\r\n\r\n{PNG}\r\n"
+        "--r\r\nContent-Type: image/png\r\nContent-ID: <part2.0609@client.example>\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{PNG}\r\n--r--\r\n"
+        "--m\r\nContent-Type: application/pdf\r\n"
+        "Content-Disposition: attachment; filename=szamla-42.pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--m--\r\n"
+    )
+    raw = mail(body="").replace(b"Content-Type: text/plain; charset=utf-8\r\n\r\n", body.encode())
+    rig.deliver(raw)
+    rig.poll()
+    [stored] = rig.messages()
+    assert [a["filename"] for a in stored.attachments] == ["szamla-42.pdf"]
+    assert [(i["filename"], i["content_id"]) for i in stored.inline_parts] == [
+        ("image001.png", "image001.png@01D9A7B2"),
+        ("inline-2.png", "part2.0609@client.example"),
+    ]
+    [ticket] = rig.tickets()
+    desk = TicketDesk(rig.db, rig.settings, clock=FixedClock(ticket.opened_at))
+    shown = render_ticket(desk.show(ticket.ref or 0), ZoneInfo(rig.settings.calendar.timezone))
+    attachments, _, inline = shown.partition("Inline in the text (not attachments):")
+    assert "szamla-42.pdf (application/pdf" in attachments.split("Attachments:")[1]
+    assert "image001.png" not in attachments
+    assert "image001.png (image/png, 48 B)" in inline
+    assert "inline-2.png (image/png, 48 B)" in inline
+    assert "(no name)" not in shown

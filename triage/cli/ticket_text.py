@@ -36,10 +36,9 @@ def _size(n: int) -> str:
 def _attachment(item: AttachmentView) -> str:
     name = item.filename or "(no name)"
     kind = item.content_type or "?"
-    inline = ", inline" if item.inline else ""
     if item.size is not None:
-        return f"{name} ({kind}, {_size(item.size)}{inline})"
-    return f"{name} ({kind}{inline})"
+        return f"{name} ({kind}, {_size(item.size)})"
+    return f"{name} ({kind})"
 
 
 def _indent(text: str, prefix: str = "    ") -> list[str]:
@@ -115,6 +114,9 @@ def _message_lines(message: MessageView, zone: ZoneInfo, *, quoted: bool) -> lis
     if message.attachments:
         out.append("    Attachments:")
         out.extend(f"      - {_attachment(a)}" for a in message.attachments)
+    if message.inline_parts:
+        out.append("    Inline in the text (not attachments):")
+        out.extend(f"      - {_attachment(a)}" for a in message.inline_parts)
     out.append("")
     return out
 

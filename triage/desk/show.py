@@ -131,21 +131,20 @@ def _deadlines(
     return tuple(out), following
 
 
-def _attachments(items: Iterable[Any]) -> tuple[AttachmentView, ...]:
+def _attachments(items: Iterable[Any], *, inline: bool = False) -> tuple[AttachmentView, ...]:
     out = []
     for n, item in enumerate(items or ()):
         if isinstance(item, dict):
             size = item.get("size")
             disposition = str(item.get("disposition") or "").lower()
             content_id = str(item.get("content_id") or "").strip().strip("<>")
-            inline = bool(item.get("inline")) or (disposition == "inline" and bool(content_id))
             out.append(
                 AttachmentView(
                     index=n,
                     filename=str(item.get("filename") or ""),
                     content_type=str(item.get("content_type") or ""),
                     size=int(size) if isinstance(size, int | float) else None,
-                    inline=inline,
+                    inline=inline or (disposition == "inline" and bool(content_id)),
                     content_id=content_id,
                 )
             )
@@ -169,6 +168,7 @@ def _message(m: Message) -> MessageView:
         quoted=m.quoted_text,
         signature=m.signature,
         attachments=_attachments(m.attachments),
+        inline_parts=_attachments(m.inline_parts, inline=True),
         language=m.language,
         parse_error=m.parse_error,
     )

@@ -190,6 +190,9 @@ class MessageView:
         body: the new text (the parser's clean text: quoted history and signature apart).
         quoted: the quoted history ("" when none).
         signature: the sender's signature block ("" when none recognized).
+        attachments: the files the sender attached.
+        inline_parts: parts the HTML body shows through ``cid:`` URLs (images), not
+            attachments (``inline`` True, ``content_id`` set).
         parse_error: why the message could not be parsed (then ``body`` may be empty).
     """
 
@@ -206,6 +209,7 @@ class MessageView:
     quoted: str
     signature: str
     attachments: tuple[AttachmentView, ...]
+    inline_parts: tuple[AttachmentView, ...]
     language: str
     parse_error: str
 
