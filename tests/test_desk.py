@@ -507,7 +507,7 @@ def test_every_ticket_change_keeps_the_queue_key(database: Database) -> None:
 def test_the_migration_fills_the_queue_key_of_existing_tickets(db_url: str) -> None:
     db = Database.open(db_url, migrate=False)
     try:
-        command.upgrade(alembic_config(db.engine), "0006")
+        command.upgrade(alembic_config(db.engine), "0007")
         opened = datetime(2026, 3, 9, 8, tzinfo=UTC)
         due = datetime(2026, 3, 9, 12, tzinfo=UTC)
         rows = [

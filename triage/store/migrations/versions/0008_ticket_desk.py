@@ -1,7 +1,7 @@
 """ticket desk: queue sort key, snooze, event versions, internal notes and mentions
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from triage.store.models import UtcDateTime
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
