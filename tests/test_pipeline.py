@@ -12,22 +12,23 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
 from classifiers.model import TrainedModel, train
+from triage.cli.ticket_text import render_ticket
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
 from triage.daemon import load_rules
+from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
 from triage.services.intake import Intake
 from triage.services.pipeline import ModelHolder, RoutingPipeline
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Escalation, Message, OutboxMail, RoutingDecision, Ticket
-from triage.tickets.view import render_ticket
 from triage.training.sources import load_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,8 +398,9 @@ def test_a_machine_repeating_itself_is_acknowledged_once_and_the_ticket_says_why
     assert any("no acknowledgment: the same subject and text as message" in line
                for line in decisions[1].explanation)  # fmt: skip
     with database.read_session() as s:
-        ticket = s.get_one(Ticket, decisions[-1].ticket_id)
-        shown = render_ticket(s, ticket, SlaPolicy(settings), NOW)
+        ref = s.get_one(Ticket, decisions[-1].ticket_id).ref or 0
+    desk = TicketDesk(database, settings, clock=FixedClock(NOW))
+    shown = render_ticket(desk.show(ref), ZoneInfo(settings.calendar.timezone))
     assert "no acknowledgment: repeat" in shown
     assert "no acknowledgment: the same subject and text as message" in shown
 
