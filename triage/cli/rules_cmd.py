@@ -26,7 +26,7 @@ from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
 from triage.cli.terminal import terminal_safe
 from triage.domain import ParseStatus
-from triage.errors import RuleFileError, UserError
+from triage.errors import RuleFileError
 from triage.mail import parse_message
 from triage.rule_files import load_configured_rules
 from triage.store import Database
@@ -135,12 +135,11 @@ def _stored_messages(
         # a decision without a queue: stored only (a bounce of unknown mail, history)
         ~Message.id.in_(select(RoutingDecision.message_id).where(RoutingDecision.queue == "")),
     )
-    with db.sessions() as session:
+    with db.read_session() as session:
         ids = list(session.scalars(query))
-        session.rollback()
     for start in range(0, len(ids), REPLAY_BATCH):
         batch = ids[start : start + REPLAY_BATCH]
-        with db.sessions() as session:
+        with db.read_session() as session:
             rows = session.execute(
                 select(Message, RoutingDecision)
                 .outerjoin(RoutingDecision, RoutingDecision.message_id == Message.id)
@@ -149,7 +148,6 @@ def _stored_messages(
             ).all()
             pairs = [(message, decision) for message, decision in rows]
             session.expunge_all()
-            session.rollback()
         yield from pairs
 
 
@@ -198,9 +196,7 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
     zone = ZoneInfo(settings.calendar.timezone)
     start = _since(since, zone)
     ruleset = load_configured_rules(settings, rule_files or None)
-    db = app.database(migrate=False)
-    if db.current_revision() is None:
-        raise UserError(f"database {db.url} has no triage schema yet: run `triage init`")
+    db = app.db
     totals = ReplayTotals()
     default_priority = settings.routing.default_priority
     for message, decision in _stored_messages(db, start):
