@@ -43,7 +43,16 @@ class Pages:
     def __init__(self, browser: Any) -> None:
         self.browser = browser
         self.errors: list[str] = []
+        self.expected: list[str] = []
         self._contexts: list[Any] = []
+
+    def expect_error(self, text: str) -> None:
+        """Allow console errors containing ``text`` (e.g. the 409 of a refused action)."""
+        self.expected.append(text)
+
+    def unexpected(self) -> list[str]:
+        """Console errors no test allowed."""
+        return [e for e in self.errors if not any(x in e for x in self.expected)]
 
     def new(self, **options: Any) -> Any:
         """A new page in its own context (its own cookies): one assistant."""
@@ -67,7 +76,7 @@ def pages(browser: Any) -> Iterator[Pages]:
     opened = Pages(browser)
     yield opened
     opened.close()
-    assert opened.errors == [], opened.errors  # CSP violations and JS errors fail the test
+    assert opened.unexpected() == [], opened.errors  # CSP violations and JS errors fail the test
 
 
 @pytest.fixture

@@ -36,9 +36,12 @@ import structlog
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.errors import ConfigError, ModelError
+from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
+from triage.metrics import TriageMetrics
 from triage.modelstore import active_model_info, load_active_model
+from triage.monitoring import MonitoringServer
 from triage.outbox import mail_escalations
 from triage.outbox.templates import MailTemplates
 from triage.rule_files import load_configured_rules, reload_configured_rules
@@ -187,6 +190,12 @@ class Daemon:
         )
         self.liveness = Liveness()
         """Progress of the intake, dispatch and SLA loops (the watchdog and /metrics read it)."""
+        self.metrics = TriageMetrics(health=self.health, liveness=self.liveness)
+        """What ``/metrics`` serves (a web app mounts ``self.metrics.asgi_app()``)."""
+
+    def health(self) -> Health:
+        """The health verdict now: the same as ``triage status`` (what ``/health`` serves)."""
+        return read_health(self.db, self.settings, self.clock.now())
 
     # -- rules -------------------------------------------------------------------------
 
@@ -305,6 +314,24 @@ class Daemon:
             for watcher in self.poller.watchers:
                 self.liveness.expect(f"imap-{watcher.folder}", stall)
 
+    def _start_monitoring(self) -> MonitoringServer | None:
+        """``/metrics`` and ``/health`` on ``[monitoring]`` host:port, unless disabled or
+        the web page (``[web] enabled``) serves them.
+
+        An address that cannot be bound (the port taken) is logged as
+        ``monitoring_failed``; the daemon runs on without it (mail comes first).
+        """
+        settings = self.settings.monitoring
+        if not settings.enabled or self.settings.web.enabled:
+            return None
+        server = MonitoringServer(self.metrics, self.health, settings.host, settings.port)
+        try:
+            server.start()
+        except ConfigError as exc:
+            log.error("monitoring_failed", error=str(exc))  # noqa: TRY400 - no traceback
+            return None
+        return server
+
     def _running_status(self) -> str:
         folders = ", ".join(w.folder for w in self.poller.watchers) if self.poller else "none"
         return f"running: watching {folders}"
@@ -333,6 +360,8 @@ class Daemon:
             interval=watchdog_interval(),
             running_status=self._running_status(),
         )
+        monitoring = self._start_monitoring()
+        self.metrics.attach()
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self.dispatcher.run(loops_stop), name="dispatch"),
             asyncio.create_task(self._sla_loop(loops_stop), name="sla-watch"),
@@ -365,6 +394,9 @@ class Daemon:
                     result, asyncio.CancelledError
                 ):
                     log.error("task_failed", task=task.get_name(), error=repr(result))
+            if monitoring is not None:
+                monitoring.stop()
+            self.metrics.detach()
             log.info("daemon_stopped")
 
 

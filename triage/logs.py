@@ -17,6 +17,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from triage.logtap import event_tap
+
 __all__ = ["configure_logging", "get_logger", "redact_secrets"]
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|auth_?key|api_?key", re.IGNORECASE)
@@ -29,6 +31,20 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
         if key != "event" and _SECRET_KEY.search(key):
             event_dict[key] = _REDACTED
     return event_dict
+
+
+def _drop_below(level: int) -> Any:
+    """A processor dropping events under ``level`` (after the metrics tap saw them)."""
+    names = logging.getLevelNamesMapping()
+
+    def drop(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        # "exception" logs at error level; "warn" is warning's old name
+        name = {"exception": "ERROR", "warn": "WARNING"}.get(method, method.upper())
+        if names.get(name, logging.ERROR) < level:
+            raise structlog.DropEvent
+        return event_dict
+
+    return drop
 
 
 class _StderrProxy:
@@ -62,7 +78,13 @@ def configure_logging(
     out: Any = stream if stream is not None else _StderrProxy()
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    # Events down to info reach the processors whatever the level, so the metrics
+    # that follow them (triage.logtap) do not depend on it; below the level they are
+    # dropped right after the tap.
+    tapped = min(numeric, logging.INFO)
     shared: list[Any] = [
+        event_tap,
+        _drop_below(numeric),
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -76,7 +98,7 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     structlog.configure(
         processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        wrapper_class=structlog.make_filtering_bound_logger(tapped),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )

@@ -118,6 +118,7 @@ def daemon_config(
             },
         },
         "logging": {"format": "json", "level": "info"},
+        "monitoring": {"port": 0},  # a free port (logged): test runs may overlap
     }
     for key, value in overrides.items():
         data[key] = {**data.get(key, {}), **value}

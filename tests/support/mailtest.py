@@ -50,6 +50,7 @@ def settings_for(
         {
             "database": {"url": db_url},
             "imap": imap_table(account, tmp_path, **imap_overrides),
+            "monitoring": {"port": 0},  # a free port: test runs may overlap
         },
         source=str(tmp_path / "test.toml"),
         base_dir=tmp_path,

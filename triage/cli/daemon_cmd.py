@@ -40,7 +40,9 @@ def run(app: AppContext) -> None:
         return
     from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
 
-    _web_app, web_config = build(settings, db, clock=daemon.clock)
+    _web_app, web_config = build(
+        settings, db, clock=daemon.clock, metrics=daemon.metrics, health=daemon.health
+    )
     run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
 
 
@@ -111,5 +113,7 @@ def status(app: AppContext, as_json: bool) -> None:
         if state.models.get("priority"):
             click.echo(f"Priority model: {state.models['priority']}")
         click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
+        for problem in state.problems:
+            click.echo(f"  {problem}")
     if not state.healthy:
         raise SystemExit(1)

@@ -75,10 +75,35 @@ class Status:
         return oldest is not None and (self.now - oldest).total_seconds() > STUCK_OUTBOX_SECONDS
 
     @property
+    def problems(self) -> list[str]:
+        """Why the installation needs attention, one line each ([] when healthy).
+
+        The one list of reasons: ``triage status`` (exit 1), the ``/health``
+        endpoint (503) and the ``triage_healthy`` metric all come from it.
+        """
+        found = []
+        for f in self.folders:
+            if f.stale:
+                since = (
+                    "never polled"
+                    if f.seconds_since_poll is None
+                    else f"not polled for {f.seconds_since_poll / 60:.0f} minutes"
+                )
+                found.append(f"folder {f.name}: {since}")
+            if f.last_error:
+                found.append(f"folder {f.name}: {f.last_error}")
+        if self.outbox.failed:
+            found.append(f"outbox: {self.outbox.failed} outgoing mail failed")
+        if self.outbox_stuck and self.outbox.oldest_pending_at is not None:
+            minutes = (self.now - self.outbox.oldest_pending_at).total_seconds() / 60
+            error = f" (last error: {self.outbox.last_error})" if self.outbox.last_error else ""
+            found.append(f"outbox: mail pending for {minutes:.0f} minutes{error}")
+        return found
+
+    @property
     def healthy(self) -> bool:
         """No folder stale or failing, no failed outgoing mail, none stuck pending."""
-        folders_ok = not any(f.stale or f.last_error for f in self.folders)
-        return folders_ok and not self.outbox.failed and not self.outbox_stuck
+        return not self.problems
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 UTC)."""
@@ -94,6 +119,7 @@ class Status:
 
         out: dict[str, Any] = conv(asdict(self))
         out["healthy"] = self.healthy
+        out["problems"] = self.problems
         out["outbox_stuck"] = self.outbox_stuck
         return out
 

@@ -6,6 +6,7 @@ and ticket functions as the CLI; nothing here writes SQL for an action.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 
 from starlette.applications import Starlette
@@ -17,8 +18,11 @@ from starlette.staticfiles import StaticFiles
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
+from triage.health import Health, health_asgi_app, read_health
+from triage.metrics import TriageMetrics
+from triage.monitoring import loopback_only
 from triage.store import Database
-from triage.web import auth, live, pages
+from triage.web import auth, live, pages, ticket_pages
 from triage.web.context import Web
 from triage.web.security import SecurityMiddleware
 
@@ -35,6 +39,8 @@ def create_app(
     *,
     clock: Clock | None = None,
     origin: str | None = None,
+    metrics: TriageMetrics | None = None,
+    health: Callable[[], Health] | None = None,
 ) -> Starlette:
     """The web app for ``settings`` and ``db``.
 
@@ -42,6 +48,12 @@ def create_app(
         clock: the current time (tests pass a fixed one).
         origin: the page's own origin; default ``[web] base_url`` or ``http://host:port``.
             State changes from any other origin are refused.
+        metrics: what ``/metrics`` serves (``triage run`` passes the daemon's, with its
+            event counters); default: the state gauges read from the database.
+        health: the verdict ``/health`` serves; default :func:`triage.health.read_health`.
+
+    ``/metrics`` and ``/health`` answer loopback clients only (no login; see
+    :func:`triage.monitoring.loopback_only`).
     """
     web = Web(
         settings=settings,
@@ -50,16 +62,31 @@ def create_app(
         origin=(origin or settings.web.origin()).rstrip("/").lower(),
     )
     static = StaticFiles(directory=str(files("triage.web") / "static"))
+    if health is None:
+
+        def health() -> Health:
+            return read_health(db, settings, web.clock.now())
+
+    if metrics is None:
+        metrics = TriageMetrics(health=health)
     routes = [
         Route("/login", auth.login_page, methods=["GET"]),
         Route("/login", auth.login_submit, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
         Route("/", pages.queue_page, methods=["GET"]),
         Route("/queue/rows", pages.queue_rows, methods=["GET"]),
+        Route("/t/{ref}", ticket_pages.ticket_page, methods=["GET"]),
+        Route("/t/{ref}/typing", live.typing, methods=["POST"]),
+        Route("/t/{ref}/{action}", ticket_pages.ticket_action, methods=["POST"]),
+        Route("/m/{message}/html", ticket_pages.message_html, methods=["GET"]),
+        Route("/m/{message}/a/{sha}", ticket_pages.attachment, methods=["GET"]),
         Route("/events", live.events, methods=["GET"]),
+        Route("/search", pages.search_page, methods=["GET"]),
         Route("/settings", pages.settings_page, methods=["GET"]),
         Route("/settings", pages.settings_submit, methods=["POST"]),
         Route("/favicon.ico", lambda _r: RedirectResponse("/static/favicon.svg", 301)),
+        Route("/metrics", loopback_only(metrics.asgi_app()), methods=["GET", "HEAD"]),
+        Route("/health", loopback_only(health_asgi_app(health)), methods=["GET", "HEAD"]),
         Mount("/static", app=static, name="static"),
     ]
     app = Starlette(

@@ -9,6 +9,7 @@ counted by the :class:`~triage.sla.calendar.BusinessCalendar`.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -83,6 +84,13 @@ class Translator:
         if text is None:
             return key
         return text.format_map(_Blank(values)) if "{" in text else text
+
+    def event(self, action: str, actor: str, detail: Mapping[str, object] | None = None) -> str:
+        """One audit event as a sentence ("anna claimed the ticket")."""
+        values = {str(k): "" if v is None else str(v) for k, v in (detail or {}).items()}
+        values.update(actor=actor, action=action)
+        key = f"event.{action}" if self.has(f"event.{action}") else "event.other"
+        return self(key, **values)
 
     def has(self, key: str) -> bool:
         """True when ``key`` is a message."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
@@ -13,6 +13,8 @@ from starlette.applications import Starlette
 
 from triage.clock import Clock
 from triage.config import Settings
+from triage.health import Health
+from triage.metrics import TriageMetrics
 from triage.store import Database
 from triage.web.app import create_app
 
@@ -28,8 +30,13 @@ def build(
     host: str | None = None,
     port: int | None = None,
     clock: Clock | None = None,
+    metrics: TriageMetrics | None = None,
+    health: Callable[[], Health] | None = None,
 ) -> tuple[Starlette, uvicorn.Config]:
     """The app and uvicorn's config; ``host``/``port`` override ``[web]``.
+
+    ``metrics`` and ``health`` go to :func:`~triage.web.app.create_app` (``triage run``
+    passes the daemon's, so ``/metrics`` carries its counters).
 
     Without ``[web] base_url`` the page's origin follows the address actually served.
     """
@@ -37,7 +44,7 @@ def build(
     host = host or web.host
     port = port or web.port
     origin = web.base_url or f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    app = create_app(settings, db, clock=clock, origin=origin)
+    app = create_app(settings, db, clock=clock, origin=origin, metrics=metrics, health=health)
     config = uvicorn.Config(
         app,
         host=host,

@@ -120,7 +120,9 @@
     const frame = document.getElementById(button.getAttribute("data-load-images"));
     if (!frame) return;
     event.preventDefault();
-    window.htmx.ajax("GET", button.getAttribute("data-url"), { target: frame.parentElement, swap: "innerHTML" });
+    frame.removeAttribute("srcdoc");
+    frame.setAttribute("src", button.getAttribute("data-url"));
+    button.disabled = true;
   });
 
   // Saved replies: insert the chosen text at the cursor of the reply box.
@@ -135,6 +137,15 @@
     box.value = box.value.slice(0, start) + text + box.value.slice(box.selectionEnd || start);
     box.focus();
     pick.value = "";
+  });
+
+  // Tell the others that a reply is being written (presence; advisory).
+  let lastTyping = 0;
+  document.addEventListener("input", function (event) {
+    const box = event.target.closest("textarea[data-typing]");
+    if (!box || Date.now() - lastTyping < 5000) return;
+    lastTyping = Date.now();
+    fetch(box.getAttribute("data-typing"), { method: "POST", credentials: "same-origin" });
   });
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", connect);
