@@ -72,7 +72,7 @@ class Appender(threading.Thread):
     :attr:`stop` is set (or ``limit`` mails); :attr:`last` is the last number appended."""
 
     def __init__(
-        self, dovecot: Dovecot, account: ImapAccount, first: int, pause: float, limit: int = 300
+        self, dovecot: Dovecot, account: ImapAccount, first: int, pause: float, limit: int = 3000
     ) -> None:
         super().__init__(daemon=True)
         self.dovecot, self.account, self.pause = dovecot, account, pause
@@ -125,15 +125,33 @@ def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
         yield source, target
 
 
+@pytest.fixture
+def opened() -> Iterator[Any]:
+    """Open databases by URL; all disposed at the end, whatever happens."""
+    dbs: list[Database] = []
+
+    def open_(url: str) -> Database:
+        db = Database.open(url)
+        dbs.append(db)
+        return db
+
+    try:
+        yield open_
+    finally:
+        for db in dbs:
+            db.dispose()
+
+
 @pytest.mark.imap
 @pytest.mark.smtp
 @pytest.mark.slow
-def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(
+def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(  # noqa: PLR0917 - fixtures
     tmp_path: Path,
     dovecot: Dovecot,
     imap_account: ImapAccount,
     smtp_server: SmtpServer,
     two_databases: tuple[str, str],
+    opened: Any,
 ) -> None:
     source_url, target_url = two_databases
     if "postgresql" in source_url and shutil.which("pg_dump") is None:
@@ -149,7 +167,7 @@ def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(
     )
     for n in range(1, 11):
         dovecot.append(imap_account, _mail(n))
-    source_db = Database.open(source_url)
+    source_db = opened(source_url)
     daemon = DaemonProcess(source_config, tmp_path / "source.log")
     appender = Appender(dovecot, imap_account, 11, pause=0.1)
     try:
@@ -198,7 +216,7 @@ def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(
     (folder,) = status["folders"]
     backup_uid = folder["last_uid"]
     assert 10 <= backup_uid < total  # taken mid-stream
-    restored_db = Database.open(target_url)
+    restored_db = opened(target_url)
     with restored_db.read_session() as s:
         uids = sorted(u for u in s.scalars(select(Message.uid)) if u is not None)
         outbox = collections.Counter(s.scalars(select(OutboxMail.status)))
@@ -246,8 +264,6 @@ def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(
     assert last_uid == total
     final_queue = {t["ref"] for t in json.loads(triage(target_config, "queue", "--json").stdout)}
     assert len(final_queue) == total
-    source_db.dispose()
-    restored_db.dispose()
 
 
 # -- the archive and its refusals ---------------------------------------------------------
