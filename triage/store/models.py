@@ -6,6 +6,7 @@ migrations in ``triage/store/migrations``; a test checks the two agree.
 
 Tables:
     folders            watched IMAP folders and their sync state (UIDVALIDITY, last UID)
+    missing_uids       UIDs a server lists but left out of its FETCH answers: retries, placeholder
     messages           every message in or out: raw bytes, parsed fields, kind, parse error
     tickets            conversations, with queue, priority, status and SLA deadlines
     routing_decisions  how each message was routed, with its explanation
@@ -49,6 +50,7 @@ __all__ = [
     "Folder",
     "LoginFailure",
     "Message",
+    "MissingUid",
     "Model",
     "OutboxMail",
     "RoutingDecision",
@@ -130,6 +132,33 @@ class Folder(Base):
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 
 
+class MissingUid(Base):
+    """A UID the server lists (``UID SEARCH``) but left out of its FETCH answers.
+
+    The folder's high-water mark stays below it while it is retried (each attempt
+    counted, the next one due at ``next_attempt_at``). It is deleted when the
+    message arrives or is expunged; after the configured number of attempts a
+    placeholder message is stored for it (``message_id``), and the row stays as
+    the record of that.
+    """
+
+    __tablename__ = "missing_uids"
+    __table_args__ = (UniqueConstraint("folder_id", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_missed_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """Why the last attempt failed (left out of the answer, BODY[] NIL, ...)."""
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    """The placeholder stored after the last attempt; None while retrying."""
+
+
 class Message(Base):
     """One message, inbound or outbound, with its raw bytes and parsed fields.
 
@@ -169,6 +198,9 @@ class Message(Base):
     quoted_text: Mapped[str] = mapped_column(Text, default="")
     signature: Mapped[str] = mapped_column(Text, default="")
     attachments: Mapped[list[Any]] = mapped_column(default=list)
+    inline_parts: Mapped[list[Any]] = mapped_column(default=list)
+    """Parts the HTML body shows inline (``cid:`` images): like attachments, with
+    ``content_id``; never counted or listed as attachments."""
     in_reply_to: Mapped[str] = mapped_column(String(998), default="", index=True)
     references: Mapped[list[Any]] = mapped_column(default=list)
     language: Mapped[str] = mapped_column(String(8), default="")

@@ -35,6 +35,7 @@ from triage.tickets.audit import SERVICE_ACTOR, record_event
 
 __all__ = [
     "NOTE_KINDS",
+    "STORED_ONLY_KINDS",
     "Joined",
     "add_client_message",
     "open_ticket",
@@ -42,8 +43,25 @@ __all__ = [
     "set_status",
 ]
 
-NOTE_KINDS = frozenset({MessageKind.AUTO_REPLY.value, MessageKind.BOUNCE.value})
-"""Message kinds linked to a ticket as a note: no reopening, no SLA change."""
+NOTE_KINDS = frozenset(
+    {
+        MessageKind.AUTO_REPLY.value,
+        MessageKind.BOUNCE.value,
+        MessageKind.FEEDBACK_REPORT.value,
+        MessageKind.READ_RECEIPT.value,
+        MessageKind.NOTIFICATION.value,
+    }
+)
+"""Message kinds linked to a ticket as a note (machine mail): no reopening, no SLA change."""
+STORED_ONLY_KINDS = frozenset(
+    {
+        MessageKind.BOUNCE.value,
+        MessageKind.FEEDBACK_REPORT.value,
+        MessageKind.READ_RECEIPT.value,
+        MessageKind.NOTIFICATION.value,
+    }
+)
+"""Machine mail that opens no ticket of its own when it concerns none (issue 12.5)."""
 
 _CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 
