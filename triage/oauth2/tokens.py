@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from triage.config import OAuth2Settings
 from triage.errors import OAuth2Error, SignInRequiredError
@@ -44,7 +45,7 @@ SIGN_IN_ERRORS = frozenset(
 """Token endpoint errors that retrying with the same grant will not fix."""
 
 
-def log_() -> object:
+def log_() -> Any:
     """The module's logger (bound at each call so it follows the logging configuration)."""
     return get_logger("triage.oauth2")
 
@@ -109,16 +110,16 @@ class TokenSource(ABC):
                 self._failed("oauth2_token_failed", exc)
                 raise
             if self._failing:
-                log.info("oauth2_recovered", provider=self.name)  # type: ignore[attr-defined]
+                log.info("oauth2_recovered", provider=self.name)
                 self._failing = ""
         if obtained.fresh:
-            log.info("oauth2_token_obtained", provider=self.name, user=user)  # type: ignore[attr-defined]
+            log.info("oauth2_token_obtained", provider=self.name, user=user)
         return obtained.token
 
     def _failed(self, event: str, exc: OAuth2Error) -> None:
         message = str(exc)
         if message != self._failing:  # one clear line per episode, not one per retry
-            log_().error(event, provider=self.name, error=message)  # type: ignore[attr-defined]
+            log_().error(event, provider=self.name, error=message)
         self._failing = message
 
     @abstractmethod
