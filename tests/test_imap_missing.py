@@ -38,7 +38,6 @@ from support.proxy import (
 from triage.config import Settings
 from triage.services.intake import FolderResult, Poller
 from triage.services.status import Status, read_status
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Folder, Message, MissingUid, Ticket
 
@@ -94,7 +93,7 @@ def _missing_rows(db: Database) -> list[MissingUid]:
 
 def _status(db: Database, settings: Settings) -> Status:
     with db.read_session() as s:
-        return read_status(s, SlaPolicy(settings), datetime.now(UTC), watched=["INBOX"])
+        return read_status(s, datetime.now(UTC), watched=["INBOX"])
 
 
 def _poll(poller: Poller) -> FolderResult:

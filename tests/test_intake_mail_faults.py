@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -17,13 +18,14 @@ from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import imap_table
 from support.smtp import SmtpServer
 
+from triage.cli.ticket_text import render_ticket
+from triage.clock import FixedClock
 from triage.config import Settings, parse_config
 from triage.daemon import Daemon, PassSummary
+from triage.desk import TicketDesk
 from triage.mail import parse_message
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
-from triage.tickets.view import render_ticket
 
 pytestmark = [pytest.mark.imap, pytest.mark.smtp]
 
@@ -277,10 +279,8 @@ def test_inline_images_are_stored_and_shown_apart_from_the_attachments(rig: Rig)
         ("inline-2.png", "part2.0609@client.example"),
     ]
     [ticket] = rig.tickets()
-    with rig.db.read_session() as s:
-        shown = render_ticket(
-            s, s.get_one(Ticket, ticket.id), SlaPolicy(rig.settings), ticket.opened_at
-        )
+    desk = TicketDesk(rig.db, rig.settings, clock=FixedClock(ticket.opened_at))
+    shown = render_ticket(desk.show(ticket.ref or 0), ZoneInfo(rig.settings.calendar.timezone))
     attachments, _, inline = shown.partition("Inline in the text (not attachments):")
     assert "szamla-42.pdf (application/pdf" in attachments.split("Attachments:")[1]
     assert "image001.png" not in attachments

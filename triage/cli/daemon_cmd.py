@@ -33,7 +33,7 @@ def run(app: AppContext) -> None:
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
 
-    db = app.database(create=True)
+    db = app.database(create=True, migrate=True)  # the daemon's start migrates (and init)
     daemon = Daemon(settings, db)
     if not settings.web.enabled:
         run_until_signalled(daemon)
@@ -77,7 +77,7 @@ def status(app: AppContext, as_json: bool) -> None:
     if settings.imap is not None:
         watched = [*settings.imap.folders, *filter(None, [settings.imap.sent_folder])]
     with app.db.read_session() as session:
-        state = read_status(session, policy, now, watched=watched)
+        state = read_status(session, now, watched=watched)
     if as_json:
         click.echo(json.dumps(state.to_json(), indent=2, ensure_ascii=False))
     else:

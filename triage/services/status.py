@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from triage.modelstore import active_model_info
 from triage.outbox.status import OutboxSummary, outbox_summary
-from triage.sla.deadlines import SlaPolicy
 from triage.store.models import Folder, Message, MissingUid, Ticket
-from triage.tickets.queue import list_queue
+from triage.store.tickets import QueueFilter, count_queue
 
 __all__ = ["FolderHealth", "Status", "read_status"]
 
@@ -147,9 +146,7 @@ class Status:
         return out
 
 
-def read_status(
-    session: Session, policy: SlaPolicy, now: datetime, *, watched: Sequence[str] = ()
-) -> Status:
+def read_status(session: Session, now: datetime, *, watched: Sequence[str] = ()) -> Status:
     """Read the installation's health as of ``now`` (UTC-aware) in ``session``.
 
     ``watched``: the folders the config says to watch; one never polled is listed
@@ -215,7 +212,7 @@ def read_status(
             .order_by(Ticket.queue)
         ).all()
     )
-    breached = sum(row.breached for row in list_queue(session, policy, now))
+    breached = count_queue(session, QueueFilter(), due_before=now)
     models = {}
     for target in ("queue", "priority"):
         info = active_model_info(session, target)
