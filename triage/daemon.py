@@ -48,6 +48,7 @@ from triage.rule_files import load_configured_rules, reload_configured_rules
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
+from triage.services.retrain import RetrainOutcome, retrain, retrain_due
 from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
@@ -264,6 +265,21 @@ class Daemon:
         self._versions = versions
         return True
 
+    def retrain_if_due(self) -> RetrainOutcome | None:
+        """Retrain on corrections when the schedule says so (``[classifier] retrain_*``).
+
+        The new model is activated only when at least as good on corrected mail the
+        active model never saw (:mod:`triage.services.retrain`); then it is loaded.
+        """
+        now = self.clock.now()
+        why = retrain_due(self.db, self.settings, now)
+        if not why:
+            return None
+        outcome = retrain(self.db, self.settings, now, reason=why)
+        if outcome.activated:
+            self.refresh_models()
+        return outcome
+
     async def _model_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await _sleep(stop, self.model_check_interval)
@@ -273,6 +289,10 @@ class Daemon:
                 await asyncio.to_thread(self.refresh_models)
             except Exception:
                 log.exception("model_refresh_failed")
+            try:
+                await asyncio.to_thread(self.retrain_if_due)
+            except Exception:
+                log.exception("model_retrain_failed")
 
     # -- one pass ------------------------------------------------------------------------
 

@@ -238,8 +238,9 @@ def load_database(session: Session, *, target: str = "queue") -> Dataset:
     """Labeled examples from the ``training_labels`` table.
 
     The latest label of a message wins (an assistant's correction overrides an
-    earlier label). The row's own subject, body and sender are used; where they
-    are empty, the stored message's (subject, new body text, sender address).
+    earlier label). A label of a stored message learns from that message as
+    routing saw it (its raw bytes parsed again: subject, new text and signature,
+    sender domain); a label without one from the row's subject, body and sender.
     With ``target = "priority"`` only rows with a priority count.
     """
     if target not in ("queue", "priority"):
@@ -261,9 +262,13 @@ def load_database(session: Session, *, target: str = "queue") -> Dataset:
                 continue
             seen_messages.add(row.message_id)
         value = (row.queue if target == "queue" else row.priority) or ""
-        subject = row.subject or (msg.subject if msg is not None else "")
-        body = row.body or (msg.body_text if msg is not None else "")
-        sender = row.sender or (msg.from_addr if msg is not None else "")
+        if msg is not None and msg.raw:
+            # The stored mail, parsed again: the same example routing made of it
+            # (new text and signature, no quoted history).
+            parsed = example_from_message(parse_message(bytes(msg.raw)))
+            subject, body, sender = parsed.subject, parsed.body, parsed.sender
+        else:
+            subject, body, sender = row.subject, row.body, row.sender
         if not value.strip() or not (subject.strip() or body.strip()):
             skipped += 1
             continue
