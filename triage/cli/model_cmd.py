@@ -37,10 +37,19 @@ _TARGET_HELP = "What the model predicts: the queue (routing) or the priority."
     " configured queues (priorities with --target priority).",
 )
 @click.option(
+    "--from-imap",
+    "imap_folders",
+    multiple=True,
+    metavar="FOLDER=QUEUE",
+    help="Learn from mail already sorted into IMAP folders on the configured server, e.g."
+    " --from-imap 'Számlák=billing' --from-imap 'Időpontok=scheduling' (read only: nothing"
+    " is moved or marked read). Repeat for each folder.",
+)
+@click.option(
     "--shipped/--no-shipped",
     default=None,
     help="Also learn from the office-mail set shipped with triage (default: yes without"
-    " --from, no with it).",
+    " --from or --from-imap, no with them).",
 )
 @pass_app
 def train_command(  # noqa: PLR0917 - click passes every option as an argument
@@ -49,6 +58,7 @@ def train_command(  # noqa: PLR0917 - click passes every option as an argument
     label: str | None,
     target: str,
     force: bool,
+    imap_folders: tuple[str, ...],
     shipped: bool | None,
 ) -> None:
     """Train a routing model and make it the active one.
@@ -62,7 +72,15 @@ def train_command(  # noqa: PLR0917 - click passes every option as an argument
     """
     from triage.training.commands import run_train  # noqa: PLC0415 - keeps startup fast
 
-    run_train(app, source=source, label=label, target=target, force=force, shipped=shipped)
+    run_train(
+        app,
+        source=source,
+        label=label,
+        target=target,
+        force=force,
+        shipped=shipped,
+        imap_folders=imap_folders,
+    )
 
 
 @cli.command("evaluate")

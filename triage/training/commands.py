@@ -171,17 +171,31 @@ def run_train(
     target: str,
     force: bool,
     shipped: bool | None = None,
+    imap_folders: tuple[str, ...] = (),
 ) -> None:
     """Train a routing model and make it the active one.
 
-    The data: ``source`` when given, else the database's labels (corrections); plus
-    the shipped office-mail set when ``shipped`` (default: only without ``source``).
+    The data: ``source`` and the IMAP folders (``FOLDER=LABEL``) when given, else
+    the database's labels (corrections); plus the shipped office-mail set when
+    ``shipped`` (default: only when neither ``source`` nor folders are given).
     Keeps a stratified 20 % aside, trains on the rest and scores both the new and
     the active model on it: the new model becomes active only if it is at least as
     good (macro-F1), unless --force. The saved model is refitted on all examples.
     """
-    with_shipped = source is None if shipped is None else shipped
-    data = _load(app, source, label, target, shipped=with_shipped)
+    given = source is not None or bool(imap_folders)
+    with_shipped = not given if shipped is None else shipped
+    if imap_folders:
+        if target != "queue":
+            raise UserError("--from-imap teaches queues (folder=queue); use --target queue")
+        from triage.training.imapsource import load_imap  # noqa: PLC0415 - IMAP only here
+
+        data = load_imap(app.settings, imap_folders)
+        if source is not None:
+            data = combine(data, _load(app, source, label, target))
+        if with_shipped:
+            data = combine(data, shipped_dataset(target=target))
+    else:
+        data = _load(app, source, label, target, shipped=with_shipped)
     click.echo(f"training data: {_describe(data)}")
     examples, labels = _usable(data)
     _check_labels(app, set(labels), target, force=force)
