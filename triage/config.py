@@ -584,6 +584,10 @@ class ClassifierSettings(_Section):
     """False: route with rules and the fallback queue only."""
     predict_priority: StrictBool = False
     """Also predict the priority with a second model (``triage train --target priority``)."""
+    second_stage: StrictBool = True
+    """Use the cascade's second stage (a sentence embedding, for the mail the first stage is
+    unsure of) when the active model has one (``triage train --cascade``) and the optional
+    embedding package is installed; false: the first stage answers all mail."""
     retrain: StrictBool = True
     """The daemon retrains on corrections (``triage move``) by itself and activates the new
     model only when it is at least as good on corrected mail the active model never saw."""

@@ -35,6 +35,7 @@ import structlog
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
+from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
@@ -104,6 +105,13 @@ def load_models(db: Database, settings: Settings) -> ModelHolder:
             log.error("model_refused", target="queue", error=str(exc))  # noqa: TRY400
         if holder.queue is None and not holder.note:
             holder.note = "no classifier model is active (run `triage train`)"
+        if holder.queue is not None and holder.queue.second_stage is not None:
+            if settings.classifier.second_stage:
+                holder.encoder, why = load_encoder()
+                if holder.encoder is None:
+                    log.warning("second_stage_unavailable", reason=why)
+            else:
+                log.info("second_stage_disabled")
         if settings.classifier.predict_priority:
             try:
                 holder.priority = load_active_model(session, "priority")
@@ -257,10 +265,11 @@ class Daemon:
         if versions == self._versions:
             return False
         fresh = load_models(self.db, self.settings)
-        self.models.queue, self.models.priority, self.models.note = (
+        self.models.queue, self.models.priority, self.models.note, self.models.encoder = (
             fresh.queue,
             fresh.priority,
             fresh.note,
+            fresh.encoder,
         )
         self._versions = versions
         return True

@@ -46,6 +46,13 @@ _TARGET_HELP = "What the model predicts: the queue (routing) or the priority."
     " is moved or marked read). Repeat for each folder.",
 )
 @click.option(
+    "--cascade",
+    is_flag=True,
+    help="Also train the cascade's second stage (a multilingual sentence embedding for the"
+    " mail the first stage is unsure of); needs the optional embedding package"
+    " (requirements/embeddings.txt). Slow: every example is embedded once.",
+)
+@click.option(
     "--shipped/--no-shipped",
     default=None,
     help="Also learn from the office-mail set shipped with triage (default: yes without"
@@ -59,6 +66,7 @@ def train_command(  # noqa: PLR0917 - click passes every option as an argument
     target: str,
     force: bool,
     imap_folders: tuple[str, ...],
+    cascade: bool,
     shipped: bool | None,
 ) -> None:
     """Train a routing model and make it the active one.
@@ -80,6 +88,7 @@ def train_command(  # noqa: PLR0917 - click passes every option as an argument
         force=force,
         shipped=shipped,
         imap_folders=imap_folders,
+        cascade=cascade,
     )
 
 
