@@ -4,8 +4,11 @@ acknowledgment as the real aiosmtpd received it, raw header bytes included."""
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from support.smtp import SmtpServer
 
 from triage.config import Settings, parse_config
 from triage.daemon import Daemon, PassSummary
+from triage.mail import parse_message
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
 
@@ -86,7 +90,7 @@ def rig(
                 "host": "127.0.0.1",
                 "port": smtp_server.port,
                 "security": "none",
-                "from_address": "Iroda <inbox@example.test>",
+                "from_address": "Iroda Ügyfélszolgálat <inbox@example.test>",
                 "retry_initial": 1,
             },
             "queues": {"billing": {}, "unsorted": {}},
@@ -210,3 +214,31 @@ def test_localised_prefix_stacks_leave_the_ticket_subject_and_the_ack_clean(rig:
     assert len(rig.tickets()) == 1
     assert rig.messages()[-1].ticket_id == ticket.id
     assert len(rig.smtp.sink.messages) == 1
+
+
+# --- 12.11: the acknowledgment's header as the SMTP server received it ------------------------
+
+
+def test_the_ack_subject_and_from_on_the_wire_keep_ascii_words_and_round_trip(rig: Rig) -> None:
+    subject = "Számla kérdés – sürgős, kérem mielőbb válaszoljanak, mert holnap lejár a határidő"
+    rig.deliver(mail(subject=f"=?utf-8?b?{base64.b64encode(subject.encode()).decode()}?="))
+    rig.poll()
+    [ticket] = rig.tickets()
+    [ack] = rig.smtp.sink.wait_for(1)
+    head = ack.content.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    raw_subject = re.search(r"^Subject: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.MULTILINE)
+    assert raw_subject is not None
+    value = raw_subject.group(1)
+    assert value.replace("\r\n", "").startswith(f"Re: [#{ticket.ref}] ")  # not in base64
+    for word in ("mert", "holnap", "a"):
+        assert f" {word} " in value.replace("\r\n", "")
+    for line in head.split("\r\n"):
+        assert len(line) <= 78, line
+        assert all(len(w) <= 75 for w in re.findall(r"=\?\S+?\?[qb]\?\S*?\?=", line, re.IGNORECASE))
+    assert ack.message["Subject"] == f"Re: [#{ticket.ref}] {subject}"
+    assert str(make_header(decode_header(value.replace("\r\n", "")))) == ack.message["Subject"]
+    assert parse_message(ack.content).subject == ack.message["Subject"]
+    sender = parse_message(ack.content).from_
+    assert sender is not None
+    assert (sender.name, sender.addr) == ("Iroda Ügyfélszolgálat", "inbox@example.test")
+    assert re.search(r"^From: Iroda =\?utf-8\?q\?", head, re.MULTILINE)

@@ -27,9 +27,23 @@ from triage.tickets import claim, get_ticket
 NOW = local(2026, 3, 10, 10, 0)
 
 
+SAVED = (
+    "[[web.saved_replies]]\n"
+    'name = "Számla újraküldve"\n'
+    'language = "hu"\n'
+    'queues = ["billing"]\n'
+    'text = "Kedves {client_name}! A(z) {ref} jegyére válaszolva: {assistant}, {team}.'
+    ' Határidő: {deadline}"\n'
+    "[[web.saved_replies]]\n"
+    'name = "Appointment"\n'
+    'queues = ["scheduling"]\n'
+    'text = "Dear {client_name}, about {subject}"\n'
+)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    return make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=NOW)
+    return make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=NOW, extra=SAVED)
 
 
 @pytest.fixture
@@ -163,3 +177,21 @@ def test_phone_sized_ticket_and_reply(site: Site, base: str, pages: Pages) -> No
     phone.get_by_role("button", name="Send reply").click()
     expect(phone.locator("#flash")).to_contain_text("Reply queued")
     screenshot(phone, "ticket-phone")
+
+
+def test_a_saved_reply_is_inserted_with_its_variables_filled(
+    site: Site, base: str, page: Any
+) -> None:
+    ref = site.ticket("Számla", from_name="Kovács Péter", queue="billing")
+    log_in(page, base, path=f"/t/{ref}")
+    options = page.locator("#saved-replies option")
+    expect(options).to_have_count(2)  # the prompt and the billing reply, not scheduling's
+    page.locator("#reply-body").fill("Jó napot! ")
+    page.locator("#reply-body").press("End")
+    page.locator("#saved-replies").select_option(label="Számla újraküldve (hu)")
+    expect(page.locator("#reply-body")).to_have_value(
+        re.compile(
+            rf"^Jó napot! Kedves Kovács Péter! A\(z\) #{ref} jegyére válaszolva: anna,"
+            r" Example Office\. Határidő: 2026\. márc\. \d+\. \(\w+\) \d\d:\d\d$"
+        )
+    )

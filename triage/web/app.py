@@ -80,6 +80,7 @@ def create_app(
         Route("/m/{message}/html", ticket_pages.message_html, methods=["GET"]),
         Route("/m/{message}/a/{sha}", ticket_pages.attachment, methods=["GET"]),
         Route("/events", live.events, methods=["GET"]),
+        Route("/search", pages.search_page, methods=["GET"]),
         Route("/settings", pages.settings_page, methods=["GET"]),
         Route("/settings", pages.settings_submit, methods=["POST"]),
         Route("/favicon.ico", lambda _r: RedirectResponse("/static/favicon.svg", 301)),
