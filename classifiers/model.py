@@ -323,10 +323,7 @@ class TrainedModel:
             unsure = np.flatnonzero(confidence < second.gate)
             if unsure.size:
                 vectors = encoder.encode(
-                    [
-                        encoder_text(examples[int(i)].subject, examples[int(i)].body)
-                        for i in unsure
-                    ]
+                    [encoder_text(examples[int(i)].subject, examples[int(i)].body) for i in unsure]
                 )
                 answers, conf = second.answer(vectors, decision[unsure])
                 labels = labels.copy()
