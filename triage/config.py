@@ -590,6 +590,9 @@ class ClassifierSettings(_Section):
     """Use the cascade's second stage (a sentence embedding, for the mail the first stage is
     unsure of) when the active model has one (``triage train --cascade``) and the optional
     embedding package is installed; false: the first stage answers all mail."""
+    second_stage_max_batch: int = Field(default=10, ge=0)
+    """A fetched batch of more messages than this (a backlog after a pause, a first start)
+    is routed by the first stage alone, so the backlog keeps its speed."""
     retrain: StrictBool = True
     """The daemon retrains on corrections (``triage move``) by itself and activates the new
     model only when it is at least as good on corrected mail the active model never saw."""

@@ -105,6 +105,7 @@ def load_models(db: Database, settings: Settings) -> ModelHolder:
             log.error("model_refused", target="queue", error=str(exc))  # noqa: TRY400
         if holder.queue is None and not holder.note:
             holder.note = "no classifier model is active (run `triage train`)"
+        holder.second_stage_max_batch = settings.classifier.second_stage_max_batch
         if holder.queue is not None and holder.queue.second_stage is not None:
             if settings.classifier.second_stage:
                 holder.encoder, why = load_encoder()
@@ -271,6 +272,7 @@ class Daemon:
             fresh.note,
             fresh.encoder,
         )
+        self.models.second_stage_max_batch = fresh.second_stage_max_batch
         self._versions = versions
         return True
 

@@ -94,6 +94,9 @@ class ModelHolder:
     encoder: Encoder | None = None
     """The second stage's sentence encoder, when the queue model has a second stage and
     the optional package is installed (:func:`triage.embeddings.load_encoder`)."""
+    second_stage_max_batch: int = 10
+    """Batches of more messages than this (a backlog) are answered by the first stage
+    alone (``classifier.second_stage_max_batch``)."""
 
     def predict(self, message: InboundMessage) -> tuple[Prediction | None, Prediction | None]:
         """(queue prediction, priority prediction) for one message; None where no model."""
