@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from support.web import PASSWORD, Site, make_site, serve
 
 from triage.services.dispatch import Dispatcher
 from triage.smtp.sender import SmtpSender
-from triage.store.models import OutboxMail, TicketEvent, TrainingLabel
+from triage.store.models import Model, OutboxMail, TicketEvent, TrainingLabel
 from triage.tickets import claim, get_ticket
 
 NOW = local(2026, 3, 10, 10, 0)
@@ -109,6 +110,14 @@ def test_two_assistants_collide_and_the_stale_reply_is_refused_with_text_kept(
     # each sees the other on the ticket
     expect(anna.locator(f".facts [data-presence='{ref}']")).to_contain_text("bela")
     expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna")
+    # ... and on the ticket's queue row; typing a reply shows as ✎
+    olga = pages.new()
+    log_in(olga, base, "olga")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("bela")
+    anna.locator("#reply-body").fill("Kedd")
+    expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna ✎")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna ✎")
     bela.get_by_role("button", name="Claim").click()
     expect(bela.locator("#flash")).to_have_text("You have the ticket.")
     # anna's page hears of it live
@@ -151,6 +160,27 @@ def test_one_click_correction_becomes_a_training_label(site: Site, base: str, pa
         assert (label.queue, label.source, label.actor) == ("scheduling", "correction", "anna")
         actions = session.scalars(select(TicketEvent.action)).all()
     assert "moved" in actions
+    expect(page.locator(".why .correction")).to_contain_text(
+        "Correction recorded: scheduling (anna, Tue 10 Mar 2026 10:00)."
+    )
+    expect(page.locator(".why .correction")).to_contain_text("No model trained on it")
+    with site.db.session() as session:  # `triage train` later makes a model from the labels
+        session.add(
+            Model(
+                version="queue-20260310-1",
+                target="queue",
+                active=True,
+                sklearn_version="1",
+                trained_at=NOW + timedelta(hours=1),
+                n_train=1,
+                classes=["billing", "scheduling"],
+                metrics={},
+                blob=b"",
+                sha256="0" * 64,
+            )
+        )
+    page.reload()
+    expect(page.locator(".why .correction")).to_contain_text("Used by model queue-20260310-1.")
 
 
 def test_keyboard_claims_and_focuses_the_reply(site: Site, base: str, page: Any) -> None:

@@ -53,12 +53,23 @@ class MessageKind(StrEnum):
       ``Precedence: auto_reply``, out-of-office subjects.
     - ``bounce``: RFC 3464 delivery status notification, MAILER-DAEMON, null Return-Path.
     - ``mailing_list``: RFC 2369/2919 List-* headers, ``Precedence: bulk/list``.
+    - ``feedback_report``: an abuse/feedback loop report (RFC 5965 ARF).
+    - ``read_receipt``: a message disposition notification (RFC 8098 MDN).
+    - ``notification``: mail from a machine's address that takes no answer (no-reply
+      variants, a VERP or ``bounces+`` return address).
+
+    The last three, auto-replies and bounces are machine mail: never acknowledged;
+    the last three never open a ticket of their own (filed on the ticket they
+    concern when one is found).
     """
 
     NORMAL = "normal"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     MAILING_LIST = "mailing_list"
+    FEEDBACK_REPORT = "feedback_report"
+    READ_RECEIPT = "read_receipt"
+    NOTIFICATION = "notification"
 
 
 class ParseStatus(StrEnum):
@@ -121,12 +132,15 @@ class Attachment:
         content_type: lowercased ``type/subtype``.
         size: decoded size in bytes.
         sha256: hex digest of the decoded bytes.
+        content_id: the Content-ID without angle brackets, for an inline part the body
+            shows through a ``cid:`` URL (RFC 2392); "" for an attachment.
     """
 
     filename: str
     content_type: str
     size: int
     sha256: str
+    content_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +173,9 @@ class InboundMessage:
         body_text: the new text of the message (HTML converted to text).
         quoted_text: quoted history separated from the new text.
         signature: the sender's signature block, if recognized.
+        attachments: the files the sender attached (inline parts not among them).
+        inline_parts: parts the HTML body shows inline (``cid:`` images), with their
+            Content-ID; never counted as attachments (rules, the ticket view).
         headers: every header as decoded (name, value) pairs, in order.
         size: size of the raw message in bytes.
         language: ISO 639-1 code (``"hu"``, ``"en"``) or "" when not detectable.
@@ -183,6 +200,7 @@ class InboundMessage:
     quoted_text: str = ""
     signature: str = ""
     attachments: tuple[Attachment, ...] = ()
+    inline_parts: tuple[Attachment, ...] = ()
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()

@@ -293,7 +293,8 @@ def _parse(
     cc = decoder.addresses(block.get_all("cc"))
     report = (
         delivery_report(root, decoder, body.text, to + cc)
-        if verdict.kind is MessageKind.BOUNCE
+        if verdict.kind
+        in {MessageKind.BOUNCE, MessageKind.FEEDBACK_REPORT, MessageKind.READ_RECEIPT}
         else None
     )
     split = split_reply(body.text, sender=sender, subject=subject)
@@ -325,6 +326,7 @@ def _parse(
         quoted_text=split.quoted,
         signature=split.signature,
         attachments=body.attachments,
+        inline_parts=body.inline,
         in_reply_to=in_reply_to,
         references=references,
         headers=headers,

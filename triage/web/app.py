@@ -76,6 +76,7 @@ def create_app(
         Route("/", pages.queue_page, methods=["GET"]),
         Route("/queue/rows", pages.queue_rows, methods=["GET"]),
         Route("/t/{ref}", ticket_pages.ticket_page, methods=["GET"]),
+        Route("/t/{ref}/typing", live.typing, methods=["POST"]),
         Route("/t/{ref}/{action}", ticket_pages.ticket_action, methods=["POST"]),
         Route("/m/{message}/html", ticket_pages.message_html, methods=["GET"]),
         Route("/m/{message}/a/{sha}", ticket_pages.attachment, methods=["GET"]),
