@@ -3,7 +3,9 @@
 Each ``FOLDER=LABEL`` names a folder on the configured ``[imap]`` server and the
 label its mail teaches. Every message of the folder is fetched with
 ``BODY.PEEK[]`` (RFC 3501 section 6.4.5: the ``\\Seen`` flag is left alone;
-nothing is moved, flagged or deleted) and parsed as live mail is. Folder names
+nothing is moved, flagged or deleted) and parsed as live mail is; a message the
+server does not deliver in a batch is asked for alone, and one it never delivers
+is counted as skipped. Folder names
 are given as the user sees them (``Számlák``); imapclient writes them in
 modified UTF-7 on the wire (RFC 3501 section 5.1.3).
 """
@@ -17,6 +19,7 @@ from triage.config import Settings
 from triage.errors import MailboxError, UserError
 from triage.imap.connect import ImapConnector
 from triage.imap.mailbox import ImapMailbox
+from triage.imap.responses import FetchedMessage
 from triage.mail import parse_message
 from triage.training.sources import Dataset
 
@@ -66,19 +69,29 @@ def load_imap(settings: Settings, specs: Sequence[str]) -> Dataset:
                         f"--from-imap: cannot open IMAP folder {folder!r} ({exc})"
                     ) from None
                 raise
+            delivered: list[FetchedMessage] = []
+            missing: set[int] = set()
             for batch in mailbox.fetch(mailbox.search_from(1)):
-                for fetched in batch:
-                    parsed = parse_message(fetched.raw, received_at=fetched.internal_date)
-                    example = example_from_message(parsed)
-                    if not (example.subject.strip() or example.body.strip()):
-                        skipped += 1
-                        continue
-                    key = (example.subject, example.body)
-                    if key in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(key)
-                    examples.append(example)
-                    labels.append(label)
+                delivered.extend(batch)
+                missing.update(batch.missing)
+            if missing:
+                # A server that fails a batch over one message often delivers it alone.
+                for batch in mailbox.fetch(sorted(missing), alone=True):
+                    delivered.extend(batch)
+                    missing.difference_update(m.uid for m in batch)
+                skipped += len(missing)
+            for fetched in delivered:
+                parsed = parse_message(fetched.raw, received_at=fetched.internal_date)
+                example = example_from_message(parsed)
+                if not (example.subject.strip() or example.body.strip()):
+                    skipped += 1
+                    continue
+                key = (example.subject, example.body)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                examples.append(example)
+                labels.append(label)
     source = "IMAP " + ", ".join(f"{folder}={label}" for folder, label in pairs)
     return Dataset(tuple(examples), tuple(labels), source, skipped, duplicates)
