@@ -33,7 +33,7 @@ def run(app: AppContext) -> None:
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
 
-    db = app.database(create=True)
+    db = app.database(create=True, migrate=True)  # the daemon's start migrates (and init)
     daemon = Daemon(settings, db)
     if not settings.web.enabled:
         run_until_signalled(daemon)
