@@ -111,3 +111,22 @@ def test_an_encoder_that_is_not_the_pinned_build_is_refused(monkeypatch) -> None
     found, why = load_encoder()
     assert found is None
     assert "does not match the pinned 0.3.0 wheel" in why
+
+
+@pytest.mark.slow
+def test_a_backlog_batch_skips_the_second_stage(cascade: TrainedModel, encoder) -> None:
+    """Live mail (small batches) gets the second stage; a backlog keeps its speed."""
+    from triage.mail import parse_message  # noqa: PLC0415
+    from triage.services.pipeline import ModelHolder  # noqa: PLC0415
+
+    def mail(n: int) -> bytes:
+        return (
+            f"From: a{n}@client.example\r\nTo: iroda@example.com\r\nSubject: kérdés {n}\r\n"
+            f"Message-ID: <b{n}@client.example>\r\n\r\nHova küldjem?\r\n"
+        ).encode()
+
+    holder = ModelHolder(queue=cascade, encoder=encoder, second_stage_max_batch=3)
+    live = holder.predict_many([parse_message(mail(n)) for n in range(2)])
+    assert [q.stage for q, _ in live if q is not None] == [2, 2]
+    backlog = holder.predict_many([parse_message(mail(n)) for n in range(4)])
+    assert [q.stage for q, _ in backlog if q is not None] == [1, 1, 1, 1]

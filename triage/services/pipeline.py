@@ -119,9 +119,11 @@ class ModelHolder:
         if not usable:
             return out
         examples = [example_from_message(messages[i]) for i in usable]
-        queue = (
-            queue_model.predict(examples, encoder=self.encoder) if queue_model is not None else None
-        )
+        # A backlog batch skips the second stage: it costs a tenth of a second or more
+        # per unsure mail, and the backlog must keep its speed; live mail arrives in
+        # small batches and gets it.
+        encoder = self.encoder if len(examples) <= self.second_stage_max_batch else None
+        queue = queue_model.predict(examples, encoder=encoder) if queue_model is not None else None
         priority = priority_model.predict(examples) if priority_model is not None else None
         for n, i in enumerate(usable):
             out[i] = (
