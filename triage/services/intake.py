@@ -81,6 +81,7 @@ from triage.imap.watch import (
     WatchedMailbox,
 )
 from triage.mail import parse_message
+from triage.oauth2 import token_getter
 from triage.store import Database
 from triage.store.models import Folder, Message
 from triage.store.models import MissingUid as MissingUidRow
@@ -1021,7 +1022,9 @@ class Poller:
             on_commit=on_commit,
         )
         if open_mailbox is None:
-            connector = ImapConnector(imap, resolve=settings.resolve)
+            connector = ImapConnector(
+                imap, resolve=settings.resolve, access_token=token_getter(settings, imap.username)
+            )
 
             def open_imap() -> WatchedMailbox:
                 return ImapMailbox.open(connector, clock=clock)
