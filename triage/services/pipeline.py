@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from classifiers.cascade import Encoder
 from classifiers.features import example_from_message
 from classifiers.model import Prediction, TrainedModel
 from rules import RuleSet
@@ -92,6 +93,12 @@ class ModelHolder:
     queue: TrainedModel | None = None
     priority: TrainedModel | None = None
     note: str = ""
+    encoder: Encoder | None = None
+    """The second stage's sentence encoder, when the queue model has a second stage and
+    the optional package is installed (:func:`triage.embeddings.load_encoder`)."""
+    second_stage_max_batch: int = 10
+    """Batches of more messages than this (a backlog) are answered by the first stage
+    alone (``classifier.second_stage_max_batch``)."""
 
     def predict(self, message: InboundMessage) -> tuple[Prediction | None, Prediction | None]:
         """(queue prediction, priority prediction) for one message; None where no model."""
@@ -112,7 +119,11 @@ class ModelHolder:
         if not usable:
             return out
         examples = [example_from_message(messages[i]) for i in usable]
-        queue = queue_model.predict(examples) if queue_model is not None else None
+        # A backlog batch skips the second stage: it costs a tenth of a second or more
+        # per unsure mail, and the backlog must keep its speed; live mail arrives in
+        # small batches and gets it.
+        encoder = self.encoder if len(examples) <= self.second_stage_max_batch else None
+        queue = queue_model.predict(examples, encoder=encoder) if queue_model is not None else None
         priority = priority_model.predict(examples) if priority_model is not None else None
         for n, i in enumerate(usable):
             out[i] = (
