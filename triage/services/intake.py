@@ -81,6 +81,7 @@ from triage.imap.watch import (
     WatchedMailbox,
 )
 from triage.mail import parse_message
+from triage.oauth2 import token_getter
 from triage.store import Database
 from triage.store.models import Folder, Message
 from triage.store.models import MissingUid as MissingUidRow
@@ -914,6 +915,7 @@ class Intake:
             delivery_report=_clean_json(asdict(report)) if report is not None else None,
             parse_status=_clean(str(m.parse_status), 20),
             parse_error=_clean(m.parse_error, _MAX_ERROR),
+            defects=_clean_json(list(m.defects[:50])),
             charset_fallback=m.charset_fallback,
             body_missing=m.body_missing,
         )
@@ -1021,7 +1023,9 @@ class Poller:
             on_commit=on_commit,
         )
         if open_mailbox is None:
-            connector = ImapConnector(imap, resolve=settings.resolve)
+            connector = ImapConnector(
+                imap, resolve=settings.resolve, access_token=token_getter(settings, imap.username)
+            )
 
             def open_imap() -> WatchedMailbox:
                 return ImapMailbox.open(connector, clock=clock)
