@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
@@ -1015,12 +1016,15 @@ class Poller:
             raise ConfigError("no [imap] section in the configuration: nothing to poll")
         imap = settings.imap
         self.settings = imap
+        # calendar invitations are written in the business's time zone
+        parse = partial(parse_message, time_zone=settings.calendar.timezone)
         self.intake = Intake(
             db,
             pipeline=pipeline,
             clock=clock,
             max_message_size=imap.max_message_size,
             on_commit=on_commit,
+            parse=parse,
         )
         if open_mailbox is None:
             connector = ImapConnector(
@@ -1042,6 +1046,7 @@ class Poller:
                 clock=clock,
                 max_message_size=imap.max_message_size,
                 on_commit=on_commit,
+                parse=parse,
                 source="sent",
                 direction="out",
             )
