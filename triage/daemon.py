@@ -49,6 +49,7 @@ from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
 from triage.services.slawatch import scan
+from triage.services.workers import WorkerLeases
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.store import Database
@@ -176,6 +177,7 @@ class Daemon:
                 open_mailbox=open_mailbox,
                 sent_pipeline=SentPipeline(settings, clock=self.clock),
                 on_commit=self.dispatcher.wake if self.dispatcher is not None else None,
+                leases=WorkerLeases(db),
             )
             if settings.imap is not None
             else None
