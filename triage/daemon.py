@@ -53,6 +53,7 @@ from triage.services.workers import WorkerLeases
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.store import Database
+from triage.store.notify import OUTBOX_CHANNEL, Listener
 from triage.systemd import SystemdNotifier, watchdog_interval
 from triage.watchdog import Watchdog
 
@@ -374,6 +375,13 @@ class Daemon:
             poller = self.poller
             tasks.append(
                 asyncio.create_task(asyncio.to_thread(poller.run, intake_stop), name="intake")
+            )
+        if self.db.engine.dialect.name == "postgresql":
+            # another worker queued mail: send it now, not at the next poll (the fallback)
+            dispatcher = self.dispatcher
+            listener = Listener(self.db.engine, [OUTBOX_CHANNEL], lambda _: dispatcher.wake())
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(listener.run, intake_stop), name="listen")
             )
         log.info(
             "daemon_started",

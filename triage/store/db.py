@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlche
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.errors import ConfigError, StoreError
+from triage.store import notify as notifications
 
 __all__ = ["Database", "alembic_config", "describe_error", "make_engine"]
 
@@ -128,6 +129,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        notifications.install(self.sessions)  # NOTIFY committed with the change (PostgreSQL)
 
     @classmethod
     def open(cls, url: str, *, password: str = "", migrate: bool = True) -> Database:
