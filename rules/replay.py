@@ -10,6 +10,11 @@ when one of them sets it, so:
   (the model or the fallback would, which replay cannot know);
 - candidate sets no queue, stored was decided by the model or fallback: unchanged.
 
+Per rule (:class:`RuleAccuracy`): how often the rule that chose a queue agrees with
+what is known of the right queue: a later correction of the ticket (an assistant
+moved it: the truth), else the classifier when it is confident (an estimate). So
+owners see which rule costs accuracy.
+
 Priority: a candidate priority that differs from the stored one is a change. When
 the candidate sets none, the stored priority is kept if no stored rule matched;
 otherwise it is taken to have come from a rule and would fall back to the
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from rules.model import RuleDecision
 from triage.domain import DecidedBy, Priority
 
-__all__ = ["Change", "ReplayTotals", "StoredDecision", "compare"]
+__all__ = ["Change", "ReplayTotals", "RuleAccuracy", "StoredDecision", "compare", "deciding_rule"]
 
 NO_LONGER_DECIDE = "rules no longer decide (model or fallback would)"
 
@@ -138,3 +143,91 @@ class ReplayTotals:
             f"  without a stored decision: {self.without_decision}",
             f"  with parse errors (replayed as parsed): {self.unparsed}",
         ]
+
+
+def deciding_rule(candidate: RuleDecision) -> str | None:
+    """The name of the rule whose queue ``candidate`` took, None when no rule set one."""
+    if candidate.queue is None:
+        return None
+    for hit in candidate.hits:
+        if any(a.startswith("queue") for a in hit.applied):
+            return hit.rule
+    return None
+
+
+@dataclass
+class _RuleCounts:
+    decided: int = 0
+    corrected: int = 0
+    corrected_agree: int = 0
+    model: int = 0
+    model_agree: int = 0
+
+    @property
+    def checked(self) -> int:
+        return self.corrected + self.model
+
+    @property
+    def agree(self) -> int:
+        return self.corrected_agree + self.model_agree
+
+
+@dataclass
+class RuleAccuracy:
+    """Per rule: the queues it chose, checked against corrections and a confident model.
+
+    A message counts once per rule, for the rule that chose its queue: against its
+    correction when an assistant corrected the ticket (``triage move``), else against
+    the classifier's answer when that reaches the routing threshold, else unchecked.
+    """
+
+    rules: dict[str, _RuleCounts] = field(default_factory=dict)
+
+    def add(
+        self,
+        rule: str,
+        queue: str,
+        *,
+        corrected: str | None = None,
+        model: tuple[str, float] | None = None,
+        threshold: float = 1.0,
+    ) -> None:
+        """Count one message whose queue ``rule`` chose as ``queue``.
+
+        Args:
+            corrected: the queue an assistant corrected the ticket to, if any.
+            model: the classifier's (label, confidence) for the message, if any.
+            threshold: the confidence from which the model's answer is counted.
+        """
+        counts = self.rules.setdefault(rule, _RuleCounts())
+        counts.decided += 1
+        if corrected is not None:
+            counts.corrected += 1
+            counts.corrected_agree += corrected == queue
+        elif model is not None and model[1] >= threshold:
+            counts.model += 1
+            counts.model_agree += model[0] == queue
+
+    def lines(self) -> list[str]:
+        """One line per rule that chose a queue, least accurate first."""
+        if not self.rules:
+            return ["per-rule accuracy: no rule chose a queue"]
+        heading = (
+            "per-rule accuracy (the queue a rule chose, against later corrections, else the"
+            " model when confident):"
+        )
+        out = [heading]
+
+        def key(item: tuple[str, _RuleCounts]) -> tuple[float, str]:
+            counts = item[1]
+            return (counts.agree / counts.checked if counts.checked else 2.0, item[0])
+
+        for name, c in sorted(self.rules.items(), key=key):
+            share = f"{c.agree / c.checked:.2f}" if c.checked else "-"
+            out.append(
+                f"  {name}: chose {c.decided}; agrees {share}"
+                f" (corrections: {c.corrected_agree} of {c.corrected} agree;"
+                f" confident model: {c.model_agree} of {c.model} agree;"
+                f" unchecked: {c.decided - c.checked})"
+            )
+        return out

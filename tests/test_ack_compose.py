@@ -397,7 +397,14 @@ def test_any_subject_and_name_survive_the_round_trip_as_one_header(subject: str,
     assert str(msg["Subject"]) == (header_safe(subject) or "(no subject)")
     [address] = msg["To"].addresses
     assert address.addr_spec == "client@example.net"
-    assert address.display_name == header_safe(name, limit=200)
+    # A display name over one encoded-word (75 characters, RFC 2047 section 2) is several
+    # adjacent encoded-words; RFC 2047 section 6.2 drops the white space between them, as
+    # our parser and email.header do. Python's headerregistry keeps it (a space may show
+    # up between the words, never a character lost), so it is compared without spaces.
+    expected = header_safe(name, limit=200)
+    assert address.display_name.replace(" ", "") == expected.replace(" ", "")
+    [to] = parse_message(raw).to
+    assert (to.name, to.addr) == (expected, "client@example.net")
     assert [k for k, _ in msg.items()] == [
         "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
         "X-Auto-Response-Suppress", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",

@@ -4,8 +4,11 @@ acknowledgment as the real aiosmtpd received it, raw header bytes included."""
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,11 @@ from support.smtp import SmtpServer
 
 from triage.config import Settings, parse_config
 from triage.daemon import Daemon, PassSummary
+from triage.mail import parse_message
+from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
+from triage.tickets.view import render_ticket
 
 pytestmark = [pytest.mark.imap, pytest.mark.smtp]
 
@@ -86,7 +92,7 @@ def rig(
                 "host": "127.0.0.1",
                 "port": smtp_server.port,
                 "security": "none",
-                "from_address": "Iroda <inbox@example.test>",
+                "from_address": "Iroda Ügyfélszolgálat <inbox@example.test>",
                 "retry_initial": 1,
             },
             "queues": {"billing": {}, "unsorted": {}},
@@ -210,3 +216,74 @@ def test_localised_prefix_stacks_leave_the_ticket_subject_and_the_ack_clean(rig:
     assert len(rig.tickets()) == 1
     assert rig.messages()[-1].ticket_id == ticket.id
     assert len(rig.smtp.sink.messages) == 1
+
+
+# --- 12.11: the acknowledgment's header as the SMTP server received it ------------------------
+
+
+def test_the_ack_subject_and_from_on_the_wire_keep_ascii_words_and_round_trip(rig: Rig) -> None:
+    subject = "Számla kérdés – sürgős, kérem mielőbb válaszoljanak, mert holnap lejár a határidő"
+    rig.deliver(mail(subject=f"=?utf-8?b?{base64.b64encode(subject.encode()).decode()}?="))
+    rig.poll()
+    [ticket] = rig.tickets()
+    [ack] = rig.smtp.sink.wait_for(1)
+    head = ack.content.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    raw_subject = re.search(r"^Subject: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.MULTILINE)
+    assert raw_subject is not None
+    value = raw_subject.group(1)
+    assert value.replace("\r\n", "").startswith(f"Re: [#{ticket.ref}] ")  # not in base64
+    for word in ("mert", "holnap", "a"):
+        assert f" {word} " in value.replace("\r\n", "")
+    for line in head.split("\r\n"):
+        assert len(line) <= 78, line
+        assert all(len(w) <= 75 for w in re.findall(r"=\?\S+?\?[qb]\?\S*?\?=", line, re.IGNORECASE))
+    assert ack.message["Subject"] == f"Re: [#{ticket.ref}] {subject}"
+    assert str(make_header(decode_header(value.replace("\r\n", "")))) == ack.message["Subject"]
+    assert parse_message(ack.content).subject == ack.message["Subject"]
+    sender = parse_message(ack.content).from_
+    assert sender is not None
+    assert (sender.name, sender.addr) == ("Iroda Ügyfélszolgálat", "inbox@example.test")
+    assert re.search(r"^From: Iroda =\?utf-8\?q\?", head, re.MULTILINE)
+
+
+# --- 12.8: inline images ----------------------------------------------------------------------
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40).decode()
+
+
+def test_inline_images_are_stored_and_shown_apart_from_the_attachments(rig: Rig) -> None:
+    body = (
+        'Content-Type: multipart/mixed; boundary="m"\r\n\r\n'
+        '--m\r\nContent-Type: multipart/related; boundary="r"; type="text/html"\r\n\r\n'
+        "--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        '<p>Invoice 42 is wrong, see:</p><img src="cid:image001.png@01D9A7B2">'
+        '<img src="cid:part2.0609@client.example">\r\n'
+        "--r\r\nContent-Type: image/png; name=image001.png\r\n"
+        "Content-Disposition: inline; filename=image001.png\r\n"
+        f"Content-ID: <image001.png@01D9A7B2>\r\nContent-Transfer-Encoding: base64\r\n\r\n{PNG}\r\n"
+        "--r\r\nContent-Type: image/png\r\nContent-ID: <part2.0609@client.example>\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{PNG}\r\n--r--\r\n"
+        "--m\r\nContent-Type: application/pdf\r\n"
+        "Content-Disposition: attachment; filename=szamla-42.pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--m--\r\n"
+    )
+    raw = mail(body="").replace(b"Content-Type: text/plain; charset=utf-8\r\n\r\n", body.encode())
+    rig.deliver(raw)
+    rig.poll()
+    [stored] = rig.messages()
+    assert [a["filename"] for a in stored.attachments] == ["szamla-42.pdf"]
+    assert [(i["filename"], i["content_id"]) for i in stored.inline_parts] == [
+        ("image001.png", "image001.png@01D9A7B2"),
+        ("inline-2.png", "part2.0609@client.example"),
+    ]
+    [ticket] = rig.tickets()
+    with rig.db.read_session() as s:
+        shown = render_ticket(
+            s, s.get_one(Ticket, ticket.id), SlaPolicy(rig.settings), ticket.opened_at
+        )
+    attachments, _, inline = shown.partition("Inline in the text (not attachments):")
+    assert "szamla-42.pdf (application/pdf" in attachments.split("Attachments:")[1]
+    assert "image001.png" not in attachments
+    assert "image001.png (image/png, 48 B)" in inline
+    assert "inline-2.png (image/png, 48 B)" in inline
+    assert "(no name)" not in shown

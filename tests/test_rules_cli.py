@@ -19,7 +19,7 @@ from rules import parse_rules
 from rules.replay import NO_LONGER_DECIDE, StoredDecision, compare
 from triage.domain import Address, InboundMessage, Priority
 from triage.store import Database
-from triage.store.models import Message, RoutingDecision
+from triage.store.models import Message, RoutingDecision, TrainingLabel
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
@@ -538,3 +538,49 @@ def test_replay_reads_many_messages_in_batches(workdir):
     assert done.returncode == 0, done.stderr
     assert "replayed 230 messages: 230 would change" in done.stdout
     assert done.stdout.count("queue: client-support -> billing") == 230
+
+
+def correct(url: str, subject: str, queue: str) -> None:
+    """Store an assistant's correction of the stored mail with ``subject`` (`triage move`)."""
+    db = Database.open(url)
+    try:
+        with db.session() as session:
+            message = session.scalars(select(Message).where(Message.subject == subject)).one()
+            session.add(
+                TrainingLabel(
+                    message_id=message.id, subject=subject, queue=queue, source="correction"
+                )
+            )
+    finally:
+        db.dispose()
+
+
+def test_replay_reports_each_rules_accuracy_against_corrections(history):
+    url = f"sqlite:///{history / 'triage.db'}"
+    correct(url, "Invoice 42", "records")  # the invoice rule took a forwarded supplier invoice
+    correct(url, "Invoice unchanged", "billing")
+    done = run("--config", str(history / "triage.toml"), "rules", "test")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "note: no active model, so only corrections check the rules" in out
+    line = next(x for x in out.splitlines() if x.startswith("  invoice: chose"))
+    # invoice chose billing for: Invoice 42, Számla május, Old invoice, Invoice unchanged
+    assert line == (
+        "  invoice: chose 4; agrees 0.50 (corrections: 1 of 2 agree; confident model: 0 of 0"
+        " agree; unchecked: 2)"
+    )
+
+
+@pytest.mark.slow
+def test_replay_checks_rules_against_a_confident_model(history):
+    """Without corrections the active model, where it is confident, is the yardstick."""
+    trained = run("--config", str(history / "triage.toml"), "train")
+    assert trained.returncode == 0, trained.stderr
+    done = run("--config", str(history / "triage.toml"), "rules", "test")
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("  invoice: chose"))
+    checked = line.split("confident model: ")[1]
+    agree, total = int(checked.split(" of ")[0]), int(checked.split(" of ")[1].split()[0])
+    assert total >= 1
+    assert 0 <= agree <= total
+    assert "no active model" not in done.stdout

@@ -74,3 +74,19 @@ def test_countdowns_are_business_time_in_both_languages() -> None:
     assert translator("en", zone).countdown(cal, now, due).startswith("overdue by 2 h 20 m")
     assert translator("hu", zone).local(due) == "2026. márc. 16. (h) 10:20"
     assert translator("en", zone).local(due) == "Mon 16 Mar 2026 10:20"
+
+
+def test_saved_replies_are_validated() -> None:
+    good = settings(
+        '[[web.saved_replies]]\nname = "Thanks"\ntext = "Dear {client_name}, {ref} {{ok}}"\n'
+    )
+    assert good.web.saved_replies[0].text.startswith("Dear {client_name}")
+    with pytest.raises(ConfigError) as caught:
+        settings('[[web.saved_replies]]\nname = "x"\ntext = "Hi {clientname}"\n')
+    assert "web.saved_replies.0.text: unknown variable {clientname}" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        settings('[[web.saved_replies]]\nname = "x"\ntext = "Hi {"\n')
+    assert "web.saved_replies.0.text:" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        settings('[[web.saved_replies]]\nname = "x"\ntext = "Hi"\nqueues = ["nope"]\n')
+    assert "web.saved_replies.0.queues: 'nope' is not in [queues]" in str(caught.value)

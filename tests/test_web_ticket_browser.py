@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,29 @@ from support.web import PASSWORD, Site, make_site, serve
 
 from triage.services.dispatch import Dispatcher
 from triage.smtp.sender import SmtpSender
-from triage.store.models import OutboxMail, TicketEvent, TrainingLabel
+from triage.store.models import Model, OutboxMail, TicketEvent, TrainingLabel
 from triage.tickets import claim, get_ticket
 
 NOW = local(2026, 3, 10, 10, 0)
 
 
+SAVED = (
+    "[[web.saved_replies]]\n"
+    'name = "Számla újraküldve"\n'
+    'language = "hu"\n'
+    'queues = ["billing"]\n'
+    'text = "Kedves {client_name}! A(z) {ref} jegyére válaszolva: {assistant}, {team}.'
+    ' Határidő: {deadline}"\n'
+    "[[web.saved_replies]]\n"
+    'name = "Appointment"\n'
+    'queues = ["scheduling"]\n'
+    'text = "Dear {client_name}, about {subject}"\n'
+)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    return make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=NOW)
+    return make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=NOW, extra=SAVED)
 
 
 @pytest.fixture
@@ -95,6 +110,14 @@ def test_two_assistants_collide_and_the_stale_reply_is_refused_with_text_kept(
     # each sees the other on the ticket
     expect(anna.locator(f".facts [data-presence='{ref}']")).to_contain_text("bela")
     expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna")
+    # ... and on the ticket's queue row; typing a reply shows as ✎
+    olga = pages.new()
+    log_in(olga, base, "olga")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("bela")
+    anna.locator("#reply-body").fill("Kedd")
+    expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna ✎")
+    expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna ✎")
     bela.get_by_role("button", name="Claim").click()
     expect(bela.locator("#flash")).to_have_text("You have the ticket.")
     # anna's page hears of it live
@@ -137,6 +160,27 @@ def test_one_click_correction_becomes_a_training_label(site: Site, base: str, pa
         assert (label.queue, label.source, label.actor) == ("scheduling", "correction", "anna")
         actions = session.scalars(select(TicketEvent.action)).all()
     assert "moved" in actions
+    expect(page.locator(".why .correction")).to_contain_text(
+        "Correction recorded: scheduling (anna, Tue 10 Mar 2026 10:00)."
+    )
+    expect(page.locator(".why .correction")).to_contain_text("No model trained on it")
+    with site.db.session() as session:  # `triage train` later makes a model from the labels
+        session.add(
+            Model(
+                version="queue-20260310-1",
+                target="queue",
+                active=True,
+                sklearn_version="1",
+                trained_at=NOW + timedelta(hours=1),
+                n_train=1,
+                classes=["billing", "scheduling"],
+                metrics={},
+                blob=b"",
+                sha256="0" * 64,
+            )
+        )
+    page.reload()
+    expect(page.locator(".why .correction")).to_contain_text("Used by model queue-20260310-1.")
 
 
 def test_keyboard_claims_and_focuses_the_reply(site: Site, base: str, page: Any) -> None:
@@ -163,3 +207,21 @@ def test_phone_sized_ticket_and_reply(site: Site, base: str, pages: Pages) -> No
     phone.get_by_role("button", name="Send reply").click()
     expect(phone.locator("#flash")).to_contain_text("Reply queued")
     screenshot(phone, "ticket-phone")
+
+
+def test_a_saved_reply_is_inserted_with_its_variables_filled(
+    site: Site, base: str, page: Any
+) -> None:
+    ref = site.ticket("Számla", from_name="Kovács Péter", queue="billing")
+    log_in(page, base, path=f"/t/{ref}")
+    options = page.locator("#saved-replies option")
+    expect(options).to_have_count(2)  # the prompt and the billing reply, not scheduling's
+    page.locator("#reply-body").fill("Jó napot! ")
+    page.locator("#reply-body").press("End")
+    page.locator("#saved-replies").select_option(label="Számla újraküldve (hu)")
+    expect(page.locator("#reply-body")).to_have_value(
+        re.compile(
+            rf"^Jó napot! Kedves Kovács Péter! A\(z\) #{ref} jegyére válaszolva: anna,"
+            r" Example Office\. Határidő: 2026\. márc\. \d+\. \(\w+\) \d\d:\d\d$"
+        )
+    )

@@ -41,6 +41,7 @@ from triage.errors import ConfigError
 __all__ = [
     "CONFIG_ENV",
     "MAX_NESTING",
+    "SAVED_REPLY_VARIABLES",
     "AcknowledgmentSettings",
     "CalendarSettings",
     "ClassifierSettings",
@@ -52,6 +53,7 @@ __all__ = [
     "OwnerSettings",
     "QueueSettings",
     "RoutingSettings",
+    "SavedReply",
     "Settings",
     "SlaTarget",
     "SmtpSettings",
@@ -761,6 +763,48 @@ class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+SAVED_REPLY_VARIABLES = (
+    "client_name",
+    "client_address",
+    "ref",
+    "subject",
+    "deadline",
+    "assistant",
+    "team",
+)
+"""What a saved reply's text may name in braces: ``{client_name}``, ``{ref}`` ..."""
+
+
+class SavedReply(_Section):
+    """``[[web.saved_replies]]``: a text an assistant inserts into a reply.
+
+    ``text`` may name :data:`SAVED_REPLY_VARIABLES` in braces (``{client_name}``,
+    ``{ref}``, ``{deadline}`` ...); ``{{`` and ``}}`` are literal braces.
+    """
+
+    name: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=20_000)
+    queues: list[str] = Field(default_factory=list)
+    """Queues where it is offered; empty for every queue."""
+    language: Literal["hu", "en", ""] = ""
+    """The language it is written in ("" for any); shown beside its name."""
+
+    @field_validator("text")
+    @classmethod
+    def _variables(cls, value: str) -> str:
+        import string  # noqa: PLC0415
+
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{exc} (write {{{{ and }}}} for literal braces)") from None
+        for name in fields:
+            if name not in SAVED_REPLY_VARIABLES:
+                known = ", ".join("{" + v + "}" for v in SAVED_REPLY_VARIABLES)
+                raise ValueError(f"unknown variable {{{name}}} (variables: {known})")
+        return value
+
+
 class WebSettings(_Section):
     """``[web]``: the assistants' web page (``triage web``; ``triage run`` when enabled).
 
@@ -780,6 +824,8 @@ class WebSettings(_Section):
     """Language of the page for users who have not chosen one."""
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
     """Hours a login lasts without activity."""
+    saved_replies: list[SavedReply] = Field(default_factory=list)
+    """Texts offered in the reply box (per queue, with variables)."""
 
     @field_validator("host")
     @classmethod
@@ -865,6 +911,10 @@ class Settings(_Section):
         if self.routing.bulk_queue and self.routing.bulk_queue not in self.queues:
             raise ValueError(f"routing.bulk_queue {self.routing.bulk_queue!r} is not in [queues]")
         self._targets_fit_the_calendar()
+        for i, saved in enumerate(self.web.saved_replies):
+            for name in saved.queues:
+                if name not in self.queues:
+                    raise ValueError(f"web.saved_replies.{i}.queues: {name!r} is not in [queues]")
         self._xoauth2_sources()
         for qname, queue in self.queues.items():
             for person in queue.assistants:

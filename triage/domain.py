@@ -121,12 +121,15 @@ class Attachment:
         content_type: lowercased ``type/subtype``.
         size: decoded size in bytes.
         sha256: hex digest of the decoded bytes.
+        content_id: the Content-ID without angle brackets, for an inline part the body
+            shows through a ``cid:`` URL (RFC 2392); "" for an attachment.
     """
 
     filename: str
     content_type: str
     size: int
     sha256: str
+    content_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,9 @@ class InboundMessage:
         body_text: the new text of the message (HTML converted to text).
         quoted_text: quoted history separated from the new text.
         signature: the sender's signature block, if recognized.
+        attachments: the files the sender attached (inline parts not among them).
+        inline_parts: parts the HTML body shows inline (``cid:`` images), with their
+            Content-ID; never counted as attachments (rules, the ticket view).
         headers: every header as decoded (name, value) pairs, in order.
         size: size of the raw message in bytes.
         language: ISO 639-1 code (``"hu"``, ``"en"``) or "" when not detectable.
@@ -183,6 +189,7 @@ class InboundMessage:
     quoted_text: str = ""
     signature: str = ""
     attachments: tuple[Attachment, ...] = ()
+    inline_parts: tuple[Attachment, ...] = ()
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()

@@ -106,15 +106,24 @@ def file_problems(settings: Settings) -> list[str]:
     show_default=True,
     help="Working folder: database, config and the outgoing mail (.eml).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then serve the assistants' web page on 127.0.0.1 with demo accounts (printed).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8025, show_default=True, help="With --serve."
+)
 @click.pass_obj
-def demo(app: AppContext, workdir: Path) -> None:
+def demo(app: AppContext, workdir: Path, serve: bool, port: int) -> None:
     """Run the main job on an embedded default: sample inbox, SQLite, acks as files.
 
     Trains the model on the sample data shipped with triage, ingests the sample
     inbox (English and Hungarian client mail, auto-replies, a bounce, a mailing
     list, a reply to an earlier mail, legacy charsets) through the same pipeline
     as the daemon, writes acknowledgments and escalations as .eml files and prints
-    the prioritized queue. No server is needed.
+    the prioritized queue. No server is needed. With --serve it then serves the
+    web page until Ctrl-C, with a login for every demo assistant.
     """
     from triage.demo import run_demo  # noqa: PLC0415 - loads scikit-learn
 
@@ -151,3 +160,25 @@ def demo(app: AppContext, workdir: Path) -> None:
     program = sys.argv[0] if "/" in sys.argv[0] else "triage"
     for command in (f"show {first}", "queue --json", "status"):
         click.echo(f"  {program} --config {config} {command}")
+    if serve:
+        _serve_demo(config, port)
+
+
+def _serve_demo(config: Path, port: int) -> None:
+    """Serve the demo's web page on loopback with fresh demo accounts, until Ctrl-C."""
+    from triage.config import load_config  # noqa: PLC0415
+    from triage.store import Database  # noqa: PLC0415
+    from triage.web.demo import make_demo_accounts  # noqa: PLC0415
+    from triage.web.serve import serve_forever  # noqa: PLC0415 - starlette, uvicorn
+
+    settings = load_config(config)
+    db = Database.open(settings.database_url)
+    accounts = make_demo_accounts(db, settings)
+    click.echo(f"\nThe web page: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    click.echo("Log in as (throwaway demo passwords):")
+    for account in accounts:
+        click.echo(f"  {account.name:<8} {account.password}   ({account.role})")
+    try:
+        serve_forever(settings, db, host="127.0.0.1", port=port)
+    finally:
+        db.dispose()

@@ -19,18 +19,22 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import func, or_, select
 
+from classifiers.features import example_from_message
+from classifiers.model import TrainedModel
 from rules import load_rules
 from rules.conditions import describe_condition
-from rules.replay import ReplayTotals, StoredDecision, compare
+from rules.replay import ReplayTotals, RuleAccuracy, StoredDecision, compare, deciding_rule
 from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
 from triage.cli.terminal import terminal_safe
 from triage.domain import ParseStatus
-from triage.errors import RuleFileError, UserError
+from triage.errors import ModelError, RuleFileError, UserError
 from triage.mail import parse_message
+from triage.modelstore import load_active_model
+from triage.routing import routing_threshold
 from triage.rule_files import load_configured_rules
 from triage.store import Database
-from triage.store.models import Message, RoutingDecision
+from triage.store.models import Message, RoutingDecision, TrainingLabel
 
 __all__ = ["rules"]
 
@@ -202,6 +206,9 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
     if db.current_revision() is None:
         raise UserError(f"database {db.url} has no triage schema yet: run `triage init`")
     totals = ReplayTotals()
+    accuracy = RuleAccuracy()
+    corrections = _corrections(db)
+    model, threshold = _confident_model(app, db)
     default_priority = settings.routing.default_priority
     for message, decision in _stored_messages(db, start):
         totals.messages += 1
@@ -209,6 +216,19 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
         if parsed.parse_status is not ParseStatus.OK:
             totals.unparsed += 1
         candidate = ruleset.evaluate(parsed)
+        rule = deciding_rule(candidate)
+        if rule is not None and candidate.queue is not None:
+            answer = None
+            if model is not None and parsed.parse_status is ParseStatus.OK:
+                prediction = model.predict([example_from_message(parsed)])[0]
+                answer = (prediction.label, prediction.confidence)
+            accuracy.add(
+                rule,
+                candidate.queue,
+                corrected=corrections.get(message.id),
+                model=answer,
+                threshold=threshold,
+            )
         if decision is None:
             totals.without_decision += 1
             if candidate.queue is not None:
@@ -225,3 +245,33 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
         click.echo(f"since {start.strftime('%Y-%m-%d %H:%M UTC')}")
     for line in totals.lines():
         click.echo(line)
+    if model is None:
+        click.echo("note: no active model, so only corrections check the rules")
+    for line in accuracy.lines():
+        click.echo(terminal_safe(line))
+
+
+def _corrections(db: Database) -> dict[int, str]:
+    """The latest corrected queue of each corrected message (``triage move``)."""
+    with db.sessions() as session:
+        rows = session.execute(
+            select(TrainingLabel.message_id, TrainingLabel.queue)
+            .where(TrainingLabel.source == "correction", TrainingLabel.message_id.is_not(None))
+            .order_by(TrainingLabel.id)
+        ).all()
+        session.rollback()
+    return {int(message_id): str(queue) for message_id, queue in rows if message_id is not None}
+
+
+def _confident_model(app: AppContext, db: Database) -> tuple[TrainedModel | None, float]:
+    """The active queue model and the threshold routing uses with it (None when none)."""
+    if not app.settings.classifier.enabled:
+        return None, 1.0
+    try:
+        with db.sessions() as session:
+            model = load_active_model(session, "queue")
+            session.rollback()
+    except ModelError as exc:
+        click.echo(f"note: the active model is refused ({exc})")
+        return None, 1.0
+    return model, routing_threshold(app.settings.routing, model)[0]

@@ -13,13 +13,23 @@ HTML becomes text with :func:`triage.mail.html.html_to_text`; ``format=flowed``
 plain text (RFC 3676) is unwrapped. Attachments are every other leaf except
 alternatives not chosen and the machine-readable parts of a report; a TNEF
 container is replaced by what it holds (B10).
+
+Inline parts (issue 12.8) are kept apart from attachments: a leaf with a
+Content-ID that an HTML part of the message names in a ``cid:`` URL (RFC 2392),
+or a part of a multipart/related other than its root (RFC 2387), unless it says
+``Content-Disposition: attachment`` and nothing refers to it. They carry their
+Content-ID (without brackets) so the body can link them; one without a file name
+gets one (the Content-ID's own ``image001.png`` when it has that form, else
+``inline-N.ext`` from its type).
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
 from triage.domain import Attachment
 from triage.mail.headers import TextDecoder
@@ -50,7 +60,9 @@ class BodyResult:
 
     Attributes:
         text: the body text (HTML converted), cleaned; "" when there is none.
-        attachments: attachment metadata in message order.
+        attachments: attachment metadata in message order (inline parts not among them).
+        inline: inline parts (images the HTML shows through ``cid:``), with their
+            Content-ID, in message order.
         body_missing: no text could be recovered from a container that holds it
             (damaged TNEF, encrypted message).
         defects: problems met while reading.
@@ -60,6 +72,50 @@ class BodyResult:
     attachments: tuple[Attachment, ...]
     body_missing: bool
     defects: tuple[str, ...]
+    inline: tuple[Attachment, ...] = ()
+
+
+_CID_URL = re.compile(rb"""cid:([^\s"'<>()]+)""", re.IGNORECASE)
+_CID_NAME = re.compile(r"[\w\-. ]{1,100}\.[A-Za-z][A-Za-z0-9]{0,7}")
+"""A Content-ID whose local part is a file name (Outlook: ``image001.png@01D9...``)."""
+
+
+def content_id(part: Part) -> str:
+    """The part's Content-ID without angle brackets or white space (RFC 2045 §7); "" when none."""
+    raw = part.block.get("content-id")
+    if raw is None:
+        return ""
+    return "".join(raw.decode("latin-1").split()).strip("<>")
+
+
+def _cid_refs(root: Part) -> set[str]:
+    """The Content-IDs the HTML parts name in ``cid:`` URLs (RFC 2392: URL-encoded)."""
+    refs: set[str] = set()
+    for part in root.walk():
+        if part.content_type == "text/html" and not part.children:
+            for match in _CID_URL.finditer(decode_transfer(part)):
+                refs.add(unquote(match.group(1).decode("latin-1")).strip("<>"))
+    return refs
+
+
+def _related_parts(root: Part) -> set[int]:
+    """Ids of the parts of multipart/related other than the root (RFC 2387 §3.2)."""
+    found: set[int] = set()
+    for part in root.walk():
+        if part.content_type == "multipart/related" and part.children:
+            start = part.params.get("start", "").strip().strip("<>")
+            kids = part.children
+            root_kid = next((k for k in kids if start and content_id(k) == start), kids[0])
+            found.update(id(k) for k in kids if k is not root_kid)
+    return found
+
+
+def _inline_name(cid: str, content_type: str, number: int) -> str:
+    local = cid.partition("@")[0]
+    if _CID_NAME.fullmatch(local) and mimetypes.guess_type(local, strict=False)[0]:
+        return local
+    extension = mimetypes.guess_extension(content_type, strict=False) or ".bin"
+    return f"inline-{number}{extension}"
 
 
 def _is_attachment(part: Part) -> bool:
@@ -180,6 +236,9 @@ def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult
             in_report.update(id(kid) for kid in part.children[1:])
 
     attachments: list[Attachment] = []
+    inline: list[Attachment] = []
+    refs = _cid_refs(root)
+    related = _related_parts(root)
     sealed = root.content_type in _SEALED
     tnef_failed = False
     for part in root.walk():
@@ -192,6 +251,11 @@ def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult
         if id(part) in in_report and part.content_type in _REPORT_PARTS:
             continue
         data = decode_transfer(part, limits)
+        cid = content_id(part)
+        if cid and (cid in refs or (id(part) in related and part.disposition != "attachment")):
+            name = part.filename or _inline_name(cid, part.content_type, len(inline) + 1)
+            inline.append(replace(_attachment(name, part.content_type, data), content_id=cid))
+            continue
         if is_tnef(part.content_type, part.filename):
             content = read_tnef(data, decoder)
             if content is not None:
@@ -206,4 +270,4 @@ def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult
             defects.append("TNEF (winmail.dat) could not be decoded; kept as an attachment")
         attachments.append(_attachment(part.filename, part.content_type, data))
     body_missing = not body.strip() and (tnef_failed or sealed)
-    return BodyResult(body, tuple(attachments), body_missing, tuple(defects))
+    return BodyResult(body, tuple(attachments), body_missing, tuple(defects), tuple(inline))

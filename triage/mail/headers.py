@@ -370,8 +370,11 @@ def _scan_addresses(text: str) -> list[tuple[str, str, bool]]:
             addr = angle.strip()
             if addr.startswith("@") and ":" in addr:  # obsolete route (RFC 5322 §4.4)
                 addr = addr.rpartition(":")[2].strip()
-            name = ", ".join([*(c[0] for c in carried), phrase]) if carried else phrase
-            entries.append((name.strip(", "), addr, True))
+            if carried:  # the pieces of an unquoted "Kovacs, Odon": empty ones dropped
+                name = ", ".join(p for p in (*(c[0] for c in carried), phrase) if p.strip(", "))
+            else:  # a quoted name keeps its commas ("," is a name a client may choose)
+                name = phrase
+            entries.append((name.strip(), addr, True))
             carried = []
         else:
             words = "".join(raw).strip()

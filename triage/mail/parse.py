@@ -325,6 +325,7 @@ def _parse(
         quoted_text=split.quoted,
         signature=split.signature,
         attachments=body.attachments,
+        inline_parts=body.inline,
         in_reply_to=in_reply_to,
         references=references,
         headers=headers,

@@ -12,16 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
-from email.header import Header
 from email.message import Message
 from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from typing import Any, Literal
 
 from triage.config import Settings
 from triage.domain import InboundMessage
 from triage.errors import ConfigError
 from triage.outbox.dates import format_local, to_local
+from triage.outbox.encoded_words import (
+    MAX_LINE,
+    fold_field,
+    mailbox_tokens,
+    unstructured_tokens,
+)
 from triage.outbox.headers import (
     MAX_REFERENCES,
     ascii_address,
@@ -36,8 +41,9 @@ from triage.outbox.templates import MailTemplates
 
 __all__ = ["ComposedMail", "ack_language", "build_mail", "compose_ack", "our_mailbox"]
 
-_WIRE = compat32.clone(linesep="\r\n")
-"""Generator policy: CRLF line ends, RFC 2047 words folded by email.header."""
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=0)
+"""Generator policy: CRLF line ends, no folding of its own: every header value is folded
+here (:mod:`.encoded_words`), so the generator never folds inside or before a word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +117,13 @@ def build_mail(
     """
     if now.tzinfo is None:
         raise ValueError("build_mail needs a timezone-aware time for the Date header")
-    # The legacy (compat32) API on purpose: Python 3.11's EmailPolicy folding can break
-    # a long non-ASCII Subject into an unclosed encoded-word; email.header.Header
-    # encodes and folds RFC 2047 words correctly.
-    msg: Message[str, str | Header] = Message(policy=_WIRE)
-    msg["From"] = _mailbox(*sender)
-    msg["To"] = ", ".join(_mailbox(name, addr) for name, addr in to)
-    msg["Subject"] = _encoded(header_safe(subject) or "(no subject)", "Subject")
+    # The header values are encoded and folded by triage.outbox.encoded_words (ASCII
+    # words stay ASCII; see there why not email.header); the compat32 generator keeps
+    # folds whose lines fit, and the body is encoded by email.charset.
+    msg: Message[str, str] = Message(policy=_WIRE)
+    msg["From"] = _mailboxes("From", [sender])
+    msg["To"] = _mailboxes("To", to)
+    msg["Subject"] = _unstructured("Subject", header_safe(subject) or "(no subject)")
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     parents = message_ids(in_reply_to)
@@ -127,13 +133,13 @@ def build_mail(
     if len(refs) > MAX_REFERENCES:
         refs = [refs[0], *refs[-(MAX_REFERENCES - 1) :]]
     if refs:
-        msg["References"] = " ".join(refs)
+        msg["References"] = fold_field("References", refs)
     if auto_submitted is not None:
         msg["Auto-Submitted"] = auto_submitted
         msg["X-Auto-Response-Suppress"] = "All"
     for name, value in (extra_headers or {}).items():
         field = header_safe(name, limit=76).replace(" ", "-")
-        msg[field] = _encoded(header_safe(value), field)
+        msg[field] = _unstructured(field, header_safe(value))
     msg["MIME-Version"] = "1.0"
     charset = Charset("utf-8")
     charset.body_encoding = QP  # readable in the .eml files of folder mode
@@ -141,16 +147,32 @@ def build_mail(
     return msg.as_bytes(policy=_WIRE)
 
 
-def _encoded(text: str, name: str) -> str | Header:
-    """ASCII text as is; anything else as RFC 2047 encoded-words (UTF-8)."""
-    return text if text.isascii() else Header(text, "utf-8", header_name=name)
+def _unstructured(name: str, text: str) -> str:
+    """An unstructured value (RFC 5322 §3.2.5): ASCII words as they are, the rest as RFC 2047
+    encoded-words of at most 75 characters, folded at 78 (:mod:`.encoded_words`)."""
+    room = MAX_LINE - len(name) - 2
+    return fold_field(name, unstructured_tokens(text, first=room)) if text else ""
 
 
-def _mailbox(name: str, addr: str) -> str:
-    plain = ascii_address(addr)
-    if plain is None:
-        raise ValueError(f"not a usable mail address: {addr!r}")
-    return formataddr((header_safe(name, limit=200), plain), charset="utf-8")
+def _mailboxes(name: str, boxes: Sequence[tuple[str, str]]) -> str:
+    """``Name <addr>, ...`` with each display name encoded only where it needs to be.
+
+    Raises:
+        ValueError: an address is not usable.
+    """
+    tokens: list[str] = []
+    separators: list[str] = []
+    for display, addr in boxes:
+        plain = ascii_address(addr)
+        if plain is None:
+            raise ValueError(f"not a usable mail address: {addr!r}")
+        if tokens:
+            separators.append(",")
+        room = MAX_LINE - len(name) - 2 if not tokens else MAX_LINE - 1
+        box = mailbox_tokens(header_safe(display, limit=200), plain, first=room)
+        tokens.extend(box)
+        separators.extend([""] * (len(box) - 1))
+    return fold_field(name, tokens, separators=separators)
 
 
 def ack_language(message: InboundMessage, queue: str, settings: Settings, t: MailTemplates) -> str:

@@ -690,6 +690,7 @@ class Intake:
             quoted_text=_clean(m.quoted_text),
             signature=_clean(m.signature),
             attachments=_clean_json([asdict(a) for a in m.attachments]),
+            inline_parts=_clean_json([asdict(a) for a in m.inline_parts]),
             in_reply_to=_clean(m.in_reply_to, 998),
             references=_clean_json(list(m.references)),
             language=_clean(m.language, 8),

@@ -190,6 +190,9 @@ class Message(Base):
     quoted_text: Mapped[str] = mapped_column(Text, default="")
     signature: Mapped[str] = mapped_column(Text, default="")
     attachments: Mapped[list[Any]] = mapped_column(default=list)
+    inline_parts: Mapped[list[Any]] = mapped_column(default=list)
+    """Parts the HTML body shows inline (``cid:`` images): like attachments, with
+    ``content_id``; never counted or listed as attachments."""
     in_reply_to: Mapped[str] = mapped_column(String(998), default="", index=True)
     references: Mapped[list[Any]] = mapped_column(default=list)
     language: Mapped[str] = mapped_column(String(8), default="")

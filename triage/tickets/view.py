@@ -142,6 +142,9 @@ def _message_lines(message: Message, calendar: BusinessCalendar, *, quoted: bool
     if message.attachments:
         out.append("    Attachments:")
         out.extend(f"      - {_attachment(a)}" for a in message.attachments)
+    if message.inline_parts:
+        out.append("    Inline in the text (not attachments):")
+        out.extend(f"      - {_attachment(a)}" for a in message.inline_parts)
     out.append("")
     return out
 

@@ -32,7 +32,7 @@ from triage.store.models import Ticket, TicketEvent
 from triage.web.auth import viewer_of
 from triage.web.context import web_of
 
-__all__ = ["EventHub", "LiveEvent", "Presence", "events"]
+__all__ = ["EventHub", "LiveEvent", "Presence", "events", "typing"]
 
 POLL_SECONDS = 0.25
 CATCH_UP_LIMIT = 500
@@ -237,3 +237,16 @@ async def events(request: Request) -> Response:
 def _message(event: LiveEvent, text: str) -> dict[str, str]:
     data = {"ref": event.ref, "action": event.action, "actor": event.actor, "text": text}
     return {"event": "ticket", "id": str(event.id), "data": json.dumps(data, ensure_ascii=False)}
+
+
+async def typing(request: Request) -> Response:
+    """POST /t/{ref}/typing: the viewer is writing on the ticket (shown to the others as
+    ``name ✎`` for :data:`TYPING_SECONDS`). 204; 401 without a login."""
+    viewer = await anyio.to_thread.run_sync(viewer_of, request)
+    if viewer is None:
+        return Response("login required\n", status_code=401, media_type="text/plain")
+    raw = str(request.path_params.get("ref", ""))
+    if not raw.isdigit() or len(raw) > 9:
+        return Response(status_code=404)
+    hub_of(request).presence.typed(int(raw), viewer.name)
+    return Response(status_code=204)

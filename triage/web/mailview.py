@@ -78,6 +78,8 @@ class CleanHtml:
 
 
 def _leaves(raw: bytes) -> list[Part]:
+    if raw.startswith(b"From "):  # an mbox envelope line, as the parser skips it
+        raw = raw.partition(b"\n")[2]
     root = parse_structure(raw, TextDecoder(), Limits())
     return [p for p in root.walk() if not p.children and p.maintype != "multipart"]
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from triage.accounts import set_preferences
+from triage.store.models import Ticket
+from triage.store.search import search_tickets
 from triage.tickets.queue import QueueRow, list_queue
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
 
-__all__ = ["queue_page", "queue_rows", "settings_page", "settings_submit"]
+__all__ = ["queue_page", "queue_rows", "search_page", "settings_page", "settings_submit"]
 
 PAGE_SIZE = 50
 
@@ -89,6 +92,23 @@ def queue_rows(request: Request, viewer: Viewer) -> Response:
         more=more,
         now=web.clock.now(),
     )
+
+
+@page
+def search_page(request: Request, viewer: Viewer) -> Response:
+    """GET /search?q=: tickets by reference, client, subject or text (any status)."""
+    web = web_of(request)
+    query = request.query_params.get("q", "")[:200]
+    found: list[Ticket] = []
+    if query.strip():
+        with web.db.read_session() as session:
+            ids = search_tickets(session, query)
+            by_id = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+            found = [by_id[i] for i in ids if i in by_id]
+            session.expunge_all()
+        if len(found) == 1 and found[0].ref is not None and query.strip().lstrip("#").isdigit():
+            return RedirectResponse(f"/t/{found[0].ref}", status_code=303)
+    return web.render(request, viewer, "search.html", viewer.t, query=query, found=found)
 
 
 @page

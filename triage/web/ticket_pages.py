@@ -13,6 +13,7 @@ from triage.store.models import Message
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
 from triage.web.mailview import clean_html, find_attachment, html_of, safe_filename
+from triage.web.saved import saved_replies_for
 from triage.web.ticketdesk import ACTIONS, Stale, TicketData, act, load
 
 __all__ = ["attachment", "message_html", "ticket_action", "ticket_page"]
@@ -75,6 +76,7 @@ def _render(
         error=error,
         typed=typed or {},
         calendar=web.calendar,
+        saved=saved_replies_for(web.settings, data.ticket, assistant=viewer.name, t=viewer.t),
     )
 
 

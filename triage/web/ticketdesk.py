@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 from triage.config import Settings
 from triage.domain import TicketStatus
 from triage.errors import ConflictError, NotFoundError, UserError
+from triage.modelstore import active_model_info
 from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
-from triage.store.models import Message, RoutingDecision, Ticket, TicketEvent
+from triage.store.models import Message, RoutingDecision, Ticket, TicketEvent, TrainingLabel
 from triage.tickets import assign, claim, get_ticket, move, queue_reply, set_status
 
-__all__ = ["ACTIONS", "Stale", "TicketData", "act", "load"]
+__all__ = ["ACTIONS", "Correction", "Stale", "TicketData", "act", "load"]
 
 ACTIONS = ("claim", "assign", "move", "wait", "done", "reopen", "reply")
 
@@ -43,6 +44,21 @@ class Stale(ConflictError):  # noqa: N818 - a conflict, named for what the page 
 
 
 @dataclass(frozen=True)
+class Correction:
+    """A queue correction of the ticket, stored as a training label.
+
+    Attributes:
+        used_by: the active queue model trained after the correction was stored
+            (so trained with it), or "" while none is.
+    """
+
+    queue: str
+    actor: str
+    at: datetime
+    used_by: str
+
+
+@dataclass(frozen=True)
 class TicketData:
     """A ticket as the page shows it (rows detached from their session)."""
 
@@ -50,6 +66,7 @@ class TicketData:
     messages: list[Message]
     decisions: list[RoutingDecision]
     events: list[TicketEvent]
+    corrections: list[Correction]
 
     @property
     def last_event(self) -> int:
@@ -78,7 +95,35 @@ def _read(session: Session, ticket: Ticket) -> TicketData:
             select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
         )
     )
-    return TicketData(ticket=ticket, messages=messages, decisions=decisions, events=events)
+    return TicketData(
+        ticket=ticket,
+        messages=messages,
+        decisions=decisions,
+        events=events,
+        corrections=_corrections(session, [m.id for m in messages]),
+    )
+
+
+def _corrections(session: Session, message_ids: list[int]) -> list[Correction]:
+    if not message_ids:
+        return []
+    labels = session.scalars(
+        select(TrainingLabel)
+        .where(TrainingLabel.message_id.in_(message_ids), TrainingLabel.source == "correction")
+        .order_by(TrainingLabel.id)
+    ).all()
+    if not labels:
+        return []
+    model = active_model_info(session, "queue")
+    return [
+        Correction(
+            queue=label.queue,
+            actor=label.actor,
+            at=label.created_at,
+            used_by=model.version if model and model.trained_at > label.created_at else "",
+        )
+        for label in labels
+    ]
 
 
 def load(db: Database, ref: int) -> TicketData:

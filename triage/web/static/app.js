@@ -139,6 +139,15 @@
     pick.value = "";
   });
 
+  // Tell the others that a reply is being written (presence; advisory).
+  let lastTyping = 0;
+  document.addEventListener("input", function (event) {
+    const box = event.target.closest("textarea[data-typing]");
+    if (!box || Date.now() - lastTyping < 5000) return;
+    lastTyping = Date.now();
+    fetch(box.getAttribute("data-typing"), { method: "POST", credentials: "same-origin" });
+  });
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", connect);
   else connect();
 })();
