@@ -30,10 +30,16 @@ taken under load are lower bounds).
 
     .venv/bin/python benchmarks/backlog_bench.py [--count 10000] [--runs 2]
         [--databases sqlite,postgresql] [--peer DIR] [--peer-python PY] [--no-peer]
-        [--workers 1]
+        [--workers 1,2] [--folders 2]
+
+Several workers (``--workers 1,2``, PostgreSQL only): that many ``poll --once``
+processes start together on the same mailbox; the folders (``--folders N``: the
+mail spread evenly over INBOX, Box2, ...) are shared out by lease; the time is
+until the last one ends.
 
 Targets (issue 18): >= 600 msg/s into SQLite, >= 500 msg/s into PostgreSQL, at
-least 20x django-helpdesk in the same run; peak RSS <= 300 MB.
+least 20x django-helpdesk in the same run; peak RSS <= 300 MB; two workers with
+two busy folders >= 1.6x one worker.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ EASY_HAM = SHARED / "corpus" / "spamassassin" / "easy_ham"
 TARGETS = {"sqlite": 600.0, "postgresql": 500.0}
 PEER_FACTOR = 20.0
 RSS_TARGET_MB = 300.0
+WORKERS_FACTOR = 1.6
 
 
 def load_average() -> str:
@@ -101,14 +108,19 @@ def backlog_mail(count: int) -> list[bytes]:
 class Mailboxes:
     """One Dovecot with a template mailbox; each run gets a fresh copy of it."""
 
-    def __init__(self, raws: list[bytes]) -> None:
+    def __init__(self, raws: list[bytes], folders: list[str]) -> None:
         self.dovecot = Dovecot()
         self.dovecot.start()
         self.template = self.dovecot.add_user()
         client = self.dovecot.client(self.template)
         started = time.monotonic()
-        for start in range(0, len(raws), 250):
-            client.multiappend("INBOX", raws[start : start + 250])
+        share = -(-len(raws) // len(folders))
+        for n, folder in enumerate(folders):
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            mine = raws[n * share : (n + 1) * share]
+            for start in range(0, len(mine), 250):
+                client.multiappend(folder, mine[start : start + 250])
         client.logout()
         self.append_seconds = time.monotonic() - started
 
@@ -227,6 +239,7 @@ def run_triage(  # noqa: PLR0917 - one run's parts
         work,
         smtp={"mode": "folder", "folder": str(work / "outbox"), "host": "", "port": 25},
     )
+    data["imap"]["folders"] = bench.folders
     config = write_config(work / "triage.toml", data)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     load_before = load_average()
@@ -414,6 +427,10 @@ class Bench:
     work: Path
 
     @property
+    def folders(self) -> list[str]:
+        return ["INBOX", *(f"Box{n}" for n in range(2, self.args.folders + 1))]
+
+    @property
     def peer(self) -> Path:
         return Path(self.args.peer)
 
@@ -427,16 +444,16 @@ def sqlite_url(work: Path) -> Iterator[str]:
     yield f"sqlite:///{work / 'bench.db'}"
 
 
-def one_run(
-    bench: Bench, system: str, database: str, make_url: Callable[[Path], Any], n: int
+def one_run(  # noqa: PLR0917 - one run's parts
+    bench: Bench, system: str, database: str, make_url: Callable[[Path], Any], n: int, workers: int
 ) -> Result:
-    work = bench.work / f"{system}-{database}-{n}"
+    work = bench.work / f"{system}-{database}-{n}-{workers}"
     work.mkdir()
     account = bench.boxes.fresh()
     try:
         with make_url(work) as url:
             if system == "triage":
-                return run_triage(bench, database, url, account, work, bench.args.workers)
+                return run_triage(bench, database, url, account, work, workers)
             return run_peer(bench, database, url, account, work)
     finally:
         bench.boxes.drop(account)
@@ -452,7 +469,7 @@ def summary(results: list[Result], count: int) -> bool:
     ok = True
     print("\nSUMMARY (best run of each; range over runs)")
     for database in sorted({r.database for r in results}):
-        mine = [r for r in results if r.database == database and r.system.startswith("triage")]
+        mine = [r for r in results if r.database == database and r.system == "triage"]
         peer = [r for r in results if r.database == database and r.system == "django-helpdesk"]
         if not mine:
             continue
@@ -483,6 +500,27 @@ def summary(results: list[Result], count: int) -> bool:
     return ok
 
 
+def scaling(results: list[Result]) -> bool:
+    """Several workers against one (PostgreSQL): best rate of each worker count."""
+    by_system: dict[str, float] = {}
+    for r in results:
+        if r.database == "postgresql" and r.system.startswith("triage"):
+            by_system[r.system] = max(by_system.get(r.system, 0.0), r.rate)
+    one = by_system.get("triage")
+    ok = True
+    for system, rate in sorted(by_system.items()):
+        if system == "triage" or not one:
+            continue
+        factor = rate / one
+        print(
+            f"postgresql: {system} {rate:.0f} msg/s = {factor:.2f}x one worker"
+            f" (target for 2 workers: >= {WORKERS_FACTOR}x)"
+        )
+        if system == "triage x2":
+            ok &= factor >= WORKERS_FACTOR
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10000)
@@ -491,7 +529,12 @@ def main() -> int:
     parser.add_argument("--peer", default=os.environ.get("HELPDESK_PEER", ""))
     parser.add_argument("--peer-python", default="")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--workers", type=int, default=1, help="triage poll processes at once")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="triage poll --once processes at once, e.g. 1,2 (more than 1: PostgreSQL only)",
+    )
+    parser.add_argument("--folders", type=int, default=1, help="folders the mail is spread over")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder")
     args = parser.parse_args()
     databases = args.databases.split(",")
@@ -499,6 +542,9 @@ def main() -> int:
         print(f"PostgreSQL left out: {reason}")
         databases.remove("postgresql")
     systems = ["triage"]
+    if args.folders > 1 and not args.no_peer:
+        print("django-helpdesk left out: its queue reads one folder (use --folders 1)")
+        args.no_peer = True
     if args.no_peer or not args.peer:
         print("django-helpdesk left out: " + ("--no-peer" if args.no_peer else "no --peer DIR"))
     elif not (Path(args.peer) / "src" / "helpdesk").is_dir():
@@ -507,28 +553,34 @@ def main() -> int:
         systems.append("django-helpdesk")
     print(f"start: {load_average()} on {os.cpu_count()} cores")
     raws = backlog_mail(args.count)
-    boxes = Mailboxes(raws)
+    folders = ["INBOX", *(f"Box{n}" for n in range(2, args.folders + 1))]
+    boxes = Mailboxes(raws, folders)
     size = sum(len(r) for r in raws) / 1e6
     print(
-        f"mail: {len(raws)} easy_ham messages ({size:.1f} MB), appended once in"
-        f" {boxes.append_seconds:.0f} s; {load_average()}"
+        f"mail: {len(raws)} easy_ham messages ({size:.1f} MB) in {len(folders)} folders,"
+        f" appended once in {boxes.append_seconds:.0f} s; {load_average()}"
     )
     work = Path(tempfile.mkdtemp(prefix="backlog-bench."))
     results: list[Result] = []
     try:
         bench = Bench(args, boxes, demo_model(), work)
         makers = {"sqlite": sqlite_url, "postgresql": pg_url}
+        worker_counts = [int(w) for w in args.workers.split(",")]
         for n in range(args.runs):
             for database in databases:
                 for system in systems:
-                    result = one_run(bench, system, database, makers[database], n)
-                    results.append(result)
-                    print(result.line(), flush=True)
+                    for workers in worker_counts if system == "triage" else [1]:
+                        if workers > 1 and database != "postgresql":
+                            continue  # several workers share folders by lease on PostgreSQL
+                        result = one_run(bench, system, database, makers[database], n, workers)
+                        results.append(result)
+                        print(result.line(), flush=True)
     finally:
         boxes.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     ok = summary(results, args.count)
+    ok &= scaling(results)
     print(f"end: {load_average()}")
     return 0 if ok else 1
 

@@ -327,3 +327,38 @@ def test_an_account_without_a_name_or_with_a_bad_one_is_refused(tmp_path: Path) 
             parse_config(
                 {"imap": {**base, "accounts": accounts}}, source="t.toml", base_dir=tmp_path
             )
+
+
+@pytest.mark.postgres
+def test_a_crashed_worker_on_this_host_is_taken_over_at_once(pg_url: str) -> None:
+    """A process killed (SIGKILL, OOM) on this host holds its lease no longer than it
+    lives: a restart takes the folder at once instead of waiting for the TTL."""
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_pid = int(gone.stdout)
+    db = Database.open(pg_url)
+    try:
+        with db.session() as s:
+            s.add(Folder(name="INBOX", last_uid=0))
+        with db.read_session() as s:
+            fid = s.scalar(select(Folder.id))
+        assert fid is not None
+        crashed = WorkerLeases(db, name=f"{socket.gethostname()}:{dead_pid}:abcdef")
+        crashed.register()
+        assert crashed.acquire(fid) == ""
+        elsewhere = WorkerLeases(db, name="other-host:1:abcdef")
+        restarted = WorkerLeases(db)
+        restarted.register()
+        assert restarted.acquire(fid) == ""
+        assert elsewhere.acquire(fid) == restarted.name  # held by a live worker again
+        assert [w.name for w in list_workers(db, utcnow())] == [restarted.name]
+    finally:
+        db.dispose()

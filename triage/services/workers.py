@@ -184,8 +184,42 @@ class WorkerLeases:
             )
             if cast("CursorResult[Any]", taken).rowcount == 1:
                 return ""
-            holder = s.scalar(select(Folder.lease_worker).where(Folder.id == folder_id))
+            holder = s.scalar(select(Folder.lease_worker).where(Folder.id == folder_id)) or ""
+            if holder and self._died_here(holder):
+                # a crashed process on this host (SIGKILL, OOM): no need to wait for its lease
+                s.execute(
+                    update(Folder)
+                    .where(Folder.lease_worker == holder)
+                    .values(lease_worker="", lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+                s.execute(delete(Worker).where(Worker.name == holder))
+                log.warning("worker_found_dead", worker=holder, by=self.name)
+                taken = s.execute(
+                    update(Folder)
+                    .where(Folder.id == folder_id, Folder.lease_worker == "")
+                    .values(lease_worker=self.name, lease_until=func.now() + self.ttl)
+                    .execution_options(synchronize_session=False)
+                )
+                if cast("CursorResult[Any]", taken).rowcount == 1:
+                    return ""
         return holder or "?"
+
+    def _died_here(self, holder: str) -> bool:
+        """``holder`` (``host:pid:random``) ran on this host and its process is gone."""
+        parts = holder.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != self.host or not parts[1].isdigit():
+            return False
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
 
     def release(self, folder_id: int) -> None:
         """Give a folder's lease up (if this worker holds it)."""

@@ -11,12 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
@@ -24,6 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage.errors import ConfigError, StoreError
 from triage.store import notify as notifications
+
+if TYPE_CHECKING:  # alembic loads only to migrate or read the schema revision
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["Database", "alembic_config", "describe_error", "make_engine"]
 
@@ -112,6 +111,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """An alembic configuration for the migrations shipped inside the package."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - start-up time
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(files("triage.store") / "migrations"))
     if engine is not None:
@@ -155,6 +156,10 @@ class Database:
         Raises:
             StoreError: the database cannot be reached or a migration fails.
         """
+        from alembic import command  # noqa: PLC0415 - start-up time
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+        from alembic.script import ScriptDirectory  # noqa: PLC0415
+
         cfg = alembic_config(self.engine)
         script = ScriptDirectory.from_config(cfg)
         try:
@@ -178,6 +183,8 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at, None when empty."""
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - start-up time
+
         with self.engine.connect() as conn:
             heads = MigrationContext.configure(conn).get_current_heads()
         return heads[0] if heads else None
