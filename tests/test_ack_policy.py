@@ -165,6 +165,7 @@ def test_every_reason_is_a_stable_code() -> None:
     assert {r.value for r in AckReason} == {
         "disabled", "bounce", "auto_reply", "suppressed", "mailing_list", "no_address",
         "own_address", "no_reply_sender", "follow_up", "rule", "too_old", "rate_limited",
+        "feedback_report", "read_receipt",
     }  # fmt: skip
 
 

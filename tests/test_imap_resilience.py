@@ -17,10 +17,11 @@ from typing import Self
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
 from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import message, settings_for
-from support.proxy import BlackholeProxy
+from support.proxy import FaultProxy, inject_before, stall_in_literal
 
 from triage.services.intake import Poller
 from triage.store import Database
@@ -42,8 +43,8 @@ def db(sqlite_url: str) -> Database:
 
 
 @pytest.fixture
-def proxy(imap_account: ImapAccount) -> Iterator[BlackholeProxy]:
-    p = BlackholeProxy(imap_account.host, imap_account.port).start()
+def proxy(imap_account: ImapAccount) -> Iterator[FaultProxy]:
+    p = FaultProxy(imap_account.host, imap_account.port).start()
     try:
         yield p
     finally:
@@ -94,7 +95,7 @@ def test_a_silently_dropped_connection_is_detected_and_mail_ingested(  # noqa: P
     db: Database,
     sqlite_url: str,
     tmp_path: Path,
-    proxy: BlackholeProxy,
+    proxy: FaultProxy,
     idle: bool,
 ) -> None:
     settings = settings_for(
@@ -170,7 +171,7 @@ def test_stop_logs_out_within_seconds(
 
 
 def test_stop_on_a_dead_connection_does_not_hang(
-    imap_account: ImapAccount, db: Database, sqlite_url: str, tmp_path: Path, proxy: BlackholeProxy
+    imap_account: ImapAccount, db: Database, sqlite_url: str, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     settings = settings_for(
         imap_account, sqlite_url, tmp_path, port=proxy.port, fallback_poll=60, timeout=30
@@ -207,3 +208,180 @@ def test_a_refused_login_is_retried_with_back_off_until_it_works(
     delays = [e["delay"] for e in logs if e["event"] == "imap_reconnecting"]
     assert all(0.1 <= d <= 1 for d in delays)  # reconnect_initial 0.2 s, capped at 1 s
     assert any(e["event"] == "imap_login_refused" for e in logs)
+
+
+# -- issue 13: mail arriving during a pass, dead links, per-part back-off ----------------
+
+
+class AppendDuring:
+    """A pipeline that APPENDs ``count`` more mails (straight to Dovecot) while the first
+    message is being stored: they arrive in the middle of a pass."""
+
+    def __init__(self, dovecot: Dovecot, account: ImapAccount, count: int) -> None:
+        self.dovecot = dovecot
+        self.account = account
+        self.count = count
+        self.calls = 0
+
+    def process(self, _session: object, _row: object, _message: object) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            for n in range(100, 100 + self.count):
+                self.dovecot.append(self.account, message(n))
+
+
+@pytest.mark.parametrize(
+    ("announced_with", "before", "overrides"),
+    [
+        ("STORE", 1, {"after_ingest": "keyword"}),  # the after-ingest STORE's answer does
+        ("NOOP", 1, {"idle": False, "poll_interval": 300, "keepalive": 0.5}),  # a keepalive's
+    ],
+)
+def test_mail_arriving_during_a_pass_is_handled_at_once(  # noqa: PLR0917 - fixtures
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    db: Database,
+    sqlite_url: str,
+    tmp_path: Path,
+    proxy: FaultProxy,
+    announced_with: str,
+    before: int,
+    overrides: dict[str, object],
+) -> None:
+    for n in range(1, before + 1):
+        dovecot.append(imap_account, message(n))
+    # no fallback poll for 5 minutes: only the EXISTS seen during the pass can bring them in
+    settings = settings_for(
+        imap_account, sqlite_url, tmp_path, port=proxy.port, fallback_poll=300, **overrides
+    )
+    pipeline = AppendDuring(dovecot, imap_account, 3)
+    poller = Poller(settings, db, pipeline=pipeline)
+    with capture_logs() as logs, Running(poller):
+        assert _wait_for(lambda: len(_stored(db)) == before + 3, 15), (announced_with, logs)
+    assert proxy.count(announced_with) >= 1
+    assert proxy.accepted == 1  # no reconnect was needed
+
+
+@pytest.mark.parametrize("command", ["SEARCH", "FETCH"])
+def test_an_exists_with_a_search_or_fetch_answer_starts_another_pass_before_idling(  # noqa: PLR0917
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    db: Database,
+    sqlite_url: str,
+    tmp_path: Path,
+    proxy: FaultProxy,
+    command: str,
+) -> None:
+    # Dovecot announces mail delivered during a pass with the next command that syncs
+    # the mailbox (STORE, NOOP, SEARCH, DONE); other servers send EXISTS with any
+    # answer, FETCH too (RFC 3501 section 7: at any time). The proxy adds one.
+    dovecot.append(imap_account, message(1))
+    rule = proxy.add(inject_before(command, b"* 7 EXISTS\r\n"))
+    poller = Poller(
+        settings_for(imap_account, sqlite_url, tmp_path, port=proxy.port, fallback_poll=300), db
+    )
+    with Running(poller):
+        assert _wait_for(lambda: "IDLE" in proxy.commands, 10)
+    assert rule.hits == 1
+    commands = [c for c in proxy.commands if c in {"SEARCH", "IDLE"}]
+    # the pass's answer came with an EXISTS: a second pass, and only then IDLE
+    assert commands[:3] == ["SEARCH", "SEARCH", "IDLE"]
+
+
+@pytest.mark.parametrize("idle", [True, False], ids=["idle", "polling"])
+def test_a_silently_dropped_link_is_found_by_the_keepalive_not_the_fallback_poll(  # noqa: PLR0917
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    db: Database,
+    sqlite_url: str,
+    tmp_path: Path,
+    proxy: FaultProxy,
+    idle: bool,
+) -> None:
+    # fallback poll and polling interval at 5 minutes: only the keepalive can find it
+    settings = settings_for(
+        imap_account, sqlite_url, tmp_path, port=proxy.port, idle=idle, poll_interval=300,
+        fallback_poll=300, keepalive=1, timeout=1.5, reconnect_initial=0.2, reconnect_max=1,
+    )  # fmt: skip
+    poller = Poller(settings, db)
+    with capture_logs() as logs, Running(poller):
+        assert _wait_for(lambda: poller.watchers[0].passes >= 1, 10)
+        time.sleep(0.3)  # waiting now
+        assert proxy.blackhole() == 1  # no FIN, no RST, nothing
+        dropped = time.monotonic()
+        dovecot.append(imap_account, message(7))
+        assert _wait_for(lambda: any(e["event"] == "imap_reconnecting" for e in logs), 10)
+        found_in = time.monotonic() - dropped
+        # and it catches up on what arrived meanwhile
+        assert _wait_for(lambda: len(_stored(db)) == 1, 10)
+    # keepalive 1 s + an answer due within 1.5 s, with slack for a loaded machine
+    assert found_in < 6
+    error = next(e["error"] for e in logs if e["event"] == "imap_reconnecting")
+    assert "timed out" in error
+    assert proxy.accepted == 2
+
+
+def test_a_fetch_stalled_in_the_middle_of_a_literal_is_fetched_again_after_reconnecting(  # noqa: PLR0917
+    dovecot: Dovecot,
+    imap_account: ImapAccount,
+    db: Database,
+    sqlite_url: str,
+    tmp_path: Path,
+    proxy: FaultProxy,
+) -> None:
+    raws = [message(n) for n in range(1, 4)]
+    for raw in raws:
+        dovecot.append(imap_account, raw)
+    rule = proxy.add(stall_in_literal(2))
+    settings = settings_for(imap_account, sqlite_url, tmp_path, port=proxy.port, **FAST)
+    poller = Poller(settings, db)
+    with capture_logs() as logs, Running(poller):
+        assert _wait_for(lambda: len(_stored(db)) == 3, 15)
+    assert rule.hits == 1
+    assert [r.raw for r in _stored(db)] == raws
+    assert any("timed out" in e.get("error", "") for e in logs if e["event"] == "imap_reconnecting")
+
+
+@pytest.mark.postgres
+def test_a_database_outage_backs_off_apart_from_the_healthy_imap_connection(
+    dovecot: Dovecot, imap_account: ImapAccount, pg_url: str, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    url = make_url(pg_url)
+    assert url.host is not None
+    assert url.port is not None
+    with FaultProxy(url.host, url.port, protocol="raw") as pg:
+        db = Database.open(url.set(port=pg.port).render_as_string(hide_password=False))
+        try:
+            settings = settings_for(
+                imap_account, pg_url, tmp_path, port=proxy.port, fallback_poll=300,
+                reconnect_initial=5, reconnect_max=60,
+            )  # fmt: skip
+            poller = Poller(settings, db)
+            dovecot.append(imap_account, message(1))
+            with capture_logs() as logs, Running(poller):
+                assert _wait_for(lambda: len(_stored(db)) == 1, 10)
+                pg.refuse_new()
+                pg.cut()  # the database is gone; the IMAP server is fine
+                dovecot.append(imap_account, message(2))
+                assert _wait_for(
+                    lambda: any(e["event"] == "intake_database_failed" for e in logs), 10
+                )
+                time.sleep(3)  # several database retries (1 s doubling)
+                pg.refuse_new(refuse=False)
+                back = time.monotonic()
+                assert _wait_for(lambda: len(_stored(db)) == 2, 15)
+                caught_up = time.monotonic() - back
+        finally:
+            db.dispose()
+    events = [e["event"] for e in logs]
+    # the IMAP connection was never dropped nor its back-off grown
+    assert "imap_reconnecting" not in events
+    assert proxy.accepted == 1
+    assert poller.watchers[0].backoff.attempt == 0
+    # one line when the failure started, one when it ended, not one per retry
+    assert events.count("intake_database_failed") == 1
+    assert events.count("intake_database_recovered") == 1
+    recovered = next(e for e in logs if e["event"] == "intake_database_recovered")
+    assert recovered["failures"] >= 2
+    # the database retry waited seconds, not the IMAP reconnect's 5 s doubling
+    assert caught_up < 6

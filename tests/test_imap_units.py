@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
+from imapclient.exceptions import ProtocolError
 
+from triage.config import ImapSettings
 from triage.imap.backoff import Backoff
+from triage.imap.connect import enable_tcp_keepalive
 from triage.imap.responses import (
     batches_by_size,
     classify_idle,
-    fetched_message,
+    read_fetch_answer,
+    split_fetch_responses,
     uid_set,
     uids_from,
 )
+from triage.imap.watch import MISSING_RETRY_MAX, FolderWatcher, _Progress
 from triage.services.intake import FolderProgress, plan_sync
 from triage.services.mailsource import parse_from_line_date
 
@@ -49,24 +57,128 @@ def test_batches_respect_count_and_bytes() -> None:
     assert list(batches_by_size({}, max_count=1, max_bytes=1)) == []
 
 
-def test_fetched_message_converts_internaldate_to_utc() -> None:
-    cest = timezone(timedelta(hours=2))
-    item = {
-        b"BODY[]": b"Subject: x\r\n\r\nbody\r\n",
-        b"INTERNALDATE": datetime(2025, 6, 1, 12, 0, tzinfo=cest),
-        b"RFC822.SIZE": 21,
+def _answer(*responses: bytes | tuple[bytes, bytes]) -> list[tuple[int, dict[bytes, list[Any]]]]:
+    """imaplib's raw FETCH data (a literal is a (line, bytes) pair followed by its trailer)."""
+    data: list[Any] = []
+    for r in responses:
+        if isinstance(r, tuple):
+            data += [r, b")"]
+        else:
+            data.append(r)
+    return split_fetch_responses(data)
+
+
+def test_a_fetch_answer_delivers_whole_bodies_with_internaldate_in_utc() -> None:
+    body = b"Subject: x\r\n\r\nbody\r\n"
+    answer = read_fetch_answer(
+        _answer(
+            (b'1 (UID 7 INTERNALDATE "01-Jun-2025 12:00:00 +0200" RFC822.SIZE 99 BODY[] {20}',
+             body),
+            (b"2 (UID 8 BODY[] {1}", b"x"),
+        ),
+        [7, 8],
+        fallback_date=NOW,
+    )  # fmt: skip
+    first, second = answer.batch.messages
+    assert (first.uid, first.raw, first.size) == (7, body, 99)  # the server's size, not checked
+    assert first.internal_date == datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
+    assert first.internal_date.tzinfo is UTC
+    assert (second.internal_date, second.size) == (NOW, 1)  # no INTERNALDATE: the fallback
+    assert answer.batch.missing == {}
+    assert list(answer.batch) == [first, second]
+
+
+def test_a_fetch_answer_names_each_uid_not_delivered_and_why() -> None:
+    answer = read_fetch_answer(
+        _answer(
+            b"1 (UID 1 BODY[] NIL)",
+            (b"2 (UID 2 BODY[] {0}", b""),
+            b"3 (UID 3 FLAGS (\\Seen))",
+            (b"4 (UID 4 BODY[] {1}", b"a"),
+            (b"4 (UID 4 BODY[] {1}", b"b"),
+        ),
+        [1, 2, 3, 4, 5],
+        fallback_date=NOW,
+    )
+    assert answer.batch.messages == ()
+    assert answer.batch.missing == {
+        1: "BODY[] was NIL",
+        2: "BODY[] was empty",
+        3: "the FETCH answer had no BODY[] for it",
+        4: "the FETCH answer held 2 different bodies",
+        5: "the FETCH answer left it out",
     }
-    m = fetched_message(7, item, fallback_date=NOW)
-    assert m is not None
-    assert m.uid == 7
-    assert m.internal_date == datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
-    assert m.internal_date.tzinfo is UTC
-    assert m.size == 21
-    assert fetched_message(7, {b"INTERNALDATE": NOW}, fallback_date=NOW) is None
-    no_date = fetched_message(8, {b"BODY[]": b"x"}, fallback_date=NOW)
-    assert no_date is not None
-    assert no_date.internal_date == NOW
-    assert no_date.size == 1
+
+
+def test_unsolicited_unrequested_and_repeated_fetch_responses_change_nothing() -> None:
+    answer = read_fetch_answer(
+        _answer(
+            b"2 (FLAGS (\\Seen))",  # another client's flag change, by sequence number
+            (b"9 (UID 99 BODY[] {3}", b"abc"),  # never asked for
+            (b"2 (UID 2 BODY[] {3}", b"xyz"),
+            (b"2 (UID 2 BODY[] {3}", b"xyz"),  # the same response twice
+            b"2 (UID 2 FLAGS (\\Seen))",
+        ),
+        [2],
+        fallback_date=NOW,
+    )
+    [message] = answer.batch.messages
+    assert (message.uid, message.raw) == (2, b"xyz")
+    assert answer.batch.missing == {}
+    assert answer.unrequested == (99,)
+    assert answer.unsolicited == 1
+
+
+def test_an_answer_that_cannot_be_parsed_is_refused_as_a_whole() -> None:
+    with pytest.raises(ProtocolError):
+        split_fetch_responses([(b"1 (UID 7 BODY[] {30}", b"short"), b")"])
+
+
+def test_sizes_are_read_from_a_size_only_answer() -> None:
+    answer = read_fetch_answer(
+        _answer(b"1 (UID 4 RFC822.SIZE 120)", b"2 (UID 5 RFC822.SIZE 80)"),
+        [4, 5, 6],
+        fallback_date=NOW,
+    )
+    assert answer.sizes == {4: 120, 5: 80}
+
+
+def test_the_mark_stops_below_the_first_listed_uid_not_handled() -> None:
+    progress = _Progress([3, 5, 9, 12], handled=[3, 100])
+    assert progress.mark == 3
+    assert progress.is_next(5)
+    assert not progress.is_next(9)
+    progress.handle(9)  # stored above a gap: the mark may not move
+    assert progress.mark == 3
+    progress.handle(5)  # the gap closes: the mark catches up over 9
+    assert progress.mark == 9
+    assert progress.is_next(12)
+    assert _Progress([], handled=[]).mark == 0
+
+
+def test_missing_uids_are_retried_after_a_doubling_delay(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("x")
+    settings = ImapSettings(
+        host="h", username="u", password_file=str(tmp_path / "pw"), missing_retry=30
+    )
+    watcher = FolderWatcher("INBOX", settings, sink=None, open_mailbox=None)  # type: ignore[arg-type]
+    assert [watcher.missing_retry_delay(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+    assert watcher.missing_retry_delay(60) == MISSING_RETRY_MAX
+
+
+def test_tcp_keepalive_probes_a_silent_peer() -> None:
+    with socket.socket() as sock:
+        enable_tcp_keepalive(sock, 20)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 20
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 6
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+
+
+def test_a_batch_of_an_unknown_size_travels_alone() -> None:
+    sizes: dict[int, int | None] = {1: 10, 2: None, 3: 10}
+    assert list(batches_by_size(sizes, max_count=10, max_bytes=100)) == [[1], [2], [3]]
 
 
 def test_classify_idle_responses() -> None:

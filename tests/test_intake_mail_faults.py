@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -17,13 +18,14 @@ from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import imap_table
 from support.smtp import SmtpServer
 
+from triage.cli.ticket_text import render_ticket
+from triage.clock import FixedClock
 from triage.config import Settings, parse_config
 from triage.daemon import Daemon, PassSummary
+from triage.desk import TicketDesk
 from triage.mail import parse_message
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
-from triage.tickets.view import render_ticket
 
 pytestmark = [pytest.mark.imap, pytest.mark.smtp]
 
@@ -277,13 +279,76 @@ def test_inline_images_are_stored_and_shown_apart_from_the_attachments(rig: Rig)
         ("inline-2.png", "part2.0609@client.example"),
     ]
     [ticket] = rig.tickets()
-    with rig.db.read_session() as s:
-        shown = render_ticket(
-            s, s.get_one(Ticket, ticket.id), SlaPolicy(rig.settings), ticket.opened_at
-        )
+    desk = TicketDesk(rig.db, rig.settings, clock=FixedClock(ticket.opened_at))
+    shown = render_ticket(desk.show(ticket.ref or 0), ZoneInfo(rig.settings.calendar.timezone))
     attachments, _, inline = shown.partition("Inline in the text (not attachments):")
     assert "szamla-42.pdf (application/pdf" in attachments.split("Attachments:")[1]
     assert "image001.png" not in attachments
     assert "image001.png (image/png, 48 B)" in inline
     assert "inline-2.png (image/png, 48 B)" in inline
     assert "(no name)" not in shown
+
+
+# --- 12.5: machine mail gets no ack and no ticket of its own ----------------------------------
+
+
+def _report(report_type: str, inner: str, ack_id: str) -> bytes:
+    return (
+        "From: Mail Provider <fbl@isp.example>\r\nTo: inbox@example.test\r\n"
+        f"Subject: Report about your mail\r\nMessage-ID: <{report_type}@isp.example>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type={report_type};"
+        ' boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nA report about your mail.\r\n"
+        f"--b\r\n{inner}\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: inbox@example.test\r\nMessage-ID: {ack_id}\r\n\r\n--b--\r\n"
+    ).encode()
+
+
+def test_feedback_reports_read_receipts_and_no_reply_mail_are_filed_not_answered(
+    rig: Rig,
+) -> None:
+    rig.deliver(mail())
+    rig.poll()
+    [ack] = rig.smtp.sink.wait_for(1)
+    ack_id = ack.message["Message-ID"].strip()
+    rig.deliver(
+        _report(
+            "feedback-report",
+            "Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n",
+            ack_id,
+        )
+    )
+    rig.deliver(
+        _report(
+            "disposition-notification",
+            "Content-Type: message/disposition-notification\r\n\r\n"
+            f"Original-Message-ID: {ack_id}\r\nDisposition: manual-action/MDN-sent-manually;"
+            " displayed\r\n",
+            ack_id,
+        )
+    )
+    for n, sender in enumerate(
+        ("Shop <noreply-7f3a91@shop.example>", "News <list-bounces+odon=client.example@l.example>")
+    ):
+        rig.deliver(mail(sender=sender, message_id=f"<n{n}@shop.example>", subject="Your order"))
+    rig.poll()
+    [ticket] = rig.tickets()  # none of the four opened a ticket
+    stored = rig.messages()
+    assert [m.kind for m in stored] == [
+        "normal",
+        "feedback_report",
+        "read_receipt",
+        "notification",
+        "notification",
+    ]
+    assert [m.ticket_id for m in stored] == [ticket.id, ticket.id, ticket.id, None, None]
+    assert [d.ack for d in rig.decisions()] == [
+        "",
+        "feedback_report",
+        "read_receipt",
+        "no_reply_sender",
+        "no_reply_sender",
+    ]
+    assert len(rig.smtp.sink.messages) == 1
+    assert rig.tickets()[0].status == "new"  # filed as notes: nothing reopened or re-timed

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from triage.mail import parse_message
 from triage.mail.ids import msg_ids, normalize_msg_id
@@ -96,28 +96,57 @@ def test_find_ticket_looks_up_the_normal_form(database: Database, written):
 
 
 def test_the_migration_normalises_ids_stored_by_older_versions(sqlite_url):
+    """Rows written at revision 0002 (plain SQL: the models have moved on since)."""
     db = Database.open(sqlite_url, migrate=False)
     try:
         cfg = alembic_config(db.engine)
         command.upgrade(cfg, "0002")
-        with db.session() as s:
-            ticket = _ticket_with(s, "<first@CLIENT.example>")
-            s.add(
-                Message(
-                    source="imap", direction="in", message_id="<reply@Client.Example>",
-                    in_reply_to="<first@CLIENT.example>",
-                    references=["<first@CLIENT.example>", "junk", "<ack.1@Example.Test>"],
-                    delivery_report={"status": "5.1.1", "original_message_id": "<x@Y.example>"},
-                    raw_sha256="1" * 64, raw=b"y", raw_size=1, received_at=T0,
-                    ticket_id=ticket.id,
+        common = (
+            "source, direction, message_id_synthetic, raw_sha256, raw, raw_size, received_at,"
+            " from_addr, from_name, to_addrs, cc_addrs, reply_to, subject, body_text,"
+            " quoted_text, signature, attachments, language, kind, list_id, parse_status,"
+            " parse_error, charset_fallback, body_missing, created_at"
+        )
+        values = (
+            "'imap', 'in', 0, :sha, x'00', 1, '2024-05-14 09:00:00', 'o@c.example', '',"
+            " '[]', '[]', '[]', '', '', '', '', '[]', '', 'normal', '', 'ok', '', 0, 0,"
+            " '2024-05-14 09:00:00'"
+        )
+        insert_message = " ".join(
+            [
+                'INSERT INTO messages (message_id, in_reply_to, "references",',
+                f"delivery_report, ticket_id, {common})",
+                f"VALUES (:mid, :irt, :refs, :dr, 1, {values})",
+            ]
+        )
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tickets (id, ref, queue, priority, status, subject, client_addr,"
+                    " client_name, decided_by, tags, created_at, updated_at, opened_at, version)"
+                    " VALUES (1, 1042, 'billing', 'normal', 'new', '', '', '', 'fallback', '[]',"
+                    " '2024-05-14 09:00:00', '2024-05-14 09:00:00', '2024-05-14 09:00:00', 1)"
                 )
+            )
+            conn.execute(
+                text(insert_message),
+                [
+                    {"mid": "<first@CLIENT.example>", "irt": "", "refs": "[]", "dr": None,
+                     "sha": "0" * 64},
+                    {"mid": "<reply@Client.Example>", "irt": "<first@CLIENT.example>",
+                     "refs": '["<first@CLIENT.example>", "junk", "<ack.1@Example.Test>"]',
+                     "dr": '{"status": "5.1.1", "original_message_id": "<x@Y.example>"}',
+                     "sha": "1" * 64},
+                ],
             )  # fmt: skip
-            s.add(
-                OutboxMail(
-                    kind="ack", message_id="<ack.1@Example.Test>", mail_from="a@example.test",
-                    raw=b"z", ticket_id=ticket.id,
+            conn.execute(
+                text(
+                    "INSERT INTO outbox (kind, ticket_id, message_id, mail_from, rcpt_to,"
+                    " rcpt_key, raw, status, attempts, next_attempt_at, last_error, created_at)"
+                    " VALUES ('ack', 1, '<ack.1@Example.Test>', 'a@example.test', '[]', '',"
+                    " x'00', 'sent', 1, '2024-05-14 09:00:00', '', '2024-05-14 09:00:00')"
                 )
-            )  # fmt: skip
+            )
         db.migrate()
         with db.read_session() as s:
             first, reply = s.scalars(select(Message).order_by(Message.id)).all()

@@ -13,7 +13,6 @@ from pathlib import Path
 from triage.clock import utcnow
 from triage.config import load_config
 from triage.services.status import read_status
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import Folder, OutboxMail, Ticket
 
@@ -92,14 +91,13 @@ def test_stale_folder_and_failed_mail_make_it_unhealthy(tmp_path: Path) -> None:
 
 
 def test_read_status_counts(tmp_path: Path) -> None:
-    config, db = setup(tmp_path)
-    settings = load_config(config)
+    _config, db = setup(tmp_path)
     now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     with db.session() as s:
         for queue, st in (("billing", "new"), ("billing", "waiting"), ("records", "solved")):
             s.add(Ticket(queue=queue, priority="normal", status=st, opened_at=now))
     with db.read_session() as s:
-        state = read_status(s, SlaPolicy(settings), now)
+        state = read_status(s, now)
     assert state.open_by_queue == {"billing": 2}
     assert state.folders == []
     assert state.models == {"queue": None, "priority": None}

@@ -244,6 +244,16 @@ class ImapSettings(_Tls, _Login):
     """Seconds between polls when the server lacks IDLE or idle = false."""
     fallback_poll: Seconds = 300.0
     """A UID SEARCH runs at least this often even while IDLE reports nothing."""
+    keepalive: Seconds = 20.0
+    """A connection the server has said nothing on for this long is checked with a
+    round trip (DONE while idling, NOOP while polling) that must answer within
+    ``timeout``: a link dropped without FIN or RST is found within about
+    keepalive + timeout seconds. Also the TCP keepalive idle time."""
+    missing_attempts: int = Field(default=5, ge=1, le=100)
+    """Passes in which a UID the server lists may be left out of its FETCH answers
+    before a placeholder is stored for it (the mail is never skipped silently)."""
+    missing_retry: Seconds = 30.0
+    """Seconds before such a UID is fetched again; doubles with each attempt."""
     batch_size: int = Field(default=200, ge=1, le=5000)
     batch_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     """Bytes fetched per round trip at most (a single larger message is fetched alone)."""
@@ -279,6 +289,8 @@ class ImapSettings(_Tls, _Login):
             raise ValueError("after_ingest = 'move' needs move_to")
         if self.timeout <= 0:
             raise ValueError("timeout must be more than 0 seconds")
+        if self.keepalive <= 0:
+            raise ValueError("keepalive must be more than 0 seconds")
         if self.reconnect_initial <= 0 or self.reconnect_max < self.reconnect_initial:
             raise ValueError("need 0 < reconnect_initial <= reconnect_max")
         return self

@@ -53,12 +53,23 @@ class MessageKind(StrEnum):
       ``Precedence: auto_reply``, out-of-office subjects.
     - ``bounce``: RFC 3464 delivery status notification, MAILER-DAEMON, null Return-Path.
     - ``mailing_list``: RFC 2369/2919 List-* headers, ``Precedence: bulk/list``.
+    - ``feedback_report``: an abuse/feedback loop report (RFC 5965 ARF).
+    - ``read_receipt``: a message disposition notification (RFC 8098 MDN).
+    - ``notification``: mail from a machine's address that takes no answer (no-reply
+      variants, a VERP or ``bounces+`` return address).
+
+    The last three, auto-replies and bounces are machine mail: never acknowledged;
+    the last three never open a ticket of their own (filed on the ticket they
+    concern when one is found).
     """
 
     NORMAL = "normal"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     MAILING_LIST = "mailing_list"
+    FEEDBACK_REPORT = "feedback_report"
+    READ_RECEIPT = "read_receipt"
+    NOTIFICATION = "notification"
 
 
 class ParseStatus(StrEnum):

@@ -31,8 +31,15 @@ the config key or environment variable it came from, never the value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
 __all__ = [
     "BackupError",
+    "Change",
     "ConfigError",
     "ConflictError",
     "ImportSourceError",
@@ -89,8 +96,43 @@ class RuleFileError(UserError):
         super().__init__("\n".join(self.problems) if self.problems else "rule file error")
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to a ticket that someone else made (an audit row), for a conflict.
+
+    Attributes:
+        actor: who made it (an assistant's name, ``triage`` for the service).
+        action: the audit action (``claimed``, ``moved``, ``replied``, ...).
+        at: when (UTC).
+        version: the ticket's version after it.
+        detail: the audit row's detail (``from``/``to`` of a move, ...).
+    """
+
+    actor: str
+    action: str
+    at: datetime
+    version: int
+    detail: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
 class ConflictError(UserError):
-    """A concurrent change won: e.g. another assistant claimed the ticket first."""
+    """A concurrent change won: e.g. another assistant claimed the ticket first.
+
+    The message names who changed what. Attributes:
+        current_version: the ticket's version now (None when not known).
+        changes: the changes made since the version the caller expected, oldest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        current_version: int | None = None,
+        changes: Sequence[Change] = (),
+    ) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+        self.changes = tuple(changes)
 
 
 class LoginError(UserError):

@@ -25,7 +25,6 @@ from triage.clock import utcnow
 from triage.config import Settings
 from triage.errors import StoreError
 from triage.services.status import Status, read_status
-from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.db import describe_error
 
@@ -80,9 +79,7 @@ def read_health(db: Database, settings: Settings, now: datetime | None = None) -
     moment = now or utcnow()
     try:
         with db.read_session() as session:
-            status = read_status(
-                session, SlaPolicy(settings), moment, watched=watched_folders(settings)
-            )
+            status = read_status(session, moment, watched=watched_folders(settings))
     except SQLAlchemyError as exc:
         return Health(None, describe_error(exc))
     except StoreError as exc:

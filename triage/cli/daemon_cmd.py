@@ -65,7 +65,9 @@ def _ago(seconds: float | None) -> str:
 def status(app: AppContext, as_json: bool) -> None:
     """Health: last poll per folder, backlog, outbox, open and breached tickets, model.
 
-    Exit status 1 when a folder has not been polled for 10 minutes or failed, or
+    Exit status 1 when a folder has not been polled for 10 minutes, failed, or has
+    mail the server lists but does not deliver (retried, or a placeholder whose
+    ticket is still open), or
     outgoing mail failed or has been pending for 10 minutes (for monitoring).
     """
     from triage.services.status import read_status  # noqa: PLC0415
@@ -78,7 +80,7 @@ def status(app: AppContext, as_json: bool) -> None:
     if settings.imap is not None:
         watched = settings.imap.folder_keys()
     with app.db.read_session() as session:
-        state = read_status(session, policy, now, watched=watched)
+        state = read_status(session, now, watched=watched)
     workers = list_workers(app.db, now)
     if as_json:
         data = state.to_json()
@@ -107,6 +109,16 @@ def status(app: AppContext, as_json: bool) -> None:
             if f.last_error:
                 line += f"; last error: {f.last_error}"
             click.echo(line)
+            if f.missing:
+                click.echo(
+                    f"    MISSING: {f.missing} listed by the server but not delivered yet"
+                    " (retried; the last UID waits below them)"
+                )
+            if f.undelivered:
+                click.echo(
+                    f"    UNDELIVERED: {f.undelivered} never delivered, stored as placeholders"
+                    " in the fallback queue: read them in the mailbox, then close their tickets"
+                )
         if workers:
             click.echo("Workers:")
         for w in workers:

@@ -1,5 +1,5 @@
 """Assistants' commands: ``queue``, ``show``, ``claim``, ``assign``, ``wait``, ``done``,
-``move`` and ``reply``.
+``reopen``, ``move``, ``note`` and ``reply``: arguments -> the ticket desk -> print.
 
 Who "I" am: ``--as NAME``, else ``$TRIAGE_USER``, else the login name; when
 ``[team.assistants]`` lists names, it must be one of them. A ticket is named by its
@@ -13,38 +13,24 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.cli.tables import plain_table, rich_table
 from triage.cli.terminal import terminal_safe
-from triage.clock import utcnow
+from triage.cli.ticket_text import render_ticket
 from triage.config import Settings
-from triage.domain import TicketStatus
-from triage.errors import ConflictError, NotFoundError, UserError
-from triage.refs import format_ref
-from triage.sla.deadlines import SlaPolicy
-from triage.store.models import Message, Ticket
-from triage.tickets.assignment import assign, claim, move
-from triage.tickets.lifecycle import set_status
-from triage.tickets.lookup import get_ticket
-from triage.tickets.queue import list_queue
-from triage.tickets.reply import queue_reply
-from triage.tickets.view import render_ticket
+from triage.desk import TicketDesk, View
+from triage.errors import NotFoundError, UserError
 
 __all__ = ["resolve_user"]
 
 USER_ENV = "TRIAGE_USER"
-T = TypeVar("T")
 
 _AS = click.option("--as", "as_name", metavar="NAME", help="Act as this assistant.")
 
@@ -65,35 +51,8 @@ def resolve_user(settings: Settings, as_name: str | None) -> str:
     return name
 
 
-def known_assistant(settings: Settings, name: str) -> str:
-    """``name`` if it is an assistant (or no assistants are configured).
-
-    Raises:
-        NotFoundError: not in ``[team.assistants]``.
-    """
-    known = settings.team.assistants
-    if known and name not in known:
-        raise NotFoundError(
-            f"no assistant {name!r} in [team.assistants] ({', '.join(sorted(known))})"
-        )
-    return name
-
-
-@contextmanager
-def _ticket_change(app: AppContext) -> Iterator[Session]:
-    """One transaction; a concurrent change to the same ticket becomes a ConflictError."""
-    try:
-        with app.db.session() as session:
-            yield session
-    except StaleDataError:
-        raise ConflictError("the ticket was changed by someone else meanwhile; try again") from None
-
-
-def _act(app: AppContext, ref: str, action: Callable[[Session, Ticket, SlaPolicy], T]) -> T:
-    policy = SlaPolicy(app.settings)
-    with _ticket_change(app) as session:
-        ticket = get_ticket(session, ref)
-        return action(session, ticket, policy)
+def _desk(app: AppContext) -> TicketDesk:
+    return TicketDesk(app.db, app.settings)
 
 
 # --- queue -------------------------------------------------------------------------------
@@ -110,14 +69,11 @@ def queue_cmd(
 ) -> None:
     """The prioritized queue: breached first, then by due time, priority and age."""
     settings = app.settings
-    if queue_name is not None and queue_name not in settings.queues:
-        raise NotFoundError(
-            f"no queue {queue_name!r} (queues: {', '.join(sorted(settings.queues))})"
-        )
     me = resolve_user(settings, as_name) if mine else None
-    policy = SlaPolicy(settings)
-    with app.db.read_session() as session:
-        rows = list_queue(session, policy, utcnow(), queue=queue_name, assignee=me)
+    page = _desk(app).queue(
+        view=View.MINE if mine else View.ALL, queue=queue_name, actor=me, limit=None
+    )
+    rows = list(page.rows)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
         return
@@ -141,11 +97,9 @@ def queue_cmd(
 @pass_app
 def show_cmd(app: AppContext, ref: str, quoted: bool) -> None:
     """A ticket: deadlines, routing explanation, messages (newest first), audit trail."""
-    policy = SlaPolicy(app.settings)
-    with app.db.read_session() as session:
-        ticket = get_ticket(session, ref)
-        text = render_ticket(session, ticket, policy, utcnow(), quoted=quoted)
-    click.echo(terminal_safe(text))
+    view = _desk(app).show(ref)
+    zone = ZoneInfo(app.settings.calendar.timezone)
+    click.echo(terminal_safe(render_ticket(view, zone, quoted=quoted)))
 
 
 # --- changes -----------------------------------------------------------------------------
@@ -158,20 +112,9 @@ def show_cmd(app: AppContext, ref: str, quoted: bool) -> None:
 def claim_cmd(app: AppContext, ref: str, as_name: str | None) -> None:
     """Take a ticket (fails if someone else has it)."""
     me = resolve_user(app.settings, as_name)
-    now = utcnow()
-
-    def take(session: Session, ticket: Ticket, _policy: SlaPolicy) -> tuple[bool, str]:
-        shown = format_ref(ticket.ref or 0)
-        if ticket.status in {TicketStatus.SOLVED.value, TicketStatus.CLOSED.value}:
-            holder = f" (assigned to {ticket.assignee})" if ticket.assignee else ""
-            raise ConflictError(
-                f"{shown} is {ticket.status}{holder}: there is nothing to claim;"
-                " a new message from the client reopens it"
-            )
-        return claim(session, ticket, me, now=now), shown
-
-    done, shown = _act(app, ref, take)
-    click.echo(f"{shown} claimed by {me}" if done else f"{shown} is already yours")
+    done = _desk(app).claim(ref, actor=me)
+    shown = done.ref_text
+    click.echo(f"{shown} claimed by {me}" if done.changed else f"{shown} is already yours")
 
 
 @cli.command("assign")
@@ -181,55 +124,102 @@ def claim_cmd(app: AppContext, ref: str, as_name: str | None) -> None:
 @pass_app
 def assign_cmd(app: AppContext, ref: str, name: str, as_name: str | None) -> None:
     """Give a ticket to an assistant."""
-    settings = app.settings
-    who = known_assistant(settings, name)
-    me = resolve_user(settings, as_name)
-    now = utcnow()
-    done, shown = _act(
-        app, ref, lambda s, t, _p: (assign(s, t, who, actor=me, now=now), format_ref(t.ref or 0))
-    )
-    click.echo(f"{shown} assigned to {who}" if done else f"{shown} is already {who}'s")
+    desk = _desk(app)
+    who = desk.check_assistant(name)
+    me = resolve_user(app.settings, as_name)
+    done = desk.assign(ref, who, actor=me)
+    shown = done.ref_text
+    click.echo(f"{shown} assigned to {who}" if done.changed else f"{shown} is already {who}'s")
 
 
-def _status_command(name: str, status: TicketStatus, summary: str, said: str) -> None:
-    @cli.command(name, help=summary)
-    @click.argument("ref")
-    @_AS
-    @pass_app
-    def command(app: AppContext, ref: str, as_name: str | None) -> None:
-        me = resolve_user(app.settings, as_name)
-        now = utcnow()
-
-        def change(session: Session, ticket: Ticket, policy: SlaPolicy) -> tuple[bool, str]:
-            done = set_status(session, ticket, status, actor=me, policy=policy, now=now)
-            return done, format_ref(ticket.ref or 0)
-
-        done, shown = _act(app, ref, change)
-        click.echo(f"{shown} {said}" if done else f"{shown} is already {status.value}")
-
-
-_status_command(
-    "wait", TicketStatus.WAITING, "Waiting on the client: the SLA clock pauses.", "is waiting"
+@cli.command("wait")
+@click.argument("ref")
+@click.option(
+    "--until",
+    "until",
+    metavar="WHEN",
+    help="Wake the ticket then (e.g. '2026-03-16 09:00', business time zone) unless the"
+    " client writes first.",
 )
-_status_command("done", TicketStatus.SOLVED, "Mark a ticket solved.", "solved")
+@_AS
+@pass_app
+def wait_cmd(app: AppContext, ref: str, until: str | None, as_name: str | None) -> None:
+    """Waiting on the client: the SLA clock pauses."""
+    me = resolve_user(app.settings, as_name)
+    when = _parse_when(until, ZoneInfo(app.settings.calendar.timezone)) if until else None
+    done = _desk(app).wait(ref, actor=me, until=when)
+    shown = done.ref_text
+    if not done.changed:
+        click.echo(f"{shown} is already waiting")
+    elif when is not None:
+        click.echo(f"{shown} is waiting until {until}")
+    else:
+        click.echo(f"{shown} is waiting")
+
+
+def _parse_when(text: str, zone: ZoneInfo) -> datetime:
+    """``YYYY-MM-DD HH:MM`` (or ISO 8601) in the business's zone unless it names one."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(f"{text!r} is not a date and time such as '2026-03-16 09:00'") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+
+
+@cli.command("done")
+@click.argument("ref")
+@_AS
+@pass_app
+def done_cmd(app: AppContext, ref: str, as_name: str | None) -> None:
+    """Mark a ticket solved."""
+    me = resolve_user(app.settings, as_name)
+    done = _desk(app).done(ref, actor=me)
+    shown = done.ref_text
+    click.echo(f"{shown} solved" if done.changed else f"{shown} is already solved")
+
+
+@cli.command("reopen")
+@click.argument("ref")
+@_AS
+@pass_app
+def reopen_cmd(app: AppContext, ref: str, as_name: str | None) -> None:
+    """Reopen a solved or closed ticket (with a new resolution deadline)."""
+    me = resolve_user(app.settings, as_name)
+    done = _desk(app).reopen(ref, actor=me)
+    shown = done.ref_text
+    click.echo(f"{shown} reopened" if done.changed else f"{shown} is not solved or closed")
 
 
 @cli.command("move")
 @click.argument("ref")
-@click.argument("queue_name", metavar="QUEUE")
+@click.argument("queue_name", metavar="[QUEUE]", required=False)
+@click.option("--priority", metavar="P", help="Correct the priority too (or only).")
 @_AS
 @pass_app
-def move_cmd(app: AppContext, ref: str, queue_name: str, as_name: str | None) -> None:
-    """Correct a ticket's queue (stored as a training label for the classifier)."""
+def move_cmd(
+    app: AppContext, ref: str, queue_name: str | None, priority: str | None, as_name: str | None
+) -> None:
+    """Correct a ticket's queue and/or priority (stored as a training label)."""
     me = resolve_user(app.settings, as_name)
-    now = utcnow()
+    done = _desk(app).move(ref, actor=me, queue=queue_name, priority=priority)
+    shown = done.ref_text
+    where = " and ".join(
+        part for part in (queue_name or "", f"priority {priority}" if priority else "") if part
+    )
+    click.echo(f"{shown} moved to {where}" if done.changed else f"{shown} is already in {where}")
 
-    def change(session: Session, ticket: Ticket, policy: SlaPolicy) -> tuple[bool, str]:
-        done = move(session, ticket, queue_name, actor=me, policy=policy, now=now)
-        return done, format_ref(ticket.ref or 0)
 
-    done, shown = _act(app, ref, change)
-    click.echo(f"{shown} moved to {queue_name}" if done else f"{shown} is already in {queue_name}")
+@cli.command("note")
+@click.argument("ref")
+@click.argument("text")
+@_AS
+@pass_app
+def note_cmd(app: AppContext, ref: str, text: str, as_name: str | None) -> None:
+    """Add an internal note (never mailed to the client); @name tells that assistant."""
+    me = resolve_user(app.settings, as_name)
+    done = _desk(app).note(ref, text, actor=me)
+    told = f"; {', '.join(done.mentions)} will be told" if done.mentions else ""
+    click.echo(f"note added to {done.ref_text}{told}")
 
 
 # --- reply -------------------------------------------------------------------------------
@@ -264,6 +254,7 @@ def reply_cmd(app: AppContext, ref: str, body_file: Path | None, as_name: str | 
     """Answer the client through the outbox, as the shared address."""
     settings = app.settings
     me = resolve_user(settings, as_name)
+    desk = _desk(app)
     if body_file is not None:
         try:
             body = (
@@ -276,27 +267,9 @@ def reply_cmd(app: AppContext, ref: str, body_file: Path | None, as_name: str | 
     elif not (os.environ.get("VISUAL") or os.environ.get("EDITOR")) and not sys.stdin.isatty():
         raise UserError("no terminal to open an editor in: give the text with --body-file FILE")
     else:
-        with app.db.session() as session:
-            ticket = get_ticket(session, ref)
-            line = f"{format_ref(ticket.ref or 0)}: {ticket.subject} ({ticket.client_addr})"
-            body = _body_from_editor(line, _latest_client_text(session, ticket))
-    now = utcnow()
-
-    def write(session: Session, ticket: Ticket, policy: SlaPolicy) -> tuple[str, str]:
-        row = queue_reply(
-            session, ticket, body, actor=me, settings=settings, policy=policy, now=now
-        )
-        return format_ref(ticket.ref or 0), row.rcpt_to[0]
-
-    shown, to = _act(app, ref, write)
-    click.echo(f"reply to {shown} queued for {to}")
-
-
-def _latest_client_text(session: Session, ticket: Ticket) -> str:
-    latest = session.scalars(
-        select(Message)
-        .where(Message.ticket_id == ticket.id, Message.direction == "in")
-        .order_by(Message.received_at.desc())
-        .limit(1)
-    ).first()
-    return latest.body_text if latest is not None else ""
+        view = desk.show(ref)
+        line = f"{view.ref_text}: {view.subject} ({view.client.addr})"
+        latest = next((m.body for m in view.messages if m.direction == "in"), "")
+        body = _body_from_editor(line, latest)
+    done = desk.reply(ref, body, actor=me)
+    click.echo(f"reply to {done.ref_text} queued for {done.recipient}")

@@ -28,6 +28,7 @@ from classifiers.model import train
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
 from triage.daemon import load_rules
+from triage.desk import TicketDesk
 from triage.errors import UserError
 from triage.imap.watch import StoreOutcome
 from triage.modelstore import save_model
@@ -38,10 +39,9 @@ from triage.services.mailsource import SourceMessage, open_mail_source
 from triage.services.pipeline import ModelHolder, PipelineStats, RoutingPipeline
 from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
-from triage.sla.deadlines import SlaPolicy
 from triage.smtp.folder import FolderSender
 from triage.store import Database
-from triage.tickets.queue import QueueRow, list_queue
+from triage.tickets.queue import QueueRow
 from triage.training.corpus import shipped_dataset
 
 __all__ = ["DemoResult", "run_demo"]
@@ -169,8 +169,9 @@ def run_demo(workdir: Path) -> DemoResult:
         dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=clock)
         sent = asyncio.run(dispatcher.run_once(now))
 
-        with db.read_session() as session:
-            queue = list_queue(session, SlaPolicy(settings, calendar), now)
+        queue = list(
+            TicketDesk(db, settings, clock=clock, calendar=calendar).queue(limit=None).rows
+        )
         return DemoResult(
             workdir=workdir,
             now=now,

@@ -3,7 +3,7 @@
 - :mod:`triage.imap.connect`: :class:`ImapConnector`, the one connection factory
   (TLS / STARTTLS / plain, LOGIN / XOAUTH2).
 - :mod:`triage.imap.mailbox`: the :class:`Mailbox` role and :class:`ImapMailbox`.
-- :mod:`triage.imap.responses`: pure helpers and :class:`FetchedMessage`.
+- :mod:`triage.imap.responses`: pure helpers, :class:`FetchedMessage`, :class:`FetchBatch`.
 - :mod:`triage.imap.watch`: :class:`FolderWatcher` (passes, IDLE, fallback polls,
   reconnects) writing through a :class:`FolderSink`.
 - :mod:`triage.imap.backoff`: reconnect delays.
@@ -12,10 +12,11 @@
 from triage.imap.backoff import Backoff
 from triage.imap.connect import ImapConnector
 from triage.imap.mailbox import FolderState, ImapMailbox, Mailbox
-from triage.imap.responses import FetchedMessage
+from triage.imap.responses import FetchBatch, FetchedMessage
 from triage.imap.watch import (
     FolderSink,
     FolderWatcher,
+    MissingUid,
     PassReport,
     StoreOutcome,
     SyncPlan,
@@ -24,6 +25,7 @@ from triage.imap.watch import (
 
 __all__ = [
     "Backoff",
+    "FetchBatch",
     "FetchedMessage",
     "FolderSink",
     "FolderState",
@@ -31,6 +33,7 @@ __all__ = [
     "ImapConnector",
     "ImapMailbox",
     "Mailbox",
+    "MissingUid",
     "PassReport",
     "StoreOutcome",
     "SyncPlan",

@@ -39,7 +39,13 @@ from triage.config import ImapSettings
 from triage.errors import ConfigError, MailboxAuthError, MailboxError
 from triage.secrets import read_secret, run_token_command
 
-__all__ = ["ImapConnector", "as_mailbox_error", "is_connection_failure", "shutdown_socket"]
+__all__ = [
+    "ImapConnector",
+    "as_mailbox_error",
+    "enable_tcp_keepalive",
+    "is_connection_failure",
+    "shutdown_socket",
+]
 
 log = structlog.get_logger("triage.imap")
 
@@ -173,6 +179,7 @@ class ImapConnector:
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a MailboxError
             raise as_mailbox_error(exc, "connecting to the IMAP server", where=self.where) from None
+        enable_tcp_keepalive(client.socket(), s.keepalive)
         try:
             if s.security == "starttls":
                 self._starttls(client, context)
@@ -266,6 +273,32 @@ def _shutdown(client: IMAPClient) -> None:
     """Close the socket without a LOGOUT round trip (the connection is being abandoned)."""
     with contextlib.suppress(OSError, imaplib.IMAP4.error, EOFError, AttributeError):
         client.shutdown()
+
+
+KEEPALIVE_PROBES = 3
+"""Unanswered TCP keepalive probes before the kernel declares the peer gone."""
+
+
+def enable_tcp_keepalive(sock: socket.socket, idle: float) -> None:
+    """Turn on TCP keepalive: first probe after ``idle`` seconds of silence (Linux names).
+
+    Probes follow every ``idle / 3`` seconds; after :data:`KEEPALIVE_PROBES`
+    unanswered ones a read on the socket fails, so a peer that vanished without
+    FIN or RST (a NAT or firewall dropping the flow: ../shared/cases/B28) is
+    found within about ``2 * idle`` seconds even while a read is blocked. Where
+    the platform lacks an option it is left at the system default.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        seconds = max(1, round(idle))
+        for name, value in (
+            ("TCP_KEEPIDLE", seconds),
+            ("TCP_KEEPINTVL", max(1, seconds // KEEPALIVE_PROBES)),
+            ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        ):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def shutdown_socket(client: IMAPClient) -> None:

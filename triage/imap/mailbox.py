@@ -4,21 +4,27 @@
 for news, act on ingested mail); :class:`ImapMailbox` plays it over one
 imapclient connection. One connection per watched folder: an ImapMailbox
 selects one folder and stays on it.
+
+News: every untagged ``EXISTS`` or ``RECENT`` the server sends (RFC 3501
+sections 7.3.1-7.3.2), whichever command it came with — SEARCH, FETCH, STORE,
+NOOP, the end of IDLE — marks the folder as possibly grown (:meth:`take_news`),
+so a watcher never goes back to IDLE on a folder that has more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 import structlog
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, ProtocolError
 
 from triage.clock import Clock, SystemClock
 from triage.config import ImapSettings
@@ -30,10 +36,12 @@ from triage.imap.connect import (
     shutdown_socket,
 )
 from triage.imap.responses import (
-    FetchedMessage,
+    FetchAnswer,
+    FetchBatch,
     batches_by_size,
     classify_idle,
-    fetched_message,
+    read_fetch_answer,
+    split_fetch_responses,
     uid_set,
     uids_from,
 )
@@ -45,15 +53,19 @@ log = structlog.get_logger("triage.imap")
 IDLE_SLICE = 0.5
 """Seconds per idle_check call: how quickly a stop request is noticed while idling."""
 FIRST_IDLE = 1.0
-"""Length of the first IDLE after a search. Mail delivered between the search and
-the IDLE command is not announced during IDLE (Dovecot reports it only when the
-next command completes), so the first IDLE is ended early to collect it."""
-FETCH_ITEMS = ["INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[]"]
+"""Length of the first IDLE after other commands. Mail delivered between the last
+command and the IDLE command is not announced during IDLE (Dovecot reports it only
+when the next command completes), so the first IDLE is ended early to collect it."""
+FETCH_ITEMS = "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])"
 """BODY.PEEK[] rather than BODY[]: fetching must not set \\Seen (RFC 3501 section 6.4.5)."""
+SIZE_ITEMS = "(UID RFC822.SIZE)"
+NEWS = ("EXISTS", "RECENT")
+"""Untagged responses that can announce new mail (RFC 3501 sections 7.3.1, 7.3.2)."""
+DISCARDED = ("EXPUNGE", "FETCH", "VANISHED", "FLAGS")
+"""Untagged responses nothing here reads after the command they came with."""
 
 SIZE_CHUNK = 1000
-"""UIDs per RFC822.SIZE request: imapclient sends UIDs one by one, and servers cap
-the command line (Dovecot: 64 kB)."""
+"""UIDs per RFC822.SIZE request (servers cap the command line; Dovecot: 64 kB)."""
 
 AfterIngest = Literal["keep", "keyword", "move"]
 
@@ -89,12 +101,20 @@ class Mailbox(Protocol):
         """UIDs >= ``first_uid`` in the selected folder, ascending. Raises MailboxError."""
         ...
 
-    def fetch(self, uids: Sequence[int]) -> Iterator[list[FetchedMessage]]:
-        """Fetch ``uids`` in batches (UID order); UIDs expunged meanwhile are left out."""
+    def listed(self, uids: Sequence[int]) -> set[int]:
+        """Which of ``uids`` the folder still holds (UID SEARCH). Raises MailboxError."""
+        ...
+
+    def fetch(self, uids: Sequence[int], *, alone: bool = False) -> Iterator[FetchBatch]:
+        """Fetch ``uids`` in batches (UID order); each batch names the UIDs not delivered."""
         ...
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:
         """Block up to ``timeout`` seconds for news; True when the server announced some."""
+        ...
+
+    def take_news(self) -> bool:
+        """True when new mail was announced since the last call (then forgotten)."""
         ...
 
     def pending_after_ingest(self, last_uid: int) -> list[int]:
@@ -124,7 +144,7 @@ class ImapMailbox:
 
     Args:
         client: a logged-in client (``normalise_times = False``).
-        settings: the ``[imap]`` section (batching, IDLE, after-ingest action).
+        settings: the ``[imap]`` section (batching, IDLE, keepalive, after-ingest action).
         clock: gives INTERNALDATE's fallback when a server omits it.
         capabilities: override of the server's capabilities (tests use it to
             take the path a server without MOVE needs); None reads them.
@@ -145,6 +165,7 @@ class ImapMailbox:
         self._folder = ""
         self._idling = False
         self._closed = False
+        self._news = False
         self._move_folder_checked = False
         self.last_round_trip = time.monotonic()
         """Monotonic time of the last successful exchange with the server (health)."""
@@ -191,8 +212,20 @@ class ImapMailbox:
         """IDLE is configured and the server advertises it (RFC 2177)."""
         return self.settings.idle and "IDLE" in self.capabilities
 
+    @property
+    def _imap(self) -> imaplib.IMAP4:
+        # imapclient keeps every untagged response imaplib reads in the imaplib
+        # object's untagged_responses; it exposes no public way to see the EXISTS
+        # that come with SEARCH or FETCH answers, nor a FETCH answer unmerged.
+        imap: imaplib.IMAP4 = self._client._imap  # noqa: SLF001
+        return imap
+
     def _call(self, doing: str, func: Callable[..., Any], *args: Any) -> Any:
-        """Run one client call, translating failures; a dead connection closes this object."""
+        """Run one client call, translating failures; a dead connection closes this object.
+
+        Afterwards the untagged EXISTS/RECENT that came with the answer are taken
+        as news (:meth:`take_news`).
+        """
         if self._closed:
             raise MailboxError(f"{doing}: the connection is closed")
         try:
@@ -204,17 +237,42 @@ class ImapMailbox:
                 self._abandon()
             raise as_mailbox_error(exc, doing) from None
         self.last_round_trip = time.monotonic()
+        self._collect_news()
         return result
+
+    def _collect_news(self, *, count: bool = True) -> None:
+        untagged = self._imap.untagged_responses
+        for name in NEWS:
+            if untagged.pop(name, None) and count:
+                self._news = True
+        # imaplib keeps every untagged response until someone pops it: without this a
+        # connection living for weeks would hoard each EXPUNGE (one per moved message)
+        # and each flag change another client made
+        for name in DISCARDED:
+            untagged.pop(name, None)
+
+    def take_news(self) -> bool:
+        """True when the server announced new mail (EXISTS, RECENT) since the last call.
+
+        Counts announcements that came with any command's answer (SEARCH, FETCH,
+        STORE, NOOP, DONE) as well as during IDLE.
+        """
+        news, self._news = self._news, False
+        return news
 
     # -- the Mailbox role -----------------------------------------------------
 
     def select(self, folder: str) -> FolderState:
         """SELECT ``folder`` read-write (the after-ingest actions need it).
 
+        The EXISTS and RECENT of the SELECT answer are the folder's state, not news.
+
         Raises:
             MailboxError: no such folder, no UIDVALIDITY, or the connection failed.
         """
         info = self._call(f"selecting {folder!r}", self._client.select_folder, folder)
+        self._collect_news(count=False)
+        self._news = False
         uidvalidity = info.get(b"UIDVALIDITY")
         if not isinstance(uidvalidity, int):
             raise MailboxError(f"selecting {folder!r}: the server sent no UIDVALIDITY")
@@ -237,63 +295,145 @@ class ImapMailbox:
         )
         return uids_from(found, first_uid)
 
-    def fetch(self, uids: Sequence[int]) -> Iterator[list[FetchedMessage]]:
+    def listed(self, uids: Sequence[int]) -> set[int]:
+        """Which of ``uids`` the folder still holds: ``UID SEARCH UID <set>``.
+
+        Tells a message expunged meanwhile (not listed) from one the server lists
+        but would not deliver. A NOOP goes first: a server keeps an expunged
+        message in the session's view until it has told the client (RFC 3501
+        section 7.4.1), which it may put off during UID commands, and NOOP is
+        where it catches up (Dovecot lists the message in UID SEARCH till then).
+        """
+        if not uids:
+            return set()
+        self._call(f"checking {self._folder!r} for expunged mail", self._client.noop)
+        found = self._call(
+            f"searching {self._folder!r} for {len(uids)} UIDs",
+            self._client.search,
+            ["UID", uid_set(uids)],
+        )
+        return {int(uid) for uid in found} & set(uids)
+
+    def fetch(self, uids: Sequence[int], *, alone: bool = False) -> Iterator[FetchBatch]:
         """Fetch ``uids`` with BODY.PEEK[], INTERNALDATE and RFC822.SIZE, in batches.
 
         Batches hold at most ``batch_size`` messages and ``batch_bytes`` bytes
-        (sizes are asked first, in one command), so memory stays bounded.
-        A UID missing from the answer was expunged meanwhile and is left out.
+        (sizes are asked first), so memory stays bounded; a UID the size answer
+        left out travels alone. ``alone``: one UID per FETCH (retries: a server
+        that fails a batch over one message often delivers it by itself).
+
+        Each :class:`FetchBatch` names the UIDs asked for but not delivered, with
+        the reason (see :func:`~triage.imap.responses.read_fetch_answer`); whether
+        they were expunged is the caller's question (:meth:`listed`).
+
+        Raises:
+            MailboxError: the connection failed or the server refused the command.
         """
         if not uids:
             return
         wanted = sorted(set(uids))
-        sizes: dict[int, int] = {}
+        if alone:
+            for uid in wanted:
+                yield self._fetch_batch([uid])
+            return
+        sizes: dict[int, int | None] = dict.fromkeys(wanted)
         for start in range(0, len(wanted), SIZE_CHUNK):
             chunk = wanted[start : start + SIZE_CHUNK]
-            answer = self._call(
-                f"fetching sizes in {self._folder!r}", self._client.fetch, chunk, ["RFC822.SIZE"]
-            )
-            sizes.update({uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in answer.items()})
+            answer = self._read_fetch(f"fetching sizes in {self._folder!r}", chunk, SIZE_ITEMS)
+            sizes.update(answer.sizes)
         for batch in batches_by_size(
             sizes, max_count=self.settings.batch_size, max_bytes=self.settings.batch_bytes
         ):
-            doing = f"fetching {len(batch)} messages from {self._folder!r}"
-            data = self._call(doing, self._client.fetch, batch, FETCH_ITEMS)
-            now = self._clock.now()
-            messages = []
-            for uid in batch:
-                item = data.get(uid)
-                message = fetched_message(uid, item, fallback_date=now) if item else None
-                if message is None:
-                    log.info("message_vanished", folder=self._folder, uid=uid)
-                    continue
-                messages.append(message)
-            yield messages
+            yield self._fetch_batch(batch)
+
+    def _fetch_batch(self, batch: list[int]) -> FetchBatch:
+        doing = f"fetching {len(batch)} messages from {self._folder!r}"
+        return self._read_fetch(doing, batch, FETCH_ITEMS).batch
+
+    def _read_fetch(self, doing: str, uids: list[int], items: str) -> FetchAnswer:
+        """One ``UID FETCH``, every response read apart (read_fetch_answer)."""
+        answer: FetchAnswer = self._call(doing, self._uid_fetch, uids, items)
+        if answer.unrequested:
+            log.warning(
+                "imap_unrequested_fetch",
+                folder=self._folder,
+                uids=list(answer.unrequested[:20]),
+                count=len(answer.unrequested),
+            )
+        return answer
+
+    def _uid_fetch(self, uids: list[int], items: str) -> FetchAnswer:
+        """``UID FETCH`` through imaplib: each response kept apart, a NO answer's data kept.
+
+        Stale unsolicited FETCH responses from earlier commands (flag changes made
+        by other clients, announced by sequence number) are dropped first, so they
+        cannot be taken for part of this answer.
+        """
+        imap = self._imap
+        imap.untagged_responses.pop("FETCH", None)
+        typ, data = imap.uid("FETCH", uid_set(uids), items)
+        refused = ""
+        if typ != "OK":
+            # RFC 3501 7.4.2 / Exchange, Dovecot: "NO Some messages could not be FETCHed"
+            # comes with the messages that could; keep those, the rest is missing.
+            refused = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
+            data = imap.untagged_responses.pop("FETCH", [])
+        try:
+            responses = split_fetch_responses(data)
+        except ProtocolError as exc:
+            # the exchange itself completed (tagged answer read): the connection is
+            # sound, the answer is not. Every UID of it counts as missing; retries go
+            # one by one, so only a message the server always garbles ends up as a
+            # placeholder instead of failing every pass for good.
+            why = f"the FETCH answer could not be read ({str(exc)[:200]})"
+            return FetchAnswer(batch=FetchBatch(missing=dict.fromkeys(uids, why)))
+        answer = read_fetch_answer(responses, uids, fallback_date=self._clock.now())
+        if refused and answer.batch.missing:
+            reason = f"FETCH answered {typ} {refused}".strip()[:300]
+            missing = {uid: f"{why} ({reason})" for uid, why in answer.batch.missing.items()}
+            answer = replace(answer, batch=replace(answer.batch, missing=missing))
+        return answer
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:
         """Wait up to ``timeout`` seconds for the server to announce new mail.
 
         With IDLE (RFC 2177): IDLE is issued and ended with DONE after at most
-        ``idle_renew`` seconds (section 3: clients must re-issue it before the
-        server's 30-minute inactivity logout), then issued again. Without IDLE
-        this just sleeps. Returns early (False) when ``stop`` is set.
+        ``keepalive`` seconds (the DONE's answer, due within ``timeout``, proves
+        the link alive: a flow dropped without FIN or RST is found within about
+        keepalive + timeout seconds; the server's own ``* OK Still here`` comes
+        only every few minutes), and never later than ``idle_renew`` (RFC 2177
+        section 3: before the server's 30-minute inactivity logout). Without
+        IDLE it sleeps, checking the link with NOOP every ``keepalive`` seconds
+        (whose answer also announces new mail). Returns early (False) when
+        ``stop`` is set.
 
         Raises:
-            MailboxError: ``* BYE``, EOF, a timeout waiting for the end of IDLE
-                (a half-open connection), or any socket error.
+            MailboxError: ``* BYE``, EOF, no answer to DONE or NOOP within
+                ``timeout`` (a half-open connection), or any socket error.
         """
         deadline = time.monotonic() + max(0.0, timeout)
+        if self._news:
+            return True
+        cycle = max(0.05, min(self.settings.keepalive, self.settings.idle_renew))
         if not self.can_idle:
-            stop.wait(max(0.0, timeout))
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or stop.wait(min(remaining, cycle)):
+                    return False
+                if deadline - time.monotonic() <= 0:
+                    return False  # the caller's pass is due: it checks the link anyway
+                self._call(f"checking the connection to {self._folder!r}", self._client.noop)
+                if self._news:
+                    return True
             return False
         length = FIRST_IDLE
         while not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            if self._idle_once(min(length, remaining, self.settings.idle_renew), stop):
+            if self._idle_once(min(length, remaining, cycle), stop):
                 return True
-            length = self.settings.idle_renew
+            length = cycle
         return False
 
     def _idle_once(self, length: float, stop: threading.Event) -> bool:
@@ -328,7 +468,9 @@ class ImapMailbox:
                 done = self._call(f"ending IDLE on {self._folder!r}", self._client.idle_done)
                 signal = classify_idle(done[1] if isinstance(done, tuple) else [])
                 news = news or signal.news
-        return news
+        if news:
+            self._news = True
+        return self._news
 
     def pending_after_ingest(self, last_uid: int) -> list[int]:
         """UIDs <= ``last_uid`` still in the folder that the after-ingest action has not reached.

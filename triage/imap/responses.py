@@ -7,16 +7,23 @@ are tested without a server.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from imapclient.datetime_util import parse_to_datetime
+from imapclient.exceptions import ProtocolError
+from imapclient.response_parser import parse_response
+
 __all__ = [
+    "FetchAnswer",
+    "FetchBatch",
     "FetchedMessage",
     "IdleSignal",
     "batches_by_size",
     "classify_idle",
-    "fetched_message",
+    "read_fetch_answer",
+    "split_fetch_responses",
     "uid_set",
     "uids_from",
 ]
@@ -77,16 +84,19 @@ def uids_from(found: Iterable[int], first_uid: int) -> list[int]:
 
 
 def batches_by_size(
-    sizes: Mapping[int, int], *, max_count: int, max_bytes: int
+    sizes: Mapping[int, int | None], *, max_count: int, max_bytes: int
 ) -> Iterator[list[int]]:
     """Group UIDs (ascending) into batches of at most ``max_count`` UIDs and ``max_bytes`` bytes.
 
-    A single message larger than ``max_bytes`` gets a batch of its own.
+    A single message larger than ``max_bytes`` gets a batch of its own, and so
+    does a message whose size is unknown (None: the server left it out of its
+    RFC822.SIZE answer), so memory stays bounded whatever it turns out to be.
     """
     batch: list[int] = []
     total = 0
     for uid in sorted(sizes):
-        size = max(0, sizes[uid])
+        known = sizes[uid]
+        size = max_bytes if known is None else max(0, known)
         if batch and (len(batch) >= max_count or total + size > max_bytes):
             yield batch
             batch, total = [], 0
@@ -102,30 +112,6 @@ def _aware_utc(value: Any, fallback: datetime) -> datetime:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
     return fallback
-
-
-def fetched_message(
-    uid: int, item: Mapping[bytes, Any], *, fallback_date: datetime
-) -> FetchedMessage | None:
-    """Build a :class:`FetchedMessage` from one imapclient FETCH item, or None without a body.
-
-    Args:
-        uid: the UID the item belongs to.
-        item: imapclient's dict for that UID (``b"BODY[]"``, ``b"INTERNALDATE"``,
-            ``b"RFC822.SIZE"``).
-        fallback_date: used when the server sent no INTERNALDATE (aware).
-    """
-    raw = item.get(b"BODY[]")
-    if raw is None:
-        return None
-    body = bytes(raw)
-    size = item.get(b"RFC822.SIZE")
-    return FetchedMessage(
-        uid=uid,
-        raw=body,
-        internal_date=_aware_utc(item.get(b"INTERNALDATE"), fallback_date),
-        size=int(size) if isinstance(size, int) else len(body),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +149,197 @@ def classify_idle(responses: Sequence[Any]) -> IdleSignal:
                 "ascii", "replace"
             )
     return IdleSignal(news=news, bye=bye, text=text)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBatch:
+    """What one ``UID FETCH`` of a batch brought: the messages delivered, and the UIDs not.
+
+    Iterating a batch yields its messages (UID order), so ``for m in batch`` works.
+
+    Attributes:
+        messages: the messages delivered whole, in UID order.
+        missing: UIDs asked for whose message did not come, with the reason
+            (left out of the answer, no ``BODY[]``, a NIL or empty literal, two
+            different bodies). Whether such a UID is still in the folder (a
+            server fault: retry) or was expunged meanwhile (nothing to do) is
+            for the caller to find out with ``UID SEARCH``.
+    """
+
+    messages: tuple[FetchedMessage, ...] = ()
+    missing: Mapping[int, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[FetchedMessage]:
+        return iter(self.messages)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAnswer:
+    """A ``UID FETCH`` answer read response by response (:func:`read_fetch_answer`).
+
+    Attributes:
+        batch: the messages delivered and the UIDs missing.
+        unrequested: UIDs the answer carried a message for although nobody asked
+            (ignored: each is fetched in its own turn).
+        unsolicited: responses without a UID (RFC 3501 section 7.4.2: a flag change
+            made by another client, announced by sequence number): ignored.
+        sizes: RFC822.SIZE per UID where the answer gave one.
+    """
+
+    batch: FetchBatch
+    unrequested: tuple[int, ...] = ()
+    unsolicited: int = 0
+    sizes: Mapping[int, int] = field(default_factory=dict)
+
+
+def split_fetch_responses(data: Sequence[Any]) -> list[tuple[int, dict[bytes, list[Any]]]]:
+    """Split imaplib's raw FETCH data into ``(sequence number, {ITEM: [values...]})``.
+
+    Unlike imapclient's ``parse_fetch_response`` nothing is merged: every
+    untagged FETCH response stays apart, and an item a response repeats keeps
+    every value, so duplicates can be seen. Item names are upper case; the UID
+    is the ``b"UID"`` item.
+
+    Raises:
+        ProtocolError: the data is not a sequence of FETCH responses.
+    """
+    if not data or list(data) == [None]:
+        return []
+    atoms = parse_response(list(data))
+    if len(atoms) % 2:
+        raise ProtocolError("a FETCH response without its data")
+    out: list[tuple[int, dict[bytes, list[Any]]]] = []
+    for i in range(0, len(atoms), 2):
+        seq, items = atoms[i], atoms[i + 1]
+        if not isinstance(seq, int) or not isinstance(items, tuple) or len(items) % 2:
+            raise ProtocolError(f"not a FETCH response: {seq!r} {items!r}"[:200])
+        fields: dict[bytes, list[Any]] = {}
+        for j in range(0, len(items), 2):
+            name = items[j]
+            key = name.upper() if isinstance(name, bytes) else str(name).encode()
+            fields.setdefault(key, []).append(items[j + 1])
+        out.append((seq, fields))
+    return out
+
+
+def _first_int(values: list[Any] | None) -> int | None:
+    for value in values or ():
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _internal_date(values: list[Any] | None) -> datetime | None:
+    for value in values or ():
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, bytes):
+            try:
+                parsed: datetime = parse_to_datetime(value, normalise=False)
+            except ValueError:
+                continue
+            return parsed
+    return None
+
+
+def read_fetch_answer(
+    responses: Iterable[tuple[int, Mapping[bytes, list[Any]]]],
+    asked: Iterable[int],
+    *,
+    fallback_date: datetime,
+) -> FetchAnswer:
+    """Match a ``UID FETCH (UID INTERNALDATE RFC822.SIZE BODY.PEEK[])`` answer to the UIDs asked.
+
+    Args:
+        responses: :func:`split_fetch_responses` output.
+        asked: the UIDs the command named.
+        fallback_date: INTERNALDATE when the server sends none (aware).
+
+    Rules (each a fault some server shows):
+
+    - A message is delivered only with a ``BODY[]`` that is a non-empty string.
+      ``BODY[] NIL`` or an empty literal, or no ``BODY[]`` at all (a response
+      with only FLAGS, as an unsolicited flag update sent in the middle of our
+      FETCH looks), leaves the UID missing. An empty message does not exist in
+      practice (RFC 5322 requires header fields); a server fault does.
+    - A response without a UID is unsolicited (RFC 3501 section 6.4.8: every
+      response caused by a UID command carries the UID): never matched to a UID
+      by its sequence number.
+    - A UID not asked for is ignored (the server's bug, or another client's
+      change announced with its UID).
+    - The same UID in several responses, or ``BODY[]`` twice in one response:
+      equal bodies are one message; different bodies mean the answer cannot be
+      trusted, and the UID counts as missing.
+    - RFC822.SIZE is not compared with the body's length: servers report
+      estimates (Exchange, hMailServer, WildDuck differ by bytes to two thirds),
+      and mail systems that trusted it discarded good mail. A literal really cut
+      short is a dropped connection, which imaplib reports as an error.
+    """
+    wanted = set(asked)
+    bodies: dict[int, list[Any]] = {}
+    dates: dict[int, datetime] = {}
+    sizes: dict[int, int] = {}
+    unrequested: set[int] = set()
+    seen: set[int] = set()
+    unsolicited = 0
+    for _seq, fields in responses:
+        uid = _first_int(fields.get(b"UID"))
+        if uid is None:
+            unsolicited += 1
+            continue
+        if uid not in wanted:
+            unrequested.add(uid)
+            continue
+        seen.add(uid)
+        if b"BODY[]" in fields:
+            bodies.setdefault(uid, []).extend(fields[b"BODY[]"])
+        date = _internal_date(fields.get(b"INTERNALDATE"))
+        if date is not None and uid not in dates:
+            dates[uid] = date
+        size = _first_int(fields.get(b"RFC822.SIZE"))
+        if size is not None and uid not in sizes:
+            sizes[uid] = size
+    messages: list[FetchedMessage] = []
+    missing: dict[int, str] = {}
+    for uid in sorted(wanted):
+        values = bodies.get(uid)
+        if values is None:
+            missing[uid] = (
+                "the FETCH answer had no BODY[] for it"
+                if uid in seen
+                else "the FETCH answer left it out"
+            )
+            continue
+        distinct = {bytes(v) if isinstance(v, bytes | bytearray) else v for v in values}
+        if len(distinct) > 1:
+            missing[uid] = f"the FETCH answer held {len(distinct)} different bodies"
+            continue
+        [body] = distinct
+        if body is None:
+            missing[uid] = "BODY[] was NIL"
+            continue
+        if not isinstance(body, bytes):
+            missing[uid] = f"BODY[] was not a string ({type(body).__name__})"
+            continue
+        if not body:
+            missing[uid] = "BODY[] was empty"
+            continue
+        messages.append(
+            FetchedMessage(
+                uid=uid,
+                raw=body,
+                internal_date=_aware_utc(dates.get(uid), fallback_date),
+                size=sizes.get(uid, len(body)),
+            )
+        )
+    return FetchAnswer(
+        batch=FetchBatch(messages=tuple(messages), missing=missing),
+        unrequested=tuple(sorted(unrequested)),
+        unsolicited=unsolicited,
+        sizes=sizes,
+    )

@@ -8,25 +8,44 @@ stores it exactly once). It knows IMAP's timing rules, not the database:
   after the stored high-water mark, or from UID 1 after a UIDVALIDITY change),
   runs ``UID SEARCH``, fetches in batches and stores message by message; after
   each batch the after-ingest action is applied to what was committed.
+- Nothing listed is skipped. A UID that ``UID SEARCH`` lists but the FETCH
+  answer leaves out (or answers without a body: Exchange Online does this now
+  and then) keeps the high-water mark below it. ``UID SEARCH`` then tells an
+  expunged message (gone: nothing to do) from a missing one (still listed: a
+  server fault). A missing UID is fetched again, alone, on later passes, after
+  ``missing_retry`` seconds doubling per attempt; after ``missing_attempts``
+  failed attempts a placeholder is stored for it (a message with the reason,
+  routed to the fallback queue like any unreadable mail) and the mark moves on.
+  Meanwhile the folder's error says which UIDs wait (``triage status``:
+  unhealthy).
 - Between passes it waits with IDLE where the server has it, else sleeps
-  ``poll_interval``; a pass runs at least every ``fallback_poll`` seconds
-  whatever IDLE says (a NAT may have dropped the flow silently, and mail
-  delivered while not idling is not announced: ../shared/cases/B28), and right
-  after every (re)connect.
-- Any failure — timeout, EOF, ``* BYE``, socket error, refused command, database
-  down — ends the connection; the watcher records the error, waits with
-  exponential back-off and jitter (``reconnect_initial`` doubling up to
-  ``reconnect_max``) and reconnects. Progress only moves in the sink's
-  per-message transactions, so nothing is lost or repeated.
+  ``poll_interval``. It never goes back to waiting while the server has
+  announced more mail (an EXISTS or RECENT with any answer during the pass):
+  the next pass starts at once. A pass also runs at least every
+  ``fallback_poll`` seconds whatever IDLE says, when a missing UID's retry is
+  due, and right after every (re)connect. While waiting, a connection silent
+  for ``keepalive`` seconds is checked with a round trip, so a flow dropped
+  without FIN or RST is found within about keepalive + timeout seconds
+  (../shared/cases/B28).
+- Failures back off per part. A failed connection, a refused login or a
+  command the server refuses ends the connection; the watcher records the
+  error, waits with exponential back-off and jitter (``reconnect_initial``
+  doubling up to ``reconnect_max``) and reconnects. A database that cannot be
+  written keeps the connection: the pass is retried on it after its own
+  back-off (1 s doubling up to a minute), and an IMAP back-off is never grown
+  by a database fault nor the other way round. Progress only moves in the
+  sink's per-message transactions, so nothing is lost or repeated.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
@@ -40,8 +59,12 @@ from triage.imap.mailbox import FolderState, Mailbox
 from triage.imap.responses import FetchedMessage
 
 __all__ = [
+    "DATABASE_RETRY_INITIAL",
+    "DATABASE_RETRY_MAX",
+    "MISSING_RETRY_MAX",
     "FolderSink",
     "FolderWatcher",
+    "MissingUid",
     "PassReport",
     "StoreOutcome",
     "SyncPlan",
@@ -49,6 +72,13 @@ __all__ = [
 ]
 
 log = structlog.get_logger("triage.imap")
+
+DATABASE_RETRY_INITIAL = 1.0
+"""Seconds before a pass is retried after the database failed; doubles per failure."""
+DATABASE_RETRY_MAX = 60.0
+"""Longest wait between two attempts at a database that keeps failing, seconds."""
+MISSING_RETRY_MAX = 3600.0
+"""Longest wait between two attempts at a UID the server lists but does not deliver."""
 
 
 class StoreOutcome(StrEnum):
@@ -65,6 +95,26 @@ class StoreOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MissingUid:
+    """A UID the server listed but did not deliver, as the sink has it recorded.
+
+    Attributes:
+        uid: the UID (under the plan's UIDVALIDITY).
+        attempts: FETCH attempts that failed so far (>= 1).
+        first_missed_at: when the first attempt failed (UTC); a placeholder is
+            received at this time (the SLA clock starts there).
+        retry_in: seconds until the next attempt is due (<= 0: due now).
+        reason: why the last attempt failed.
+    """
+
+    uid: int
+    attempts: int
+    first_missed_at: datetime
+    retry_in: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SyncPlan:
     """Where a pass starts, decided by the sink from its stored progress.
 
@@ -77,8 +127,10 @@ class SyncPlan:
             persisted by ``end_pass`` once the whole rescan has committed.
         previous_uidvalidity: the stored UIDVALIDITY (None before the first pass).
         last_uid: the stored high-water mark under ``uidvalidity`` (0 in a rescan).
-        skip_uids: UIDs already stored under ``uidvalidity`` (a rescan resumed after
-            a crash): not fetched again.
+        skip_uids: UIDs >= ``first_uid`` already stored under ``uidvalidity`` (above
+            a missing UID, or a rescan resumed after a crash): not fetched again.
+        missing: UIDs >= ``first_uid`` the server listed but did not deliver on
+            earlier passes, still being retried, by UID.
     """
 
     folder: str
@@ -88,6 +140,7 @@ class SyncPlan:
     previous_uidvalidity: int | None = None
     last_uid: int = 0
     skip_uids: frozenset[int] = frozenset()
+    missing: Mapping[int, MissingUid] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +150,17 @@ class PassReport:
     Attributes:
         complete: every UID found was handled (False when stopped half-way).
         highest_uid: the highest UID handled or skipped (0 when none).
+        mark: the high-water mark the pass earned: the highest listed UID with
+            every listed UID up to it handled (stored, already stored, expunged
+            or given a placeholder); 0 when none. Never past a missing UID.
+        missing: UIDs listed but still not delivered, waiting for a retry.
+        retry_in: seconds until the first of them is due again (None: none waits).
+        vanished: UIDs expunged between the search and the fetch.
+        placeholders: UIDs given a placeholder after the last failed attempt.
         seconds: wall-clock duration of the pass.
-        warning: a problem that did not stop the pass (a refused after-ingest
-            action), "" when none; kept as the folder's last error.
+        warning: a problem that did not stop the pass (UIDs not delivered, a
+            refused after-ingest action), "" when none; kept as the folder's last
+            error, so ``triage status`` shows it as unhealthy.
     """
 
     folder: str
@@ -110,6 +171,11 @@ class PassReport:
     duplicates: int = 0
     recognized: int = 0
     highest_uid: int = 0
+    mark: int = 0
+    missing: tuple[int, ...] = ()
+    retry_in: float | None = None
+    vanished: int = 0
+    placeholders: int = 0
     complete: bool = True
     seconds: float = 0.0
     warning: str = ""
@@ -132,13 +198,36 @@ class FolderSink(Protocol):
         is cheaper for many at once (parsing, classifying). Stores nothing; never raises."""
         ...
 
-    def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
-        """Store one message exactly once (its own transaction). Raises StoreError
-        when the database cannot be written: the message is then fetched again later."""
+    def store(
+        self, plan: SyncPlan, message: FetchedMessage, *, advance: bool = True
+    ) -> StoreOutcome:
+        """Store one message exactly once (its own transaction), moving the folder's
+        high-water mark to its UID when ``advance`` (every listed UID below it is
+        handled). Raises StoreError when the database cannot be written: the
+        message is then fetched again later."""
+        ...
+
+    def record_missing(
+        self, plan: SyncPlan, uid: int, reason: str, *, retry_in: float
+    ) -> MissingUid:
+        """Count one more failed attempt at ``uid`` (listed, not delivered) and when the
+        next is due; return the record. Raises StoreError."""
+        ...
+
+    def store_placeholder(
+        self, plan: SyncPlan, missing: MissingUid, *, advance: bool
+    ) -> StoreOutcome:
+        """Store a placeholder message for a UID given up on (parse_status error, the
+        reason in parse_error), in one transaction with the record. Raises StoreError."""
+        ...
+
+    def forget_missing(self, plan: SyncPlan, uids: Sequence[int]) -> None:
+        """Drop the records of UIDs delivered or expunged at last. Raises StoreError."""
         ...
 
     def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
-        """Record a finished pass (last poll time; a completed rescan's new progress)."""
+        """Record a finished pass (last poll time, warning, the mark it earned; a
+        completed rescan's new UIDVALIDITY)."""
         ...
 
     def pass_failed(self, folder: str, error: str) -> None:
@@ -170,16 +259,61 @@ class WatchedMailbox(Mailbox, Protocol):
     ) -> None: ...
 
 
+class _Progress:
+    """Which listed UIDs a pass has handled, and the high-water mark that allows.
+
+    The mark may stand at a listed UID only when every listed UID up to it is
+    handled; UIDs not listed (expunged long ago) do not count.
+    """
+
+    def __init__(self, listed: Sequence[int], handled: Iterable[int]) -> None:
+        self._listed = sorted(listed)
+        self._handled = set(handled) & set(self._listed)
+        self._next = 0
+        self._move()
+
+    def _move(self) -> None:
+        while self._next < len(self._listed) and self._listed[self._next] in self._handled:
+            self._next += 1
+
+    def is_next(self, uid: int) -> bool:
+        """True when ``uid`` is the first listed UID not handled yet (it may move the mark)."""
+        return self._next < len(self._listed) and self._listed[self._next] == uid
+
+    def handle(self, uid: int) -> None:
+        """Count ``uid`` as handled."""
+        self._handled.add(uid)
+        self._move()
+
+    @property
+    def mark(self) -> int:
+        """The highest listed UID with all listed UIDs up to it handled (0: none)."""
+        return self._listed[self._next - 1] if self._next else 0
+
+
+@dataclass
+class _PassState:
+    """Mutable tallies of one pass."""
+
+    counts: Counter[StoreOutcome] = field(default_factory=Counter)
+    waiting: dict[int, MissingUid] = field(default_factory=dict)
+    vanished: int = 0
+    placeholders: int = 0
+    highest: int = 0
+
+
 class FolderWatcher:
     """Keeps one folder ingested over one connection at a time.
 
     Args:
         folder: the folder to watch.
-        settings: the ``[imap]`` section (timing, after-ingest action).
+        settings: the ``[imap]`` section (timing, after-ingest action, missing UIDs).
         sink: stores messages and progress (intake).
         open_mailbox: connects and logs in, returning a fresh mailbox (raises
             MailboxError / MailboxAuthError).
         backoff: reconnect delays; by default from ``reconnect_initial`` / ``reconnect_max``.
+        database_backoff: delays before a pass is retried after the database failed;
+            by default :data:`DATABASE_RETRY_INITIAL` doubling up to :data:`DATABASE_RETRY_MAX`.
     """
 
     def __init__(
@@ -190,13 +324,18 @@ class FolderWatcher:
         open_mailbox: Callable[[], WatchedMailbox],
         *,
         backoff: Backoff | None = None,
+        database_backoff: Backoff | None = None,
     ) -> None:
         self.folder = folder
         self.settings = settings
         self.sink = sink
         self.open_mailbox = open_mailbox
         self.backoff = backoff or Backoff(settings.reconnect_initial, settings.reconnect_max)
+        self.database_backoff = database_backoff or Backoff(
+            DATABASE_RETRY_INITIAL, DATABASE_RETRY_MAX
+        )
         self._current: WatchedMailbox | None = None
+        self._database_failing_since = 0.0
         self.passes = 0
         """Passes completed since this watcher was made (for tests and health)."""
 
@@ -220,6 +359,12 @@ class FolderWatcher:
         finally:
             self._current = None
 
+    def missing_retry_delay(self, attempts: int) -> float:
+        """Seconds before the attempt after ``attempts`` failed ones at a missing UID:
+        ``missing_retry`` doubling per attempt, at most :data:`MISSING_RETRY_MAX`."""
+        doublings = min(max(0, attempts - 1), 32)
+        return min(MISSING_RETRY_MAX, self.settings.missing_retry * 2.0**doublings)
+
     def _pass(self, mailbox: WatchedMailbox, stop: threading.Event, *, heal: bool) -> PassReport:
         started = time.monotonic()
         state = mailbox.select(self.folder)
@@ -230,27 +375,51 @@ class FolderWatcher:
             if pending:
                 log.info("after_ingest_resumed", folder=self.folder, count=len(pending))
                 warnings += self._after_ingest(mailbox, pending)
+        mailbox.take_news()  # whatever is announced from here on may be past the search
         found = mailbox.search_from(plan.first_uid)
-        todo = [uid for uid in found if uid not in plan.skip_uids]
-        counts: Counter[StoreOutcome] = Counter()
-        highest = max(plan.skip_uids & set(found), default=0)
+        listed = set(found)
+        progress = _Progress(found, plan.skip_uids)
+        tally = _PassState(highest=max(plan.skip_uids & listed, default=0))
+        gone = sorted(uid for uid in plan.missing if uid not in listed)
+        if gone:
+            # expunged while it was being retried: nothing was lost on our side
+            self.sink.forget_missing(plan, gone)
+            log.info("message_vanished", folder=self.folder, uids=gone, while_retrying=True)
+        retry = [uid for uid in found if uid in plan.missing and plan.missing[uid].retry_in <= 0]
+        tally.waiting = {
+            uid: plan.missing[uid] for uid in found if uid in plan.missing and uid not in retry
+        }
+        fresh = [uid for uid in found if uid not in plan.skip_uids and uid not in plan.missing]
         complete = True
-        for batch in mailbox.fetch(todo):
+        # retries first and one by one: a server failing a batch over one message
+        # often delivers it alone, and the mark can only move once it is handled
+        for batch in itertools.chain(mailbox.fetch(retry, alone=True), mailbox.fetch(fresh)):
             if stop.is_set():
                 complete = False
                 break
-            self.sink.prepare(plan, batch)
+            if batch.missing:
+                self._settle_missing(mailbox, plan, batch.missing, progress, tally)
+            self.sink.prepare(plan, batch.messages)
             done: list[int] = []
             for message in batch:
                 if stop.is_set():
                     complete = False
                     break
-                counts[self.sink.store(plan, message)] += 1
+                outcome = self.sink.store(plan, message, advance=progress.is_next(message.uid))
+                tally.counts[outcome] += 1
+                progress.handle(message.uid)
                 done.append(message.uid)
-                highest = max(highest, message.uid)
+                tally.highest = max(tally.highest, message.uid)
+            recovered = [uid for uid in done if uid in plan.missing]
+            if recovered:
+                self.sink.forget_missing(plan, recovered)
+                log.info("message_recovered", folder=self.folder, uids=recovered)
             warnings += self._after_ingest(mailbox, done)
             if not complete:
                 break
+        if tally.waiting:
+            warnings.insert(0, self._waiting_warning(tally.waiting))
+        counts = tally.counts
         report = PassReport(
             folder=self.folder,
             uidvalidity=state.uidvalidity,
@@ -259,14 +428,19 @@ class FolderWatcher:
             errors=counts[StoreOutcome.ERROR],
             duplicates=counts[StoreOutcome.DUPLICATE],
             recognized=counts[StoreOutcome.RECOGNIZED],
-            highest_uid=highest,
+            highest_uid=tally.highest,
+            mark=progress.mark,
+            missing=tuple(sorted(tally.waiting)),
+            retry_in=min((m.retry_in for m in tally.waiting.values()), default=None),
+            vanished=tally.vanished,
+            placeholders=tally.placeholders,
             complete=complete,
             seconds=time.monotonic() - started,
-            warning=warnings[0] if warnings else "",
+            warning="; ".join(warnings),
         )
         self.sink.end_pass(plan, report)
         self.passes += 1
-        emit = log.info if report.handled else log.debug
+        emit = log.info if report.handled or report.missing else log.debug
         emit(
             "poll_completed",
             folder=self.folder,
@@ -275,11 +449,72 @@ class FolderWatcher:
             errors=report.errors,
             duplicates=report.duplicates,
             recognized=report.recognized,
+            missing=len(report.missing),
             rescan=report.rescan,
             complete=report.complete,
             seconds=round(report.seconds, 3),
         )
         return report
+
+    def _settle_missing(
+        self,
+        mailbox: WatchedMailbox,
+        plan: SyncPlan,
+        missing: Mapping[int, str],
+        progress: _Progress,
+        tally: _PassState,
+    ) -> None:
+        """UIDs a FETCH answer did not deliver: expunged, retried later, or given up on."""
+        still = mailbox.listed(sorted(missing))
+        for uid in sorted(missing):
+            if uid not in still:
+                # expunged between the search and the fetch (RFC 3501 section 6.4.8:
+                # a UID FETCH of an expunged message answers nothing for it)
+                progress.handle(uid)
+                tally.vanished += 1
+                if uid in plan.missing:
+                    self.sink.forget_missing(plan, [uid])
+                log.info("message_vanished", folder=self.folder, uid=uid)
+                continue
+            before = plan.missing.get(uid)
+            attempts = (before.attempts if before else 0) + 1
+            record = self.sink.record_missing(
+                plan, uid, missing[uid], retry_in=self.missing_retry_delay(attempts)
+            )
+            if record.attempts >= self.settings.missing_attempts:
+                outcome = self.sink.store_placeholder(plan, record, advance=progress.is_next(uid))
+                tally.counts[outcome] += 1
+                tally.placeholders += 1
+                progress.handle(uid)
+                log.error(
+                    "message_undelivered",
+                    folder=self.folder,
+                    uid=uid,
+                    attempts=record.attempts,
+                    reason=record.reason,
+                    placeholder=True,
+                )
+                continue
+            tally.waiting[uid] = record
+            log.warning(
+                "message_missing",
+                folder=self.folder,
+                uid=uid,
+                attempt=record.attempts,
+                attempts=self.settings.missing_attempts,
+                retry_in=round(record.retry_in, 1),
+                reason=record.reason,
+            )
+
+    def _waiting_warning(self, waiting: Mapping[int, MissingUid]) -> str:
+        """The folder's error while UIDs wait: which, how often tried, why."""
+        first = waiting[min(waiting)]
+        more = f" and {len(waiting) - 1} more" if len(waiting) > 1 else ""
+        return (
+            f"UID {first.uid}{more} listed by the server but not delivered"
+            f" (attempt {first.attempts} of {self.settings.missing_attempts},"
+            f" next in {max(0.0, first.retry_in):.0f} s): {first.reason}"
+        )
 
     def _after_ingest(self, mailbox: WatchedMailbox, uids: list[int]) -> list[str]:
         """Apply the action; a refusal (not a dead connection) is returned as a warning."""
@@ -346,7 +581,13 @@ class FolderWatcher:
         log.info("imap_watch_stopped", folder=self.folder)
 
     def _session(self, stop: threading.Event) -> None:
-        """One connection: a pass at once, then wait/pass until stopped or it fails."""
+        """One connection: a pass at once, then wait/pass until stopped or it fails.
+
+        A pass follows at once while the server announced more mail during the
+        last one; otherwise the watcher waits (IDLE or polling) until news, the
+        fallback poll, or a missing UID's retry. A database failure does not end
+        the connection: the pass is retried on it after the database back-off.
+        """
         with self.open_mailbox() as mailbox:
             self._current = mailbox
             try:
@@ -356,20 +597,58 @@ class FolderWatcher:
                     idle=mailbox.can_idle,
                     attempt=self.backoff.attempt,
                 )
-                self._pass(mailbox, stop, heal=True)
-                self.backoff.reset()
-                next_pass = time.monotonic() + self.settings.fallback_poll
+                heal = True
                 while not stop.is_set():
-                    timeout = next_pass - time.monotonic()
+                    try:
+                        report = self._pass(mailbox, stop, heal=heal)
+                    except StoreError as exc:
+                        # the server answered up to here: only the database backs off
+                        self.backoff.reset()
+                        stop.wait(self._database_failed(str(exc)))
+                        continue
+                    heal = False
+                    self.backoff.reset()
+                    self._database_recovered()
+                    if stop.is_set() or mailbox.take_news():
+                        continue  # the folder grew during the pass: never wait on more
+                    timeout = self.settings.fallback_poll
+                    if report.retry_in is not None:
+                        timeout = min(timeout, max(0.0, report.retry_in))
                     if not mailbox.can_idle:
                         timeout = min(timeout, self.settings.poll_interval)
                     mailbox.wait(timeout, stop)
-                    if stop.is_set():
-                        break
-                    self._pass(mailbox, stop, heal=False)
-                    next_pass = time.monotonic() + self.settings.fallback_poll
             finally:
                 self._current = None
+
+    def _database_failed(self, error: str) -> float:
+        """Log and record a database failure (once per episode); the delay before retrying."""
+        delay = self.database_backoff.next_delay()
+        if self.database_backoff.attempt == 1:
+            self._database_failing_since = time.monotonic()
+            log.warning(
+                "intake_database_failed", folder=self.folder, error=error, retry_in=round(delay, 2)
+            )
+            self._record_failure(error)
+        else:
+            log.debug(
+                "intake_database_retry",
+                folder=self.folder,
+                attempt=self.database_backoff.attempt,
+                delay=round(delay, 2),
+                error=error,
+            )
+        return delay
+
+    def _database_recovered(self) -> None:
+        if not self.database_backoff.attempt:
+            return
+        log.info(
+            "intake_database_recovered",
+            folder=self.folder,
+            failures=self.database_backoff.attempt,
+            seconds=round(time.monotonic() - self._database_failing_since, 1),
+        )
+        self.database_backoff.reset()
 
     def interrupt(self) -> None:
         """From another thread: break a read blocked on a half-open connection."""

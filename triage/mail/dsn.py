@@ -1,5 +1,9 @@
 """What a bounce says: the failed recipients, the status and the bounced Message-ID.
 
+Also, for the other reports about mail we sent, the Message-ID they concern: an
+RFC 5965 feedback report's attached original, an RFC 8098 read receipt's
+``Original-Message-ID``.
+
 From an RFC 3464 delivery-status part when there is one: per-recipient blocks
 with ``Final-Recipient`` (or ``Original-Recipient``), ``Action`` and ``Status``
 (§2.3); the bounced message's Message-ID from the returned headers
@@ -23,6 +27,9 @@ from triage.mail.mime import Part, decode_transfer
 __all__ = ["delivery_report"]
 
 _STATUS_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_NOTIFICATION_PARTS = frozenset(
+    {"message/disposition-notification", "message/global-disposition-notification"}
+)
 _RETURNED = frozenset(
     {"text/rfc822-headers", "message/rfc822", "message/global", "message/global-headers"}
 )
@@ -108,13 +115,17 @@ def delivery_report(
         if part.content_type in _STATUS_PARTS and not have_report:
             have_report = True
             failed, status = _from_status_part(part, decoder)
+        elif part.content_type in _NOTIFICATION_PARTS and not original:
+            # RFC 8098 section 3.2.5: the MDN names the message it is about
+            fields = _field(decode_transfer(part).strip(b"\r\n"), decoder)
+            original = first_msg_id(fields.get("original-message-id", ""))
         elif part.content_type in _RETURNED and not original:
             data = decode_transfer(part)
             returned = split_header_block(data)
             value = returned.get("message-id")
             if value is not None:
                 original = first_msg_id(decoder.raw_value(value))
-    if not have_report:
+    if not have_report and root.content_type != "multipart/report":
         failed, status = _loose(body_text, {a.key for a in recipients})
     if not original:
         match = _MESSAGE_ID_LINE.search(body_text)

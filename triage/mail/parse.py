@@ -293,7 +293,8 @@ def _parse(
     cc = decoder.addresses(block.get_all("cc"))
     report = (
         delivery_report(root, decoder, body.text, to + cc)
-        if verdict.kind is MessageKind.BOUNCE
+        if verdict.kind
+        in {MessageKind.BOUNCE, MessageKind.FEEDBACK_REPORT, MessageKind.READ_RECEIPT}
         else None
     )
     split = split_reply(body.text, sender=sender, subject=subject)

@@ -24,6 +24,14 @@ Exactly once:
     - ``triage import`` dedupes the same way (Message-ID + raw hash) across
       everything stored, so importing twice adds nothing.
 
+Never skipped: the high-water mark never passes a UID the server listed but
+did not deliver (see :mod:`triage.imap.watch`). Messages above such a gap are
+stored without moving it (the next pass skips them: ``SyncPlan.skip_uids``),
+the gap is recorded in ``missing_uids`` with its attempts and next retry, and
+``end_pass`` moves the mark once the gap is closed: by the message arriving,
+by its expunge, or by a placeholder (:meth:`Intake.store_placeholder`) after
+the last attempt.
+
 Failure boundary: anything unexpected while parsing, building the row or
 running the pipeline for one message is caught here; that transaction is rolled
 back and the message stored raw with ``parse_status = "error"`` and the error
@@ -43,11 +51,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import (
     DBAPIError,
@@ -65,11 +73,19 @@ from triage.errors import ConfigError, MailboxError, StoreError
 from triage.imap.connect import ImapConnector
 from triage.imap.mailbox import FolderState, ImapMailbox
 from triage.imap.responses import FetchedMessage
-from triage.imap.watch import FolderWatcher, PassReport, StoreOutcome, SyncPlan, WatchedMailbox
+from triage.imap.watch import (
+    FolderWatcher,
+    MissingUid,
+    PassReport,
+    StoreOutcome,
+    SyncPlan,
+    WatchedMailbox,
+)
 from triage.mail import parse_message
 from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
 from triage.store import Database
 from triage.store.models import Folder, Message
+from triage.store.models import MissingUid as MissingUidRow
 
 __all__ = [
     "BatchPipeline",
@@ -245,6 +261,16 @@ def _clean_json(value: Any) -> Any:
     return value
 
 
+def _missing(row: MissingUidRow, now: datetime) -> MissingUid:
+    return MissingUid(
+        uid=row.uid,
+        attempts=row.attempts,
+        first_missed_at=row.first_missed_at,
+        retry_in=(row.next_attempt_at - now).total_seconds(),
+        reason=row.reason,
+    )
+
+
 def _addresses(values: Iterable[Address]) -> list[dict[str, str]]:
     return [{"name": a.name, "addr": a.addr} for a in values]
 
@@ -334,22 +360,36 @@ class Intake:
     # -- FolderSink --------------------------------------------------------------
 
     def begin_pass(self, state: FolderState) -> SyncPlan:
-        """Plan a pass from stored progress; log ``uidvalidity_changed`` on a mismatch."""
+        """Plan a pass from stored progress; log ``uidvalidity_changed`` on a mismatch.
+
+        The plan also carries the UIDs above the mark that are already stored (a
+        gap left by a missing UID, or a rescan resumed) and the missing UIDs still
+        being retried. Records of a UID stored meanwhile are dropped here; so are
+        pending records of another UIDVALIDITY (those UIDs mean nothing now).
+
+        Raises:
+            StoreError: the database cannot be read or written.
+        """
         progress = self.progress(state.folder)
         plan = plan_sync(state.folder, progress, state.uidvalidity)
-        if not plan.rescan:
-            return plan
         fid = self.folder_id(state.folder)
+        above = plan.first_uid - 1
         try:
             with self.db.session() as s:
                 stored = s.scalars(
                     select(Message.uid).where(
-                        Message.folder_id == fid, Message.uidvalidity == state.uidvalidity
+                        Message.folder_id == fid,
+                        Message.uidvalidity == state.uidvalidity,
+                        Message.uid > above,
                     )
                 ).all()
+                skip = frozenset(uid for uid in stored if uid is not None)
+                missing = self._pending_missing(s, fid, state.uidvalidity, above, skip)
         except DBAPIError as exc:
             raise StoreError(f"cannot read stored UIDs of {state.folder!r}: {exc.orig}") from None
-        skip = frozenset(uid for uid in stored if uid is not None)
+        plan = replace(plan, skip_uids=skip, missing=missing)
+        if not plan.rescan:
+            return plan
         log.warning(
             "uidvalidity_changed",
             folder=state.folder,
@@ -358,7 +398,36 @@ class Intake:
             old_last_uid=progress.last_uid,
             resumed=bool(skip),
         )
-        return replace(plan, skip_uids=skip)
+        return plan
+
+    def _pending_missing(
+        self, session: Session, fid: int, uidvalidity: int, above: int, stored: frozenset[int]
+    ) -> dict[int, MissingUid]:
+        """Missing UIDs still retried under ``uidvalidity`` (> ``above``), tidying stale rows."""
+        pending = MissingUidRow.message_id.is_(None)
+        session.execute(
+            delete(MissingUidRow).where(
+                MissingUidRow.folder_id == fid,
+                pending,
+                or_(MissingUidRow.uidvalidity != uidvalidity, MissingUidRow.uid <= above),
+            )
+        )
+        now = self.clock.now()
+        missing: dict[int, MissingUid] = {}
+        rows = session.scalars(
+            select(MissingUidRow).where(
+                MissingUidRow.folder_id == fid,
+                MissingUidRow.uidvalidity == uidvalidity,
+                MissingUidRow.uid > above,
+                pending,
+            )
+        ).all()
+        for row in rows:
+            if row.uid in stored:  # delivered, the record's removal lost in a crash
+                session.delete(row)
+                continue
+            missing[row.uid] = _missing(row, now)
+        return missing
 
     def prepare(self, plan: SyncPlan, batch: Sequence[FetchedMessage]) -> None:
         """Parse a fetched batch ahead and let a :class:`BatchPipeline` work ahead on it.
@@ -386,7 +455,9 @@ class Intake:
         prepared: dict[str, InboundMessage] | None = getattr(self._ahead, "parsed", None)
         return prepared.pop(scope, None) if prepared else None
 
-    def _fetched_target(self, plan: SyncPlan, message: FetchedMessage) -> _Target:
+    def _fetched_target(
+        self, plan: SyncPlan, message: FetchedMessage, *, advance: bool = True
+    ) -> _Target:
         return _Target(
             source=self.source,
             folder=plan.folder,
@@ -397,11 +468,16 @@ class Intake:
             received_at=message.internal_date,
             scope=f"{plan.folder}/{plan.uidvalidity}/{message.uid}",
             dedupe=plan.rescan,
-            progress=not plan.rescan,
+            progress=advance and not plan.rescan,
         )
 
-    def store(self, plan: SyncPlan, message: FetchedMessage) -> StoreOutcome:
+    def store(
+        self, plan: SyncPlan, message: FetchedMessage, *, advance: bool = True
+    ) -> StoreOutcome:
         """Store one fetched message exactly once (see the module docstring).
+
+        ``advance``: move the folder's high-water mark to this UID in the same
+        transaction (the watcher passes False while a lower listed UID is missing).
 
         Returns:
             STORED, ERROR (stored raw with the error), DUPLICATE (this UID is already
@@ -410,11 +486,145 @@ class Intake:
         Raises:
             StoreError: the database cannot be written; nothing was committed.
         """
-        return self._store(message.raw, self._fetched_target(plan, message))
+        return self._store(message.raw, self._fetched_target(plan, message, advance=advance))
+
+    # -- UIDs listed but not delivered -------------------------------------------
+
+    def record_missing(
+        self, plan: SyncPlan, uid: int, reason: str, *, retry_in: float
+    ) -> MissingUid:
+        """Count a failed attempt at ``uid`` (listed, not delivered); next due in ``retry_in`` s.
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        fid = self.folder_id(plan.folder)
+        now = self.clock.now()
+        for _ in range(2):
+            try:
+                with self.db.session() as s:
+                    row = s.scalar(
+                        select(MissingUidRow).where(
+                            MissingUidRow.folder_id == fid,
+                            MissingUidRow.uidvalidity == plan.uidvalidity,
+                            MissingUidRow.uid == uid,
+                        )
+                    )
+                    if row is None:
+                        row = MissingUidRow(
+                            folder_id=fid,
+                            uidvalidity=plan.uidvalidity,
+                            uid=uid,
+                            attempts=0,
+                            first_missed_at=now,
+                        )
+                        s.add(row)
+                    row.attempts += 1
+                    row.last_attempt_at = now
+                    row.next_attempt_at = now + timedelta(seconds=retry_in)
+                    row.reason = _clean(reason, _MAX_ERROR)
+                    s.flush()
+                    return _missing(row, now)
+            except IntegrityError:  # recorded by another worker at the same moment
+                continue
+            except DBAPIError as exc:
+                raise StoreError(
+                    f"cannot record missing UID {uid} of {plan.folder!r}: {_describe(exc)}"
+                ) from None
+        raise StoreError(f"cannot record missing UID {uid} of {plan.folder!r}")
+
+    def forget_missing(self, plan: SyncPlan, uids: Sequence[int]) -> None:
+        """Drop the retry records of ``uids`` (delivered or expunged). Raises StoreError."""
+        if not uids:
+            return
+        fid = self.folder_id(plan.folder)
+        try:
+            with self.db.session() as s:
+                s.execute(
+                    delete(MissingUidRow).where(
+                        MissingUidRow.folder_id == fid,
+                        MissingUidRow.uidvalidity == plan.uidvalidity,
+                        MissingUidRow.uid.in_(list(uids)),
+                        MissingUidRow.message_id.is_(None),
+                    )
+                )
+        except DBAPIError as exc:
+            raise StoreError(
+                f"cannot update missing UIDs of {plan.folder!r}: {_describe(exc)}"
+            ) from None
+
+    def store_placeholder(
+        self, plan: SyncPlan, missing: MissingUid, *, advance: bool
+    ) -> StoreOutcome:
+        """Store a placeholder for a UID the server lists but never delivered.
+
+        The row has no raw bytes, ``parse_status = error`` and the reason in
+        ``parse_error``; the pipeline routes it like any unreadable mail (the
+        fallback queue, no acknowledgment: there is no sender). It is received at
+        the first failed attempt. Its retry record points at it, in the same
+        transaction, and the mark moves past the UID (``advance``).
+
+        Returns:
+            ERROR, or DUPLICATE when the UID was stored meanwhile (another worker).
+
+        Raises:
+            StoreError: the database cannot be written.
+        """
+        fid = self.folder_id(plan.folder)
+        target = _Target(
+            source=self.source,
+            folder=plan.folder,
+            folder_id=fid,
+            uidvalidity=plan.uidvalidity,
+            uid=missing.uid,
+            received_at=missing.first_missed_at,
+            scope=f"{plan.folder}/{plan.uidvalidity}/{missing.uid}",
+            progress=advance and not plan.rescan,
+        )
+        error = _clean(
+            f"the IMAP server lists UID {missing.uid} in {plan.folder!r} (UIDVALIDITY"
+            f" {plan.uidvalidity}) but did not deliver it in {missing.attempts} attempts since"
+            f" {missing.first_missed_at:%Y-%m-%d %H:%M} UTC (last: {missing.reason}); this"
+            " placeholder stands for it: read the mail in the mailbox itself",
+            _MAX_ERROR,
+        )
+        message = InboundMessage(
+            message_id=f"<missing.{fid}.{plan.uidvalidity}.{missing.uid}@triage.invalid>",
+            message_id_synthetic=True,
+            subject=f"(mail the server did not deliver: UID {missing.uid} in {plan.folder})",
+            received_at=missing.first_missed_at,
+            size=0,
+            parse_status=ParseStatus.ERROR,
+            parse_error=error,
+        )
+
+        def link(session: Session, row: Message) -> None:
+            session.execute(
+                update(MissingUidRow)
+                .where(
+                    MissingUidRow.folder_id == fid,
+                    MissingUidRow.uidvalidity == plan.uidvalidity,
+                    MissingUidRow.uid == missing.uid,
+                )
+                .values(message_id=row.id)
+            )
+
+        raw = b""
+        return self._store_failed(
+            raw,
+            hashlib.sha256(raw).hexdigest(),
+            message,
+            target,
+            error,
+            degraded=message,
+            after=link,
+        )
 
     def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
-        """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none);
-        after a complete rescan persist the new UIDVALIDITY and high-water mark."""
+        """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none),
+        and move the high-water mark to ``report.mark`` when that is further (never
+        back); after a complete rescan persist the new UIDVALIDITY and mark.
+        Raises StoreError."""
         fid = self.folder_id(plan.folder)
         try:
             with self.db.session() as s:
@@ -423,17 +633,22 @@ class Intake:
                 folder.last_error = _clean(report.warning, _MAX_ERROR)
                 if plan.rescan and report.complete:
                     folder.uidvalidity = plan.uidvalidity
-                    folder.last_uid = report.highest_uid
+                    folder.last_uid = report.mark
                     log.info(
                         "uidvalidity_resynced",
                         folder=plan.folder,
                         uidvalidity=plan.uidvalidity,
-                        last_uid=report.highest_uid,
+                        last_uid=report.mark,
                         stored=report.stored,
                         recognized=report.recognized,
+                        missing=len(report.missing),
                     )
-                elif folder.uidvalidity is None:
-                    folder.uidvalidity = plan.uidvalidity
+                elif not plan.rescan:
+                    if folder.uidvalidity is None:
+                        folder.uidvalidity = plan.uidvalidity
+                    if folder.uidvalidity == plan.uidvalidity and report.mark > folder.last_uid:
+                        # a gap closed (delivered, expunged, placeholder): the mark catches up
+                        folder.last_uid = report.mark
         except DBAPIError as exc:
             raise StoreError(f"cannot record the pass over {plan.folder!r}: {exc.orig}") from None
 
@@ -521,12 +736,17 @@ class Intake:
         parsed: InboundMessage | None,
         target: _Target,
         error: str,
+        *,
+        degraded: InboundMessage | None = None,
+        after: Callable[[Session, Message], None] | None = None,
     ) -> StoreOutcome:
         """Store the raw message with the error: with the pipeline, then without it."""
-        degraded = self._degraded(raw, parsed, target, error)
+        degraded = degraded or self._degraded(raw, parsed, target, error)
         for run_pipeline in (True, False):
             try:
-                self._commit(raw, sha, degraded, replace(target, dedupe=False), run_pipeline)
+                self._commit(
+                    raw, sha, degraded, replace(target, dedupe=False), run_pipeline, after=after
+                )
             except _AlreadyStoredError as done:
                 return self._already(done, target, parsed)
             except Exception as exc:  # noqa: BLE001 - keep the raw bytes whatever happens
@@ -589,8 +809,10 @@ class Intake:
         message: InboundMessage,
         target: _Target,
         run_pipeline: bool,
+        *,
+        after: Callable[[Session, Message], None] | None = None,
     ) -> None:
-        """One transaction: the folder's progress, the row and the pipeline's rows."""
+        """One transaction: the folder's progress, the row, the pipeline's rows and ``after``."""
         with self.db.session() as s:
             if target.progress:
                 self._advance(s, target)
@@ -605,6 +827,8 @@ class Intake:
             s.flush()
             if run_pipeline:
                 self.pipeline.process(s, row, message)
+            if after is not None:
+                after(s, row)
         if self.on_commit is not None:
             self.on_commit()
 

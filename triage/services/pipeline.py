@@ -57,6 +57,7 @@ from triage.tickets import (
     record_sent_reply,
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
+from triage.tickets.lifecycle import STORED_ONLY_KINDS
 
 __all__ = ["ModelHolder", "RoutingPipeline", "RulesHolder", "SentPipeline"]
 
@@ -229,20 +230,8 @@ class RoutingPipeline:
         if match is not None:
             self._join(session, row, message, match.ticket, f"{match.via}", decision, now)
             return
-        if message.kind == MessageKind.BOUNCE:
-            report = message.delivery_report
-            self.stats.no_ticket += 1
-            self._decision(
-                session,
-                row,
-                None,
-                self._stored_only(
-                    "a bounce (RFC 3464) of mail no ticket knows"
-                    + (f" (failed: {', '.join(report.failed_recipients)})" if report else "")
-                    + ": kept without a ticket"
-                ),
-                ack="bounce",
-            )
+        if message.kind in STORED_ONLY_KINDS:
+            self._machine_without_ticket(session, row, message)
             return
         queue_prediction, priority_prediction = self._predict(message)
         routed = route(
@@ -469,6 +458,37 @@ class RoutingPipeline:
         )
         self.stats.acks_queued += 1
         return ""
+
+    def _machine_without_ticket(
+        self, session: Session, row: Message, message: InboundMessage
+    ) -> None:
+        """Machine mail about no ticket we know (a bounce, a feedback report, a read
+        receipt, a no-reply notification): stored, no ticket, no acknowledgment."""
+        report = message.delivery_report
+        what = {
+            MessageKind.BOUNCE: "a bounce (RFC 3464)",
+            MessageKind.FEEDBACK_REPORT: "a feedback report (RFC 5965)",
+            MessageKind.READ_RECEIPT: "a read receipt (RFC 8098)",
+        }.get(message.kind, f"machine mail ({message.kind_reason})")
+        failed = (
+            f" (failed: {', '.join(report.failed_recipients)})"
+            if report is not None and report.failed_recipients
+            else ""
+        )
+        reason = {
+            MessageKind.BOUNCE: "bounce",
+            MessageKind.FEEDBACK_REPORT: "feedback_report",
+            MessageKind.READ_RECEIPT: "read_receipt",
+        }.get(message.kind, "no_reply_sender")
+        self.stats.no_ticket += 1
+        self.stats.suppressed(reason)
+        self._decision(
+            session,
+            row,
+            None,
+            self._stored_only(f"{what} about mail no ticket knows{failed}: kept without a ticket"),
+            ack=reason,
+        )
 
     def _stored_only(self, why: str) -> Route:
         """The decision of a message that opens no ticket: no queue ("")."""

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from triage.modelstore import active_model_info
 from triage.outbox.status import OutboxSummary, outbox_summary
-from triage.sla.deadlines import SlaPolicy
-from triage.store.models import Folder, Ticket
-from triage.tickets.queue import list_queue
+from triage.store.models import Folder, Message, MissingUid, Ticket
+from triage.store.tickets import QueueFilter, count_queue
 
 __all__ = ["FolderHealth", "Status", "read_status"]
 
@@ -31,9 +30,20 @@ STUCK_OUTBOX_SECONDS = 600.0
 a wrong SMTP password, no daemon sending)."""
 
 
+OPEN_STATUSES = ("new", "open", "waiting")
+
+
 @dataclass(frozen=True)
 class FolderHealth:
-    """One watched folder: progress and the last successful pass (UTC)."""
+    """One watched folder: progress and the last successful pass (UTC).
+
+    Attributes:
+        missing: UIDs the server lists but has not delivered, still being retried
+            (the high-water mark waits below them): unhealthy.
+        undelivered: placeholders stored for UIDs never delivered whose ticket is
+            not yet solved or closed (someone must read that mail in the mailbox
+            itself): unhealthy until then.
+    """
 
     name: str
     uidvalidity: int | None
@@ -42,6 +52,8 @@ class FolderHealth:
     seconds_since_poll: float | None
     stale: bool
     last_error: str
+    missing: int = 0
+    undelivered: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,16 @@ class Status:
                 found.append(f"folder {f.name}: {since}")
             if f.last_error:
                 found.append(f"folder {f.name}: {f.last_error}")
+            if f.missing:
+                found.append(
+                    f"folder {f.name}: {f.missing} mail listed by the server but not delivered"
+                    " yet (retried)"
+                )
+            if f.undelivered:
+                found.append(
+                    f"folder {f.name}: {f.undelivered} mail never delivered by the server,"
+                    " stored as placeholders whose tickets are still open"
+                )
         if self.outbox.failed:
             found.append(f"outbox: {self.outbox.failed} outgoing mail failed")
         if self.outbox_stuck and self.outbox.oldest_pending_at is not None:
@@ -102,7 +124,7 @@ class Status:
 
     @property
     def healthy(self) -> bool:
-        """No folder stale or failing, no failed outgoing mail, none stuck pending."""
+        """No folder stale, failing or missing mail, no failed outgoing mail, none stuck."""
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
@@ -124,15 +146,29 @@ class Status:
         return out
 
 
-def read_status(
-    session: Session, policy: SlaPolicy, now: datetime, *, watched: Sequence[str] = ()
-) -> Status:
+def read_status(session: Session, now: datetime, *, watched: Sequence[str] = ()) -> Status:
     """Read the installation's health as of ``now`` (UTC-aware) in ``session``.
 
     ``watched``: the folders the config says to watch; one never polled is listed
     as stale (unhealthy), so a daemon that never started is noticed.
     """
     folders = []
+    missing = dict(
+        session.execute(
+            select(MissingUid.folder_id, func.count())
+            .where(MissingUid.message_id.is_(None))
+            .group_by(MissingUid.folder_id)
+        ).all()
+    )
+    undelivered = dict(
+        session.execute(
+            select(MissingUid.folder_id, func.count())
+            .join(Message, Message.id == MissingUid.message_id)
+            .outerjoin(Ticket, Ticket.id == Message.ticket_id)
+            .where((Ticket.id.is_(None)) | Ticket.status.in_(OPEN_STATUSES))
+            .group_by(MissingUid.folder_id)
+        ).all()
+    )
     for folder in session.scalars(select(Folder).order_by(Folder.name)):
         age = (now - folder.last_poll_at).total_seconds() if folder.last_poll_at else None
         folders.append(
@@ -144,6 +180,8 @@ def read_status(
                 seconds_since_poll=age,
                 stale=age is None or age > STALE_POLL_SECONDS,
                 last_error=folder.last_error,
+                missing=int(missing.get(folder.id, 0)),
+                undelivered=int(undelivered.get(folder.id, 0)),
             )
         )
     known = {f.name for f in folders}
@@ -160,7 +198,7 @@ def read_status(
         for name in watched
         if name not in known
     )
-    open_statuses = ("new", "open", "waiting")
+    open_statuses = OPEN_STATUSES
     awaiting = session.execute(
         select(func.count(), func.min(Ticket.awaiting_since)).where(
             Ticket.status.in_(("new", "open")), Ticket.awaiting_since.is_not(None)
@@ -174,7 +212,7 @@ def read_status(
             .order_by(Ticket.queue)
         ).all()
     )
-    breached = sum(row.breached for row in list_queue(session, policy, now))
+    breached = count_queue(session, QueueFilter(), due_before=now)
     models = {}
     for target in ("queue", "priority"):
         info = active_model_info(session, target)

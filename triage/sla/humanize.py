@@ -11,7 +11,7 @@ from datetime import datetime
 
 from triage.sla.calendar import BusinessCalendar
 
-__all__ = ["describe_due", "format_business_seconds"]
+__all__ = ["business_seconds_left", "describe_due", "describe_left", "format_business_seconds"]
 
 
 def format_business_seconds(seconds: float) -> str:
@@ -30,11 +30,26 @@ def format_business_seconds(seconds: float) -> str:
     return f"{minutes}m"
 
 
+def business_seconds_left(calendar: BusinessCalendar, due: datetime, now: datetime) -> float:
+    """Business seconds from ``now`` to ``due``; negative once ``due`` has passed.
+
+    Both datetimes are timezone-aware.
+    """
+    if now <= due:
+        return calendar.elapsed(now, due)
+    return -calendar.elapsed(due, now)
+
+
+def describe_left(seconds: float, *, overdue: bool) -> str:
+    """``"due in 2h 10m"`` or ``"overdue by 35m"`` for an amount of business time."""
+    if not overdue:
+        return f"due in {format_business_seconds(seconds)}"
+    return f"overdue by {format_business_seconds(seconds)}"
+
+
 def describe_due(calendar: BusinessCalendar, due: datetime, now: datetime) -> str:
     """``"due in 2h 10m"`` before ``due``, ``"overdue by 35m"`` after it (business time).
 
     Both datetimes are timezone-aware.
     """
-    if now <= due:
-        return f"due in {format_business_seconds(calendar.elapsed(now, due))}"
-    return f"overdue by {format_business_seconds(calendar.elapsed(due, now))}"
+    return describe_left(business_seconds_left(calendar, due, now), overdue=now > due)

@@ -6,12 +6,15 @@ migrations in ``triage/store/migrations``; a test checks the two agree.
 
 Tables:
     folders            watched IMAP folders and their sync state (UIDVALIDITY, last UID)
+    missing_uids       UIDs a server lists but left out of its FETCH answers: retries, placeholder
     messages           every message in or out: raw bytes, parsed fields, kind, parse error
     tickets            conversations, with queue, priority, status and SLA deadlines
     routing_decisions  how each message was routed, with its explanation
     outbox             outgoing mail (acknowledgments, replies, escalations), one row per mail
     ticket_events      the audit log: who did what to a ticket, when
     escalations        SLA breaches and rule escalations, one per ticket, kind and cycle
+    ticket_notes       internal notes assistants write on a ticket (never mailed to the client)
+    mentions           ``@name`` in a note: one row per assistant named, until notified
     training_labels    queue (and priority) labels set by people or imported, for training
     models             trained classifier models (skops bytes) and their metrics
     users              people who log in to the web page (assistants, owners)
@@ -40,20 +43,27 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+from triage.domain import PRIORITIES, TicketStatus
 
 __all__ = [
+    "NO_DUE",
     "Base",
     "Escalation",
     "Folder",
     "LoginFailure",
+    "Mention",
     "Message",
+    "MissingUid",
     "Model",
     "OutboxMail",
     "RoutingDecision",
     "Ticket",
     "TicketEvent",
+    "TicketNote",
     "TrainingLabel",
     "User",
     "UtcDateTime",
@@ -151,6 +161,33 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class MissingUid(Base):
+    """A UID the server lists (``UID SEARCH``) but left out of its FETCH answers.
+
+    The folder's high-water mark stays below it while it is retried (each attempt
+    counted, the next one due at ``next_attempt_at``). It is deleted when the
+    message arrives or is expunged; after the configured number of attempts a
+    placeholder message is stored for it (``message_id``), and the row stays as
+    the record of that.
+    """
+
+    __tablename__ = "missing_uids"
+    __table_args__ = (UniqueConstraint("folder_id", "uidvalidity", "uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_missed_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """Why the last attempt failed (left out of the answer, BODY[] NIL, ...)."""
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    """The placeholder stored after the last attempt; None while retrying."""
+
+
 class Message(Base):
     """One message, inbound or outbound, with its raw bytes and parsed fields.
 
@@ -210,14 +247,52 @@ class Message(Base):
     decision: Mapped[RoutingDecision | None] = relationship(back_populates="message")
 
 
+NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)
+"""``tickets.queue_due`` of a ticket whose clock does not run (waiting, solved, no SLA)."""
+
+_IN_QUEUE = frozenset({TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.WAITING.value})
+_RUNNING = frozenset({TicketStatus.NEW.value, TicketStatus.OPEN.value})
+
+
 class Ticket(Base):
     """A conversation with a client, in one queue, with SLA deadlines (UTC).
 
-    ``ref`` is the short human reference shown as ``#1042``. ``version`` guards
-    concurrent changes (two assistants claiming at once: one wins).
+    ``ref`` is the short human reference shown as ``#1042``. ``version`` counts the
+    changes recorded in the audit log: every ``ticket_events`` row raises it by one
+    and carries the new value (:func:`triage.tickets.audit.record_event`), so "what
+    changed since version 7" is the events with ``version > 7``. An UPDATE checks it
+    too (``WHERE version = <read>``): a change made meanwhile by another transaction
+    fails instead of being overwritten.
+
+    ``in_queue``, ``queue_due`` and ``priority_rank`` are the queue's sort key, kept
+    up to date from the other columns on every INSERT and UPDATE (:func:`queue_key`),
+    so that listing a page of the queue is one indexed range scan at any table size.
     """
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index(
+            "ix_tickets_queue_order", "in_queue", "queue_due", "priority_rank", "opened_at", "id"
+        ),
+        Index(
+            "ix_tickets_assignee_order",
+            "in_queue",
+            "assignee",
+            "queue_due",
+            "priority_rank",
+            "opened_at",
+            "id",
+        ),
+        Index(
+            "ix_tickets_queue_name_order",
+            "in_queue",
+            "queue",
+            "queue_due",
+            "priority_rank",
+            "opened_at",
+            "id",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[int | None] = mapped_column(Integer, unique=True)
@@ -245,9 +320,20 @@ class Ticket(Base):
     """When the ticket went to 'waiting' (clock paused), None otherwise."""
     solved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    wait_until: Mapped[datetime | None]
+    """A waiting ticket wakes at this time (or when the client writes); None: no alarm."""
+    in_queue: Mapped[bool] = mapped_column(Boolean, default=False)
+    """new, open or waiting: listed in the queue."""
+    queue_due: Mapped[datetime] = mapped_column(default=NO_DUE)
+    """The running deadline due first; :data:`NO_DUE` when no clock runs."""
+    priority_rank: Mapped[int] = mapped_column(Integer, default=len(PRIORITIES))
+    """0 for urgent up to 3 for low (4 for an unknown priority)."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's documented form
+    __mapper_args__ = {  # noqa: RUF012 - SQLAlchemy's documented form
+        "version_id_col": version,
+        "version_id_generator": False,  # raised by record_event, once per audit row
+    }
 
     messages: Mapped[list[Message]] = relationship(back_populates="ticket")
     events: Mapped[list[TicketEvent]] = relationship(
@@ -332,8 +418,37 @@ class TicketEvent(Base):
     """An assistant's name, or ``triage`` for the service itself."""
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int | None] = mapped_column(Integer)
+    """The ticket's version after this change (None for rows written before versions)."""
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class TicketNote(Base):
+    """An internal note on a ticket: for the team only, never mailed to the client."""
+
+    __tablename__ = "ticket_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    mentions: Mapped[list[Any]] = mapped_column(default=list)
+    """Assistant names written as ``@name`` in the body."""
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Mention(Base):
+    """An assistant named with ``@name`` in a note; ``notified_at`` once they were told."""
+
+    __tablename__ = "mentions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("ticket_notes.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    assistant: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    notified_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Escalation(Base):
@@ -389,6 +504,45 @@ class Model(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+def queue_key(ticket: Ticket) -> tuple[bool, datetime, int]:
+    """``(in_queue, queue_due, priority_rank)`` of ``ticket`` from its other columns.
+
+    The queue's order is breached first (most overdue first), then due time, priority
+    and age: since a breached deadline is earlier than any running one, that is the
+    running deadline due first, ascending (first response until answered, else a
+    pending next response, and resolution), then the rank, the opening time and the
+    id. A ticket whose clock does not run sorts after every running one.
+    """
+    status = ticket.status or TicketStatus.NEW.value
+    due = NO_DUE
+    if status in _RUNNING:
+        candidates = []
+        if ticket.first_response_at is None:
+            if ticket.first_response_due is not None:
+                candidates.append(ticket.first_response_due)
+        elif ticket.awaiting_since is not None and ticket.next_response_due is not None:
+            candidates.append(ticket.next_response_due)
+        if ticket.resolution_due is not None:
+            candidates.append(ticket.resolution_due)
+        if candidates:
+            due = min(candidates)
+    ranks = {p.value: n for n, p in enumerate(PRIORITIES)}
+    return status in _IN_QUEUE, due, ranks.get(ticket.priority, len(PRIORITIES))
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _keep_queue_key(_mapper: Mapper[Ticket], _connection: Any, ticket: Ticket) -> None:
+    """Keep the queue's sort columns in step with the ticket (every INSERT and UPDATE)."""
+    in_queue, due, rank = queue_key(ticket)
+    if ticket.in_queue != in_queue:
+        ticket.in_queue = in_queue
+    if ticket.queue_due != due:
+        ticket.queue_due = due
+    if ticket.priority_rank != rank:
+        ticket.priority_rank = rank
 
 
 class User(Base):

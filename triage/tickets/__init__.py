@@ -26,7 +26,7 @@ from triage.tickets.lifecycle import (
 )
 from triage.tickets.lookup import get_ticket
 from triage.tickets.matching import ThreadMatch, find_ticket, find_ticket_for
-from triage.tickets.queue import QueueRow, list_queue
+from triage.tickets.queue import QueueRow, queue_row
 from triage.tickets.reply import queue_reply
 from triage.tickets.sent import record_sent_reply
 
@@ -43,12 +43,12 @@ __all__ = [
     "format_ref",
     "get_ticket",
     "insert_escalation",
-    "list_queue",
     "move",
     "normalize_subject",
     "open_ticket",
     "parse_ref",
     "queue_reply",
+    "queue_row",
     "record_rule_escalation",
     "record_sent_reply",
     "record_team_reply",

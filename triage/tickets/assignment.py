@@ -7,58 +7,67 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from triage.domain import TicketStatus
+from triage.domain import Priority, TicketStatus
 from triage.errors import ConflictError, NotFoundError
 from triage.refs import format_ref
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, Ticket, TrainingLabel
+from triage.store.tickets import claim_ticket
 from triage.tickets.audit import record_event
 from triage.tickets.deadlines import cycles
 
 __all__ = ["assign", "claim", "move"]
 
+_CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 
-def claim(session: Session, ticket: Ticket, who: str, *, now: datetime) -> bool:
+
+def claim(
+    session: Session,
+    ticket: Ticket,
+    who: str,
+    *,
+    now: datetime,
+    expected_version: int | None = None,
+) -> bool:
     """Take ``ticket`` for ``who``; False when it is already theirs.
 
-    Atomic: one conditional ``UPDATE ... WHERE assignee IS NULL``, so of two
+    Atomic: one conditional ``UPDATE ... WHERE assignee IS NULL AND status NOT IN
+    (solved, closed)`` (:func:`triage.store.tickets.claim_ticket`), so of two
     assistants claiming at once exactly one wins, on SQLite and PostgreSQL alike.
     A ``new`` ticket becomes ``open``.
 
     Raises:
-        ConflictError: someone else has it (the message names them).
+        ConflictError: someone else has it (the message names them), the ticket is
+            solved or closed (nothing to claim: a new message from the client reopens
+            it), or it is no longer at ``expected_version``.
     """
-    result = session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id, Ticket.assignee.is_(None))
-        .values(
-            assignee=who,
-            status=_claimed_status(),
-            version=Ticket.version + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    won = claim_ticket(session, ticket.id, who, now=now, expected_version=expected_version)
     session.refresh(ticket)
-    if getattr(result, "rowcount", 0) != 1:
+    shown = format_ref(ticket.ref or 0)
+    if not won:
         if ticket.assignee == who:
             return False
+        if ticket.status in _CLOSED:
+            holder = f" (assigned to {ticket.assignee})" if ticket.assignee else ""
+            raise ConflictError(
+                f"{shown} is {ticket.status}{holder}: there is nothing to claim;"
+                " a new message from the client reopens it",
+                current_version=ticket.version,
+            )
+        if ticket.assignee is not None:
+            raise ConflictError(
+                f"{shown} is already claimed by {ticket.assignee}",
+                current_version=ticket.version,
+            )
         raise ConflictError(
-            f"{format_ref(ticket.ref or 0)} is already claimed by {ticket.assignee}"
+            f"{shown} changed since version {expected_version}", current_version=ticket.version
         )
     record_event(session, ticket, actor=who, action="claimed", at=now, assignee=who)
     session.flush()
     return True
-
-
-def _claimed_status() -> ColumnElement[str]:
-    return case(
-        (Ticket.status == TicketStatus.NEW.value, TicketStatus.OPEN.value),
-        else_=Ticket.status,
-    )
 
 
 def assign(session: Session, ticket: Ticket, assignee: str, *, actor: str, now: datetime) -> bool:
@@ -89,32 +98,42 @@ def assign(session: Session, ticket: Ticket, assignee: str, *, actor: str, now: 
 def move(
     session: Session,
     ticket: Ticket,
-    queue: str,
+    queue: str | None = None,
     *,
+    priority: str | None = None,
     actor: str,
     policy: SlaPolicy,
     now: datetime,
 ) -> bool:
-    """Correct the ticket's queue; False when it is already there.
+    """Correct the ticket's queue and/or priority; False when both are already so.
 
     The correction becomes a training label (``source="correction"``) for the
-    ticket's first message, so the classifier learns from it. Running deadlines are
-    recomputed with the new queue's SLA targets from their original start, keeping
-    any time the clock was paused.
+    ticket's first message, with the queue and priority it has now, so the
+    classifiers learn from it. Running deadlines are recomputed with the new SLA
+    targets from their original start, keeping any time the clock was paused.
 
     Raises:
-        NotFoundError: ``queue`` is not a configured queue.
+        NotFoundError: ``queue`` is not a configured queue, or ``priority`` no priority.
     """
-    if queue not in policy.settings.queues:
-        known = ", ".join(sorted(policy.settings.queues))
-        raise NotFoundError(f"no queue {queue!r} (queues: {known})")
-    if ticket.queue == queue:
+    settings = policy.settings
+    new_queue = ticket.queue if queue is None else queue
+    new_priority = ticket.priority if priority is None else priority
+    if new_queue not in settings.queues:
+        known = ", ".join(sorted(settings.queues))
+        raise NotFoundError(f"no queue {new_queue!r} (queues: {known})")
+    if new_priority not in {p.value for p in Priority}:
+        known = ", ".join(p.value for p in Priority)
+        raise NotFoundError(f"no priority {new_priority!r} (priorities: {known})")
+    if (ticket.queue, ticket.priority) == (new_queue, new_priority):
         return False
-    old = ticket.queue
+    old_queue, old_priority = ticket.queue, ticket.priority
     reopened_at = cycles(session, [ticket.id]).get(ticket.id)
     resolution_start = (reopened_at and reopened_at.reopened_at) or ticket.opened_at
-    _retarget(ticket, old, queue, policy, resolution_start)
-    ticket.queue = queue
+    _retarget(
+        ticket, (old_queue, old_priority), (new_queue, new_priority), policy, resolution_start
+    )
+    ticket.queue = new_queue
+    ticket.priority = new_priority
     ticket.updated_at = now
     first = session.scalars(
         select(Message)
@@ -128,13 +147,18 @@ def move(
             subject=first.subject if first else ticket.subject,
             body=first.body_text if first else "",
             sender=first.from_addr if first else ticket.client_addr,
-            queue=queue,
-            priority=ticket.priority,
+            queue=new_queue,
+            priority=new_priority,
             source="correction",
             actor=actor,
             created_at=now,
         )
     )
+    changes: dict[str, object] = {}
+    if old_queue != new_queue:
+        changes.update({"from": old_queue, "to": new_queue})
+    if old_priority != new_priority:
+        changes.update({"priority_from": old_priority, "priority_to": new_priority})
     record_event(
         session,
         ticket,
@@ -144,24 +168,29 @@ def move(
         first_response_due=ticket.first_response_due,
         next_response_due=ticket.next_response_due,
         resolution_due=ticket.resolution_due,
-        **{"from": old, "to": queue},
+        **changes,
     )
     session.flush()
     return True
 
 
 def _retarget(
-    ticket: Ticket, old: str, new: str, policy: SlaPolicy, resolution_start: datetime
+    ticket: Ticket,
+    old: tuple[str, str],
+    new: tuple[str, str],
+    policy: SlaPolicy,
+    resolution_start: datetime,
 ) -> None:
-    """Recompute running deadlines for queue ``new``, keeping paused time already added."""
+    """Recompute running deadlines for (queue, priority) ``new``, keeping paused time
+    already added."""
 
     def redo(kind: SlaKind, start: datetime | None, due: datetime | None) -> datetime | None:
         if start is None:
             return due
-        fresh = policy.due(new, ticket.priority, kind, start)
+        fresh = policy.due(new[0], new[1], kind, start)
         if fresh is None or due is None:
             return fresh
-        nominal = policy.due(old, ticket.priority, kind, start)
+        nominal = policy.due(old[0], old[1], kind, start)
         paused = policy.calendar.elapsed(nominal, due) if nominal is not None else 0.0
         return policy.shift(fresh, paused)
 

@@ -12,9 +12,15 @@ Actions written by :mod:`triage.tickets`:
 ``status_changed`` new / open / waiting / solved / closed (``from``, ``to``)
 ``claimed``        an assistant took the ticket
 ``assigned``       someone gave the ticket to an assistant
-``moved``          the queue was corrected (a training label was written)
+``moved``          the queue and/or priority was corrected (a training label was written)
 ``escalated``      a rule escalated the ticket to the owners
+``duplicate_added`` a second copy of a stored mail was filed with the ticket
+``snoozed``        a waiting ticket got a new alarm (``until``)
+``note_written``   an assistant wrote an internal note (``note_id``, ``mentions``)
 =================  ==========================================================
+
+Every row raises the ticket's ``version`` by one and stores the new value, so the
+changes since a version someone saw are the rows above it (a conflict names them).
 
 Counting ``replied`` events gives a ticket's response cycle, counting ``reopened``
 events its resolution cycle (see :func:`triage.tickets.deadlines.cycles`).
@@ -53,9 +59,20 @@ def record_event(
 ) -> TicketEvent:
     """Add one audit row for ``ticket`` (flushed with the session; not committed).
 
-    ``detail`` values must be JSON-serializable; datetimes are written as ISO 8601 UTC.
+    Raises the ticket's ``version`` by one; the row carries the new value, so the
+    changes since a version a person saw are the rows above it. ``ticket`` must
+    have been flushed (it has an id). ``detail`` values must be JSON-serializable;
+    datetimes are written as ISO 8601 UTC.
     """
     clean = {k: iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
-    event = TicketEvent(ticket_id=ticket.id, at=at, actor=actor, action=action, detail=clean)
+    ticket.version = (ticket.version or 1) + 1
+    event = TicketEvent(
+        ticket_id=ticket.id,
+        at=at,
+        actor=actor,
+        action=action,
+        detail=clean,
+        version=ticket.version,
+    )
     session.add(event)
     return event

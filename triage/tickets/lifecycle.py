@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
@@ -35,15 +36,35 @@ from triage.tickets.audit import SERVICE_ACTOR, record_event
 
 __all__ = [
     "NOTE_KINDS",
+    "STORED_ONLY_KINDS",
     "Joined",
     "add_client_message",
     "open_ticket",
     "record_team_reply",
     "set_status",
+    "status_after_reopen",
+    "wake",
 ]
 
-NOTE_KINDS = frozenset({MessageKind.AUTO_REPLY.value, MessageKind.BOUNCE.value})
-"""Message kinds linked to a ticket as a note: no reopening, no SLA change."""
+NOTE_KINDS = frozenset(
+    {
+        MessageKind.AUTO_REPLY.value,
+        MessageKind.BOUNCE.value,
+        MessageKind.FEEDBACK_REPORT.value,
+        MessageKind.READ_RECEIPT.value,
+        MessageKind.NOTIFICATION.value,
+    }
+)
+"""Message kinds linked to a ticket as a note (machine mail): no reopening, no SLA change."""
+STORED_ONLY_KINDS = frozenset(
+    {
+        MessageKind.BOUNCE.value,
+        MessageKind.FEEDBACK_REPORT.value,
+        MessageKind.READ_RECEIPT.value,
+        MessageKind.NOTIFICATION.value,
+    }
+)
+"""Machine mail that opens no ticket of its own when it concerns none (issue 12.5)."""
 
 _CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 
@@ -61,7 +82,8 @@ class Joined(StrEnum):
     """The ticket was solved or closed: it is open again with a new resolution deadline."""
 
 
-def _status_after_reopen(ticket: Ticket) -> str:
+def status_after_reopen(ticket: Ticket) -> str:
+    """``open`` when someone has the ticket, else ``new``."""
     return TicketStatus.OPEN.value if ticket.assignee else TicketStatus.NEW.value
 
 
@@ -150,6 +172,7 @@ def _resume(ticket: Ticket, policy: SlaPolicy, at: datetime) -> float:
     """
     since = ticket.waiting_since
     ticket.waiting_since = None
+    ticket.wait_until = None
     if since is None:
         return 0.0
     paused = max(0.0, policy.calendar.elapsed(since, at))
@@ -167,6 +190,7 @@ def _reopen(ticket: Ticket, policy: SlaPolicy, at: datetime) -> None:
     ticket.solved_at = None
     ticket.closed_at = None
     ticket.waiting_since = None
+    ticket.wait_until = None
     ticket.resolution_due = policy.due(ticket.queue, ticket.priority, SlaKind.RESOLUTION, at)
 
 
@@ -212,11 +236,11 @@ def add_client_message(
     detail: dict[str, object] = {"message_id": message.message_id, "received_at": at}
     if old == TicketStatus.WAITING.value:
         detail["paused_seconds"] = round(_resume(ticket, policy, at))
-        ticket.status = _status_after_reopen(ticket)
+        ticket.status = status_after_reopen(ticket)
         outcome = Joined.RESUMED
     elif old in _CLOSED:
         _reopen(ticket, policy, at)
-        ticket.status = _status_after_reopen(ticket)
+        ticket.status = status_after_reopen(ticket)
         outcome = Joined.REOPENED
     else:
         outcome = Joined.FOLLOW_UP
@@ -308,10 +332,15 @@ def set_status(
     actor: str,
     policy: SlaPolicy,
     now: datetime,
+    until: datetime | None = None,
+    **detail: Any,
 ) -> bool:
     """Change the ticket's status; False (and no audit row) when it already has it.
 
-    - to ``waiting``: the SLA clock pauses from ``now``;
+    - to ``waiting``: the SLA clock pauses from ``now``; ``until`` (aware) sets an
+      alarm: the ticket wakes then (:func:`wake`) unless the client writes first.
+      A waiting ticket given a new ``until`` keeps waiting with the new alarm
+      (audit action ``snoozed``);
     - from ``waiting`` to ``new``/``open``: the clock runs again and the running
       deadlines move later by the business time spent waiting;
     - to ``solved`` / ``closed``: ``solved_at`` / ``closed_at`` set; the clocks stop and a
@@ -319,25 +348,35 @@ def set_status(
     - from ``solved``/``closed`` back to another status: reopened, with a new
       resolution deadline from ``now`` (audit action ``reopened``).
 
-    Raises:
+    ``detail`` is added to the audit row. Raises:
         ValueError: ``status`` is not a ticket status.
     """
     new = TicketStatus(status).value
     old = ticket.status
     if new == old:
-        return False
-    detail: dict[str, object] = {"from": old, "to": new}
+        if new != TicketStatus.WAITING.value or until is None or until == ticket.wait_until:
+            return False
+        ticket.wait_until = until
+        ticket.updated_at = now
+        record_event(session, ticket, actor=actor, action="snoozed", at=now, until=until, **detail)
+        session.flush()
+        return True
+    detail = {"from": old, "to": new, **detail}
     action = "status_changed"
     if old == TicketStatus.WAITING.value:
         if new in (TicketStatus.NEW.value, TicketStatus.OPEN.value):
             detail["paused_seconds"] = round(_resume(ticket, policy, now))
         else:
             ticket.waiting_since = None
+            ticket.wait_until = None
     if old in _CLOSED and new not in _CLOSED:
         _reopen(ticket, policy, now)
         action = "reopened"
     if new == TicketStatus.WAITING.value:
         ticket.waiting_since = now
+        ticket.wait_until = until
+        if until is not None:
+            detail["until"] = until
     elif new == TicketStatus.SOLVED.value:
         ticket.solved_at = now
         ticket.closed_at = None
@@ -356,3 +395,24 @@ def set_status(
     record_event(session, ticket, actor=actor, action=action, at=now, **detail)
     session.flush()
     return True
+
+
+def wake(session: Session, ticket: Ticket, *, policy: SlaPolicy, now: datetime) -> bool:
+    """Wake a waiting ticket whose alarm (``wait_until``) has come: the clock runs again.
+
+    Returns False when it is not waiting (the client wrote first) or its alarm is
+    later than ``now``. Audit action ``status_changed`` with ``woke = "alarm"``.
+    """
+    if ticket.status != TicketStatus.WAITING.value or ticket.wait_until is None:
+        return False
+    if ticket.wait_until > now:
+        return False
+    return set_status(
+        session,
+        ticket,
+        status_after_reopen(ticket),
+        actor=SERVICE_ACTOR,
+        policy=policy,
+        now=now,
+        woke="alarm",
+    )

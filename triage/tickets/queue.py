@@ -16,18 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from triage.domain import Priority, TicketStatus
 from triage.refs import format_ref
 from triage.sla.deadlines import SlaKind, SlaPolicy
-from triage.sla.humanize import describe_due
+from triage.sla.humanize import business_seconds_left, describe_left
 from triage.store.models import Ticket
 from triage.tickets.audit import iso
 from triage.tickets.deadlines import earliest_due
 
-__all__ = ["QUEUE_STATUSES", "QueueRow", "list_queue", "queue_order"]
+__all__ = ["QUEUE_STATUSES", "QueueRow", "queue_order", "queue_row"]
 
 QUEUE_STATUSES = (TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.WAITING.value)
 """Statuses shown in the queue: everything not solved or closed."""
@@ -43,8 +40,11 @@ class QueueRow:
         due_at: the running deadline due first (UTC); None when waiting or without SLA.
         due_kind: which target that is.
         breached: ``now`` is past ``due_at``.
+        due_seconds: business seconds until ``due_at`` (negative once breached);
+            None when no deadline runs.
         due_text: ``"due in 2h 10m"``, ``"overdue by 35m"`` (business time),
             ``"paused (waiting)"`` or ``"no SLA"``.
+        version: the ticket's version (``expected_version`` of an action on it).
     """
 
     ticket_id: int
@@ -63,6 +63,8 @@ class QueueRow:
     due_kind: SlaKind | None
     breached: bool
     due_text: str
+    due_seconds: float | None = None
+    version: int = 0
 
     @property
     def ref_text(self) -> str:
@@ -92,6 +94,7 @@ class QueueRow:
             "breached": self.breached,
             "decided_by": self.decided_by,
             "tags": list(self.tags),
+            "version": self.version,
         }
 
 
@@ -113,12 +116,15 @@ def queue_order(row: QueueRow) -> tuple[bool, datetime, int, datetime, int]:
     )
 
 
-def _row(ticket: Ticket, policy: SlaPolicy, now: datetime) -> QueueRow:
+def queue_row(ticket: Ticket, policy: SlaPolicy, now: datetime) -> QueueRow:
+    """``ticket`` as the queue shows it at ``now`` (aware)."""
     due = earliest_due(ticket)
+    seconds: float | None = None
     if due is not None:
         kind, due_at = due
         breached = now > due_at
-        text = describe_due(policy.calendar, due_at, now)
+        seconds = business_seconds_left(policy.calendar, due_at, now)
+        text = describe_left(abs(seconds), overdue=breached)
     else:
         kind, due_at, breached = None, None, False
         text = "paused (waiting)" if ticket.status == TicketStatus.WAITING.value else "no SLA"
@@ -139,27 +145,6 @@ def _row(ticket: Ticket, policy: SlaPolicy, now: datetime) -> QueueRow:
         due_kind=kind,
         breached=breached,
         due_text=text,
+        due_seconds=seconds,
+        version=ticket.version,
     )
-
-
-def list_queue(
-    session: Session,
-    policy: SlaPolicy,
-    now: datetime,
-    *,
-    queue: str | None = None,
-    assignee: str | None = None,
-) -> list[QueueRow]:
-    """Open tickets (not solved or closed) in queue order, optionally of one queue/assignee.
-
-    ``now`` is aware; ``received_at`` of a row is when the ticket's first message
-    reached the mailbox.
-    """
-    stmt = select(Ticket).where(Ticket.status.in_(QUEUE_STATUSES))
-    if queue is not None:
-        stmt = stmt.where(Ticket.queue == queue)
-    if assignee is not None:
-        stmt = stmt.where(Ticket.assignee == assignee)
-    rows = [_row(t, policy, now) for t in session.scalars(stmt)]
-    rows.sort(key=queue_order)
-    return rows

@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from triage.accounts import set_preferences
+from triage.desk import QueueRow, TicketDesk, View
 from triage.store.models import Ticket
 from triage.store.search import search_tickets
-from triage.tickets.queue import QueueRow, list_queue
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
 
@@ -37,26 +37,19 @@ class QueueView:
             return cls(value, value[2:])
         return cls("all")
 
-    def keep(self, row: QueueRow, me: str) -> bool:
-        """True when ``row`` belongs in this view for user ``me``."""
-        if self.key == "mine":
-            return row.assignee == me
-        if self.key == "unassigned":
-            return row.assignee is None and row.status != "waiting"
-        if self.key == "waiting":
-            return row.status == "waiting"
-        return True
-
 
 def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, list[QueueRow], bool]:
     web = web_of(request)
     queues = sorted(web.settings.queues)
     view = QueueView.parse(request.query_params.get("view"), queues)
-    now = web.clock.now()
-    with web.db.read_session() as session:
-        rows = list_queue(session, web.policy, now, queue=view.queue)
-    rows = [r for r in rows if view.keep(r, viewer.name)]
-    return view, rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    desk = TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
+    listed = desk.queue(
+        view=View.ALL if view.queue is not None else View(view.key),
+        queue=view.queue,
+        actor=viewer.name,
+        limit=PAGE_SIZE,
+    )
+    return view, list(listed.rows), listed.next_cursor is not None
 
 
 @page

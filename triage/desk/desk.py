@@ -1,0 +1,641 @@
+"""The ticket desk: every ticket action a person takes, one call and one transaction each.
+
+Both front ends call it — the CLI (``triage queue``, ``show``, ``claim``, ...) and
+the web page — so the business rules live here once:
+
+- who acts: every action names its ``actor`` (recorded in the audit trail);
+  only assistants (``[team.assistants]``, when configured) can be given a ticket,
+  by claiming or by assignment;
+- a solved or closed ticket cannot be claimed (a new message from the client
+  reopens it); a claim is one conditional UPDATE, so of two at once one wins;
+- ``expected_version``: an action on what a person saw is refused with a
+  :class:`~triage.errors.ConflictError` naming who changed what since then,
+  when the ticket changed meanwhile (a claim, a client's new message, ...);
+- a queue or priority correction is a training label; a reply goes to the
+  client through the outbox; an internal note never leaves the team, and the
+  assistants it names with ``@name`` are recorded to be told.
+
+Reads (:meth:`TicketDesk.queue`, :meth:`~TicketDesk.counts`, :meth:`~TicketDesk.show`)
+run in a read-only transaction and return frozen values (:mod:`triage.desk.values`).
+Actions return an :class:`~triage.desk.values.ActionResult`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from triage.clock import Clock, SystemClock
+from triage.config import Settings
+from triage.desk.cursor import decode_cursor, encode_cursor
+from triage.desk.show import event_view, local_time, ticket_view
+from triage.desk.values import (
+    ActionResult,
+    AttachmentContent,
+    QueueCount,
+    QueueCounts,
+    QueuePage,
+    TicketView,
+    View,
+)
+from triage.domain import Priority, TicketStatus
+from triage.errors import Change, ConflictError, NotFoundError, UserError
+from triage.mail.parts import attachment_data, html_body, part_by_content_id
+from triage.refs import format_ref, parse_ref
+from triage.sla.calendar import BusinessCalendar
+from triage.sla.deadlines import SlaPolicy
+from triage.store import Database
+from triage.store.models import Mention, Message, Ticket, TicketEvent, TicketNote
+from triage.store.tickets import (
+    QueueFilter,
+    QueueKey,
+    count_by_queue,
+    count_queue,
+    due_snoozes,
+    events_since,
+    queue_page,
+    ticket_by_ref,
+    ticket_message,
+)
+from triage.tickets.assignment import assign, claim, move
+from triage.tickets.audit import SERVICE_ACTOR, record_event
+from triage.tickets.lifecycle import set_status, status_after_reopen, wake
+from triage.tickets.queue import queue_row
+from triage.tickets.reply import queue_reply
+
+__all__ = ["MAX_PAGE", "TicketDesk", "mentioned"]
+
+MAX_PAGE = 500
+"""The most tickets one page may hold."""
+
+_CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+_MENTION = re.compile(r"(?<![\w@.+-])@([\w][\w.-]*)")
+"""``@name``: not inside an address (``anna@example.com``), ends before punctuation."""
+
+
+def mentioned(text: str, assistants: Sequence[str]) -> tuple[str, ...]:
+    """The assistants named as ``@name`` in ``text`` (case-insensitive), in order, once each.
+
+    Unknown names and e-mail addresses are not mentions.
+    """
+    known = {name.lower(): name for name in assistants}
+    found: list[str] = []
+    for match in _MENTION.finditer(text):
+        word = match.group(1).rstrip(".-")
+        name = known.get(word.lower())
+        if name is not None and name not in found:
+            found.append(name)
+    return tuple(found)
+
+
+_Apply = Callable[[Session, Ticket, datetime], "_Done"]
+
+
+class _Done:
+    """What an action's body reports besides its audit rows."""
+
+    __slots__ = ("mentions", "note_id", "recipient")
+
+    def __init__(
+        self, *, recipient: str = "", note_id: int | None = None, mentions: tuple[str, ...] = ()
+    ) -> None:
+        self.recipient = recipient
+        self.note_id = note_id
+        self.mentions = mentions
+
+
+class TicketDesk:
+    """The one API for working tickets (see the module docstring).
+
+    Args:
+        db: the store.
+        settings: the configuration (queues, assistants, SLA, ``[smtp]`` for replies).
+        clock: the current time.
+        calendar: the business calendar (built from ``settings.calendar`` when omitted).
+
+    Every method that names a ticket takes its reference as ``1042``, ``"1042"`` or
+    ``"#1042"`` and raises :class:`~triage.errors.NotFoundError` for an unknown one.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        calendar: BusinessCalendar | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.policy = SlaPolicy(settings, calendar)
+
+    # -- who ------------------------------------------------------------------------
+
+    def check_assistant(self, name: str) -> str:
+        """``name`` if it may hold tickets: one of ``[team.assistants]`` (any name when
+        none are configured).
+
+        Raises:
+            NotFoundError: not an assistant (the message lists them).
+        """
+        known = self.settings.team.assistants
+        if not name or (known and name not in known):
+            raise NotFoundError(
+                f"no assistant {name!r} in [team.assistants] ({', '.join(sorted(known))})"
+            )
+        return name
+
+    @staticmethod
+    def _actor(actor: str) -> str:
+        actor = actor.strip()
+        if not actor:
+            raise UserError("who is acting? an action needs the actor's name")
+        if actor == SERVICE_ACTOR:
+            raise UserError(f"{SERVICE_ACTOR!r} is the service's own name, not a person's")
+        return actor
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _filter(self, view: View, queue: str | None, actor: str | None) -> QueueFilter:
+        if queue is not None and queue not in self.settings.queues:
+            raise NotFoundError(
+                f"no queue {queue!r} (queues: {', '.join(sorted(self.settings.queues))})"
+            )
+        if view is View.MINE and not actor:
+            raise UserError("the view 'mine' needs the actor's name")
+        return QueueFilter(
+            queue=queue,
+            assignee=actor if view is View.MINE else None,
+            unassigned=view is View.UNASSIGNED,
+            waiting=view is View.WAITING,
+        )
+
+    def queue(
+        self,
+        *,
+        view: View | str = View.ALL,
+        queue: str | None = None,
+        actor: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = 50,
+    ) -> QueuePage:
+        """One page of a queue view in urgency order: breached first (most overdue
+        first), then due time, priority and age — the order of ``triage queue``.
+
+        Args:
+            view: which tickets (:class:`~triage.desk.values.View`); ``mine`` needs ``actor``.
+            queue: only this configured queue.
+            actor: who is looking (for ``mine``).
+            cursor: ``next_cursor`` of the previous page; None for the first.
+            limit: tickets per page (1..:data:`MAX_PAGE`); None for all of them.
+
+        Raises:
+            NotFoundError: an unknown queue. UserError: a bad view, limit or cursor.
+        """
+        try:
+            chosen = View(view)
+        except ValueError:
+            names = ", ".join(v.value for v in View)
+            raise UserError(f"no view {view!r} (views: {names})") from None
+        if limit is not None and not 1 <= limit <= MAX_PAGE:
+            raise UserError(f"a page holds 1 to {MAX_PAGE} tickets, not {limit}")
+        where = self._filter(chosen, queue, actor)
+        after = decode_cursor(cursor) if cursor else None
+        now = self.clock.now()
+        with self.db.read_session() as session:
+            tickets = queue_page(
+                session, where, after=after, limit=None if limit is None else limit + 1
+            )
+            more = limit is not None and len(tickets) > limit
+            tickets = tickets[:limit] if limit is not None else tickets
+            total = count_queue(session, where)
+            breached = count_queue(session, where, due_before=now)
+            rows = tuple(queue_row(t, self.policy, now) for t in tickets)
+            last = QueueKey.of(tickets[-1]) if more and tickets else None
+        return QueuePage(
+            view=chosen,
+            queue=queue,
+            rows=rows,
+            total=total,
+            breached=breached,
+            next_cursor=encode_cursor(last) if last is not None else None,
+        )
+
+    def counts(self, *, actor: str | None = None) -> QueueCounts:
+        """How many tickets each view lists, and per configured queue (with breaches)."""
+        now = self.clock.now()
+        with self.db.read_session() as session:
+            views: dict[View, QueueCount] = {}
+            for view in View:
+                if view is View.MINE and not actor:
+                    views[view] = QueueCount(0, 0)
+                    continue
+                where = self._filter(view, None, actor)
+                views[view] = QueueCount(
+                    count_queue(session, where), count_queue(session, where, due_before=now)
+                )
+            per_queue = count_by_queue(session, now)
+        queues = {name: QueueCount(*per_queue.get(name, (0, 0))) for name in self.settings.queues}
+        for name, (n, b) in per_queue.items():  # a queue removed from the config meanwhile
+            queues.setdefault(name, QueueCount(n, b))
+        return QueueCounts(views=views, queues=queues)
+
+    def attachment(self, ref: int | str, message_id: int, index: int) -> AttachmentContent:
+        """The bytes of attachment ``index`` (:attr:`AttachmentView.index`) of message
+        ``message_id`` of the ticket.
+
+        Raises:
+            NotFoundError: no such ticket, message of it, or attachment.
+        """
+        number = _number(ref)
+        with self.db.read_session() as session:
+            message = self._message(session, number, message_id)
+            items = list(message.attachments or ())
+            meta = items[index] if 0 <= index < len(items) else None
+            digest = str(meta.get("sha256") or "") if isinstance(meta, dict) else ""
+            data = attachment_data(message.raw, digest) if digest else None
+            if meta is None or data is None:
+                raise NotFoundError(
+                    f"no attachment {index} in message {message_id} of {format_ref(number)}"
+                )
+            return AttachmentContent(
+                filename=str(meta.get("filename") or ""),
+                content_type=str(meta.get("content_type") or "application/octet-stream"),
+                data=data,
+            )
+
+    def inline_part(self, ref: int | str, message_id: int, content_id: str) -> AttachmentContent:
+        """The part a ``cid:`` URL in message ``message_id``'s HTML names (RFC 2392).
+
+        Raises:
+            NotFoundError: no such ticket, message of it, or part.
+        """
+        number = _number(ref)
+        with self.db.read_session() as session:
+            message = self._message(session, number, message_id)
+            found = part_by_content_id(message.raw, content_id)
+        if found is None:
+            raise NotFoundError(f"no part cid:{content_id[:80]} in message {message_id}")
+        return AttachmentContent(filename="", content_type=found[0], data=found[1])
+
+    def html(self, ref: int | str, message_id: int) -> str | None:
+        """The HTML body of message ``message_id`` of the ticket as sent (None when it
+        has none). Unsanitized: sanitize it before showing it.
+
+        Raises:
+            NotFoundError: no such ticket or message of it.
+        """
+        number = _number(ref)
+        with self.db.read_session() as session:
+            raw = self._message(session, number, message_id).raw
+        return html_body(raw)
+
+    @staticmethod
+    def _message(session: Session, number: int, message_id: int) -> Message:
+        ticket = _get(session, number)
+        message = ticket_message(session, ticket.id, message_id)
+        if message is None:
+            raise NotFoundError(f"no message {message_id} in {format_ref(number)}")
+        return message
+
+    def show(self, ref: int | str) -> TicketView:
+        """The whole ticket: messages newest first, routing explanation, deadlines in
+        business time, escalations, internal notes, audit trail and its version."""
+        number = _number(ref)
+        with self.db.read_session() as session:
+            ticket = _get(session, number)
+            return ticket_view(session, ticket, self.policy, self.clock.now())
+
+    # -- actions ----------------------------------------------------------------------
+
+    def claim(
+        self, ref: int | str, *, actor: str, expected_version: int | None = None
+    ) -> ActionResult:
+        """Take the ticket for ``actor`` (an assistant); ``changed`` False when already theirs.
+
+        Raises:
+            ConflictError: someone else has it, it is solved or closed, or it changed
+                since ``expected_version``.
+        """
+        me = self.check_assistant(self._actor(actor))
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            claim(session, ticket, me, now=now, expected_version=expected_version)
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def assign(
+        self,
+        ref: int | str,
+        assignee: str,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> ActionResult:
+        """Give the ticket to ``assignee`` (an assistant), replacing anyone."""
+        me = self._actor(actor)
+        who = self.check_assistant(assignee)
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            assign(session, ticket, who, actor=me, now=now)
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def move(
+        self,
+        ref: int | str,
+        *,
+        actor: str,
+        queue: str | None = None,
+        priority: str | None = None,
+        expected_version: int | None = None,
+    ) -> ActionResult:
+        """Correct the queue and/or the priority; stored as a training label.
+
+        Raises:
+            UserError: neither given. NotFoundError: an unknown queue or priority.
+        """
+        me = self._actor(actor)
+        if queue is None and priority is None:
+            raise UserError("move needs a queue or a priority")
+        if priority is not None and priority not in {p.value for p in Priority}:
+            known = ", ".join(p.value for p in Priority)
+            raise NotFoundError(f"no priority {priority!r} (priorities: {known})")
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            move(
+                session,
+                ticket,
+                queue,
+                priority=priority,
+                actor=me,
+                policy=self.policy,
+                now=now,
+            )
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def wait(
+        self,
+        ref: int | str,
+        *,
+        actor: str,
+        until: datetime | None = None,
+        expected_version: int | None = None,
+    ) -> ActionResult:
+        """Wait on the client: the SLA clock pauses. With ``until`` (aware, in the
+        future) the ticket wakes then, or earlier when the client writes.
+
+        Raises:
+            UserError: ``until`` is naive or not in the future; the ticket is solved
+                or closed (reopen it first).
+        """
+        me = self._actor(actor)
+        if until is not None:
+            if until.tzinfo is None:
+                raise UserError("the time to wait until needs a time zone")
+            if until <= self.clock.now():
+                raise UserError("the time to wait until has already passed")
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            if ticket.status in _CLOSED:
+                raise UserError(
+                    f"{format_ref(ticket.ref or 0)} is {ticket.status}: reopen it before"
+                    " waiting on the client"
+                )
+            set_status(
+                session,
+                ticket,
+                TicketStatus.WAITING,
+                actor=me,
+                policy=self.policy,
+                now=now,
+                until=until,
+            )
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def done(
+        self, ref: int | str, *, actor: str, expected_version: int | None = None
+    ) -> ActionResult:
+        """Mark the ticket solved: its clocks stop."""
+        me = self._actor(actor)
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            set_status(session, ticket, TicketStatus.SOLVED, actor=me, policy=self.policy, now=now)
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def reopen(
+        self, ref: int | str, *, actor: str, expected_version: int | None = None
+    ) -> ActionResult:
+        """Reopen a solved or closed ticket (``open`` when someone has it, else ``new``)
+        with a new resolution deadline; ``changed`` False when it is not solved or closed."""
+        me = self._actor(actor)
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            if ticket.status in _CLOSED:
+                set_status(
+                    session,
+                    ticket,
+                    status_after_reopen(ticket),
+                    actor=me,
+                    policy=self.policy,
+                    now=now,
+                )
+            return _Done()
+
+        return self._act(ref, expected_version, apply)
+
+    def reply(
+        self,
+        ref: int | str,
+        body: str,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> ActionResult:
+        """Answer the client through the outbox (sent by the dispatcher), as the
+        shared address, threaded to the client's latest message, ``[#ref]`` in the
+        subject; the response clock stops. ``recipient`` of the result is the address.
+
+        Raises:
+            UserError: an empty body, no ``[smtp]`` section, no client address.
+        """
+        me = self._actor(actor)
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            row = queue_reply(
+                session,
+                ticket,
+                body,
+                actor=me,
+                settings=self.settings,
+                policy=self.policy,
+                now=now,
+            )
+            return _Done(recipient=row.rcpt_to[0])
+
+        return self._act(ref, expected_version, apply)
+
+    def note(
+        self,
+        ref: int | str,
+        body: str,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> ActionResult:
+        """Add an internal note (never mailed to the client). Assistants named with
+        ``@name`` are recorded in ``mentions``, each to be told once by a notifier.
+
+        Raises:
+            UserError: an empty note.
+        """
+        me = self._actor(actor)
+        text = body.strip()
+        if not text:
+            raise UserError("the note is empty: nothing was added")
+        names = mentioned(text, list(self.settings.team.assistants))
+
+        def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            note = TicketNote(
+                ticket_id=ticket.id, author=me, body=text, mentions=list(names), created_at=now
+            )
+            session.add(note)
+            session.flush()
+            session.add_all(
+                Mention(note_id=note.id, ticket_id=ticket.id, assistant=name, created_at=now)
+                for name in names
+            )
+            record_event(
+                session,
+                ticket,
+                actor=me,
+                action="note_written",
+                at=now,
+                note_id=note.id,
+                mentions=list(names),
+            )
+            session.flush()
+            return _Done(note_id=note.id, mentions=names)
+
+        return self._act(ref, expected_version, apply)
+
+    # -- the service's own changes ----------------------------------------------------
+
+    def wake_snoozed(self) -> list[int]:
+        """Wake waiting tickets whose alarm has come (one transaction); their references."""
+        now = self.clock.now()
+        with self._change() as session:
+            return [
+                ticket.ref or 0
+                for ticket in due_snoozes(session, now)
+                if wake(session, ticket, policy=self.policy, now=now)
+            ]
+
+    # -- machinery --------------------------------------------------------------------
+
+    @contextmanager
+    def _change(self) -> Iterator[Session]:
+        """One transaction; a concurrent change to a ticket becomes a ConflictError."""
+        try:
+            with self.db.session() as session:
+                yield session
+        except StaleDataError:
+            raise ConflictError(
+                "the ticket was changed by someone else meanwhile; try again"
+            ) from None
+
+    def _act(
+        self,
+        ref: int | str,
+        expected_version: int | None,
+        apply: _Apply,
+    ) -> ActionResult:
+        number = _number(ref)
+        now = self.clock.now()
+        with self._change() as session:
+            ticket = _get(session, number, lock=True)
+            if expected_version is not None and ticket.version != expected_version:
+                raise self._conflict(session, ticket, expected_version)
+            before = ticket.version
+            done = apply(session, ticket, now)
+            session.flush()
+            written = events_since(session, ticket.id, before)
+            return ActionResult(
+                ref=ticket.ref or 0,
+                version=ticket.version,
+                changed=bool(written),
+                events=tuple(event_view(e) for e in written),
+                recipient=done.recipient,
+                note_id=done.note_id,
+                mentions=done.mentions,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+    def _conflict(self, session: Session, ticket: Ticket, expected: int) -> ConflictError:
+        shown = format_ref(ticket.ref or 0)
+        events = events_since(session, ticket.id, expected)
+        changes = [
+            Change(actor=e.actor, action=e.action, at=e.at, version=e.version or 0, detail=e.detail)
+            for e in events
+        ]
+        said = "; ".join(self._describe(e) for e in events) or "it was changed"
+        return ConflictError(
+            f"{shown} changed since you saw it (version {expected}, now {ticket.version}): {said}",
+            current_version=ticket.version,
+            changes=changes,
+        )
+
+    def _describe(self, event: TicketEvent) -> str:
+        d = event.detail or {}
+        what = {
+            "opened": "opened it",
+            "claimed": "claimed it",
+            "assigned": f"assigned it to {d.get('to')}",
+            "moved": _moved(d),
+            "status_changed": f"set it {d.get('to')}",
+            "reopened": "reopened it",
+            "replied": "replied to the client",
+            "message_added": "added the client's new message",
+            "resumed": "added the client's new message (it no longer waits)",
+            "note_added": "added an automatic reply or bounce",
+            "note_written": "wrote a note",
+            "snoozed": f"set it to wait until {d.get('until')}",
+            "escalated": "escalated it to the owners",
+            "duplicate_added": "added a second copy of a message",
+        }.get(event.action, event.action)
+        return f"{event.actor} {what} ({local_time(self.policy.calendar, event.at)})"
+
+
+def _moved(detail: dict[str, object]) -> str:
+    parts = []
+    if "to" in detail:
+        parts.append(f"moved it from {detail.get('from')} to {detail.get('to')}")
+    if "priority_to" in detail:
+        old, new = detail.get("priority_from"), detail.get("priority_to")
+        parts.append(f"changed its priority from {old} to {new}")
+    return " and ".join(parts) or "moved it"
+
+
+def _number(ref: int | str) -> int:
+    return ref if isinstance(ref, int) else parse_ref(ref)
+
+
+def _get(session: Session, number: int, *, lock: bool = False) -> Ticket:
+    ticket = ticket_by_ref(session, number, lock=lock)
+    if ticket is None:
+        raise NotFoundError(f"no ticket {format_ref(number)}")
+    return ticket

@@ -1,0 +1,270 @@
+"""Row helpers for tickets: the queries the ticket desk and the SLA watch run.
+
+Every function works inside the caller's session and never commits. The queue
+is read by keyset (the index ``ix_tickets_*_order`` on ``(in_queue, ...,
+queue_due, priority_rank, opened_at, id)``): a page costs the same at ticket 20
+as at ticket 100,000, and no query loads the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, case, func, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from triage.domain import TicketStatus
+from triage.store.models import (
+    Escalation,
+    Mention,
+    Message,
+    RoutingDecision,
+    Ticket,
+    TicketEvent,
+    TicketNote,
+)
+
+__all__ = [
+    "QueueFilter",
+    "QueueKey",
+    "claim_ticket",
+    "count_by_queue",
+    "count_queue",
+    "due_snoozes",
+    "events_since",
+    "lock_ticket",
+    "queue_page",
+    "ticket_by_ref",
+    "ticket_decisions",
+    "ticket_escalations",
+    "ticket_events",
+    "ticket_message",
+    "ticket_messages",
+    "ticket_notes",
+    "unnotified_mentions",
+]
+
+_CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKey:
+    """A ticket's place in the queue order: ``(queue_due, priority_rank, opened_at, id)``."""
+
+    queue_due: datetime
+    priority_rank: int
+    opened_at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> QueueKey:
+        """The key of a loaded ticket."""
+        return cls(ticket.queue_due, ticket.priority_rank, ticket.opened_at, ticket.id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which open tickets a queue view lists (all conditions together).
+
+    Attributes:
+        queue: only this queue.
+        assignee: only tickets assigned to this name.
+        unassigned: only tickets nobody has and that do not wait on the client (the
+            ones to pick up).
+        waiting: only tickets waiting on the client; False lists every open status.
+    """
+
+    queue: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+    waiting: bool = False
+
+    def where(self) -> list[ColumnElement[bool]]:
+        """The WHERE terms (the first one is always ``in_queue``, the index's prefix)."""
+        terms: list[ColumnElement[bool]] = [Ticket.in_queue.is_(True)]
+        if self.queue is not None:
+            terms.append(Ticket.queue == self.queue)
+        if self.assignee is not None:
+            terms.append(Ticket.assignee == self.assignee)
+        if self.unassigned:
+            terms.append(Ticket.assignee.is_(None))
+            terms.append(Ticket.status != TicketStatus.WAITING.value)
+        if self.waiting:
+            terms.append(Ticket.status == TicketStatus.WAITING.value)
+        return terms
+
+
+_ORDER = (Ticket.queue_due, Ticket.priority_rank, Ticket.opened_at, Ticket.id)
+
+
+def queue_page(
+    session: Session, view: QueueFilter, *, after: QueueKey | None, limit: int | None
+) -> Sequence[Ticket]:
+    """Up to ``limit`` tickets of ``view`` in queue order, after ``after`` (None: from the top).
+
+    ``limit=None`` returns every ticket of the view (the CLI's whole queue).
+    """
+    stmt = select(Ticket).where(*view.where()).order_by(*_ORDER)
+    if after is not None:
+        stmt = stmt.where(
+            tuple_(*_ORDER)
+            > tuple_(after.queue_due, after.priority_rank, after.opened_at, after.id)
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.scalars(stmt).all()
+
+
+def count_queue(session: Session, view: QueueFilter, *, due_before: datetime | None = None) -> int:
+    """How many tickets ``view`` lists (those due before ``due_before`` only, if given)."""
+    stmt = select(func.count(Ticket.id)).where(*view.where())
+    if due_before is not None:
+        stmt = stmt.where(Ticket.queue_due < due_before)
+    return int(session.scalar(stmt) or 0)
+
+
+def count_by_queue(session: Session, now: datetime) -> dict[str, tuple[int, int]]:
+    """Open tickets per queue: ``{queue: (tickets, breached at now)}``."""
+    breached = func.sum(case((Ticket.queue_due < now, 1), else_=0))
+    rows = session.execute(
+        select(Ticket.queue, func.count(Ticket.id), breached)
+        .where(Ticket.in_queue.is_(True))
+        .group_by(Ticket.queue)
+    )
+    return {queue: (int(n), int(b or 0)) for queue, n, b in rows}
+
+
+def ticket_by_ref(session: Session, ref: int, *, lock: bool = False) -> Ticket | None:
+    """The ticket with reference ``ref``; ``lock`` takes its row lock (PostgreSQL
+    ``FOR UPDATE``; SQLite's writers already hold the database lock)."""
+    stmt = select(Ticket).where(Ticket.ref == ref)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def lock_ticket(session: Session, ticket: Ticket) -> Ticket:
+    """Re-read ``ticket`` under its row lock (see :func:`ticket_by_ref`)."""
+    session.refresh(ticket, with_for_update=True)
+    return ticket
+
+
+def claim_ticket(
+    session: Session,
+    ticket_id: int,
+    who: str,
+    *,
+    now: datetime,
+    expected_version: int | None = None,
+) -> bool:
+    """Give the ticket to ``who`` if nobody has it and it is not solved or closed
+    (and, when given, it is still at ``expected_version``).
+
+    One conditional ``UPDATE``: of two claims at once exactly one matches, on SQLite
+    and PostgreSQL alike. A ``new`` ticket becomes ``open``. Returns whether it matched.
+    """
+    stmt = (
+        update(Ticket)
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.assignee.is_(None),
+            Ticket.status.not_in(_CLOSED),
+        )
+        .values(
+            assignee=who,
+            status=case(
+                (Ticket.status == TicketStatus.NEW.value, TicketStatus.OPEN.value),
+                else_=Ticket.status,
+            ),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if expected_version is not None:
+        stmt = stmt.where(Ticket.version == expected_version)
+    result = cast("CursorResult[Any]", session.execute(stmt))
+    return result.rowcount == 1
+
+
+def events_since(session: Session, ticket_id: int, version: int) -> Sequence[TicketEvent]:
+    """Audit rows of the ticket written after it was at ``version`` (oldest first)."""
+    return session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.version > version)
+        .order_by(TicketEvent.id)
+    ).all()
+
+
+def ticket_events(session: Session, ticket_id: int) -> Sequence[TicketEvent]:
+    """The ticket's audit trail, oldest first."""
+    return session.scalars(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
+    ).all()
+
+
+def ticket_messages(session: Session, ticket_id: int) -> Sequence[Message]:
+    """Every message of the ticket (in and out), newest first."""
+    return session.scalars(
+        select(Message)
+        .where(Message.ticket_id == ticket_id)
+        .order_by(Message.received_at.desc(), Message.id.desc())
+    ).all()
+
+
+def ticket_message(session: Session, ticket_id: int, message_id: int) -> Message | None:
+    """Message ``message_id`` if it belongs to the ticket (None otherwise)."""
+    return session.scalars(
+        select(Message).where(Message.id == message_id, Message.ticket_id == ticket_id)
+    ).first()
+
+
+def ticket_decisions(
+    session: Session, ticket_id: int, message_ids: Sequence[int]
+) -> Sequence[RoutingDecision]:
+    """Routing decisions of the ticket or of any of ``message_ids``, oldest first."""
+    conditions = [RoutingDecision.ticket_id == ticket_id]
+    if message_ids:
+        conditions.append(RoutingDecision.message_id.in_(message_ids))
+    return session.scalars(
+        select(RoutingDecision).where(or_(*conditions)).order_by(RoutingDecision.id)
+    ).all()
+
+
+def ticket_escalations(session: Session, ticket_id: int) -> Sequence[Escalation]:
+    """The ticket's escalations and warnings, oldest first."""
+    return session.scalars(
+        select(Escalation).where(Escalation.ticket_id == ticket_id).order_by(Escalation.id)
+    ).all()
+
+
+def ticket_notes(session: Session, ticket_id: int) -> Sequence[TicketNote]:
+    """The ticket's internal notes, newest first."""
+    return session.scalars(
+        select(TicketNote)
+        .where(TicketNote.ticket_id == ticket_id)
+        .order_by(TicketNote.created_at.desc(), TicketNote.id.desc())
+    ).all()
+
+
+def due_snoozes(session: Session, now: datetime) -> Sequence[Ticket]:
+    """Waiting tickets whose alarm (``wait_until``) is at or before ``now``."""
+    return session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.status == TicketStatus.WAITING.value,
+            Ticket.wait_until.is_not(None),
+            Ticket.wait_until <= now,
+        )
+        .order_by(Ticket.wait_until, Ticket.id)
+    ).all()
+
+
+def unnotified_mentions(session: Session, *, limit: int = 500) -> Sequence[Mention]:
+    """Mentions nobody was told of yet, oldest first."""
+    return session.scalars(
+        select(Mention).where(Mention.notified_at.is_(None)).order_by(Mention.id).limit(limit)
+    ).all()
