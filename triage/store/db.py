@@ -7,6 +7,7 @@ instead of failing. PostgreSQL is used as is (several workers may share it).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -113,7 +114,8 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """An alembic configuration for the migrations shipped inside the package."""
     from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - start-up time
 
-    cfg = AlembicConfig()
+    # stdout given now: alembic's default is whatever sys.stdout was when it was imported
+    cfg = AlembicConfig(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(files("triage.store") / "migrations"))
     if engine is not None:
         cfg.attributes["engine"] = engine
