@@ -270,7 +270,7 @@ def live_latency(
     return [(got[r] - t) * 1000 for r, t in sent.items() if r in got]
 
 
-def measure(name: str, url: str, base: Path, count: int) -> dict[str, object]:
+def measure(name: str, url: str, base: Path, count: int, only: set[str]) -> dict[str, object]:
     print(f"{name}:", flush=True)
     settings = settings_for(url, base)
     db = Database.open(url)
@@ -284,12 +284,17 @@ def measure(name: str, url: str, base: Path, count: int) -> dict[str, object]:
     login(client)
     rng = random.Random(3)
     timed(client, "/", 3)  # warm caches
-    queue = []
-    for view in ("all", "unassigned", "mine", "q:billing"):
-        queue += timed(client, f"/?view={view}", 10)
+    queue: list[float] = []
+    if "queue" in only:
+        for view in ("all", "unassigned", "mine", "q:billing"):
+            queue += timed(client, f"/?view={view}", 10)
     refs = [1001 + rng.randrange(count) for _ in range(40)]
-    ticket = [t for ref in refs for t in timed(client, f"/t/{ref}", 1)]
-    search = [t for q in SEARCHES for t in timed(client, f"/search?q={q}", 5)]
+    ticket = [t for ref in refs for t in timed(client, f"/t/{ref}", 1)] if "ticket" in only else []
+    search = (
+        [t for q in SEARCHES for t in timed(client, f"/search?q={q}", 5)]
+        if "search" in only
+        else []
+    )
     with db.read_session() as session:
         from sqlalchemy import select  # noqa: PLC0415
 
@@ -300,12 +305,12 @@ def measure(name: str, url: str, base: Path, count: int) -> dict[str, object]:
                 .limit(40)
             )
         )
-    live = live_latency(settings, db, 20, [int(r) for r in open_refs])
+    live = live_latency(settings, db, 20, [int(r) for r in open_refs]) if "live" in only else []
     db.dispose()
     figures = {
-        "queue_p95_ms": round(p95(queue)),
-        "ticket_p95_ms": round(p95(ticket)),
-        "search_p95_ms": round(p95(search)),
+        "queue_p95_ms": round(p95(queue)) if queue else None,
+        "ticket_p95_ms": round(p95(ticket)) if ticket else None,
+        "search_p95_ms": round(p95(search)) if search else None,
         "live_p95_ms": round(p95(live)) if live else None,
         "live_samples": len(live),
     }
@@ -355,12 +360,14 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--rss", action="store_true")
+    parser.add_argument("--only", default="queue,ticket,search,live", help="comma-separated")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         url = f"sqlite:///{base / 'bench.db'}"
-        results["sqlite"] = measure("SQLite", url, base, args.tickets)
+        results["sqlite"] = measure("SQLite", url, base, args.tickets, only)
         if args.rss:
             rss = rss_of_run(url, base, args.tickets)
             results["run_with_web_rss_mb"] = round(rss)
@@ -371,7 +378,7 @@ def main() -> None:
                 print(f"PostgreSQL skipped: {reason}")
             else:
                 with throwaway_database() as pg_url:
-                    results["postgresql"] = measure("PostgreSQL", pg_url, base, args.tickets)
+                    results["postgresql"] = measure("PostgreSQL", pg_url, base, args.tickets, only)
     print(json.dumps({"tickets": args.tickets, **results}, indent=2))
 
 

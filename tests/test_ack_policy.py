@@ -138,13 +138,28 @@ def test_our_own_list_id_is_not_suppressed(settings: Settings) -> None:
     assert plan_ack(own, settings).send
 
 
-def test_follow_up_rule_and_rate_limit(settings: Settings) -> None:
+def test_follow_up_rule_and_rate_limit(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, acknowledgments={"max_per_sender_per_hour": 3})
     assert plan_ack(message(), settings, follow_up=True).reason == "follow_up"
     assert plan_ack(message(), settings, rule_no_ack=True).reason == "rule"
     assert plan_ack(message(), settings, recent_acks=2).send
     limited = plan_ack(message(), settings, recent_acks=3)
     assert limited.reason == "rate_limited"
     assert "max_per_sender_per_hour = 3" in limited.detail
+
+
+def test_the_default_limit_lets_a_busy_client_through(settings: Settings) -> None:
+    assert settings.acknowledgments.max_per_sender_per_hour == 30
+    assert plan_ack(message(), settings, recent_acks=20).send
+
+
+def test_loops_are_stopped_by_what_they_are_not_by_a_count(settings: Settings) -> None:
+    answer = plan_ack(message(), settings, answers_ack="<ack.1001.ab@example.org>")
+    assert (answer.send, answer.reason) == (False, "reply_to_ack")
+    assert "<ack.1001.ab@example.org>" in answer.detail
+    repeat = plan_ack(message(), settings, repeat_of="message 7 of 2024-05-14 09:00 UTC")
+    assert (repeat.send, repeat.reason) == (False, "repeat")
+    assert "message 7" in repeat.detail
 
 
 def test_disabled(tmp_path: Path) -> None:
@@ -165,7 +180,7 @@ def test_every_reason_is_a_stable_code() -> None:
     assert {r.value for r in AckReason} == {
         "disabled", "bounce", "auto_reply", "suppressed", "mailing_list", "no_address",
         "own_address", "no_reply_sender", "follow_up", "rule", "too_old", "rate_limited",
-        "feedback_report", "read_receipt",
+        "feedback_report", "read_receipt", "reply_to_ack", "repeat",
     }  # fmt: skip
 
 
@@ -221,8 +236,9 @@ def ack_one(db: Database, settings: Settings, msg: InboundMessage, now: datetime
 
 
 def test_ten_mails_from_one_sender_in_an_hour_get_exactly_the_limit(
-    database: Database, settings: Settings
+    database: Database, tmp_path: Path
 ) -> None:
+    settings = make_settings(tmp_path, acknowledgments={"max_per_sender_per_hour": 3})
     reasons = []
     for n in range(10):
         at = NOW + timedelta(minutes=5 * n)
@@ -236,8 +252,9 @@ def test_ten_mails_from_one_sender_in_an_hour_get_exactly_the_limit(
 
 
 def test_the_limit_counts_per_address_case_insensitively(
-    database: Database, settings: Settings
+    database: Database, tmp_path: Path
 ) -> None:
+    settings = make_settings(tmp_path, acknowledgments={"max_per_sender_per_hour": 3})
     spellings = ["Loop@Example.com", "loop@example.com", "LOOP@EXAMPLE.COM", "loop@example.com"]
     reasons = [
         ack_one(database, settings, message(from_=Address("", a)), NOW, n)

@@ -8,6 +8,7 @@ import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -192,7 +193,9 @@ def test_a_reply_with_a_malformed_parent_id_joins_its_ticket_and_gets_no_second_
     assert len(tickets) == 1
     second = rig.messages()[-1]
     assert second.ticket_id == tickets[0].id
-    assert rig.decisions()[-1].ack == "follow_up"
+    # a person's follow-up, or (a reply to our ack that dropped the [#ref]) an
+    # auto-responder's answer filed as a note: never a second acknowledgment
+    assert rig.decisions()[-1].ack in {"follow_up", "auto_reply"}
     assert len(rig.smtp.sink.messages) == 1  # no second acknowledgment with a new number
 
 
@@ -352,3 +355,52 @@ def test_feedback_reports_read_receipts_and_no_reply_mail_are_filed_not_answered
     ]
     assert len(rig.smtp.sink.messages) == 1
     assert rig.tickets()[0].status == "new"  # filed as notes: nothing reopened or re-timed
+
+
+# --- 12.4: an auto-responder's answer to our acknowledgment, without RFC 3834 headers --------
+
+
+def test_a_responders_answer_to_our_ack_is_a_note_and_a_persons_reply_reopens(rig: Rig) -> None:
+    rig.deliver(mail())
+    rig.poll()
+    [ack] = rig.smtp.sink.wait_for(1)
+    ack_id = ack.message["Message-ID"].strip()
+    [ticket] = rig.tickets()
+    with rig.db.session() as s:  # the team solved it meanwhile
+        row = s.get_one(Ticket, ticket.id)
+        row.status = "solved"
+        row.solved_at = row.opened_at
+    rig.deliver(
+        mail(
+            subject="Ticket 8841 opened for your request",  # its own subject, no [#ref]
+            message_id="<robot.8841@client.example>",
+            extra=f"In-Reply-To: {ack_id}\r\n",
+            body="We received your message and will answer shortly.\r\n",
+        )
+    )
+    rig.poll()
+    answer = rig.messages()[-1]
+    assert answer.ticket_id == ticket.id
+    assert answer.kind == "auto_reply"
+    decision = rig.decisions()[-1]
+    assert decision.ack == "auto_reply"
+    assert any("auto-responder" in line for line in decision.explanation)
+    assert rig.tickets()[0].status == "solved"  # not reopened
+    assert len(rig.smtp.sink.messages) == 1
+    # a person answering the same ack, keeping the subject, ten minutes later: a follow-up
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    rig.dovecot.append(
+        rig.account,
+        mail(
+            subject=f"Re: [#{ticket.ref}] Invoice 42 is wrong",
+            message_id="<person.2@client.example>",
+            extra=f"In-Reply-To: {ack_id}\r\n",
+            body="One more thing: the VAT number is wrong too.\r\n",
+        ),
+        msg_time=later,
+    )
+    rig.poll()
+    assert rig.messages()[-1].kind == "normal"
+    assert rig.decisions()[-1].ack == "follow_up"
+    assert rig.tickets()[0].status != "solved"  # reopened
+    assert len(rig.smtp.sink.messages) == 1

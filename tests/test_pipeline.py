@@ -12,14 +12,17 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
 from classifiers.model import TrainedModel, train
+from triage.cli.ticket_text import render_ticket
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
 from triage.daemon import load_rules
+from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
 from triage.services.intake import Intake
@@ -361,15 +364,45 @@ def test_a_failing_step_rolls_the_message_back_and_keeps_it_raw(
         assert s.scalar(select(func.count()).select_from(OutboxMail)) == 0
 
 
-def test_per_sender_ack_limit_bounds_a_machine_writing_in_a_loop(
+def test_a_busy_clients_distinct_requests_are_all_acknowledged(
     inbox: Inbox, database: Database
 ) -> None:
-    for i in range(10):
-        inbox.deliver(mail("Robot <robot@machine.example>", f"Ticket {i}", f"Message {i}"))
-    assert len(rows(database, Ticket)) == 10
-    assert len(rows(database, OutboxMail, kind="ack")) == 3  # max_per_sender_per_hour
-    reasons = [d.ack for d in rows(database, RoutingDecision)]
-    assert reasons.count("rate_limited") == 7
+    """Issue 12.6: 20 separate requests in an hour, each its own ticket and its own ack
+    (the old 3-per-hour limit silenced 17 of them and told nobody)."""
+    for i in range(20):
+        inbox.deliver(
+            mail("Busy Client <busy@client.example>", f"Request {i}", f"Please do task {i}."),
+            at=NOW + timedelta(minutes=3 * i),
+        )
+    assert len(rows(database, Ticket)) == 20
+    assert len(rows(database, OutboxMail, kind="ack")) == 20
+    assert {d.ack for d in rows(database, RoutingDecision)} == {""}
+
+
+def test_a_machine_repeating_itself_is_acknowledged_once_and_the_ticket_says_why(
+    inbox: Inbox, database: Database, settings: Settings
+) -> None:
+    for i in range(6):
+        inbox.deliver(
+            mail(
+                "Robot <robot@machine.example>",
+                "Status report",
+                "All systems nominal.",
+                message_id=f"<status.{i}@machine.example>",
+            ),
+            at=NOW + timedelta(minutes=i),
+        )
+    assert len(rows(database, OutboxMail, kind="ack")) == 1
+    decisions = rows(database, RoutingDecision)
+    assert [d.ack for d in decisions] == [""] + ["repeat"] * 5
+    assert any("no acknowledgment: the same subject and text as message" in line
+               for line in decisions[1].explanation)  # fmt: skip
+    with database.read_session() as s:
+        ref = s.get_one(Ticket, decisions[-1].ticket_id).ref or 0
+    desk = TicketDesk(database, settings, clock=FixedClock(NOW))
+    shown = render_ticket(desk.show(ref), ZoneInfo(settings.calendar.timezone))
+    assert "no acknowledgment: repeat" in shown
+    assert "no acknowledgment: the same subject and text as message" in shown
 
 
 def test_old_mail_found_at_first_start_gets_a_ticket_but_no_ack(

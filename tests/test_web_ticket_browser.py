@@ -152,7 +152,7 @@ def test_a_claim_made_elsewhere_appears_in_the_open_queue_live(
 def test_one_click_correction_becomes_a_training_label(site: Site, base: str, page: Any) -> None:
     ref = site.ticket("Wrongly routed")
     log_in(page, base, path=f"/t/{ref}")
-    page.locator("form.correct select").select_option("scheduling")
+    page.locator("form.correct select[name=queue]").select_option("scheduling")
     page.locator("form.correct button").click()
     expect(page.locator(".facts .queue-name")).to_have_text("scheduling")
     with site.db.read_session() as session:
@@ -225,3 +225,25 @@ def test_a_saved_reply_is_inserted_with_its_variables_filled(
             r" Example Office\. Határidő: 2026\. márc\. \d+\. \(\w+\) \d\d:\d\d$"
         )
     )
+
+
+def test_note_with_mention_snooze_and_priority_correction(site: Site, base: str, page: Any) -> None:
+    ref = site.ticket("Needs a colleague")
+    log_in(page, base, path=f"/t/{ref}")
+    page.keyboard.press("n")
+    expect(page.locator("#note-body")).to_be_focused()
+    page.keyboard.type("Can you check this, @bela?")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#flash")).to_have_text("Note added.")
+    note = page.locator(".thread .msg.note")
+    expect(note).to_contain_text("Can you check this, @bela?")
+    expect(note).to_contain_text("→ bela")
+    with site.db.read_session() as session:
+        assert session.scalars(select(OutboxMail)).all() == []  # never mailed to the client
+    page.locator("form.snooze input[name=until]").fill("2026-03-12T09:30")
+    page.locator("form.snooze button").click()
+    expect(page.locator(".facts .status")).to_have_text("waiting")
+    expect(page.locator(".facts .snoozed")).to_have_text("snoozed until Thu 12 Mar 2026 09:30")
+    page.locator("form.correct select[name=priority]").select_option("urgent")
+    page.locator("form.correct button").click()
+    expect(page.locator(".facts .priority")).to_have_text("urgent")

@@ -694,8 +694,10 @@ class AcknowledgmentSettings(_Section):
     default_language: str = "en"
     templates_dir: str = ""
     """Directory of Jinja2 templates overriding the shipped ones; "" for the shipped ones."""
-    max_per_sender_per_hour: int = Field(default=3, ge=0)
-    """RFC 3834 section 2: a machine writing in a loop is answered a bounded number of times."""
+    max_per_sender_per_hour: int = Field(default=30, ge=0)
+    """RFC 3834 section 2: the last bound on answers to one address in an hour. Loops are
+    stopped before it (replies to our acknowledgments, identical repeats, machine signs);
+    a busy client's distinct requests each get theirs, up to this many."""
     max_age: Seconds = 3 * 86400.0
     """Seconds: mail that reached the mailbox longer ago than this when triage first sees
     it gets no acknowledgment (the first start against an inbox full of old mail, a long

@@ -39,7 +39,7 @@ def init(app: AppContext) -> None:
         secrets_problem = str(exc)
     else:
         secrets_problem = ""
-    db = app.database(migrate=False)
+    db = app.database(check=False)
     applied = db.migrate()
     revision = db.current_revision()
     click.echo(f"config ok: {settings.path}")

@@ -55,18 +55,28 @@ class AppContext:
 
     @property
     def db(self) -> Database:
-        """The existing database, migrated to the current schema on first use.
+        """The existing database, its schema checked (never migrated: no write lock).
 
         Raises:
             NotFoundError: an SQLite database file that does not exist (a typo in
                 ``database.url`` must not quietly start an empty database).
+            StoreError: the schema is behind this triage's (run ``triage init``).
         """
         return self.database(create=False)
 
-    def database(self, *, migrate: bool = True, create: bool = True) -> Database:
-        """Open the database once; apply pending migrations unless ``migrate`` is False.
+    def database(
+        self, *, migrate: bool = False, create: bool = True, check: bool = True
+    ) -> Database:
+        """Open the database once.
 
-        ``create=False`` refuses to create a missing SQLite file (NotFoundError).
+        Only ``init``, ``run``, ``poll --once`` and ``demo`` pass ``migrate=True`` (the
+        migration check writes, and would make every command wait for the SQLite write
+        lock); any other command has its schema checked in a read-only transaction and
+        gets a clear StoreError ("run `triage init`") when it is behind. A command
+        allowed to create the database (``create``) gives a brand-new, empty one its
+        schema.
+        ``create=False`` refuses to create a missing SQLite file (NotFoundError);
+        ``check=False`` skips the schema check (``init``, which migrates next).
         """
         if self._db is None:
             settings = self.settings
@@ -81,7 +91,13 @@ class AppContext:
                     if settings.database.password_file
                     else "",
                 )
-            self._db = Database.open(settings.database_url, password=password, migrate=migrate)
+            db = Database.open(settings.database_url, password=password, migrate=migrate)
+            if check and not migrate:
+                if create and db.current_revision() is None:
+                    db.migrate()  # a brand-new database (import, train first): its schema
+                else:
+                    db.check_schema()
+            self._db = db
         return self._db
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ def run(app: AppContext) -> None:
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
     from triage.services.workers import sqlite_daemon_lock  # noqa: PLC0415
 
-    db = app.database(create=True)
+    db = app.database(create=True, migrate=True)  # the daemon's start migrates (and init)
     with sqlite_daemon_lock(db):  # one daemon per SQLite file; PostgreSQL takes several
         daemon = Daemon(settings, db)
         if not settings.web.enabled:

@@ -43,7 +43,8 @@ def poll(app: AppContext, once: bool) -> None:
     settings = app.settings
     from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
 
-    summary = Daemon(settings, app.database(create=True)).poll_once()
+    # One pass of the daemon (cron's `triage run`): it migrates at start like the daemon.
+    summary = Daemon(settings, app.database(create=True, migrate=True)).poll_once()
     results = summary.folders
     if settings.imap is None:
         click.echo("no [imap] section: nothing fetched")

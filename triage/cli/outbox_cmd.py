@@ -84,7 +84,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool, limit: int) ->
     app = ctx.find_object(AppContext)
     assert app is not None  # noqa: S101 - the cli group sets it
     statuses = _STATUSES[status] if status else ("pending", "failed")
-    with app.db.session() as s:
+    with app.db.read_session() as s:
         rows = s.execute(
             select(OutboxMail, Ticket.ref)
             .outerjoin(Ticket, Ticket.id == OutboxMail.ticket_id)

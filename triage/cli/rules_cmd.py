@@ -26,7 +26,7 @@ from triage.cli.context import AppContext, config_option, pass_app
 from triage.cli.main import cli
 from triage.cli.terminal import terminal_safe
 from triage.domain import ParseStatus
-from triage.errors import ModelError, RuleFileError, UserError
+from triage.errors import ModelError, RuleFileError
 from triage.mail import parse_message
 from triage.routing import routing_threshold
 from triage.rule_files import load_configured_rules
@@ -139,12 +139,11 @@ def _stored_messages(
         # a decision without a queue: stored only (a bounce of unknown mail, history)
         ~Message.id.in_(select(RoutingDecision.message_id).where(RoutingDecision.queue == "")),
     )
-    with db.sessions() as session:
+    with db.read_session() as session:
         ids = list(session.scalars(query))
-        session.rollback()
     for start in range(0, len(ids), REPLAY_BATCH):
         batch = ids[start : start + REPLAY_BATCH]
-        with db.sessions() as session:
+        with db.read_session() as session:
             rows = session.execute(
                 select(Message, RoutingDecision)
                 .outerjoin(RoutingDecision, RoutingDecision.message_id == Message.id)
@@ -153,7 +152,6 @@ def _stored_messages(
             ).all()
             pairs = [(message, decision) for message, decision in rows]
             session.expunge_all()
-            session.rollback()
         yield from pairs
 
 
@@ -202,9 +200,7 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
     zone = ZoneInfo(settings.calendar.timezone)
     start = _since(since, zone)
     ruleset = load_configured_rules(settings, rule_files or None)
-    db = app.database(migrate=False)
-    if db.current_revision() is None:
-        raise UserError(f"database {db.url} has no triage schema yet: run `triage init`")
+    db = app.db
     totals = ReplayTotals()
     accuracy = RuleAccuracy()
     corrections = _corrections(db)
@@ -255,13 +251,12 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
 
 def _corrections(db: Database) -> dict[int, str]:
     """The latest corrected queue of each corrected message (``triage move``)."""
-    with db.sessions() as session:
+    with db.read_session() as session:
         rows = session.execute(
             select(TrainingLabel.message_id, TrainingLabel.queue)
             .where(TrainingLabel.source == "correction", TrainingLabel.message_id.is_not(None))
             .order_by(TrainingLabel.id)
         ).all()
-        session.rollback()
     return {int(message_id): str(queue) for message_id, queue in rows if message_id is not None}
 
 
@@ -272,9 +267,8 @@ def _confident_model(app: AppContext, db: Database) -> tuple[TrainedModel | None
     from triage.modelstore import load_active_model  # noqa: PLC0415 - loads skops on use
 
     try:
-        with db.sessions() as session:
+        with db.read_session() as session:
             model = load_active_model(session, "queue")
-            session.rollback()
     except ModelError as exc:
         click.echo(f"note: the active model is refused ({exc})")
         return None, 1.0

@@ -37,6 +37,7 @@ from triage.desk.show import event_view, local_time, ticket_view
 from triage.desk.values import (
     ActionResult,
     AttachmentContent,
+    CorrectionView,
     QueueCount,
     QueueCounts,
     QueuePage,
@@ -46,6 +47,7 @@ from triage.desk.values import (
 from triage.domain import Priority, TicketStatus
 from triage.errors import Change, ConflictError, NotFoundError, UserError
 from triage.mail.parts import attachment_data, html_body, part_by_content_id
+from triage.modelstore import active_model_info
 from triage.refs import format_ref, parse_ref
 from triage.sla.calendar import BusinessCalendar
 from triage.sla.deadlines import SlaPolicy
@@ -60,6 +62,7 @@ from triage.store.tickets import (
     events_since,
     queue_page,
     ticket_by_ref,
+    ticket_corrections,
     ticket_message,
 )
 from triage.tickets.assignment import assign, claim, move
@@ -303,6 +306,29 @@ class TicketDesk:
         if message is None:
             raise NotFoundError(f"no message {message_id} in {format_ref(number)}")
         return message
+
+    def corrections(self, ref: int | str) -> tuple[CorrectionView, ...]:
+        """The ticket's routing corrections (training labels), oldest first, each with
+        the active queue model that learned from it ("" while none has).
+
+        Raises:
+            NotFoundError: no such ticket.
+        """
+        number = _number(ref)
+        with self.db.read_session() as session:
+            ticket = _get(session, number)
+            labels = ticket_corrections(session, ticket.id)
+            model = active_model_info(session, "queue") if labels else None
+            return tuple(
+                CorrectionView(
+                    queue=label.queue,
+                    priority=label.priority,
+                    actor=label.actor,
+                    at=label.created_at,
+                    used_by=model.version if model and model.trained_at > label.created_at else "",
+                )
+                for label in labels
+            )
 
     def show(self, ref: int | str) -> TicketView:
         """The whole ticket: messages newest first, routing explanation, deadlines in

@@ -24,6 +24,7 @@ __all__ = [
     "ActionResult",
     "AttachmentContent",
     "AttachmentView",
+    "CorrectionView",
     "DeadlineState",
     "DeadlineView",
     "EscalationView",
@@ -75,6 +76,24 @@ class QueuePage:
     total: int
     breached: int
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionView:
+    """A person's correction of a ticket's routing, stored as a training label.
+
+    Attributes:
+        queue, priority: what it was corrected to (priority None when not given).
+        actor: who corrected it; at: when (UTC).
+        used_by: the active model of that target trained after the correction was
+            stored (so with it), or "" while none is.
+    """
+
+    queue: str
+    priority: str | None
+    actor: str
+    at: datetime
+    used_by: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,18 @@ from triage.config import Settings
 from triage.domain import InboundMessage
 from triage.outbox.compose import ComposedMail
 from triage.outbox.policy import AckDecision, plan_ack
-from triage.store.models import OutboxMail
+from triage.store.models import Message, OutboxMail
 from triage.store.notify import OUTBOX_CHANNEL, notify
 
-__all__ = ["ACK_WINDOW", "Enqueued", "decide_ack", "enqueue", "recent_ack_count"]
+__all__ = [
+    "ACK_WINDOW",
+    "Enqueued",
+    "answered_ack",
+    "decide_ack",
+    "earlier_repeat",
+    "enqueue",
+    "recent_ack_count",
+]
 
 ACK_WINDOW = timedelta(hours=1)
 """The window of acknowledgments.max_per_sender_per_hour."""
@@ -121,10 +129,12 @@ def decide_ack(
     follow_up: bool = False,
     rule_no_ack: bool = False,
 ) -> AckDecision:
-    """:func:`~triage.outbox.policy.plan_ack` with the per-sender count read from the outbox.
+    """:func:`~triage.outbox.policy.plan_ack` with what it needs read from the store.
 
     Counts acknowledgments to the message's reply address in the hour before
-    ``now`` (RFC 3834 section 2); ``now`` also dates the ``too_old`` check.
+    ``now`` (RFC 3834 section 2); ``now`` also dates the ``too_old`` check. Looks up
+    whether In-Reply-To/References name one of our acknowledgments, and whether the
+    same sender sent the same subject and text in that hour (a repeat).
     """
     recipient = message.reply_address
     recent = recent_ack_count(session, recipient.addr, now - ACK_WINDOW) if recipient else 0
@@ -135,4 +145,44 @@ def decide_ack(
         rule_no_ack=rule_no_ack,
         recent_acks=recent,
         now=now,
+        answers_ack=answered_ack(session, message),
+        repeat_of=earlier_repeat(session, message, now - ACK_WINDOW),
     )
+
+
+def answered_ack(session: Session, message: InboundMessage) -> str:
+    """The Message-ID of our acknowledgment that ``message`` names in In-Reply-To or
+    References (ids in their normal form, :mod:`triage.mail.ids`); "" when none."""
+    ids = [i for i in (message.in_reply_to, *message.references) if i]
+    if not ids:
+        return ""
+    found = session.scalar(
+        select(OutboxMail.message_id)
+        .where(OutboxMail.kind == "ack", OutboxMail.message_id.in_(ids))
+        .limit(1)
+    )
+    return found or ""
+
+
+def earlier_repeat(session: Session, message: InboundMessage, since: datetime) -> str:
+    """An earlier message from the same sender with the same subject and text, received
+    at or after ``since`` (with another Message-ID: the same one is a duplicate
+    delivery, handled before); "" when none, else ``"message N of <time>"``."""
+    if message.from_ is None or not (message.subject or message.body_text):
+        return ""
+    row = session.execute(
+        select(Message.id, Message.received_at)
+        .where(
+            func.lower(Message.from_addr) == message.from_.key,
+            Message.direction == "in",
+            Message.received_at >= since,
+            Message.message_id != message.message_id,
+            Message.subject == message.subject,
+            Message.body_text == message.body_text,
+        )
+        .order_by(Message.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return ""
+    return f"message {row.id} of {row.received_at:%Y-%m-%d %H:%M} UTC"

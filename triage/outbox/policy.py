@@ -28,16 +28,23 @@ reason               when
                      machine's (:func:`triage.mail.kind.machine_address`:
                      no-reply variants, mail daemons, bounces+/VERP return
                      addresses) or matches acknowledgments.no_reply_patterns
+``reply_to_ack``     In-Reply-To or References names one of our acknowledgments
+                     and the message did not join its ticket (a closed one, or
+                     no threading): answering would start a loop (RFC 3834
+                     section 2)
 ``follow_up``        the message joined an existing ticket
 ``rule``             a rule said no acknowledgment
 ``too_old``          the message reached the mailbox more than
                      acknowledgments.max_age before it was processed (the
                      first start against an inbox full of old mail; a long
                      outage): a "we received your mail" days later misleads
+``repeat``           the same sender sent the same subject and text within the
+                     last hour (a machine repeating itself): the first copy was
+                     acknowledged
 ``rate_limited``     the reply address already got max_per_sender_per_hour
-                     acknowledgments in the last hour (RFC 3834 section 2:
-                     a machine writing in a loop is answered a bounded number
-                     of times)
+                     acknowledgments in the last hour: the last bound on a
+                     loop no other check caught. A busy client's distinct
+                     requests stay far below it (default 30)
 ===================  =========================================================
 
 The header checks repeat what the parser's ``kind`` says on purpose: they are
@@ -58,8 +65,20 @@ from triage.config import Settings
 from triage.domain import InboundMessage, MessageKind
 from triage.mail.kind import machine_address
 from triage.outbox.headers import ascii_address, parse_mailbox, valid_address
+from triage.refs import extract_refs
 
-__all__ = ["AckDecision", "AckReason", "history_age", "our_addresses", "plan_ack"]
+__all__ = [
+    "RESPONDER_SECONDS",
+    "AckDecision",
+    "AckReason",
+    "history_age",
+    "our_addresses",
+    "plan_ack",
+    "responder_sign",
+]
+
+RESPONDER_SECONDS = 120
+"""A reply to our acknowledgment faster than this is a machine's, not a person's."""
 
 
 class AckReason(StrEnum):
@@ -78,6 +97,8 @@ class AckReason(StrEnum):
     FOLLOW_UP = "follow_up"
     RULE = "rule"
     TOO_OLD = "too_old"
+    REPLY_TO_ACK = "reply_to_ack"
+    REPEAT = "repeat"
     RATE_LIMITED = "rate_limited"
 
 
@@ -191,6 +212,39 @@ def _mailing_list(message: InboundMessage, own_list_ids: set[str]) -> str:
     return ""
 
 
+def responder_sign(
+    message: InboundMessage, *, ack_ref: int | None, ack_sent_at: datetime | None
+) -> str:
+    """Why a reply to our acknowledgment (it names the ack in In-Reply-To/References)
+    was written by an auto-responder that sends no RFC 3834 headers; "" when it looks
+    like a person's.
+
+    Signs: its subject no longer carries the ticket reference ``[#ref]`` that every
+    client's "Reply" keeps (a ticket system's or responder's own subject: "Ticket
+    8841 opened", "We received your message"); or it reached the mailbox less than
+    :data:`RESPONDER_SECONDS` after the ack was sent. Such mail is filed on the
+    ticket as a note: never acknowledged, never reopens (issue 12.4).
+
+    Args:
+        message: the parsed reply.
+        ack_ref: the ticket reference the ack carried (None when unknown).
+        ack_sent_at: when the ack was handed to the SMTP server (None if not yet).
+    """
+    if ack_ref is not None and ack_ref not in extract_refs(message.subject):
+        return (
+            f"a reply to our acknowledgment whose subject ({message.subject[:80]!r}) dropped"
+            f" [#{ack_ref}]: an auto-responder's, not a person's answer"
+        )
+    if ack_sent_at is not None:
+        delay = (message.received_at - ack_sent_at).total_seconds()
+        if 0 <= delay < RESPONDER_SECONDS:
+            return (
+                f"a reply to our acknowledgment {delay:.0f} s after it was sent:"
+                " an auto-responder's, not a person's answer"
+            )
+    return ""
+
+
 def history_age(message: InboundMessage, settings: Settings, now: datetime) -> float | None:
     """Seconds since ``message`` reached the mailbox, when that is more than
     ``acknowledgments.max_age`` (mail triage first sees as history: no acknowledgment,
@@ -211,6 +265,8 @@ def plan_ack(
     rule_no_ack: bool = False,
     recent_acks: int = 0,
     now: datetime | None = None,
+    answers_ack: str = "",
+    repeat_of: str = "",
 ) -> AckDecision:
     """Decide whether ``message`` gets an acknowledgment (see the module docstring).
 
@@ -223,6 +279,10 @@ def plan_ack(
             hour (:func:`~triage.outbox.enqueue.recent_ack_count`).
         now: the processing time (timezone-aware), for the ``too_old`` check
             against ``message.received_at``; None skips that check.
+        answers_ack: the Message-ID of our acknowledgment the message answers
+            (In-Reply-To/References), "" when none.
+        repeat_of: a description of an earlier message from the same sender with the
+            same subject and text in the last hour, "" when none.
 
     Returns:
         An :class:`AckDecision`; ``reason`` is "" when ``send`` is True.
@@ -281,6 +341,12 @@ def plan_ack(
                 )
     if follow_up:
         return AckDecision.no(AckReason.FOLLOW_UP, "the message joined an existing ticket")
+    if answers_ack:
+        return AckDecision.no(
+            AckReason.REPLY_TO_ACK,
+            f"it answers our acknowledgment {answers_ack}: acknowledging it could start a"
+            " mail loop (RFC 3834 section 2)",
+        )
     if rule_no_ack:
         return AckDecision.no(AckReason.RULE, "a rule marked it: no acknowledgment")
     if now is not None and (age := history_age(message, settings, now)) is not None:
@@ -288,6 +354,10 @@ def plan_ack(
             AckReason.TOO_OLD,
             f"it reached the mailbox {age / 3600:.0f} h before it was processed"
             f" (acknowledgments.max_age = {ack.max_age / 3600:.0f} h)",
+        )
+    if repeat_of:
+        return AckDecision.no(
+            AckReason.REPEAT, f"the same subject and text as {repeat_of}: a repeat, not a request"
         )
     if recent_acks >= ack.max_per_sender_per_hour:
         return AckDecision.no(

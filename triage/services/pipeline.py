@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,11 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
 from triage.outbox import compose_ack, decide_ack, enqueue
-from triage.outbox.policy import history_age
+from triage.outbox.policy import history_age, responder_sign
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route, routing_threshold
 from triage.sla.deadlines import SlaPolicy
-from triage.store.models import Message, RoutingDecision, Ticket
+from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
 from triage.tickets import (
     add_client_message,
     find_ticket_for,
@@ -58,6 +58,7 @@ from triage.tickets import (
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
 from triage.tickets.lifecycle import STORED_ONLY_KINDS
+from triage.tickets.matching import ThreadMatch
 
 __all__ = ["ModelHolder", "RoutingPipeline", "RulesHolder", "SentPipeline"]
 
@@ -228,7 +229,11 @@ class RoutingPipeline:
         decision = self.rules.evaluate(message)
         match = find_ticket_for(session, message) if message.parse_status != "error" else None
         if match is not None:
-            self._join(session, row, message, match.ticket, f"{match.via}", decision, now)
+            responder = self._responder(session, message, match)
+            if responder:  # issue 12.4: a machine's answer to our ack, filed as a note
+                row.kind = MessageKind.AUTO_REPLY.value
+            via = f"{match.via}" + (f"; {responder}" if responder else "")
+            self._join(session, row, message, match.ticket, via, decision, now)
             return
         if message.kind in STORED_ONLY_KINDS:
             self._machine_without_ticket(session, row, message)
@@ -257,7 +262,9 @@ class RoutingPipeline:
         )
         if routed.escalate:
             self._escalate(session, ticket, routed.escalate, row, message, now)
-        ack = self._acknowledge(session, row, message, ticket, routed, now)
+        ack, why = self._acknowledge(session, row, message, ticket, routed, now)
+        if why:  # shown on the ticket (show, the web page) with the routing explanation
+            routed = replace(routed, explanation=(*routed.explanation, f"no acknowledgment: {why}"))
         self._decision(session, row, ticket, routed, ack=ack)
         self.stats.routed[str(routed.decided_by)] += 1
         log.info(
@@ -363,6 +370,21 @@ class RoutingPipeline:
             ticket=ticket.ref if ticket is not None else None,
         )
 
+    @staticmethod
+    def _responder(session: Session, message: InboundMessage, match: ThreadMatch) -> str:
+        """Why a normal-looking reply threaded by one of our acknowledgments' Message-ID
+        is an auto-responder's (:func:`~triage.outbox.policy.responder_sign`); ""."""
+        if message.kind != MessageKind.NORMAL or match.via not in {"in_reply_to", "references"}:
+            return ""
+        ack = session.scalars(
+            select(OutboxMail).where(
+                OutboxMail.message_id == match.matched, OutboxMail.kind == "ack"
+            )
+        ).first()
+        if ack is None:
+            return ""
+        return responder_sign(message, ack_ref=match.ticket.ref, ack_sent_at=ack.sent_at)
+
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
         session: Session,
@@ -381,7 +403,7 @@ class RoutingPipeline:
             if joined != "note" and decision.escalate:
                 escalate = decision.escalate
                 self._escalate(session, ticket, escalate, row, message, now)
-        reason = str(message.kind) if joined == "note" else "follow_up"
+        reason = str(row.kind) if joined == "note" else "follow_up"
         self.stats.joined += 1
         self.stats.suppressed(reason)
         self._decision(
@@ -413,8 +435,10 @@ class RoutingPipeline:
         ticket: Ticket,
         routed: Route,
         now: datetime,
-    ) -> str:
-        """Queue the acknowledgment; return "" when queued, else why not."""
+    ) -> tuple[str, str]:
+        """Queue the acknowledgment; return ("", "") when queued, else (why not as a
+        reason code, the sentence a person reads)."""
+        detail = ""
         if self.settings.smtp is None or self.templates is None:
             reason = "no_smtp"
         elif row.source == "import" and not self.acknowledge_imports:
@@ -431,9 +455,10 @@ class RoutingPipeline:
                 rule_no_ack=routed.suppress_ack,
             )
             reason = "" if plan.send else str(plan.reason)
+            detail = plan.detail
         if reason:
             self.stats.suppressed(reason)
-            return reason
+            return reason, detail
         try:
             mail = compose_ack(
                 message,
@@ -446,7 +471,7 @@ class RoutingPipeline:
             )
         except ValueError:
             self.stats.suppressed("no_reply_address")
-            return "no_reply_address"
+            return "no_reply_address", "no usable reply address"
         enqueue(
             session,
             mail,
@@ -457,7 +482,7 @@ class RoutingPipeline:
             cause_message_id=row.id,
         )
         self.stats.acks_queued += 1
-        return ""
+        return "", ""
 
     def _machine_without_ticket(
         self, session: Session, row: Message, message: InboundMessage

@@ -135,16 +135,29 @@ class Database:
         notifications.install(self.sessions)  # NOTIFY committed with the change (PostgreSQL)
 
     @classmethod
-    def open(cls, url: str, *, password: str = "", migrate: bool = True) -> Database:
-        """Open the database at ``url`` and (by default) apply pending migrations.
+    def open(
+        cls, url: str, *, password: str = "", migrate: bool = True, check: bool = False
+    ) -> Database:
+        """Open the database at ``url``; by default apply pending migrations.
+
+        Args:
+            url: the database URL.
+            password: PostgreSQL password from a secret.
+            migrate: apply pending migrations (``triage init``, the daemon's start,
+                the demo, tests).
+            check: when not migrating, verify the schema is current (read-only, see
+                :meth:`check_schema`); every other CLI command opens it this way.
 
         Raises:
             ConfigError: bad URL or missing driver.
-            StoreError: the database cannot be reached or migrated.
+            StoreError: the database cannot be reached or migrated, or (``check``)
+                its schema is not current.
         """
         db = cls(make_engine(url, password=password))
         if migrate:
             db.migrate()
+        elif check:
+            db.check_schema()
         return db
 
     @property
@@ -184,12 +197,54 @@ class Database:
         return list(reversed(applied))
 
     def current_revision(self) -> str | None:
-        """The schema revision the database is at, None when empty."""
+        """The schema revision the database is at, None when empty.
+
+        Read in a read-only transaction: on SQLite it never waits for, nor holds up,
+        a writer (a deferred ``BEGIN`` in WAL mode).
+
+        Raises:
+            StoreError: the database cannot be reached.
+        """
         from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - start-up time
 
-        with self.engine.connect() as conn:
-            heads = MigrationContext.configure(conn).get_current_heads()
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
+                heads = MigrationContext.configure(conn).get_current_heads()
+                conn.rollback()
+        except DBAPIError as exc:
+            raise StoreError(f"cannot open database {self.url}: {describe_error(exc)}") from None
         return heads[0] if heads else None
+
+    def check_schema(self) -> None:
+        """Make sure the schema is the one this triage was built for, without changing it.
+
+        Only ``triage init``, the daemon's start and ``triage demo`` migrate
+        (:meth:`migrate`); every other command calls this, which reads the revision
+        in a read-only transaction and so never takes the SQLite write lock.
+
+        Raises:
+            StoreError: the database cannot be reached, is empty, or its schema is
+                behind (or ahead of) this triage's, naming both revisions and what to do.
+        """
+        from alembic.script import ScriptDirectory  # noqa: PLC0415 - start-up time
+
+        current = self.current_revision()
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        if current == head:
+            return
+        if current is None:
+            raise StoreError(f"database {self.url} has no triage schema yet: run `triage init`")
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current not in known:
+            raise StoreError(
+                f"database {self.url} has schema {current}, which this triage does not know"
+                f" (it needs {head}): it was written by a newer triage; upgrade triage"
+            )
+        raise StoreError(
+            f"database {self.url} has schema {current} but this triage needs {head}:"
+            " run `triage init` to migrate it (or restart `triage run`, which migrates at start)"
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

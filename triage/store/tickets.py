@@ -26,6 +26,7 @@ from triage.store.models import (
     Ticket,
     TicketEvent,
     TicketNote,
+    TrainingLabel,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "lock_ticket",
     "queue_page",
     "ticket_by_ref",
+    "ticket_corrections",
     "ticket_decisions",
     "ticket_escalations",
     "ticket_events",
@@ -238,6 +240,17 @@ def ticket_escalations(session: Session, ticket_id: int) -> Sequence[Escalation]
     """The ticket's escalations and warnings, oldest first."""
     return session.scalars(
         select(Escalation).where(Escalation.ticket_id == ticket_id).order_by(Escalation.id)
+    ).all()
+
+
+def ticket_corrections(session: Session, ticket_id: int) -> Sequence[TrainingLabel]:
+    """The corrections (training labels with ``source = "correction"``) of the
+    ticket's messages, oldest first."""
+    return session.scalars(
+        select(TrainingLabel)
+        .join(Message, Message.id == TrainingLabel.message_id)
+        .where(Message.ticket_id == ticket_id, TrainingLabel.source == "correction")
+        .order_by(TrainingLabel.id)
     ).all()
 
 

@@ -57,7 +57,7 @@ def _load(
         return combine(data, shipped_dataset(target=target)) if shipped else data
     if label is not None:
         raise UserError("--label applies to CSV files given with --from")
-    with app.database(create=shipped).session() as session:
+    with app.database(create=shipped).read_session() as session:
         data = load_database(session, target=target)
     if shipped:
         base = shipped_dataset(target=target)

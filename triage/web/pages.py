@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from triage.accounts import set_preferences
-from triage.desk import QueueRow, TicketDesk, View
+from triage.desk import QueuePage, TicketDesk, View
+from triage.errors import UserError
 from triage.store.models import Ticket
 from triage.store.search import search_tickets
 from triage.web.auth import Form, action, fragment, page
@@ -38,33 +39,44 @@ class QueueView:
         return cls("all")
 
 
-def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, list[QueueRow], bool]:
+def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, QueuePage]:
     web = web_of(request)
     queues = sorted(web.settings.queues)
     view = QueueView.parse(request.query_params.get("view"), queues)
     desk = TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
-    listed = desk.queue(
-        view=View.ALL if view.queue is not None else View(view.key),
-        queue=view.queue,
-        actor=viewer.name,
-        limit=PAGE_SIZE,
-    )
-    return view, list(listed.rows), listed.next_cursor is not None
+    cursor = request.query_params.get("cursor") or None
+
+    def listed(after: str | None) -> QueuePage:
+        return desk.queue(
+            view=View.ALL if view.queue is not None else View(view.key),
+            queue=view.queue,
+            actor=viewer.name,
+            cursor=after,
+            limit=PAGE_SIZE,
+        )
+
+    try:
+        return view, listed(cursor)
+    except UserError:  # a stale or mangled cursor: the first page
+        return view, listed(None)
 
 
 @page
 def queue_page(request: Request, viewer: Viewer) -> Response:
-    """GET /: the prioritized queue."""
+    """GET /[?view=...&cursor=...]: the prioritized queue, a page at a time."""
     web = web_of(request)
-    view, rows, more = _rows(request, viewer)
+    view, listed = _rows(request, viewer)
+    desk = TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
     return web.render(
         request,
         viewer,
         "queue.html",
         viewer.t,
         view=view,
-        rows=rows,
-        more=more,
+        listed=listed,
+        rows=listed.rows,
+        counts=desk.counts(actor=viewer.name),
+        cursor=request.query_params.get("cursor", ""),
         now=web.clock.now(),
         queues=sorted(web.settings.queues),
     )
@@ -74,15 +86,15 @@ def queue_page(request: Request, viewer: Viewer) -> Response:
 def queue_rows(request: Request, viewer: Viewer) -> Response:
     """GET /queue/rows: the rows alone (live updates replace them)."""
     web = web_of(request)
-    view, rows, more = _rows(request, viewer)
+    view, listed = _rows(request, viewer)
     return web.render(
         request,
         viewer,
         "_rows.html",
         viewer.t,
         view=view,
-        rows=rows,
-        more=more,
+        listed=listed,
+        rows=listed.rows,
         now=web.clock.now(),
     )
 

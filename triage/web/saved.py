@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from triage.config import SAVED_REPLY_VARIABLES, SavedReply, Settings
-from triage.store.models import Ticket
-from triage.tickets.deadlines import earliest_due
+from triage.desk import TicketView
 from triage.web.i18n import Translator, translator
 
 __all__ = ["FilledReply", "saved_replies_for"]
@@ -27,7 +26,7 @@ class _Values(dict[str, str]):
 
 
 def saved_replies_for(
-    settings: Settings, ticket: Ticket, *, assistant: str, t: Translator
+    settings: Settings, ticket: TicketView, *, assistant: str, t: Translator
 ) -> list[FilledReply]:
     """The saved replies offered on ``ticket`` (its queue's and the general ones), filled.
 
@@ -35,16 +34,16 @@ def saved_replies_for(
     address when there is none) and address, ``#ref``, the subject, the next
     deadline in the business's time zone, the assistant's name, the office's name.
     """
-    due = earliest_due(ticket)
+    due = ticket.next_deadline.due_at if ticket.next_deadline is not None else None
 
     def values(language: str) -> _Values:
         """The variables, the deadline written in the reply's own language."""
         filled = _Values(
-            client_name=ticket.client_name or ticket.client_addr,
-            client_address=ticket.client_addr,
+            client_name=ticket.client.name or ticket.client.addr,
+            client_address=ticket.client.addr,
             ref=f"#{ticket.ref}",
             subject=ticket.subject,
-            deadline=translator(language, t.zone).local(due[1]) if due is not None else "",
+            deadline=translator(language, t.zone).local(due) if due is not None else "",
             assistant=assistant,
             team=settings.team.name,
         )

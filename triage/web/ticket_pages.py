@@ -1,25 +1,36 @@
-"""The ticket page, its actions, a message's HTML and its attachments."""
+"""The ticket page, its actions, a message's HTML and its attachments: all through
+the ticket desk (:class:`~triage.desk.TicketDesk`), the same calls as the CLI."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from triage.desk import ActionResult, TicketDesk, TicketView
 from triage.errors import ConflictError, NotFoundError, UserError
-from triage.store.models import Message
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
-from triage.web.mailview import clean_html, find_attachment, html_of, safe_filename
+from triage.web.mailview import CleanHtml, clean_html, safe_filename
 from triage.web.saved import saved_replies_for
-from triage.web.ticketdesk import ACTIONS, Stale, TicketData, act, load
 
-__all__ = ["attachment", "message_html", "ticket_action", "ticket_page"]
+__all__ = [
+    "ACTIONS",
+    "attachment",
+    "message_frame",
+    "message_html",
+    "ticket_action",
+    "ticket_page",
+]
+
+ACTIONS = ("claim", "assign", "move", "wait", "done", "reopen", "reply", "note")
 
 MAX_SRCDOC = 1024 * 1024
-"""Sanitized HTML larger than this is not put inline; the page offers it on a click."""
+"""Sanitized HTML larger than this is not put inline; the frame loads it from its route."""
 
 FRAME_CSP = (
     "default-src 'none'; img-src http: https: data:; base-uri 'none'; form-action 'none'; "
@@ -30,53 +41,57 @@ FRAME_CSP = (
 _TOKEN = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 
 
-def _ref(request: Request) -> int:
-    raw = str(request.path_params.get("ref", ""))
-    if not raw.isdigit() or len(raw) > 9:
-        raise NotFoundError(f"no ticket {raw!r}")
+def desk_of(request: Request) -> TicketDesk:
+    """The ticket desk for this request's app."""
+    web = web_of(request)
+    return TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
+
+
+def _number(request: Request, name: str = "ref") -> int:
+    raw = str(request.path_params.get(name, ""))
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFoundError(f"no {name} {raw!r}")
     return int(raw)
+
+
+def _thread(view: TicketView) -> list[tuple[str, Any, datetime]]:
+    """Messages and internal notes together, newest first."""
+    items: list[tuple[str, Any, datetime]] = [("msg", m, m.received_at) for m in view.messages]
+    items += [("note", n, n.created_at) for n in view.notes]
+    return sorted(items, key=lambda item: item[2], reverse=True)
 
 
 def _render(
     request: Request,
     viewer: Viewer,
-    data: TicketData,
+    ref: int,
     *,
     status_code: int = 200,
-    stale: Stale | None = None,
+    conflict: ConflictError | None = None,
     error: str = "",
     typed: dict[str, str] | None = None,
 ) -> Response:
     web = web_of(request)
-    now = web.clock.now()
-    html: dict[int, tuple[str, int] | None] = {}
-    for message in data.messages:
-        body = html_of(message.raw) if b"text/html" in message.raw[:2_000_000].lower() else None
-        if body is None:
-            html[message.id] = None
-            continue
-        clean = clean_html(body, message.raw)
-        html[message.id] = (
-            clean.html if len(clean.html) <= MAX_SRCDOC else "",
-            clean.remote_images,
-        )
+    desk = desk_of(request)
+    view = desk.show(ref)
     return web.render(
         request,
         viewer,
         "ticket.html",
         viewer.t,
         status_code=status_code,
-        data=data,
-        tk=data.ticket,
-        html=html,
-        now=now,
+        tk=view,
+        thread=_thread(view),
+        corrections=desk.corrections(ref),
+        now=web.clock.now(),
         queues=sorted(web.settings.queues),
+        priorities=("urgent", "high", "normal", "low"),
         assistants=sorted(web.settings.team.assistants),
-        stale=stale,
+        conflict=conflict,
         error=error,
         typed=typed or {},
         calendar=web.calendar,
-        saved=saved_replies_for(web.settings, data.ticket, assistant=viewer.name, t=viewer.t),
+        saved=saved_replies_for(web.settings, view, assistant=viewer.name, t=viewer.t),
     )
 
 
@@ -84,87 +99,128 @@ def _render(
 def ticket_page(request: Request, viewer: Viewer) -> Response:
     """GET /t/{ref}: the ticket, newest message first."""
     try:
-        data = load(web_of(request).db, _ref(request))
+        return _render(request, viewer, _number(request))
     except NotFoundError:
         return PlainTextResponse("no such ticket\n", status_code=404)
-    return _render(request, viewer, data)
+
+
+def _until(value: str, viewer: Viewer) -> datetime | None:
+    """A ``datetime-local`` value, read on the business's clock; None when empty."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(viewer.t("error.bad_time")) from None
+    return moment.replace(tzinfo=viewer.t.zone) if moment.tzinfo is None else moment
+
+
+def _do(desk: TicketDesk, name: str, ref: int, form: Form, viewer: Viewer) -> ActionResult:
+    version_text = form.get("version", "")
+    kw: dict[str, Any] = {
+        "actor": viewer.name,
+        "expected_version": int(version_text) if version_text.isdigit() else None,
+    }
+    if name == "claim":
+        return desk.claim(ref, **kw)
+    if name == "assign":
+        return desk.assign(ref, form.get("assignee", ""), **kw)
+    if name == "move":
+        return desk.move(
+            ref, queue=form.get("queue") or None, priority=form.get("priority") or None, **kw
+        )
+    if name == "wait":
+        return desk.wait(ref, until=_until(form.get("until", ""), viewer), **kw)
+    if name == "done":
+        return desk.done(ref, **kw)
+    if name == "reopen":
+        return desk.reopen(ref, **kw)
+    if name == "reply":
+        return desk.reply(ref, form.get("body", ""), **kw)
+    return desk.note(ref, form.get("note", ""), **kw)
 
 
 @action
 def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
-    """POST /t/{ref}/{action}: claim, assign, move, wait, done, reopen, reply.
+    """POST /t/{ref}/{action}: claim, assign, move, wait (snooze), done, reopen, reply, note.
 
-    Refused with 409 when the ticket changed since the page was rendered (the page
-    comes back naming who changed what, with the typed text kept).
+    Every form carries the ticket version it was rendered with; when the ticket
+    changed since, the desk refuses (ConflictError naming who changed what) and the
+    page comes back with 409, the changes listed and the typed text kept.
     """
-    web = web_of(request)
     name = str(request.path_params.get("action", ""))
     try:
-        ref = _ref(request)
+        ref = _number(request)
     except NotFoundError:
         return PlainTextResponse("no such ticket\n", status_code=404)
     if name not in ACTIONS:
         return PlainTextResponse("no such action\n", status_code=404)
-    version_text = form.get("version", "")
-    seen_text = form.get("seen", "0")
-    value = form.get("value", "") if name != "reply" else form.get("body", "")
-    typed = {"body": form.get("body", "")}
+    typed = {"body": form.get("body", ""), "note": form.get("note", "")}
     try:
-        act(
-            web.db,
-            web.settings,
-            web.policy,
-            ref,
-            name,
-            actor=viewer.name,
-            version=int(version_text) if version_text.isdigit() else None,
-            seen=int(seen_text) if seen_text.isdigit() else 0,
-            now=web.clock.now(),
-            value=value,
-        )
-    except NotFoundError as exc:
-        if "ticket" in str(exc):
-            return PlainTextResponse("no such ticket\n", status_code=404)
-        return _render(
-            request, viewer, load(web.db, ref), status_code=422, error=str(exc), typed=typed
-        )
-    except Stale as exc:
-        return _render(request, viewer, load(web.db, ref), status_code=409, stale=exc, typed=typed)
+        _do(desk_of(request), name, ref, form, viewer)
     except ConflictError as exc:
-        return _render(
-            request, viewer, load(web.db, ref), status_code=409, error=str(exc), typed=typed
-        )
+        return _render(request, viewer, ref, status_code=409, conflict=exc, typed=typed)
+    except NotFoundError as exc:
+        if str(exc).startswith("no ticket"):
+            return PlainTextResponse("no such ticket\n", status_code=404)
+        return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
     except UserError as exc:
-        return _render(
-            request, viewer, load(web.db, ref), status_code=422, error=str(exc), typed=typed
-        )
+        return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
     return RedirectResponse(f"/t/{ref}?done={name}", status_code=303)
 
 
-def _message(request: Request) -> Message | None:
-    raw = str(request.path_params.get("message", ""))
-    if not raw.isdigit() or len(raw) > 12:
+def _clean(request: Request, *, remote_images: bool) -> CleanHtml | None:
+    desk = desk_of(request)
+    ref = _number(request)
+    message_id = _number(request, "message")
+    html = desk.html(ref, message_id)
+    if html is None:
         return None
+
+    def inline(cid: str) -> tuple[str, bytes] | None:
+        try:
+            part = desk.inline_part(ref, message_id, cid)
+        except NotFoundError:
+            return None
+        return part.content_type, part.data
+
+    return clean_html(html, inline, remote_images=remote_images)
+
+
+@fragment
+def message_frame(request: Request, viewer: Viewer) -> Response:
+    """GET /t/{ref}/m/{message}/frame: the sanitized HTML in an empty-sandbox iframe
+    (``srcdoc``), remote images left out, with a "load images" button when there were
+    any. Loaded when the person opens "Show the HTML version"."""
     web = web_of(request)
-    with web.db.read_session() as session:
-        message = session.get(Message, int(raw))
-        if message is not None:
-            session.expunge(message)
-    return message
+    try:
+        clean = _clean(request, remote_images=False)
+        ref, message_id = _number(request), _number(request, "message")
+    except NotFoundError:
+        return PlainTextResponse("no such message\n", status_code=404)
+    return web.render(
+        request,
+        viewer,
+        "_frame.html",
+        viewer.t,
+        clean=clean,
+        inline=clean is not None and len(clean.html) <= MAX_SRCDOC,
+        ref=ref,
+        message_id=message_id,
+    )
 
 
 @fragment
 def message_html(request: Request, viewer: Viewer) -> Response:  # noqa: ARG001 - login only
-    """GET /m/{message}/html[?images=1]: the message's sanitized HTML as a framed document.
-
-    Shown in an empty-sandbox iframe; remote images only with ``images=1``.
-    """
-    message = _message(request)
-    body = html_of(message.raw) if message is not None else None
-    if message is None or body is None:
+    """GET /t/{ref}/m/{message}/html[?images=1]: the sanitized HTML as a document of its
+    own, for a sandboxed frame (remote images only with ``images=1``)."""
+    try:
+        clean = _clean(request, remote_images=request.query_params.get("images") == "1")
+    except NotFoundError:
+        clean = None
+    if clean is None:
         return PlainTextResponse("no such message\n", status_code=404)
-    clean = clean_html(body, message.raw, remote_images=request.query_params.get("images") == "1")
-    document = f'<!doctype html><meta charset="utf-8"><base target="_self">{clean.html}'
+    document = f'<!doctype html><meta charset="utf-8">{clean.html}'
     return HTMLResponse(
         document,
         headers={
@@ -177,17 +233,18 @@ def message_html(request: Request, viewer: Viewer) -> Response:  # noqa: ARG001 
 
 @fragment
 def attachment(request: Request, viewer: Viewer) -> Response:  # noqa: ARG001 - login only
-    """GET /m/{message}/a/{sha256}: an attachment, always as a download.
+    """GET /t/{ref}/m/{message}/a/{index}: an attachment, always as a download.
 
     ``Content-Disposition: attachment`` with a cleaned file name, the declared type
     when it is a well-formed type (else ``application/octet-stream``), ``nosniff``
     and a CSP that sandboxes it, so a lying type or an HTML file never renders as
     our origin's page.
     """
-    message = _message(request)
-    sha = str(request.path_params.get("sha", ""))
-    part = find_attachment(message.raw, sha) if message is not None and len(sha) == 64 else None
-    if part is None:
+    try:
+        part = desk_of(request).attachment(
+            _number(request), _number(request, "message"), _number(request, "index")
+        )
+    except NotFoundError:
         return PlainTextResponse("no such attachment\n", status_code=404)
     kind = part.content_type if _TOKEN.fullmatch(part.content_type) else "application/octet-stream"
     name = safe_filename(part.filename)

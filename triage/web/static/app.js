@@ -33,7 +33,7 @@
       el.open = true;
       const field = el.querySelector("textarea, input, select");
       if (field) field.focus();
-    } else if (el.tagName.toLowerCase() === "textarea" || el.tagName.toLowerCase() === "select") {
+    } else if (["textarea", "select", "input"].indexOf(el.tagName.toLowerCase()) >= 0) {
       el.focus();
     } else {
       el.click();
