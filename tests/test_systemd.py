@@ -405,20 +405,22 @@ def test_the_unit_is_type_notify_with_a_watchdog_and_hardening() -> None:
     assert unit["ReadWritePaths"] == ["/var/lib/triage"]
 
 
-def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["triage.service", "triage-backup.service", "triage-backup.timer"])
+def test_systemd_accepts_the_units(tmp_path: Path, name: str) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    unit = tmp_path / "triage.service"
-    # the program paths must exist for verify; everything else is checked as shipped
-    unit.write_text(UNIT.read_text(encoding="utf-8").replace("/opt/triage/bin/triage", "/bin/true"))
+    for each in ("triage.service", "triage-backup.service", "triage-backup.timer"):
+        # the program paths must exist for verify; everything else is checked as shipped
+        text = (UNIT.parent / each).read_text(encoding="utf-8")
+        (tmp_path / each).write_text(text.replace("/opt/triage/bin/triage", "/bin/true"))
     done = subprocess.run(
-        [analyze, "verify", str(unit)], capture_output=True, text=True, check=False
+        [analyze, "verify", str(tmp_path / name)], capture_output=True, text=True, check=False
     )
     problems = [
         line
         for line in (done.stdout + done.stderr).splitlines()
-        if "triage.service" in line and "User" not in line
+        if name in line and "User" not in line
     ]
     assert done.returncode == 0, done.stderr
     assert problems == []

@@ -67,7 +67,16 @@ __all__ = [
 
 CONFIG_ENV = "TRIAGE_CONFIG"
 
-_SECRET_KEYS = {"password", "secret", "token", "access_token", "api_key", "oauth2_token"}
+_SECRET_KEYS = {
+    "password",
+    "secret",
+    "token",
+    "access_token",
+    "api_key",
+    "oauth2_token",
+    "client_secret",
+    "refresh_token",
+}
 
 
 MAX_SECONDS = 366 * 86400.0

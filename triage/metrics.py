@@ -350,6 +350,16 @@ def _folder_metrics(status: Any) -> Iterator[Metric]:
         "The folder's high-water mark (last UID stored).",
         labels=["folder"],
     )
+    missing = GaugeMetricFamily(
+        "triage_folder_missing_mail",
+        "Mail the server lists but has not delivered yet (retried), per folder.",
+        labels=["folder"],
+    )
+    undelivered = GaugeMetricFamily(
+        "triage_folder_undelivered_mail",
+        "Mail the server never delivered, kept as placeholders with open tickets.",
+        labels=["folder"],
+    )
     for f in status.folders:
         ts = _timestamp(f.last_poll_at)
         if ts is not None:
@@ -357,7 +367,9 @@ def _folder_metrics(status: Any) -> Iterator[Metric]:
         stale.add_metric([f.name], 1.0 if f.stale else 0.0)
         failing.add_metric([f.name], 1.0 if f.last_error else 0.0)
         last_uid.add_metric([f.name], float(f.last_uid))
-    yield from (last, stale, failing, last_uid)
+        missing.add_metric([f.name], float(f.missing))
+        undelivered.add_metric([f.name], float(f.undelivered))
+    yield from (last, stale, failing, last_uid, missing, undelivered)
 
 
 def _ticket_metrics(status: Any) -> Iterator[Metric]:

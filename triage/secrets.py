@@ -17,7 +17,7 @@ from triage.errors import ConfigError
 if TYPE_CHECKING:
     from triage.config import Settings
 
-__all__ = ["check_secrets", "read_secret", "run_token_command"]
+__all__ = ["check_secrets", "check_sign_in", "read_secret", "run_token_command"]
 
 
 def read_secret(key: str, *, env: str = "", file: str | Path = "") -> str:
@@ -85,11 +85,45 @@ def check_secrets(settings: Settings) -> None:
             )
         elif imap.oauth2_token_file:
             read_secret("imap.oauth2_token_file", file=settings.resolve(imap.oauth2_token_file))
-        else:
+        elif imap.oauth2_token_command:
             run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
-    if smtp is not None and smtp.mode == "send" and smtp.username:
+        else:
+            check_sign_in(settings)
+    if smtp is not None and smtp.mode == "send" and smtp.auth == "xoauth2":
+        check_sign_in(settings)
+    elif smtp is not None and smtp.mode == "send" and smtp.username:
         read_secret(
             "smtp",
             env=smtp.password_env,
             file=settings.resolve(smtp.password_file) if smtp.password_file else "",
+        )
+
+
+def check_sign_in(settings: Settings) -> None:
+    """The ``[oauth2]`` sign-in exists (no network): a token cache with a refresh token,
+    the app's client secret, or the service account's key file.
+
+    Raises:
+        ConfigError: nothing to sign in with, naming the key and what to run.
+    """
+    from triage.oauth2 import token_source  # noqa: PLC0415 - msal / google-auth on demand
+
+    oauth2 = settings.oauth2
+    source = token_source(settings)
+    if oauth2 is None or source is None:
+        raise ConfigError("xoauth2 needs an [oauth2] section")
+    flow = oauth2.effective_flow
+    if flow == "client_credentials":
+        read_secret(
+            "oauth2",
+            env=oauth2.client_secret_env,
+            file=settings.resolve(oauth2.client_secret_file) if oauth2.client_secret_file else "",
+        )
+    elif flow == "service_account":
+        path = settings.resolve(oauth2.service_account_file)
+        if not path.is_file():
+            raise ConfigError(f"oauth2.service_account_file: {path} does not exist")
+    elif source.signed_in() is None:
+        raise ConfigError(
+            f"oauth2.token_cache: no sign-in at {source.cache_path}: run `triage auth login` first"
         )

@@ -51,6 +51,8 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
 # Modules that add commands to `cli` when imported (one per area; keep sorted).
 COMMAND_MODULES = (
     "admin",
+    "auth_cmd",
+    "backup_cmd",
     "daemon_cmd",
     "intake_cmd",
     "model_cmd",

@@ -13,7 +13,8 @@ connected, logged-in :class:`imapclient.IMAPClient`:
 - ``auth = "password"``: LOGIN with the password read from ``password_env`` or
   ``password_file`` at each connection (a rotated secret is picked up);
   ``auth = "xoauth2"``: SASL XOAUTH2 (Gmail, Microsoft 365) with an access
-  token read from ``oauth2_token_file`` or printed by ``oauth2_token_command``.
+  token read from ``oauth2_token_file``, printed by ``oauth2_token_command``, or
+  from the ``[oauth2]`` sign-in (:mod:`triage.oauth2`, refreshed silently).
 
 Secrets never reach a log line or an exception message. Errors are
 :class:`~triage.errors.MailboxError` (unreachable, TLS refused, dropped) or
@@ -36,7 +37,13 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import LoginError
 
 from triage.config import ImapSettings
-from triage.errors import ConfigError, MailboxAuthError, MailboxError
+from triage.errors import (
+    ConfigError,
+    MailboxAuthError,
+    MailboxError,
+    OAuth2Error,
+    SignInRequiredError,
+)
 from triage.secrets import read_secret, run_token_command
 
 __all__ = [
@@ -115,11 +122,21 @@ class ImapConnector:
         resolve: turns a configured path (``ca_file``, ``password_file``,
             ``oauth2_token_file``) into a file path; ``Settings.resolve`` makes
             relative paths relative to the config file.
+        access_token: for ``auth = "xoauth2"`` without a token file or command: returns
+            a fresh access token (:func:`triage.oauth2.token_getter`); may raise
+            SignInRequiredError or OAuth2Error.
     """
 
-    def __init__(self, settings: ImapSettings, *, resolve: Callable[[str], Path] = Path) -> None:
+    def __init__(
+        self,
+        settings: ImapSettings,
+        *,
+        resolve: Callable[[str], Path] = Path,
+        access_token: Callable[[], str] | None = None,
+    ) -> None:
         self.settings = settings
         self._resolve = resolve
+        self._oauth2 = access_token
 
     @property
     def where(self) -> str:
@@ -246,6 +263,18 @@ class ImapConnector:
 
     def _access_token(self) -> str:
         s = self.settings
+        if self._oauth2 is not None and not (s.oauth2_token_command or s.oauth2_token_file):
+            try:
+                return self._oauth2()
+            except SignInRequiredError as exc:
+                raise MailboxAuthError(f"XOAUTH2 for {s.username}: {exc}") from None
+            except OAuth2Error as exc:
+                raise MailboxError(f"XOAUTH2 for {s.username}: {exc}") from None
+        if not (s.oauth2_token_command or s.oauth2_token_file):
+            raise ConfigError(
+                "imap.auth: 'xoauth2' needs an [oauth2] section, oauth2_token_file or"
+                " oauth2_token_command"
+            )
         if s.oauth2_token_command:
             return run_token_command(
                 "imap.oauth2_token_command", s.oauth2_token_command, timeout=s.timeout

@@ -82,6 +82,7 @@ from triage.imap.watch import (
     WatchedMailbox,
 )
 from triage.mail import parse_message
+from triage.oauth2 import token_getter
 from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
 from triage.store import Database
 from triage.store.models import Folder, Message
@@ -1064,7 +1065,11 @@ class Poller:
     def _opener(
         mailbox: ImapSettings, settings: Settings, clock: Clock | None
     ) -> Callable[[], WatchedMailbox]:
-        connector = ImapConnector(mailbox, resolve=settings.resolve)
+        connector = ImapConnector(
+            mailbox,
+            resolve=settings.resolve,
+            access_token=token_getter(settings, mailbox.username),
+        )
 
         def open_imap() -> WatchedMailbox:
             return ImapMailbox.open(connector, clock=clock)

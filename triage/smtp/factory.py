@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from triage.config import Settings
 from triage.errors import ConfigError
+from triage.oauth2 import token_getter
 from triage.secrets import read_secret
 from triage.smtp.base import Sender
 from triage.smtp.folder import FolderSender
@@ -28,7 +29,12 @@ def make_sender(settings: Settings) -> Sender:
     if smtp.mode == "folder":
         return FolderSender(settings.resolve(smtp.folder))
     password = None
-    if smtp.username:
+    token = None
+    if smtp.auth == "xoauth2":
+        token = token_getter(settings, smtp.username)
+        if token is None:
+            raise ConfigError("smtp.auth: 'xoauth2' needs an [oauth2] section")
+    elif smtp.username:
         if not (smtp.password_env or smtp.password_file):
             raise ConfigError("smtp.username is set: give smtp.password_env or smtp.password_file")
         env = smtp.password_env
@@ -46,4 +52,6 @@ def make_sender(settings: Settings) -> Sender:
         ca_file=str(settings.resolve(smtp.ca_file)) if smtp.ca_file else "",
         tls_verify=smtp.tls_verify,
         timeout=smtp.timeout,
+        auth=smtp.auth,
+        token=token,
     )

@@ -11,7 +11,10 @@ Security (RFC 8314 / RFC 3207):
 Certificates are verified against the system CAs plus the optional ``ca_file``;
 ``tls_verify = false`` switches verification off and is logged as a warning at
 every connection. The password is read from ``password_env``/``password_file``
-at each connection (so a rotated secret is picked up) and never logged.
+at each connection (so a rotated secret is picked up) and never logged. With
+``auth = "xoauth2"`` (Gmail, Microsoft 365) the session authenticates with SASL
+XOAUTH2 and an access token from the ``[oauth2]`` sign-in, fetched (and
+refreshed when due) at each connection.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import aiosmtplib
 
 from triage.errors import (
     ConfigError,
+    OAuth2Error,
     PermanentSendError,
     SendError,
     TemporarySendError,
@@ -91,7 +95,12 @@ class SmtpSender:
         security: ``tls`` | ``starttls`` | ``none`` (see the module docstring).
         username: AUTH user; "" sends no AUTH.
         password: a callable returning the password (read from the secret at each
-            connection); required when ``username`` is set.
+            connection); required when ``username`` is set and ``auth`` is password.
+        auth: ``password`` (AUTH PLAIN/LOGIN) or ``xoauth2`` (the SASL XOAUTH2 of
+            Google and Microsoft).
+        token: for ``xoauth2``, a callable returning a fresh access token (blocking;
+            run in a worker thread); may raise SignInRequiredError or OAuth2Error,
+            which end the session attempt (temporary: the mail is retried).
         ca_file: an extra CA bundle (PEM) trusted besides the system CAs; "" for none.
         tls_verify: verify the server certificate and host name (default). False is
             logged as a warning at each connection.
@@ -111,9 +120,15 @@ class SmtpSender:
         tls_verify: bool = True,
         timeout: float = 30.0,
         local_hostname: str | None = None,
+        auth: Literal["password", "xoauth2"] = "password",
+        token: Callable[[], str] | None = None,
     ) -> None:
-        if username and password is None:
+        if username and auth == "password" and password is None:
             raise ConfigError("smtp: username is set but no password_env or password_file")
+        if auth == "xoauth2" and (not username or token is None):
+            raise ConfigError("smtp.auth: 'xoauth2' needs username and an [oauth2] sign-in")
+        self.auth = auth
+        self._token = token
         self.host = host
         self.port = port
         self.security = security
@@ -204,7 +219,14 @@ class SmtpSender:
         if self.security != "none" and client.get_transport_info("sslcontext") is None:
             # aiosmtplib raises when STARTTLS fails; this guards the promise anyway.
             raise SmtpSessionError(f"{where}: TLS was required but the session is not encrypted")
-        if self.username:
+        if self.username and self.auth == "xoauth2":
+            assert self._token is not None  # noqa: S101 - checked in __init__
+            try:
+                token = await asyncio.to_thread(self._token)
+            except (OAuth2Error, ConfigError) as exc:
+                raise SmtpSessionError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
+            await client.auth_xoauth2(self.username, token)
+        elif self.username:
             assert self._password is not None  # noqa: S101 - checked in __init__
             try:
                 secret = self._password()
@@ -253,6 +275,15 @@ class SmtpSender:
             reply=reply,
             refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
         )
+
+    async def verify(self) -> None:
+        """Open a session (TLS and AUTH as configured), then QUIT: a login check.
+
+        Raises:
+            SmtpSessionError: as for :meth:`send` when no session can be had.
+        """
+        await self._connect()
+        await self.aclose()
 
     async def aclose(self) -> None:
         """End the session with QUIT (closing the socket if QUIT fails)."""
