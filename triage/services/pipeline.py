@@ -396,6 +396,34 @@ class RoutingPipeline:
             return ""
         return responder_sign(message, ack_ref=match.ticket.ref, ack_sent_at=ack.sent_at)
 
+    @staticmethod
+    def _undeliverable(
+        session: Session, ticket: Ticket, message: InboundMessage, now: datetime
+    ) -> list[str]:
+        """Mark the ticket when a bounce says the client's address cannot be delivered to
+        (RFC 3464): the tag ``undeliverable`` and an ``address_undeliverable`` audit row
+        with the address and status; the explanation lines saying so."""
+        report = message.delivery_report
+        if message.kind != MessageKind.BOUNCE or report is None:
+            return []
+        client = (ticket.client_addr or "").lower()
+        failed = [a for a in report.failed_recipients if a.lower() == client]
+        if not failed:
+            return []
+        if "undeliverable" not in (ticket.tags or []):
+            ticket.tags = [*(ticket.tags or []), "undeliverable"]
+        status = report.status or "no status code"
+        record_event(
+            session,
+            ticket,
+            actor=SERVICE_ACTOR,
+            action="address_undeliverable",
+            at=now,
+            address=failed[0],
+            status=report.status,
+        )
+        return [f"the client's address {failed[0]} is undeliverable ({status}, RFC 3464)"]
+
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
         session: Session,
@@ -408,6 +436,7 @@ class RoutingPipeline:
     ) -> None:
         joined = add_client_message(session, ticket, row, policy=self.policy, now=now)
         explanation = [f"joined ticket {format_ref(ticket.ref or 0)} by {via} ({joined})"]
+        explanation.extend(self._undeliverable(session, ticket, message, now))
         escalate: Sequence[str] = ()
         if decision is not None:
             explanation.extend(decision.explanation)

@@ -138,6 +138,27 @@ class Folder(Base):
     """Last successful pass over the folder (UTC)."""
     last_error: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    lease_worker: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The worker (``workers.name``) that watches this folder now ("" when none; PostgreSQL)."""
+    lease_until: Mapped[datetime | None]
+    """Until when the lease holds unless renewed (UTC); a dead worker's lapses by then."""
+
+
+class Worker(Base):
+    """A running ``triage run`` (or ``poll --once``) process sharing the database.
+
+    Written only on PostgreSQL, where several workers share the folders by lease
+    (:mod:`triage.services.workers`); ``triage status`` lists them.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class MissingUid(Base):
@@ -217,6 +238,9 @@ class Message(Base):
     delivery_report: Mapped[dict[str, Any] | None]
     parse_status: Mapped[str] = mapped_column(String(20), default="ok")
     parse_error: Mapped[str] = mapped_column(Text, default="")
+    defects: Mapped[list[Any]] = mapped_column(default=list)
+    """What the parser found wrong but read anyway (an impossible Date, broken header
+    lines, a charset guessed): sentences, shown with the message."""
     charset_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     body_missing: Mapped[bool] = mapped_column(Boolean, default=False)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
