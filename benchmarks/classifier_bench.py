@@ -93,13 +93,16 @@ def main() -> int:
     figures["n_train"] = len(train_set)
 
     examples = list(test_set.examples)
-    model.predict_proba(examples[:50])  # warm up
+    model.scores(examples[:50])  # warm up
     t0 = time.perf_counter()
     predicted: list[str] = []
     probs_parts = []
+    conf_parts = []
     for start in range(0, len(examples), BATCH):
-        probs = model.predict_proba(examples[start : start + BATCH])
+        # what routing computes: the class distribution and the calibrated confidence
+        probs, conf = model.scores(examples[start : start + BATCH])
         probs_parts.append(probs)
+        conf_parts.append(conf)
         predicted.extend(model.classes[i] for i in probs.argmax(axis=1))
     predict_s = time.perf_counter() - t0
     figures["predict_messages_per_s"] = round(len(examples) / predict_s)
@@ -112,11 +115,15 @@ def main() -> int:
     import numpy as np  # noqa: PLC0415 - only for stacking the batches
 
     all_probs = np.vstack(probs_parts)
+    all_conf = np.concatenate(conf_parts)
     scores = score(test_set.labels, predicted)
     figures["accuracy"] = round(scores.accuracy, 4)
     figures["macro_f1"] = round(scores.macro_f1, 4)
     figures["calibration_error"] = round(
-        expected_calibration_error(reliability(test_set.labels, all_probs, model.classes)), 4
+        expected_calibration_error(
+            reliability(test_set.labels, all_probs, model.classes, confidence=all_conf)
+        ),
+        4,
     )
 
     t0 = time.perf_counter()

@@ -169,10 +169,11 @@ def sink_process() -> Iterator[Sink]:
 
 
 def demo_model() -> Any:
+    """The model the demo ships: trained on the shipped office-mail set."""
     from classifiers.model import train  # noqa: PLC0415
-    from triage.training.sources import load_csv  # noqa: PLC0415
+    from triage.training.corpus import shipped_dataset  # noqa: PLC0415
 
-    data = load_csv(ROOT / "triage" / "demo" / "data" / "training.csv")
+    data = shipped_dataset()
     return train(list(data.examples), list(data.labels), trained_at=datetime.now(UTC))
 
 

@@ -178,6 +178,54 @@ def _corrections(
     }
 
 
+def _cascade(model: TrainedModel, base: Any, held: list[Any], threshold: float) -> dict[str, Any]:
+    from classifiers.model import with_second_stage  # noqa: PLC0415
+    from triage.embeddings import load_encoder  # noqa: PLC0415
+
+    encoder, why = load_encoder()
+    if encoder is None:
+        print(f"\ncascade: not measured ({why})")
+        return {"skipped": why}
+    start = time.perf_counter()
+    staged = with_second_stage(model, list(base.examples), list(base.labels), encoder)
+    train_s = time.perf_counter() - start
+    examples = [example_from_message(m) for _, m in held]
+    truth = np.asarray([r.queue for r, _ in held], dtype=object)
+    start = time.perf_counter()
+    answers = staged.predict(examples, encoder=encoder)
+    batch_s = time.perf_counter() - start
+    predicted = np.asarray([a.label for a in answers], dtype=object)
+    conf = np.asarray([a.confidence for a in answers])
+    right = predicted == truth
+    second = np.asarray([a.stage == 2 for a in answers])
+    point = point_at(conf, right, threshold)
+    singles = []
+    for i in np.flatnonzero(second)[:30]:
+        t0 = time.perf_counter()
+        staged.predict([examples[i]], encoder=encoder)
+        singles.append(time.perf_counter() - t0)
+    singles.sort()
+    out = {
+        "train_s": train_s,
+        "accuracy": float(right.mean()),
+        "second_stage_share": float(second.mean()),
+        "second_stage_accuracy": float(right[second].mean()) if second.any() else None,
+        "at_threshold": point.to_dict(),
+        "batch_msgs_per_s": len(examples) / batch_s,
+        "one_unsure_message_p50_s": singles[len(singles) // 2] if singles else None,
+        "one_unsure_message_p95_s": singles[int(len(singles) * 0.95) - 1] if singles else None,
+    }
+    print(
+        f"\ncascade ({encoder.name}, trained in {train_s:.0f} s): accuracy {out['accuracy']:.3f};"
+        f" {out['second_stage_share']:.1%} of mail went to the second stage"
+        f" (right {out['second_stage_accuracy'] or 0:.3f}); {_fmt(point)};"
+        f" {out['batch_msgs_per_s']:.1f} msg/s in a batch; one unsure message p50"
+        f" {out['one_unsure_message_p50_s'] or 0:.2f} s,"
+        f" p95 {out['one_unsure_message_p95_s'] or 0:.2f} s"
+    )
+    return out
+
+
 def _latency(model: TrainedModel, ruleset: Any, held: list[Any], n: int = 200) -> dict[str, float]:
     settings = RoutingSettings(fallback_queue="unsorted", bulk_queue="bulk")
     times = []
@@ -196,6 +244,11 @@ def main() -> int:
     parser.add_argument("--target-accuracy", type=float, default=0.90)
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--cascade",
+        action="store_true",
+        help="also train and score the second stage (needs requirements/embeddings.txt; slow)",
+    )
     args = parser.parse_args()
     if not any(HELDOUT.glob("*.jsonl")):
         print(f"no held-out set at {HELDOUT}", file=sys.stderr)
@@ -270,6 +323,9 @@ def main() -> int:
         f" {corrected['mean_at_85_accuracy']:.3f}"
     )
     report["after_corrections"] = corrected
+
+    if args.cascade:
+        report["cascade"] = _cascade(model, base, held, t_est)
 
     report["latency"] = _latency(model, ruleset, held)
     print(

@@ -35,9 +35,11 @@ from triage.domain import InboundMessage
 
 __all__ = [
     "COLUMNS",
+    "ENCODER_MAX_CHARS",
     "STEM_LENGTH",
     "STEM_PATTERN",
     "Example",
+    "encoder_text",
     "example_from_message",
     "feature_columns",
     "fold_accents",
@@ -113,6 +115,17 @@ def example_from_message(msg: InboundMessage) -> Example:
         body=body,
         sender=msg.from_.domain if msg.from_ is not None else "",
     )
+
+
+ENCODER_MAX_CHARS = 600
+"""Characters of a mail's text a sentence encoder reads (the cascade's second stage)."""
+
+
+def encoder_text(subject: str, body: str) -> str:
+    """What a sentence encoder reads of a mail: subject, then new text, cut to
+    :data:`ENCODER_MAX_CHARS` characters (the start says what a mail is about, and
+    the encoder's cost grows with the length)."""
+    return f"{subject}\n{body}".strip()[:ENCODER_MAX_CHARS]
 
 
 def _sender_tokens(sender: str) -> str:

@@ -29,7 +29,7 @@ import hashlib
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +52,8 @@ from classifiers.calibration import (
     threshold_for,
     top_margins,
 )
-from classifiers.features import COLUMNS, STEM_PATTERN, Example, feature_columns
+from classifiers.cascade import DEFAULT_GATE, Encoder, SecondStage, train_second_stage
+from classifiers.features import COLUMNS, STEM_PATTERN, Example, encoder_text, feature_columns
 from triage.domain import DecidedBy
 from triage.errors import UserError
 
@@ -67,6 +68,7 @@ __all__ = [
     "choose",
     "fingerprint",
     "train",
+    "with_second_stage",
 ]
 
 CALIBRATION_FOLDS = 3
@@ -189,12 +191,14 @@ class Prediction:
         confidence: its calibrated probability, 0..1.
         top: up to :data:`TOP_K` ``(label, probability)`` pairs, most probable first.
         model_version: the version of the model that answered.
+        stage: 1 for the fast first stage, 2 when the cascade's second stage answered.
     """
 
     label: str
     confidence: float
     top: tuple[tuple[str, float], ...]
     model_version: str
+    stage: int = 1
 
 
 def choose(prediction: Prediction, threshold: float, fallback: str) -> tuple[str, DecidedBy]:
@@ -229,6 +233,8 @@ class TrainedModel:
             existed, whose confidence is the top class probability.
         operating_points: coverage and accuracy per confidence threshold on the
             out-of-fold answers the calibrator was fitted on (0, 0.01, ... 1).
+        second_stage: the cascade's second stage (:mod:`classifiers.cascade`), None
+            without one; it answers only when :meth:`predict` is given its encoder.
     """
 
     pipeline: Any
@@ -244,28 +250,36 @@ class TrainedModel:
     )
     calibrator: ConfidenceCalibrator | None = None
     operating_points: tuple[OperatingPoint, ...] = ()
+    second_stage: SecondStage | None = None
+
+    def _answer(
+        self, examples: Sequence[Example]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        if not examples:
+            return np.zeros((0, len(self.classes))), np.zeros(0), None
+        steps = self.pipeline.named_steps
+        matrix = steps["features"].transform(feature_columns(examples))
+        probs = np.asarray(steps["classifier"].predict_proba(matrix), dtype=np.float64)
+        if self.calibrator is None:
+            return probs, probs.max(axis=1), None
+        # The one SVM trained on all data (ensemble=False) gives the decision values.
+        svm = steps["classifier"].calibrated_classifiers_[0].estimator
+        decision = np.asarray(svm.decision_function(matrix), dtype=np.float64)
+        _, margins = top_margins(decision)
+        return probs, self.calibrator(margins), decision
 
     def scores(
         self, examples: Sequence[Example]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """``(probabilities, confidence)`` of each example.
+        """``(probabilities, confidence)`` of each example (the first stage).
 
         ``probabilities`` has shape (n, len(classes)) (the class distribution, columns
         in :attr:`classes` order, rows summing to 1; its largest entry is the answer);
         ``confidence`` has shape (n,): the calibrated probability that the answer is
         right (:attr:`calibrator`), or the top probability for older models.
         """
-        if not examples:
-            return np.zeros((0, len(self.classes))), np.zeros(0)
-        steps = self.pipeline.named_steps
-        matrix = steps["features"].transform(feature_columns(examples))
-        probs = np.asarray(steps["classifier"].predict_proba(matrix), dtype=np.float64)
-        if self.calibrator is None:
-            return probs, probs.max(axis=1)
-        # The one SVM trained on all data (ensemble=False) gives the decision values.
-        svm = steps["classifier"].calibrated_classifiers_[0].estimator
-        _, margins = top_margins(np.asarray(svm.decision_function(matrix), dtype=np.float64))
-        return probs, self.calibrator(margins)
+        probs, confidence, _ = self._answer(examples)
+        return probs, confidence
 
     def threshold_for(self, target_accuracy: float) -> OperatingPoint | None:
         """The confidence threshold that reached ``target_accuracy`` with the most
@@ -283,17 +297,45 @@ class TrainedModel:
         probs = self.pipeline.predict_proba(feature_columns(examples))
         return np.asarray(probs, dtype=np.float64)
 
-    def predict(self, examples: Sequence[Example]) -> list[Prediction]:
+    def predict(
+        self, examples: Sequence[Example], *, encoder: Encoder | None = None
+    ) -> list[Prediction]:
         """One :class:`Prediction` per example, in order (batch them: it is much faster).
 
         ``confidence`` is the calibrated probability that ``label`` is right; ``top``
         lists the label with that confidence, then the next classes with their share
         of the rest (the class distribution's, rescaled to ``1 - confidence``).
+
+        With a :attr:`second_stage` and its ``encoder``, the examples whose first-stage
+        confidence is under the second stage's gate are answered by the second stage
+        (``Prediction.stage == 2``); without the encoder the first stage answers all.
         """
-        probs, confidence = self.scores(examples)
+        probs, confidence, decision = self._answer(examples)
+        labels = probs.argmax(axis=1) if len(examples) else np.zeros(0, dtype=np.intp)
+        stage = np.ones(len(examples), dtype=np.intp)
+        second = self.second_stage
+        if (
+            second is not None
+            and encoder is not None
+            and decision is not None
+            and encoder.name == second.encoder
+        ):
+            unsure = np.flatnonzero(confidence < second.gate)
+            if unsure.size:
+                vectors = encoder.encode(
+                    [encoder_text(examples[int(i)].subject, examples[int(i)].body) for i in unsure]
+                )
+                answers, conf = second.answer(vectors, decision[unsure])
+                labels = labels.copy()
+                confidence = confidence.copy()
+                labels[unsure] = answers
+                confidence[unsure] = conf
+                stage[unsure] = 2
         out: list[Prediction] = []
-        for row, conf in zip(probs, confidence, strict=True):
-            order = np.argsort(-row, kind="stable")[:TOP_K]
+        for row, answer, conf, used in zip(probs, labels, confidence, stage, strict=True):
+            label = int(answer)
+            order = [label, *(int(i) for i in np.argsort(-row, kind="stable") if i != label)]
+            order = order[:TOP_K]
             first = float(row[order[0]])
             rest = (1.0 - float(conf)) / (1.0 - first) if first < 1.0 else 0.0
             others = tuple(
@@ -307,6 +349,7 @@ class TrainedModel:
                     confidence=float(conf),
                     top=top,
                     model_version=self.version,
+                    stage=int(used),
                 )
             )
         return out
@@ -342,24 +385,50 @@ def check_training_data(
         raise UserError(f"too few examples: every class needs at least {min_per_class}; {listed}")
 
 
-def _fit_confidence(
-    matrix: Any, y: npt.NDArray[np.object_], classes: Sequence[str], *, c: float, method: str
-) -> tuple[ConfidenceCalibrator, list[OperatingPoint]]:
-    """The confidence calibrator and operating points, from out-of-fold SVM answers.
-
-    Each example is answered by an SVM (the same settings) trained on the other
-    folds, on the already vectorized ``matrix``.
-    """
+def _oof_decision(matrix: Any, y: npt.NDArray[np.object_], *, c: float) -> npt.NDArray[np.float64]:
+    """Out-of-fold SVM decision values: each example answered by an SVM (the same
+    settings) trained on the other folds, on the already vectorized ``matrix``."""
     smallest = min(Counter(y.tolist()).values())
     wanted = CONFIDENCE_FOLDS if len(y) <= CONFIDENCE_FOLDS_MAX_EXAMPLES else CALIBRATION_FOLDS
     folds = max(CALIBRATION_FOLDS, min(wanted, smallest))
     svm = LinearSVC(C=c, fit_intercept=False, max_iter=10_000, random_state=0)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
     decision = cross_val_predict(clone(svm), matrix, y, cv=splitter, method="decision_function")
-    top, margins = top_margins(np.asarray(decision, dtype=np.float64))
+    return np.asarray(decision, dtype=np.float64)
+
+
+def _fit_confidence(
+    matrix: Any, y: npt.NDArray[np.object_], classes: Sequence[str], *, c: float, method: str
+) -> tuple[ConfidenceCalibrator, list[OperatingPoint]]:
+    """The confidence calibrator and operating points, from out-of-fold SVM answers."""
+    top, margins = top_margins(_oof_decision(matrix, y, c=c))
     correct = np.asarray(classes, dtype=object)[top] == y
     calibrator = fit_confidence(margins, correct, classes=len(classes), method=method)
     return calibrator, operating_points(calibrator(margins), correct)
+
+
+def with_second_stage(
+    model: TrainedModel,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    encoder: Encoder,
+    *,
+    gate: float = DEFAULT_GATE,
+    c: float = 0.3,
+) -> TrainedModel:
+    """``model`` with a second stage (:mod:`classifiers.cascade`) trained on the same data.
+
+    ``examples`` and ``labels`` must be what ``model`` was trained on; every example
+    is encoded once (slow: the encoder runs a transformer).
+    """
+    y = np.asarray(labels, dtype=object)
+    matrix = model.pipeline.named_steps["features"].transform(feature_columns(examples))
+    decision = _oof_decision(matrix, y, c=c)
+    vectors = encoder.encode([encoder_text(e.subject, e.body) for e in examples])
+    stage = train_second_stage(
+        vectors, decision, labels, model.classes, encoder=encoder.name, gate=gate
+    )
+    return replace(model, second_stage=stage)
 
 
 def train(

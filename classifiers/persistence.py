@@ -21,6 +21,9 @@ A model file is a ZIP archive (stdlib :mod:`zipfile`, deflated) of four members:
 ``fingerprints.u64``
     the sorted 64-bit fingerprints of the training examples (big-endian),
     so a comparison can leave out examples the model has already seen.
+``second_stage.json`` (only with a cascade)
+    the second stage's encoder name, gate, logistic-regression weights and
+    confidence calibration (:class:`classifiers.cascade.SecondStage`).
 
 :func:`loads` raises :class:`~triage.errors.ModelError` (never anything else)
 for a file it will not use: a SHA-256 different from the expected one
@@ -44,6 +47,7 @@ import skops
 import skops.io
 
 from classifiers.calibration import ConfidenceCalibrator, OperatingPoint
+from classifiers.cascade import SecondStage
 from classifiers.model import TARGETS, TrainedModel
 from triage.errors import ModelError
 
@@ -63,6 +67,7 @@ _META = "model.json"
 _PIPELINE = "pipeline.skops"
 _PRINTS = "fingerprints.u64"
 _VOCABULARIES = "vocabularies.json"
+_SECOND_STAGE = "second_stage.json"
 
 
 def _vectorizers(pipeline: Any) -> dict[str, Any]:
@@ -122,6 +127,8 @@ def dumps(model: TrainedModel) -> bytes:
         zf.writestr(_PIPELINE, pipeline_bytes)
         zf.writestr(_VOCABULARIES, json.dumps(vocabularies, ensure_ascii=False))
         zf.writestr(_PRINTS, np.sort(model.train_fingerprints).astype(">u8").tobytes())
+        if model.second_stage is not None:
+            zf.writestr(_SECOND_STAGE, json.dumps(model.second_stage.to_dict()))
     return buf.getvalue()
 
 
@@ -206,6 +213,7 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
             pipeline_bytes = zf.read(_PIPELINE)
             vocabularies = zf.read(_VOCABULARIES)
             prints = np.frombuffer(zf.read(_PRINTS), dtype=">u8").astype(np.uint64)
+            stage_raw = zf.read(_SECOND_STAGE) if _SECOND_STAGE in zf.namelist() else None
     except ModelError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError) as exc:
@@ -236,6 +244,14 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
     if trained_at.tzinfo is None:
         raise ModelError(f"model {meta['version']}: trained_at has no time zone")
     calibrator, points = _confidence(meta)
+    second_stage = None
+    if stage_raw is not None:
+        try:
+            second_stage = SecondStage.from_dict(json.loads(stage_raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"model {meta['version']}: unusable second stage ({exc})") from None
+        if second_stage.classes != classes:
+            raise ModelError(f"model {meta['version']}: the second stage has other classes")
     return TrainedModel(
         pipeline=pipeline,
         version=meta["version"],
@@ -248,6 +264,7 @@ def loads(data: bytes, *, expected_sha256: str | None = None) -> TrainedModel:
         train_fingerprints=prints,
         calibrator=calibrator,
         operating_points=points,
+        second_stage=second_stage,
     )
 
 

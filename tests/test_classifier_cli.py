@@ -265,3 +265,26 @@ def test_too_few_database_labels_are_counted_consistently(config: Path, tmp_path
         assert "2 examples in 1 classes" not in done.stdout
         assert "data: 2 examples in 1 class from database" in done.stdout
         assert done.stderr.strip() == expected
+
+
+def test_evaluate_reports_reliability_and_the_threshold_a_target_accuracy_implies(
+    config: Path, tmp_path: Path
+) -> None:
+    train_csv = write_csv(tmp_path / "train.csv", *dataset(15))
+    test_csv = write_csv(tmp_path / "test.csv", *dataset(5, seed=9))
+    assert run(config, "train", "--from", str(train_csv)).returncode == 0
+    done = run(config, "evaluate", "--from", str(test_csv), "--target-accuracy", "0.95")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "reliability (predictions binned by confidence" in out
+    assert "confidence       n  mean_conf  accuracy" in out
+    configured = next(x for x in out.splitlines() if "as configured" in x)
+    assert configured.startswith("  as configured (routing.confidence_threshold): threshold 0.60")
+    target = next(x for x in out.splitlines() if "target accuracy 0.95 on this data" in x)
+    assert "threshold" in target
+    assert "coverage" in target
+    estimated = [x for x in out.splitlines() if "as the model estimated it" in x]
+    assert len(estimated) <= 1
+    # The routed accuracy printed for the target really reaches it.
+    if "no threshold reaches it" not in target:
+        assert float(target.rsplit("accuracy ", 1)[1]) >= 0.95

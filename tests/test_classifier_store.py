@@ -178,3 +178,38 @@ def test_training_labels_come_from_the_database_latest_correction_wins(
     assert queue_data.duplicates == 1  # the older label of the same message
     assert queue_data.skipped == 1  # no text
     assert priority_data.labels == ("high",)
+
+
+def test_a_label_of_stored_mail_learns_from_the_mail_as_routing_saw_it(
+    database: Database,
+) -> None:
+    """Quoted history is not learned from: the stored raw mail is parsed again."""
+    raw = (
+        "From: Anna <anna@ugyfel.example>\r\nTo: iroda@example.com\r\nSubject: Re: Számla\r\n"
+        "Message-ID: <q1@ugyfel.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\nHibás az összeg.\r\n\r\n"
+        "2026. márc. 1. 10:00 Iroda írta:\r\n> Időpontot egyeztetnénk.\r\n"
+    ).encode()
+    with database.session() as s:
+        msg = Message(
+            source="imap",
+            direction="in",
+            message_id="<q1@ugyfel.example>",
+            raw_sha256="1" * 64,
+            raw=raw,
+            raw_size=len(raw),
+            received_at=NOW,
+            subject="Re: Számla",
+            body_text="stale copy",
+            from_addr="anna@ugyfel.example",
+        )
+        s.add(msg)
+        s.flush()
+        s.add(TrainingLabel(message_id=msg.id, queue="billing", source="correction"))
+    with database.session() as s:
+        data = load_database(s)
+    (example,) = data.examples
+    assert example.subject == "Re: Számla"
+    assert "Hibás az összeg." in example.body
+    assert "Időpontot" not in example.body
+    assert example.sender == "ugyfel.example"

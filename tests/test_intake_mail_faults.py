@@ -404,3 +404,51 @@ def test_a_responders_answer_to_our_ack_is_a_note_and_a_persons_reply_reopens(ri
     assert rig.decisions()[-1].ack == "follow_up"
     assert rig.tickets()[0].status != "solved"  # reopened
     assert len(rig.smtp.sink.messages) == 1
+
+
+# --- 12.9: defects, the signature and a bounce's status shown; the address marked ----------
+
+
+def test_defects_signature_and_a_bounce_of_our_ack_are_shown_and_the_address_marked(
+    rig: Rig,
+) -> None:
+    rig.deliver(
+        mail(
+            extra="",
+            body=(
+                "Dear team,\r\nthe amount on invoice 42 is wrong.\r\n-- \r\nKovacs Odon\r\n"
+                "Penzugy\r\n+36 1 234 5678\r\n"
+            ),
+        ).replace(
+            b"Date: Tue, 14 May 2024 09:12:44 +0200", b"Date: Tue, 14 May 2024 27:61:00 +0200"
+        )
+    )
+    rig.poll()
+    [ack] = rig.smtp.sink.wait_for(1)
+    [stored] = rig.messages()
+    assert any(d.startswith("unusable Date header") for d in stored.defects)
+    bounce = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.client.example>\r\n"
+        "To: inbox@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn.1@mx.client.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="d"\r\n\r\n'
+        "--d\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--d\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.client.example\r\n"
+        "\r\nFinal-Recipient: rfc822; odon@client.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--d\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: inbox@example.test\r\nMessage-ID: {ack.message['Message-ID']}\r\n\r\n--d--\r\n"
+    )
+    rig.deliver(bounce.encode())
+    rig.poll()
+    [ticket] = rig.tickets()
+    assert "undeliverable" in ticket.tags
+    desk = TicketDesk(rig.db, rig.settings, clock=FixedClock(ticket.opened_at))
+    shown = render_ticket(desk.show(ticket.ref or 0), ZoneInfo(rig.settings.calendar.timezone))
+    assert "(defect: unusable Date header: 'Tue, 14 May 2024 27:61:00 +0200')" in shown
+    assert "-- Kovacs Odon · Penzugy · +36 1 234 5678  [signature, 3 lines folded]" in shown
+    assert "Delivery failed: odon@client.example (5.1.1, RFC 3464)" in shown
+    assert "the client's address odon@client.example is undeliverable (5.1.1, RFC 3464)" in shown
+    assert "address_undeliverable" in shown
+    assert "tags undeliverable" in shown or "undeliverable" in shown.split("Deadlines")[0]
+    assert len(rig.smtp.sink.messages) == 1

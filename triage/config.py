@@ -607,6 +607,28 @@ class ClassifierSettings(_Section):
     """False: route with rules and the fallback queue only."""
     predict_priority: StrictBool = False
     """Also predict the priority with a second model (``triage train --target priority``)."""
+    second_stage: StrictBool = True
+    """Use the cascade's second stage (a sentence embedding, for the mail the first stage is
+    unsure of) when the active model has one (``triage train --cascade``) and the optional
+    embedding package is installed; false: the first stage answers all mail."""
+    second_stage_max_batch: int = Field(default=10, ge=0)
+    """A fetched batch of more messages than this (a backlog after a pause, a first start)
+    is routed by the first stage alone, so the backlog keeps its speed."""
+    retrain: StrictBool = True
+    """The daemon retrains on corrections (``triage move``) by itself and activates the new
+    model only when it is at least as good on corrected mail the active model never saw."""
+    retrain_after: int = Field(default=20, ge=0)
+    """Retrain after this many new corrections (0: only at ``retrain_at``)."""
+    retrain_at: str = "03:00"
+    """Local time (calendar.timezone) of the nightly retraining when there are new
+    corrections; "" for none."""
+
+    @field_validator("retrain_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time of day like '03:00'")
+        return value
 
 
 class AcknowledgmentSettings(_Section):

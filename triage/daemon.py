@@ -35,6 +35,7 @@ import structlog
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
+from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
@@ -48,6 +49,7 @@ from triage.rule_files import load_configured_rules, reload_configured_rules
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
+from triage.services.retrain import RetrainOutcome, retrain, retrain_due
 from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
@@ -103,6 +105,14 @@ def load_models(db: Database, settings: Settings) -> ModelHolder:
             log.error("model_refused", target="queue", error=str(exc))  # noqa: TRY400
         if holder.queue is None and not holder.note:
             holder.note = "no classifier model is active (run `triage train`)"
+        holder.second_stage_max_batch = settings.classifier.second_stage_max_batch
+        if holder.queue is not None and holder.queue.second_stage is not None:
+            if settings.classifier.second_stage:
+                holder.encoder, why = load_encoder()
+                if holder.encoder is None:
+                    log.warning("second_stage_unavailable", reason=why)
+            else:
+                log.info("second_stage_disabled")
         if settings.classifier.predict_priority:
             try:
                 holder.priority = load_active_model(session, "priority")
@@ -256,13 +266,30 @@ class Daemon:
         if versions == self._versions:
             return False
         fresh = load_models(self.db, self.settings)
-        self.models.queue, self.models.priority, self.models.note = (
+        self.models.queue, self.models.priority, self.models.note, self.models.encoder = (
             fresh.queue,
             fresh.priority,
             fresh.note,
+            fresh.encoder,
         )
+        self.models.second_stage_max_batch = fresh.second_stage_max_batch
         self._versions = versions
         return True
+
+    def retrain_if_due(self) -> RetrainOutcome | None:
+        """Retrain on corrections when the schedule says so (``[classifier] retrain_*``).
+
+        The new model is activated only when at least as good on corrected mail the
+        active model never saw (:mod:`triage.services.retrain`); then it is loaded.
+        """
+        now = self.clock.now()
+        why = retrain_due(self.db, self.settings, now)
+        if not why:
+            return None
+        outcome = retrain(self.db, self.settings, now, reason=why)
+        if outcome.activated:
+            self.refresh_models()
+        return outcome
 
     async def _model_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -273,6 +300,10 @@ class Daemon:
                 await asyncio.to_thread(self.refresh_models)
             except Exception:
                 log.exception("model_refresh_failed")
+            try:
+                await asyncio.to_thread(self.retrain_if_due)
+            except Exception:
+                log.exception("model_retrain_failed")
 
     # -- one pass ------------------------------------------------------------------------
 

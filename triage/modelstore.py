@@ -22,7 +22,7 @@ Every function takes an open SQLAlchemy session (one transaction, from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from classifiers import persistence
 from classifiers.model import TARGETS, TrainedModel
+from triage.clock import utcnow
 from triage.errors import ModelError, NotFoundError
 from triage.store.models import Model
 
@@ -40,6 +41,7 @@ __all__ = [
     "list_models",
     "load_active_model",
     "load_model",
+    "rollback_model",
     "save_model",
 ]
 
@@ -141,8 +143,12 @@ def _get_info(session: Session, version: str) -> ModelInfo:
     return _info(row)
 
 
-def activate_model(session: Session, version: str) -> ModelInfo:
+def activate_model(session: Session, version: str, *, at: datetime | None = None) -> ModelInfo:
     """Make model ``version`` the active one of its target; deactivate the others.
+
+    The activation time (``at``, default now) is added to the model's
+    ``metrics["activated_at"]`` (ISO 8601 UTC), so :func:`rollback_model` knows
+    which model was active before.
 
     Raises:
         NotFoundError: no such model.
@@ -156,9 +162,53 @@ def activate_model(session: Session, version: str) -> ModelInfo:
         .where(Model.target == info.target, Model.version != version, Model.active.is_(True))
         .values(active=False)
     )
-    session.execute(update(Model).where(Model.version == version).values(active=True))
+    moment = (at or utcnow()).astimezone(UTC).isoformat()
+    metrics = dict(info.metrics)
+    metrics["activated_at"] = [*list(metrics.get("activated_at") or []), moment]
+    session.execute(
+        update(Model).where(Model.version == version).values(active=True, metrics=metrics)
+    )
     session.flush()
     return _get_info(session, version)
+
+
+def _last(info: ModelInfo, key: str) -> str:
+    return max((str(t) for t in info.metrics.get(key) or []), default="")
+
+
+def rollback_model(
+    session: Session, target: str = "queue", *, at: datetime | None = None
+) -> ModelInfo:
+    """Activate the model of ``target`` that was active before the current one.
+
+    That is the most recently activated model other than the current one, skipping
+    models rolled back from since their last activation: so rolling back twice goes
+    two steps back, not back and forth. The current model's ``metrics["rolled_back_at"]``
+    records the rollback.
+
+    Raises:
+        NotFoundError: no earlier model of ``target`` to go back to.
+    """
+    _check_target(target)
+    models = list_models(session, target)
+    active = next((m for m in models if m.active), None)
+    earlier = [
+        m
+        for m in models
+        if (active is None or m.version != active.version)
+        and _last(m, "activated_at") > _last(m, "rolled_back_at")
+    ]
+    if not earlier:
+        raise NotFoundError(
+            f"no earlier active {target} model to roll back to (`triage model list`)"
+        )
+    moment = (at or utcnow()).astimezone(UTC).isoformat()
+    if active is not None:
+        metrics = dict(active.metrics)
+        metrics["rolled_back_at"] = [*list(metrics.get("rolled_back_at") or []), moment]
+        session.execute(update(Model).where(Model.id == active.id).values(metrics=metrics))
+    previous = max(earlier, key=lambda m: _last(m, "activated_at"))
+    return activate_model(session, previous.version, at=at)
 
 
 def list_models(session: Session, target: str | None = None) -> list[ModelInfo]:

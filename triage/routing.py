@@ -144,6 +144,11 @@ class Route:
     assignee: str | None = None
 
 
+def _stage(prediction: PredictionLike) -> str:
+    # classifiers.model.Prediction.stage: 2 when the cascade's second stage answered
+    return " (second stage)" if getattr(prediction, "stage", 1) == 2 else ""
+
+
 def _top(prediction: PredictionLike) -> str:
     return ", ".join(f"{label} {p:.2f}" for label, p in prediction.top[:3])
 
@@ -211,13 +216,15 @@ def route(
     elif prediction is not None and prediction.confidence >= threshold:
         queue, decided_by = prediction.label, DecidedBy.MODEL
         explanation.append(
-            f"model {version}: {queue} with probability {prediction.confidence:.2f}"
+            f"model {version}{_stage(prediction)}: {queue} with probability"
+            f" {prediction.confidence:.2f}"
             f" (threshold {threshold:.2f}; top: {_top(prediction)})"
         )
     elif prediction is not None:
         queue, decided_by = fallback, DecidedBy.FALLBACK
         explanation.append(
-            f"model {version} unsure: {prediction.label} {prediction.confidence:.2f} is under"
+            f"model {version}{_stage(prediction)} unsure: {prediction.label}"
+            f" {prediction.confidence:.2f} is under"
             f" the threshold {threshold:.2f} (top: {_top(prediction)}); fallback queue"
             f" {fallback!r}"
         )

@@ -101,9 +101,21 @@ def _message_lines(message: MessageView, zone: ZoneInfo, *, quoted: bool) -> lis
     out.append(f"    Subject: {message.subject}")
     if message.parse_error:
         out.append(f"    (parse problem: {message.parse_error})")
+    if message.failed_recipients or message.delivery_status:
+        failed = ", ".join(message.failed_recipients) or "(address not given)"
+        status = message.delivery_status or "no status code"
+        out.append(f"    Delivery failed: {failed} ({status}, RFC 3464)")
+    out.extend(f"    (defect: {d})" for d in message.defects)
     out.append("")
     body = message.body.strip()
     out.extend(_indent(body) if body else ["    (no text)"])
+    signature = [line.strip() for line in message.signature.strip().splitlines() if line.strip()]
+    if signature and set(signature[0]) <= {"-", "_", "=", "*"}:  # the "-- " separator
+        signature = signature[1:]
+    if signature:  # folded onto one line: who wrote it stays visible, without the noise
+        folded = " · ".join(signature)
+        cut = folded if len(folded) <= 100 else folded[:99] + "…"
+        out.append(f"    -- {cut}  [signature, {len(signature)} lines folded]")
     if message.quoted.strip():
         if quoted:
             out.append("")

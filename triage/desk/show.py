@@ -154,6 +154,7 @@ def _attachments(items: Iterable[Any], *, inline: bool = False) -> tuple[Attachm
 
 
 def _message(m: Message) -> MessageView:
+    report = m.delivery_report if isinstance(m.delivery_report, dict) else {}
     return MessageView(
         id=m.id,
         direction=m.direction,
@@ -171,6 +172,9 @@ def _message(m: Message) -> MessageView:
         inline_parts=_attachments(m.inline_parts, inline=True),
         language=m.language,
         parse_error=m.parse_error,
+        defects=tuple(str(d) for d in m.defects or ()),
+        delivery_status=str(report.get("status") or ""),
+        failed_recipients=tuple(str(a) for a in report.get("failed_recipients") or ()),
     )
 
 

@@ -213,6 +213,10 @@ class MessageView:
         inline_parts: parts the HTML body shows through ``cid:`` URLs (images), not
             attachments (``inline`` True, ``content_id`` set).
         parse_error: why the message could not be parsed (then ``body`` may be empty).
+        defects: what the parser found wrong but read anyway (an impossible Date,
+            broken header lines, a guessed charset).
+        delivery_status: a bounce's RFC 3464 status code (``5.1.1``), "" otherwise.
+        failed_recipients: the addresses a bounce says could not be delivered to.
     """
 
     id: int
@@ -231,6 +235,9 @@ class MessageView:
     inline_parts: tuple[AttachmentView, ...]
     language: str
     parse_error: str
+    defects: tuple[str, ...] = ()
+    delivery_status: str = ""
+    failed_recipients: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -915,6 +915,7 @@ class Intake:
             delivery_report=_clean_json(asdict(report)) if report is not None else None,
             parse_status=_clean(str(m.parse_status), 20),
             parse_error=_clean(m.parse_error, _MAX_ERROR),
+            defects=_clean_json(list(m.defects[:50])),
             charset_fallback=m.charset_fallback,
             body_missing=m.body_missing,
         )

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from classifiers.cascade import Encoder
 from classifiers.features import example_from_message
 from classifiers.model import Prediction, TrainedModel
 from rules import RuleSet
@@ -92,6 +93,12 @@ class ModelHolder:
     queue: TrainedModel | None = None
     priority: TrainedModel | None = None
     note: str = ""
+    encoder: Encoder | None = None
+    """The second stage's sentence encoder, when the queue model has a second stage and
+    the optional package is installed (:func:`triage.embeddings.load_encoder`)."""
+    second_stage_max_batch: int = 10
+    """Batches of more messages than this (a backlog) are answered by the first stage
+    alone (``classifier.second_stage_max_batch``)."""
 
     def predict(self, message: InboundMessage) -> tuple[Prediction | None, Prediction | None]:
         """(queue prediction, priority prediction) for one message; None where no model."""
@@ -112,7 +119,11 @@ class ModelHolder:
         if not usable:
             return out
         examples = [example_from_message(messages[i]) for i in usable]
-        queue = queue_model.predict(examples) if queue_model is not None else None
+        # A backlog batch skips the second stage: it costs a tenth of a second or more
+        # per unsure mail, and the backlog must keep its speed; live mail arrives in
+        # small batches and gets it.
+        encoder = self.encoder if len(examples) <= self.second_stage_max_batch else None
+        queue = queue_model.predict(examples, encoder=encoder) if queue_model is not None else None
         priority = priority_model.predict(examples) if priority_model is not None else None
         for n, i in enumerate(usable):
             out[i] = (
@@ -385,6 +396,34 @@ class RoutingPipeline:
             return ""
         return responder_sign(message, ack_ref=match.ticket.ref, ack_sent_at=ack.sent_at)
 
+    @staticmethod
+    def _undeliverable(
+        session: Session, ticket: Ticket, message: InboundMessage, now: datetime
+    ) -> list[str]:
+        """Mark the ticket when a bounce says the client's address cannot be delivered to
+        (RFC 3464): the tag ``undeliverable`` and an ``address_undeliverable`` audit row
+        with the address and status; the explanation lines saying so."""
+        report = message.delivery_report
+        if message.kind != MessageKind.BOUNCE or report is None:
+            return []
+        client = (ticket.client_addr or "").lower()
+        failed = [a for a in report.failed_recipients if a.lower() == client]
+        if not failed:
+            return []
+        if "undeliverable" not in (ticket.tags or []):
+            ticket.tags = [*(ticket.tags or []), "undeliverable"]
+        status = report.status or "no status code"
+        record_event(
+            session,
+            ticket,
+            actor=SERVICE_ACTOR,
+            action="address_undeliverable",
+            at=now,
+            address=failed[0],
+            status=report.status,
+        )
+        return [f"the client's address {failed[0]} is undeliverable ({status}, RFC 3464)"]
+
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
         session: Session,
@@ -397,6 +436,7 @@ class RoutingPipeline:
     ) -> None:
         joined = add_client_message(session, ticket, row, policy=self.policy, now=now)
         explanation = [f"joined ticket {format_ref(ticket.ref or 0)} by {via} ({joined})"]
+        explanation.extend(self._undeliverable(session, ticket, message, now))
         escalate: Sequence[str] = ()
         if decision is not None:
             explanation.extend(decision.explanation)

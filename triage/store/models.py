@@ -217,6 +217,9 @@ class Message(Base):
     delivery_report: Mapped[dict[str, Any] | None]
     parse_status: Mapped[str] = mapped_column(String(20), default="ok")
     parse_error: Mapped[str] = mapped_column(Text, default="")
+    defects: Mapped[list[Any]] = mapped_column(default=list)
+    """What the parser found wrong but read anyway (an impossible Date, broken header
+    lines, a charset guessed): sentences, shown with the message."""
     charset_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     body_missing: Mapped[bool] = mapped_column(Boolean, default=False)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)

