@@ -117,6 +117,7 @@ def test_two_assistants_collide_and_the_stale_reply_is_refused_with_text_kept(
     expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("bela")
     anna.locator("#reply-body").fill("Kedd")
     expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna ✎")
+    expect(anna.locator(f".facts [data-presence='{ref}']")).to_have_text("Also here: bela")
     expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna ✎")
     bela.get_by_role("button", name="Claim").click()
     expect(bela.locator("#flash")).to_have_text("You have the ticket.")

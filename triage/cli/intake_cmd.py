@@ -49,6 +49,9 @@ def poll(app: AppContext, once: bool) -> None:
     if settings.imap is None:
         click.echo("no [imap] section: nothing fetched")
     for result in results:
+        if result.held_by:
+            click.echo(f"{result.folder}: left to worker {result.held_by}, which watches it")
+            continue
         if result.report is None:
             click.echo(f"{result.folder}: failed: {result.error}", err=True)
             continue
@@ -67,7 +70,7 @@ def poll(app: AppContext, once: bool) -> None:
         else "outbox: nothing sent (no [smtp] section)"
     )
     click.echo(f"{outbox}; SLA watch: {summary.escalations} new warnings/escalations")
-    failed = [r for r in results if r.report is None]
+    failed = [r for r in results if r.report is None and not r.held_by]
     if failed:
         problem = f"{len(failed)} of {len(results)} folders failed (see above)"
         if any(r.database_failed for r in failed):

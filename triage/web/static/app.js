@@ -82,8 +82,10 @@
   function presence(data) {
     document.querySelectorAll("[data-presence]").forEach(function (el) {
       const ref = el.getAttribute("data-presence");
-      const names = (data[ref] || []).filter(function (n) { return n !== body.dataset.me; });
-      el.textContent = names.length ? "👁 " + names.join(", ") : "";
+      const names = (data[ref] || []).filter(function (n) {
+        return n.replace(/ ✎$/, "") !== body.dataset.me;
+      });
+      el.textContent = names.length ? (body.dataset.viewing || "") + " " + names.join(", ") : "";
     });
   }
 
