@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
+from triage.mail import parse_message
 from triage.services.intake import Intake
 from triage.services.mailsource import open_mail_source
 
@@ -109,7 +111,12 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
             rules=load_rules(settings),
             models=load_models(app.database(create=True), settings),
         )
-    intake = Intake(app.database(create=True), pipeline=pipeline, max_message_size=max_size)
+    intake = Intake(
+        app.database(create=True),
+        pipeline=pipeline,
+        max_message_size=max_size,
+        parse=partial(parse_message, time_zone=settings.calendar.timezone),
+    )
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
@@ -1033,6 +1034,8 @@ class Poller:
         self.watchers: list[FolderWatcher] = []
         self._intakes: dict[int, Intake] = {}
         """Each watcher's intake, by ``id(watcher)`` (folder ids for the leases)."""
+        # calendar invitations are written in the business's time zone
+        parse = partial(parse_message, time_zone=settings.calendar.timezone)
         for account, mailbox in imap.mailboxes():
             prefix = f"{account}:" if account else ""
             intake = Intake(
@@ -1042,6 +1045,7 @@ class Poller:
                 max_message_size=mailbox.max_message_size,
                 on_commit=on_commit,
                 folder_prefix=prefix,
+                parse=parse,
             )
             if account == "":
                 self.intake = intake
@@ -1059,6 +1063,7 @@ class Poller:
                     source="sent",
                     direction="out",
                     folder_prefix=prefix,
+                    parse=parse,
                 )
                 watcher = FolderWatcher(mailbox.sent_folder, mailbox, sent_intake, opener)
                 self._watch(watcher, sent_intake)
