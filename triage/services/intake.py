@@ -82,6 +82,7 @@ from triage.imap.watch import (
     SyncPlan,
     WatchedMailbox,
 )
+from triage.liveness import child_event
 from triage.mail import parse_message
 from triage.oauth2 import token_getter
 from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
@@ -1220,7 +1221,7 @@ class Poller:
             if holder:
                 stop.wait(keeper.renew)
                 continue
-            folder_stop = threading.Event()
+            folder_stop = child_event(stop)  # its polls are this thread's progress (watchdog)
             keeper.started(fid, folder_stop)
             if stop.is_set():
                 folder_stop.set()
