@@ -325,7 +325,9 @@ def _build() -> dict[str, FieldSpec]:
             "kind",
             FieldType.CHOICE,
             lambda v: (v.message.kind.value,),
-            "normal, auto_reply (RFC 3834), bounce (RFC 3464) or mailing_list (RFC 2369)",
+            "normal, auto_reply (RFC 3834), bounce (RFC 3464), mailing_list (RFC 2369),"
+            " feedback_report (RFC 5965), read_receipt (RFC 8098) or notification"
+            " (a no-reply sender)",
             choices=tuple(k.value for k in MessageKind),
         ),
         FieldSpec(

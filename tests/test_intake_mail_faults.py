@@ -452,3 +452,31 @@ def test_defects_signature_and_a_bounce_of_our_ack_are_shown_and_the_address_mar
     assert "address_undeliverable" in shown
     assert "tags undeliverable" in shown or "undeliverable" in shown.split("Deadlines")[0]
     assert len(rig.smtp.sink.messages) == 1
+
+
+# --- 12.7: a calendar invitation as the only body -----------------------------------------------
+
+
+def test_an_invitation_becomes_a_readable_ticket_with_its_ics(rig: Rig) -> None:
+    calendar = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Outlook//EN\r\nMETHOD:REQUEST\r\n"
+        "BEGIN:VEVENT\r\nUID:040000008200E00074C5B7101A82E008@client.example\r\n"
+        "DTSTAMP:20240514T070000Z\r\nSUMMARY:Éves könyvelési egyeztetés\r\n"
+        "DTSTART:20240521T080000Z\r\nDTEND:20240521T090000Z\r\nLOCATION:Iroda\r\n"
+        'ORGANIZER;CN="Kovacs Odon":mailto:odon@client.example\r\nEND:VEVENT\r\n'
+        "END:VCALENDAR\r\n"
+    )
+    raw = mail(subject="Meghívó", body=calendar).replace(
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Type: text/calendar; charset=utf-8; method=REQUEST",
+    )
+    rig.deliver(raw)
+    rig.poll()
+    [stored] = rig.messages()
+    assert "Meeting invitation: Éves könyvelési egyeztetés" in stored.body_text
+    assert "When: Tue 2024-05-21 10:00 - 11:00 (Europe/Budapest)" in stored.body_text
+    assert "Organizer: Kovacs Odon <odon@client.example>" in stored.body_text
+    assert [(a["filename"], a["content_type"]) for a in stored.attachments] == [
+        ("request.ics", "text/calendar")
+    ]
+    assert len(rig.smtp.sink.wait_for(1)) == 1  # a real ticket, acknowledged

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from classifiers.model import TrainedModel, train
+from rules import parse_rules
 from triage.cli.ticket_text import render_ticket
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
@@ -26,7 +27,7 @@ from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
 from triage.services.intake import Intake
-from triage.services.pipeline import ModelHolder, RoutingPipeline
+from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder
 from triage.store import Database
 from triage.store.models import Escalation, Message, OutboxMail, RoutingDecision, Ticket
 from triage.training.sources import load_csv
@@ -403,6 +404,32 @@ def test_a_machine_repeating_itself_is_acknowledged_once_and_the_ticket_says_why
     shown = render_ticket(desk.show(ref), ZoneInfo(settings.calendar.timezone))
     assert "no acknowledgment: repeat" in shown
     assert "no acknowledgment: the same subject and text as message" in shown
+
+
+def test_no_reply_notifications_open_no_ticket_unless_a_rule_sends_them_to_a_queue(
+    inbox: Inbox, database: Database
+) -> None:
+    """Issue 12.5: a no-reply sender's mail is stored without a ticket and never
+    acknowledged; a rule can still route it (a bank's payment notice is billing work)."""
+    inbox.pipeline.rules = RulesHolder(
+        rules=parse_rules(
+            "[[rule]]\nname = 'bank-notice'\nwhen.all = [\n"
+            "  { field = 'kind', equals = 'notification' },\n"
+            "  { field = 'subject', contains = 'payment received' },\n]\n"
+            "then = { queue = 'billing' }\n"
+        )
+    )
+    shop = inbox.deliver(mail("Shop <noreply-7f3a91@shop.example>", "Your order", "Shipped."))
+    bank = inbox.deliver(
+        mail("Bank <no.reply@bank.example>", "Payment received", "EUR 120 from Kovacs.")
+    )
+    assert shop.kind == bank.kind == "notification"
+    assert shop.ticket_id is None
+    assert bank.ticket_id is not None
+    [ticket] = rows(database, Ticket)
+    assert ticket.queue == "billing"
+    assert {d.ack for d in rows(database, RoutingDecision)} == {"no_reply_sender"}
+    assert rows(database, OutboxMail, kind="ack") == []
 
 
 def test_old_mail_found_at_first_start_gets_a_ticket_but_no_ack(

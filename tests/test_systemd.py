@@ -424,3 +424,40 @@ def test_systemd_accepts_the_units(tmp_path: Path, name: str) -> None:
     ]
     assert done.returncode == 0, done.stderr
     assert problems == []
+
+
+@pytest.mark.imap
+@pytest.mark.postgres
+def test_a_folder_watched_under_a_worker_lease_counts_as_progress(
+    pg_url: str, dovecot: Dovecot, imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    """With PostgreSQL worker leases each folder thread runs its watcher with a stop event
+    of its own while it holds the lease: polls of that one must keep the loop alive too
+    (else a healthy daemon would lose its watchdog and be restarted every few minutes)."""
+    from support.mailtest import settings_for  # noqa: PLC0415
+
+    from triage.services.intake import Poller  # noqa: PLC0415
+    from triage.services.workers import WorkerLeases  # noqa: PLC0415
+    from triage.store import Database  # noqa: PLC0415
+
+    settings = settings_for(imap_account, pg_url, tmp_path, folders=["INBOX", "Orders"])
+    dovecot.append(imap_account, _fresh(1, "hello"), folder="Orders")
+    db = Database.open(pg_url)
+    liveness = Liveness()
+    stop = liveness.thread_event()
+    poller = Poller(settings, db, leases=WorkerLeases(db, name="the-only-worker"))
+    assert poller.leases is not None
+    assert poller.leases.enabled
+    for folder in ("INBOX", "Orders"):
+        liveness.expect(f"imap-{folder}", 3.0)
+    thread = threading.Thread(target=poller.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:  # well past the 3 s limit, holding both leases
+            assert liveness.stalled() == []
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(30)
+        db.dispose()

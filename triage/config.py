@@ -212,8 +212,29 @@ class _Login(_Section):
         return self
 
 
+_ACCOUNT_OWN = frozenset(
+    {
+        "name",
+        "username",
+        "password_env",
+        "password_file",
+        "auth",
+        "oauth2_token_file",
+        "oauth2_token_command",
+        "folders",
+        "sent_folder",
+        "accounts",
+    }
+)
+"""Keys an ``[[imap.accounts]]`` entry does not take over from ``[imap]``."""
+
+
 class ImapSettings(_Tls, _Login):
-    """``[imap]``: the shared inbox that triage watches."""
+    """``[imap]``: the shared inbox that triage watches, and optionally more mailboxes.
+
+    ``accounts`` (``[[imap.accounts]]``) adds mailboxes with their own login and
+    folders; a configuration without it watches the ``[imap]`` account alone.
+    """
 
     host: str
     port: int = Field(default=993, ge=1, le=65535)
@@ -255,6 +276,8 @@ class ImapSettings(_Tls, _Login):
     move_to: str = ""
     max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
     """Bytes; larger messages are stored but parsed only up to this size."""
+    accounts: list[ImapAccountSettings] = Field(default_factory=list)
+    """More mailboxes (``[[imap.accounts]]``), each with its own login and folders."""
 
     @field_validator("idle_renew")
     @classmethod
@@ -280,6 +303,70 @@ class ImapSettings(_Tls, _Login):
         if self.reconnect_initial <= 0 or self.reconnect_max < self.reconnect_initial:
             raise ValueError("need 0 < reconnect_initial <= reconnect_max")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accounts_inherit(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("accounts"), list):
+            return data
+        shared = {k: v for k, v in data.items() if k not in _ACCOUNT_OWN}
+        accounts = [{**shared, **a} if isinstance(a, dict) else a for a in data["accounts"]]
+        return {**data, "accounts": accounts}
+
+    @model_validator(mode="after")
+    def _account_names(self) -> Self:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.name in seen:
+                raise ValueError(f"accounts: the name {account.name!r} is used twice")
+            seen.add(account.name)
+        return self
+
+    def mailboxes(self) -> list[tuple[str, ImapSettings]]:
+        """Every account to watch as ``(name, settings)``: ``[imap]`` first, named ""."""
+        return [("", self), *((a.name, a) for a in self.accounts)]
+
+    def folder_keys(self) -> list[str]:
+        """The ``folders.name`` of every watched folder: ``INBOX`` for ``[imap]``'s,
+        ``sales:INBOX`` for the account named ``sales``; Sent folders included."""
+        keys: list[str] = []
+        for name, mailbox in self.mailboxes():
+            prefix = f"{name}:" if name else ""
+            folders = [*mailbox.folders, *filter(None, [mailbox.sent_folder])]
+            keys.extend(prefix + f for f in dict.fromkeys(folders))
+        return keys
+
+
+class ImapAccountSettings(ImapSettings):
+    """One more mailbox, ``[[imap.accounts]]``: its own login and folders.
+
+    Keys it leaves out that are not about the login or the folders (host, port,
+    security, ca_file, timing, batch sizes, after_ingest, ...) are taken from
+    ``[imap]``, so a second mailbox on the same server needs only ``name``,
+    ``username``, a password source and ``folders``. Its folders are stored as
+    ``name:FOLDER`` (``sales:INBOX``) beside the ``[imap]`` account's own.
+    """
+
+    name: str
+
+    @model_validator(mode="after")
+    def _no_nesting(self) -> Self:
+        if self.accounts:
+            raise ValueError("an account cannot have accounts of its own")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
+            raise ValueError(
+                f"{value!r}: use 1-40 lowercase letters, digits, - and _ (it prefixes the"
+                " account's folder names)"
+            )
+        return value
+
+
+ImapSettings.model_rebuild()
 
 
 class SmtpSettings(_Tls, _Login):

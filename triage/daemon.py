@@ -51,9 +51,11 @@ from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
 from triage.services.retrain import RetrainOutcome, retrain, retrain_due
 from triage.services.slawatch import scan
+from triage.services.workers import WorkerLeases
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.store import Database
+from triage.store.notify import OUTBOX_CHANNEL, Listener
 from triage.systemd import SystemdNotifier, watchdog_interval
 from triage.watchdog import Watchdog
 
@@ -186,6 +188,7 @@ class Daemon:
                 open_mailbox=open_mailbox,
                 sent_pipeline=SentPipeline(settings, clock=self.clock),
                 on_commit=self.dispatcher.wake if self.dispatcher is not None else None,
+                leases=WorkerLeases(db),
             )
             if settings.imap is not None
             else None
@@ -403,6 +406,13 @@ class Daemon:
             poller = self.poller
             tasks.append(
                 asyncio.create_task(asyncio.to_thread(poller.run, intake_stop), name="intake")
+            )
+        if self.db.engine.dialect.name == "postgresql":
+            # another worker queued mail: send it now, not at the next poll (the fallback)
+            dispatcher = self.dispatcher
+            listener = Listener(self.db.engine, [OUTBOX_CHANNEL], lambda _: dispatcher.wake())
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(listener.run, intake_stop), name="listen")
             )
         log.info(
             "daemon_started",

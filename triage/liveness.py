@@ -22,7 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Liveness", "ProgressEvent", "Stall", "ThreadProgressEvent", "current_loop_name"]
+__all__ = [
+    "Liveness",
+    "ProgressEvent",
+    "Stall",
+    "ThreadProgressEvent",
+    "child_event",
+    "current_loop_name",
+]
 
 WAIT_SLICE = 1.0
 """Seconds: a thread waiting on its stop event beats at least this often."""
@@ -156,3 +163,16 @@ class ThreadProgressEvent(threading.Event):
                 return super().is_set()
             if super().wait(left):
                 return True
+
+
+def child_event(parent: threading.Event) -> threading.Event:
+    """A new stop event for a loop run on behalf of the loop that polls ``parent``.
+
+    E.g. the intake's per-folder thread runs a watcher with its own stop event
+    while it holds the folder's worker lease: polls of that event must count as
+    the thread's progress too. Returns a :class:`ThreadProgressEvent` on the same
+    :class:`Liveness` when ``parent`` is one, else a plain event.
+    """
+    if isinstance(parent, ThreadProgressEvent):
+        return ThreadProgressEvent(parent.liveness)
+    return threading.Event()

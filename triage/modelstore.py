@@ -23,16 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from classifiers import persistence
-from classifiers.model import TARGETS, TrainedModel
 from triage.clock import utcnow
 from triage.errors import ModelError, NotFoundError
 from triage.store.models import Model
+
+if TYPE_CHECKING:  # scikit-learn and skops load only when a model is saved or loaded
+    from classifiers.model import TrainedModel
 
 __all__ = [
     "ModelInfo",
@@ -106,9 +107,14 @@ def _info(row: Any) -> ModelInfo:
     )
 
 
+MODEL_TARGETS = ("queue", "priority")
+"""``classifiers.model.TARGETS``, spelt out so that reading model rows (``triage status``,
+the daemon's model check) needs no scikit-learn (a test keeps the two equal)."""
+
+
 def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"unknown model target {target!r}; expected one of {TARGETS}")
+    if target not in MODEL_TARGETS:
+        raise ValueError(f"unknown model target {target!r}; expected one of {MODEL_TARGETS}")
 
 
 def save_model(session: Session, model: TrainedModel, *, activate: bool) -> ModelInfo:
@@ -116,6 +122,8 @@ def save_model(session: Session, model: TrainedModel, *, activate: bool) -> Mode
 
     Returns the stored row's :class:`ModelInfo`.
     """
+    from classifiers import persistence  # noqa: PLC0415 - skops, only when saving
+
     blob = persistence.dumps(model)
     row = Model(
         version=model.version,
@@ -245,6 +253,8 @@ def load_model(session: Session, version: str) -> TrainedModel:
         raise NotFoundError(f"no model {version!r}")
     blob, digest, _ = row
     try:
+        from classifiers import persistence  # noqa: PLC0415 - skops, only when loading
+
         model = persistence.loads(bytes(blob), expected_sha256=digest)
     except ModelError as exc:
         raise ModelError(f"model {version}: {exc}") from None

@@ -32,18 +32,20 @@ def run(app: AppContext) -> None:
         raise ConfigError(f"{settings.path}: no [smtp] section: acknowledgments cannot be sent")
     check_secrets(settings)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
+    from triage.services.workers import sqlite_daemon_lock  # noqa: PLC0415
 
     db = app.database(create=True, migrate=True)  # the daemon's start migrates (and init)
-    daemon = Daemon(settings, db)
-    if not settings.web.enabled:
-        run_until_signalled(daemon)
-        return
-    from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
+    with sqlite_daemon_lock(db):  # one daemon per SQLite file; PostgreSQL takes several
+        daemon = Daemon(settings, db)
+        if not settings.web.enabled:
+            run_until_signalled(daemon)
+            return
+        from triage.web.serve import build, serve_until  # noqa: PLC0415 - starlette, uvicorn
 
-    _web_app, web_config = build(
-        settings, db, clock=daemon.clock, metrics=daemon.metrics, health=daemon.health
-    )
-    run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
+        _web_app, web_config = build(
+            settings, db, clock=daemon.clock, metrics=daemon.metrics, health=daemon.health
+        )
+        run_until_signalled(daemon, also=lambda stop: serve_until(web_config, stop))
 
 
 def _ago(seconds: float | None) -> str:
@@ -69,17 +71,32 @@ def status(app: AppContext, as_json: bool) -> None:
     outgoing mail failed or has been pending for 10 minutes (for monitoring).
     """
     from triage.services.status import read_status  # noqa: PLC0415
+    from triage.services.workers import list_workers  # noqa: PLC0415
 
     settings = app.settings
     policy = SlaPolicy(settings)
     now = utcnow()
     watched: list[str] = []
     if settings.imap is not None:
-        watched = [*settings.imap.folders, *filter(None, [settings.imap.sent_folder])]
+        watched = settings.imap.folder_keys()
     with app.db.read_session() as session:
         state = read_status(session, now, watched=watched)
+    workers = list_workers(app.db, now)
     if as_json:
-        click.echo(json.dumps(state.to_json(), indent=2, ensure_ascii=False))
+        data = state.to_json()
+        data["workers"] = [
+            {
+                "name": w.name,
+                "host": w.host,
+                "pid": w.pid,
+                "started_at": w.started_at.isoformat(),
+                "heartbeat_at": w.heartbeat_at.isoformat(),
+                "alive": w.alive,
+                "folders": list(w.folders),
+            }
+            for w in workers
+        ]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo("Folders:")
         if not state.folders:
@@ -102,6 +119,13 @@ def status(app: AppContext, as_json: bool) -> None:
                     f"    UNDELIVERED: {f.undelivered} never delivered, stored as placeholders"
                     " in the fallback queue: read them in the mailbox, then close their tickets"
                 )
+        if workers:
+            click.echo("Workers:")
+        for w in workers:
+            beat = _ago((now - w.heartbeat_at).total_seconds())
+            alive = "" if w.alive else " SILENT (its folders are free for the others)"
+            holds = ", ".join(w.folders) or "no folder"
+            click.echo(f"  {w.name}: heartbeat {beat}{alive}; watches {holds}")
         waiting = ""
         if state.oldest_awaiting is not None:
             elapsed = policy.calendar.elapsed(state.oldest_awaiting, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
+from triage.mail import parse_message
 from triage.services.intake import Intake
 from triage.services.mailsource import open_mail_source
 
@@ -49,6 +51,9 @@ def poll(app: AppContext, once: bool) -> None:
     if settings.imap is None:
         click.echo("no [imap] section: nothing fetched")
     for result in results:
+        if result.held_by:
+            click.echo(f"{result.folder}: left to worker {result.held_by}, which watches it")
+            continue
         if result.report is None:
             click.echo(f"{result.folder}: failed: {result.error}", err=True)
             continue
@@ -67,7 +72,7 @@ def poll(app: AppContext, once: bool) -> None:
         else "outbox: nothing sent (no [smtp] section)"
     )
     click.echo(f"{outbox}; SLA watch: {summary.escalations} new warnings/escalations")
-    failed = [r for r in results if r.report is None]
+    failed = [r for r in results if r.report is None and not r.held_by]
     if failed:
         problem = f"{len(failed)} of {len(results)} folders failed (see above)"
         if any(r.database_failed for r in failed):
@@ -106,7 +111,12 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
             rules=load_rules(settings),
             models=load_models(app.database(create=True), settings),
         )
-    intake = Intake(app.database(create=True), pipeline=pipeline, max_message_size=max_size)
+    intake = Intake(
+        app.database(create=True),
+        pipeline=pipeline,
+        max_message_size=max_size,
+        parse=partial(parse_message, time_zone=settings.calendar.timezone),
+    )
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

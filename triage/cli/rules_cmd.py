@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import func, or_, select
 
-from classifiers.features import example_from_message
-from classifiers.model import TrainedModel
 from rules import load_rules
 from rules.conditions import describe_condition
 from rules.replay import ReplayTotals, RuleAccuracy, StoredDecision, compare, deciding_rule
@@ -30,11 +28,13 @@ from triage.cli.terminal import terminal_safe
 from triage.domain import ParseStatus
 from triage.errors import ModelError, RuleFileError
 from triage.mail import parse_message
-from triage.modelstore import load_active_model
 from triage.routing import routing_threshold
 from triage.rule_files import load_configured_rules
 from triage.store import Database
 from triage.store.models import Message, RoutingDecision, TrainingLabel
+
+if TYPE_CHECKING:  # scikit-learn loads only when `rules test` replays with a model
+    from classifiers.model import TrainedModel
 
 __all__ = ["rules"]
 
@@ -205,6 +205,8 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
     accuracy = RuleAccuracy()
     corrections = _corrections(db)
     model, threshold = _confident_model(app, db)
+    if model is not None:
+        from classifiers.features import example_from_message  # noqa: PLC0415 - scikit-learn
     default_priority = settings.routing.default_priority
     for message, decision in _stored_messages(db, start):
         totals.messages += 1
@@ -262,6 +264,8 @@ def _confident_model(app: AppContext, db: Database) -> tuple[TrainedModel | None
     """The active queue model and the threshold routing uses with it (None when none)."""
     if not app.settings.classifier.enabled:
         return None, 1.0
+    from triage.modelstore import load_active_model  # noqa: PLC0415 - loads skops on use
+
     try:
         with db.read_session() as session:
             model = load_active_model(session, "queue")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.errors import UserError
 from triage.imap.watch import StoreOutcome
+from triage.mail import parse_message
 from triage.modelstore import save_model
 from triage.outbox import mail_escalations
 from triage.services.dispatch import Dispatcher, DispatchStats
@@ -153,7 +155,12 @@ def run_demo(workdir: Path) -> DemoResult:
             clock=clock,
             acknowledge_imports=True,
         )
-        intake = Intake(db, pipeline=pipeline, clock=clock)
+        intake = Intake(
+            db,
+            pipeline=pipeline,
+            clock=clock,
+            parse=partial(parse_message, time_zone=settings.calendar.timezone),
+        )
         stored = sum(
             intake.import_message(m.raw, fallback_date=m.fallback_date) is StoreOutcome.STORED
             for m in messages

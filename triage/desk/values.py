@@ -205,7 +205,9 @@ class MessageView:
         id: ``messages.id``.
         direction: ``in`` (from the client) or ``out`` (from the team).
         source: ``imap``, ``import``, ``sent`` (seen in the Sent folder) or ``outbox``.
-        kind: ``normal``, ``auto_reply``, ``bounce`` or ``mailing_list``.
+        kind: a :class:`~triage.domain.MessageKind` value (``normal``, ``auto_reply``,
+            ``bounce``, ``mailing_list``, ``feedback_report``, ``read_receipt``,
+            ``notification``).
         body: the new text (the parser's clean text: quoted history and signature apart).
         quoted: the quoted history ("" when none).
         signature: the sender's signature block ("" when none recognized).

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from triage.domain import Attachment
+from triage.mail.calendar import calendar_text
 from triage.mail.headers import TextDecoder
 from triage.mail.html import html_charset, html_to_text
 from triage.mail.mime import Limits, Part, decode_transfer
@@ -51,6 +52,7 @@ _REPORT_PARTS = frozenset(
         "message/global-headers",
     }
 )
+_CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
 _SEALED = frozenset({"multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"})
 
 
@@ -63,6 +65,8 @@ class BodyResult:
         attachments: attachment metadata in message order (inline parts not among them).
         inline: inline parts (images the HTML shows through ``cid:``), with their
             Content-ID, in message order.
+        events: the calendar parts' events as text (:mod:`triage.mail.calendar`),
+            "" when none; the parser adds it after the new text.
         body_missing: no text could be recovered from a container that holds it
             (damaged TNEF, encrypted message).
         defects: problems met while reading.
@@ -73,6 +77,7 @@ class BodyResult:
     body_missing: bool
     defects: tuple[str, ...]
     inline: tuple[Attachment, ...] = ()
+    events: str = ""
 
 
 _CID_URL = re.compile(rb"""cid:([^\s"'<>()]+)""", re.IGNORECASE)
@@ -222,12 +227,31 @@ def _guess_type(filename: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult:
-    """The body text, the attachments and whether the body was lost, from a MIME tree."""
+def _is_calendar(part: Part) -> bool:
+    return not part.children and part.content_type in _CALENDAR_TYPES
+
+
+def extract_body(
+    root: Part, decoder: TextDecoder, limits: Limits, *, time_zone: str = "UTC"
+) -> BodyResult:
+    """The body text, the attachments and whether the body was lost, from a MIME tree.
+
+    Calendar parts (text/calendar, application/ics; RFC 5545) give their events as text
+    (``events``; times in ``time_zone``, :mod:`triage.mail.calendar`), and are kept as
+    a named ``.ics`` attachment.
+    """
     defects: list[str] = []
     chosen = _body_parts(root)
     chosen_ids = {id(leaf) for leaf in chosen}
     texts = [text for text in (_leaf_text(leaf, decoder, defects) for leaf in chosen) if text]
+    events: list[str] = []
+    for part in root.walk():
+        if _is_calendar(part):
+            event = calendar_text(decode_transfer(part, limits), time_zone)
+            if event.text and clean_body(event.text) not in events:
+                events.append(clean_body(event.text))
+            elif not event.text:
+                defects.append("a calendar part without a readable event")
     body = "\n\n".join(texts)
 
     in_report: set[int] = set()
@@ -268,6 +292,12 @@ def extract_body(root: Part, decoder: TextDecoder, limits: Limits) -> BodyResult
                 continue
             tnef_failed = True
             defects.append("TNEF (winmail.dat) could not be decoded; kept as an attachment")
-        attachments.append(_attachment(part.filename, part.content_type, data))
+        name = part.filename
+        if not name and _is_calendar(part):
+            method = part.params.get("method", "").strip().lower()
+            name = f"{method or 'invite'}.ics"
+        attachments.append(_attachment(name, part.content_type, data))
     body_missing = not body.strip() and (tnef_failed or sealed)
-    return BodyResult(body, tuple(attachments), body_missing, tuple(defects), tuple(inline))
+    return BodyResult(
+        body, tuple(attachments), body_missing, tuple(defects), tuple(inline), "\n\n".join(events)
+    )

@@ -18,6 +18,7 @@ HTML via :mod:`~triage.mail.html`, TNEF via :mod:`~triage.mail.tnef`),
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from triage.domain import Address, InboundMessage, MessageKind, ParseStatus
@@ -208,6 +209,7 @@ def parse_message(
     default_charset: str = "windows-1250",
     max_size: int = DEFAULT_MAX_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    time_zone: str = "UTC",
 ) -> InboundMessage:
     """Parse raw message bytes. Never raises.
 
@@ -225,6 +227,8 @@ def parse_message(
             ``size`` is always the full raw size.
         max_depth: MIME nesting levels read (capped at 256); deeper makes
             ``parse_status = truncated_depth`` (B21).
+        time_zone: the business's time zone (IANA name), for the times of calendar
+            invitations written into the body.
 
     Returns:
         An :class:`~triage.domain.InboundMessage`; on failure ``parse_status`` is
@@ -234,7 +238,7 @@ def parse_message(
     """
     received = _aware(received_at)
     try:
-        return _parse(raw, received, scope, default_charset, (max_size, max_depth))
+        return _parse(raw, received, scope, default_charset, (max_size, max_depth, time_zone))
     except Exception as exc:  # noqa: BLE001 - the parser must never fail ingestion
         return _failed(raw, received, scope, default_charset, exc)
 
@@ -244,9 +248,9 @@ def _parse(
     received_at: datetime | None,
     scope: str,
     default_charset: str,
-    bounds: tuple[int, int],
+    bounds: tuple[int, int, str],
 ) -> InboundMessage:
-    max_size, max_depth = bounds
+    max_size, max_depth, time_zone = bounds
     errors: list[str] = []
     status = ParseStatus.OK
     defects: list[str] = []
@@ -287,7 +291,7 @@ def _parse(
 
     message_id, in_reply_to, references = _ids(block, decoder)
 
-    body = extract_body(root, decoder, limits)
+    body = extract_body(root, decoder, limits, time_zone=time_zone)
     verdict = classify(block, root, sender, subject)
     to = decoder.addresses(block.get_all("to"))
     cc = decoder.addresses(block.get_all("cc"))
@@ -298,6 +302,8 @@ def _parse(
         else None
     )
     split = split_reply(body.text, sender=sender, subject=subject)
+    if body.events:  # an invitation's event after the new text (issue 12.7)
+        split = replace(split, body=f"{split.body}\n\n{body.events}".strip())
     language = detect_language(split.body if len(split.body) >= 40 else f"{subject}\n{split.body}")
     headers = header_pairs(block, decoder)
 

@@ -18,18 +18,19 @@ from triage.oauth2.tokens import SignIn, TokenSource
 
 __all__ = ["SignIn", "TokenSource", "token_getter", "token_source"]
 
-_SOURCES: dict[tuple[int, str], TokenSource] = {}
+_SOURCES: dict[tuple[str, str], TokenSource] = {}
 
 
 def token_source(settings: Settings) -> TokenSource | None:
-    """The token source of ``settings.oauth2`` (one per settings object), None without it.
+    """The token source of ``settings.oauth2``, None without one.
 
-    IMAP and SMTP of one daemon share it, so a rotating refresh token is redeemed
-    once and the cache file has one writer.
+    One per distinct ``[oauth2]`` section (and config directory, against which its
+    paths resolve): IMAP and SMTP of one daemon share it, so a rotating refresh
+    token is redeemed once and the cache file has one writer in the process.
     """
     if settings.oauth2 is None:
         return None
-    key = (id(settings), settings.oauth2.provider)
+    key = (str(settings.base_dir), settings.oauth2.model_dump_json())
     source = _SOURCES.get(key)
     if source is None:
         if settings.oauth2.provider == "microsoft":

@@ -14,6 +14,7 @@ from triage.domain import InboundMessage
 from triage.outbox.compose import ComposedMail
 from triage.outbox.policy import AckDecision, plan_ack
 from triage.store.models import Message, OutboxMail
+from triage.store.notify import OUTBOX_CHANNEL, notify
 
 __all__ = [
     "ACK_WINDOW",
@@ -102,6 +103,7 @@ def enqueue(
             select(OutboxMail).where(OutboxMail.dedupe_key == dedupe_key)
         ).one()
         return Enqueued(existing, created=False)
+    notify(session, OUTBOX_CHANNEL)  # wakes every worker's dispatcher when this commits
     return Enqueued(row, created=True)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -219,6 +220,62 @@ class Dispatcher:
                 attempts=row.attempts,
             )
 
+    def _claim_next(self, due: datetime) -> _Claimed | None:
+        """PostgreSQL: lease the next due row no other worker has locked, in one transaction.
+
+        ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint rows at once
+        instead of racing each other down the same list; the lease (a conditional
+        value, as on SQLite) still keeps a crashed worker's row from being sent twice.
+        """
+        now = self.clock.now()
+        with self.db.session() as s:
+            row = s.scalars(
+                select(OutboxMail)
+                .where(
+                    OutboxMail.status == "pending",
+                    OutboxMail.next_attempt_at <= max(due, now),
+                    or_(OutboxMail.lease_until.is_(None), OutboxMail.lease_until < now),
+                )
+                .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            row.lease_until = now + self.lease
+            ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+            return _Claimed(
+                mail=OutgoingMail(
+                    message_id=row.message_id,
+                    mail_from=row.mail_from,
+                    rcpt_to=tuple(str(r) for r in row.rcpt_to),
+                    raw=row.raw,
+                    outbox_id=row.id,
+                ),
+                kind=row.kind,
+                ticket=ticket.ref if ticket is not None else None,
+                attempts=row.attempts,
+            )
+
+    async def _claims(self, due: datetime, stop: asyncio.Event | None) -> AsyncIterator[_Claimed]:
+        """The rows this pass sends, each leased to this worker before it is yielded;
+        none is claimed once ``stop`` is set."""
+        if self.db.engine.dialect.name == "postgresql":
+            for _ in range(self.batch_size):
+                if stop is not None and stop.is_set():
+                    return
+                claimed = await asyncio.to_thread(self._claim_next, due)
+                if claimed is None:
+                    return
+                yield claimed
+            return
+        for outbox_id in await asyncio.to_thread(self._due_ids, due):
+            if stop is not None and stop.is_set():
+                return
+            claimed = await asyncio.to_thread(self._claim, outbox_id, due)
+            if claimed is not None:
+                yield claimed
+
     def _finish(self, outbox_id: int, **values: object) -> None:
         with self.db.session() as s:
             s.execute(
@@ -311,16 +368,11 @@ class Dispatcher:
             How many rows were sent, deferred and failed.
         """
         due = now if now is not None else self.clock.now()
-        ids = await asyncio.to_thread(self._due_ids, due)
         sent = deferred = failed = 0
         unreachable = ""
         try:
-            for outbox_id in ids:
-                if stop is not None and stop.is_set():
-                    break
-                claimed = await asyncio.to_thread(self._claim, outbox_id, due)
-                if claimed is None:
-                    continue
+            async for claimed in self._claims(due, stop):
+                outbox_id = claimed.mail.outbox_id
                 if unreachable:
                     gave_up = await self._deferred(claimed, unreachable)
                     failed, deferred = failed + gave_up, deferred + (not gave_up)

@@ -49,8 +49,10 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, cast, runtime_checkable
 
 import structlog
@@ -66,7 +68,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 
 from triage.clock import Clock, SystemClock
-from triage.config import Settings
+from triage.config import ImapSettings, Settings
 from triage.domain import Address, InboundMessage, MessageKind, ParseStatus
 from triage.errors import ConfigError, MailboxError, StoreError
 from triage.imap.connect import ImapConnector
@@ -80,8 +82,10 @@ from triage.imap.watch import (
     SyncPlan,
     WatchedMailbox,
 )
+from triage.liveness import child_event
 from triage.mail import parse_message
 from triage.oauth2 import token_getter
+from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
 from triage.store import Database
 from triage.store.models import Folder, Message
 from triage.store.models import MissingUid as MissingUidRow
@@ -289,6 +293,9 @@ class Intake:
         source: ``messages.source`` of fetched mail (``imap``; ``sent`` for a watched
             Sent folder).
         direction: ``messages.direction`` of fetched mail (``in``; ``out`` for Sent).
+        folder_prefix: put before an IMAP folder's name to make its ``folders.name``
+            (``sales:`` for the ``[[imap.accounts]]`` entry named ``sales``; "" for
+            the ``[imap]`` account, whose folders keep their plain names).
     """
 
     def __init__(
@@ -302,8 +309,10 @@ class Intake:
         on_commit: Callable[[], None] | None = None,
         source: str = "imap",
         direction: str = "in",
+        folder_prefix: str = "",
     ) -> None:
         self.db = db
+        self.folder_prefix = folder_prefix
         self.on_commit = on_commit
         self.source = source
         self.direction = direction
@@ -319,7 +328,9 @@ class Intake:
     # -- folders ----------------------------------------------------------------
 
     def folder_id(self, name: str) -> int:
-        """The ``folders.id`` of ``name``, creating the row on first use. Raises StoreError."""
+        """The ``folders.id`` of IMAP folder ``name`` (with this intake's prefix), creating
+        the row on first use. Raises StoreError."""
+        name = self.folder_prefix + name
         cached = self._folder_ids.get(name)
         if cached is not None:
             return cached
@@ -970,12 +981,15 @@ class FolderResult:
         report: the pass's counts, None when it failed.
         error: why it failed ("" when it did not).
         database_failed: the failure was the database's (StoreError), not the server's.
+        held_by: the worker that watches the folder instead ("" when this one did).
     """
 
     folder: str
     report: PassReport | None = None
     error: str = ""
     database_failed: bool = False
+    held_by: str = ""
+    """Another live worker watches this folder (PostgreSQL leases): left to it, no error."""
 
 
 class Poller:
@@ -1010,86 +1024,214 @@ class Poller:
         open_mailbox: Callable[[], WatchedMailbox] | None = None,
         sent_pipeline: MessagePipeline | None = None,
         on_commit: Callable[[], None] | None = None,
+        leases: WorkerLeases | None = None,
     ) -> None:
         if settings.imap is None:
             raise ConfigError("no [imap] section in the configuration: nothing to poll")
         imap = settings.imap
         self.settings = imap
-        self.intake = Intake(
-            db,
-            pipeline=pipeline,
-            clock=clock,
-            max_message_size=imap.max_message_size,
-            on_commit=on_commit,
-        )
-        if open_mailbox is None:
-            connector = ImapConnector(
-                imap, resolve=settings.resolve, access_token=token_getter(settings, imap.username)
-            )
-
-            def open_imap() -> WatchedMailbox:
-                return ImapMailbox.open(connector, clock=clock)
-
-            open_mailbox = open_imap
-        self.watchers = [
-            FolderWatcher(folder, imap, self.intake, open_mailbox) for folder in imap.folders
-        ]
-        if imap.sent_folder and imap.sent_folder not in imap.folders:
-            # The team's replies: stored as outgoing mail, matched to their tickets.
-            sent_intake = Intake(
+        self.leases = leases
+        self.watchers: list[FolderWatcher] = []
+        self._intakes: dict[int, Intake] = {}
+        """Each watcher's intake, by ``id(watcher)`` (folder ids for the leases)."""
+        # calendar invitations are written in the business's time zone
+        parse = partial(parse_message, time_zone=settings.calendar.timezone)
+        for account, mailbox in imap.mailboxes():
+            prefix = f"{account}:" if account else ""
+            intake = Intake(
                 db,
-                pipeline=sent_pipeline,
+                pipeline=pipeline,
                 clock=clock,
-                max_message_size=imap.max_message_size,
+                max_message_size=mailbox.max_message_size,
                 on_commit=on_commit,
-                source="sent",
-                direction="out",
+                folder_prefix=prefix,
+                parse=parse,
             )
-            self.watchers.append(FolderWatcher(imap.sent_folder, imap, sent_intake, open_mailbox))
+            if account == "":
+                self.intake = intake
+            opener = open_mailbox or self._opener(mailbox, settings, clock)
+            for folder in mailbox.folders:
+                self._watch(FolderWatcher(folder, mailbox, intake, opener), intake)
+            if mailbox.sent_folder and mailbox.sent_folder not in mailbox.folders:
+                # The team's replies: stored as outgoing mail, matched to their tickets.
+                sent_intake = Intake(
+                    db,
+                    pipeline=sent_pipeline,
+                    clock=clock,
+                    max_message_size=mailbox.max_message_size,
+                    on_commit=on_commit,
+                    source="sent",
+                    direction="out",
+                    folder_prefix=prefix,
+                    parse=parse,
+                )
+                watcher = FolderWatcher(mailbox.sent_folder, mailbox, sent_intake, opener)
+                self._watch(watcher, sent_intake)
+
+    @staticmethod
+    def _opener(
+        mailbox: ImapSettings, settings: Settings, clock: Clock | None
+    ) -> Callable[[], WatchedMailbox]:
+        connector = ImapConnector(
+            mailbox,
+            resolve=settings.resolve,
+            access_token=token_getter(settings, mailbox.username),
+        )
+
+        def open_imap() -> WatchedMailbox:
+            return ImapMailbox.open(connector, clock=clock)
+
+        return open_imap
+
+    def _watch(self, watcher: FolderWatcher, intake: Intake) -> None:
+        self.watchers.append(watcher)
+        self._intakes[id(watcher)] = intake
+
+    def _folder_id(self, watcher: FolderWatcher) -> int:
+        return self._intakes[id(watcher)].folder_id(watcher.folder)
+
+    def _leased(self) -> WorkerLeases | None:
+        return self.leases if self.leases is not None and self.leases.enabled else None
 
     def poll_once(self) -> list[FolderResult]:
         """One pass over each folder in turn; a failing folder does not stop the others.
 
         Login refusals and unreachable servers are returned as errors (and recorded
-        as the folder's ``last_error``), not raised.
+        as the folder's ``last_error``), not raised. With worker leases (PostgreSQL),
+        a folder another live worker watches is left to it (``held_by``).
         """
+        leases = self._leased()
+        if leases is None:
+            return [self._poll_folder(watcher) for watcher in self.watchers]
+        keeper = LeaseKeeper(leases, len(self.watchers))
+        stop = threading.Event()
+        leases.register()
+        beating = threading.Thread(target=keeper.keep, args=(stop,), name="worker-heartbeat")
+        beating.start()
         results = []
-        for watcher in self.watchers:
-            try:
-                report = watcher.poll_once()
-            except (MailboxError, StoreError) as exc:
-                log.error("poll_failed", folder=watcher.folder, error=str(exc))  # noqa: TRY400
-                results.append(
-                    FolderResult(
-                        watcher.folder,
-                        error=str(exc),
-                        database_failed=isinstance(exc, StoreError),
+        try:
+            for watcher in self.watchers:
+                try:
+                    fid = self._folder_id(watcher)
+                    holder = leases.acquire(fid)
+                except StoreError as exc:
+                    results.append(
+                        FolderResult(watcher.folder, error=str(exc), database_failed=True)
                     )
-                )
-            else:
-                results.append(FolderResult(watcher.folder, report=report))
+                    continue
+                if holder:
+                    log.info("folder_skipped", folder=watcher.folder, held_by=holder)
+                    results.append(FolderResult(watcher.folder, held_by=holder))
+                    continue
+                try:
+                    results.append(self._poll_folder(watcher))
+                finally:
+                    with suppress(StoreError):
+                        leases.release(fid)
+        finally:
+            stop.set()
+            beating.join()
+            with suppress(StoreError):
+                leases.unregister()
         return results
+
+    def _poll_folder(self, watcher: FolderWatcher) -> FolderResult:
+        try:
+            report = watcher.poll_once()
+        except (MailboxError, StoreError) as exc:
+            log.error("poll_failed", folder=watcher.folder, error=str(exc))  # noqa: TRY400
+            return FolderResult(
+                watcher.folder, error=str(exc), database_failed=isinstance(exc, StoreError)
+            )
+        return FolderResult(watcher.folder, report=report)
 
     def run(self, stop: threading.Event, *, grace: float = 5.0) -> None:
         """Watch every folder (one thread each) until ``stop`` is set, then return.
 
         After ``stop`` each watcher finishes or rolls back the message in hand and
         logs out; one still blocked on a dead socket after ``grace`` seconds has its
-        socket shut down so it ends at once.
+        socket shut down so it ends at once. With worker leases (PostgreSQL) each
+        thread watches its folder only while this worker holds the folder's lease
+        (see :mod:`triage.services.workers`).
         """
-        threads = [
-            threading.Thread(
-                target=watcher.run, args=(stop,), name=f"imap-{watcher.folder}", daemon=True
+        leases = self._leased()
+        keeper = LeaseKeeper(leases, len(self.watchers)) if leases is not None else None
+        if leases is not None and keeper is not None:
+            self._register(leases, stop)
+            threads = [
+                threading.Thread(
+                    target=self._run_leased,
+                    args=(watcher, keeper, stop),
+                    name=f"imap-{watcher.folder}",
+                    daemon=True,
+                )
+                for watcher in self.watchers
+            ]
+            threads.append(
+                threading.Thread(target=keeper.keep, args=(stop,), name="worker-heartbeat")
             )
-            for watcher in self.watchers
-        ]
+        else:
+            threads = [
+                threading.Thread(
+                    target=watcher.run, args=(stop,), name=f"imap-{watcher.folder}", daemon=True
+                )
+                for watcher in self.watchers
+            ]
         for thread in threads:
             thread.start()
         stop.wait()
         deadline = time.monotonic() + grace
-        for watcher, thread in zip(self.watchers, threads, strict=True):
+        for watcher, thread in zip(self.watchers, threads, strict=False):
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("imap_watch_interrupted", folder=watcher.folder)
                 watcher.interrupt()
                 thread.join(grace)
+        for thread in threads[len(self.watchers) :]:
+            thread.join(grace)
+        if leases is not None:
+            with suppress(StoreError):
+                leases.unregister()
+
+    @staticmethod
+    def _register(leases: WorkerLeases, stop: threading.Event) -> None:
+        """Register this worker, retrying while the database is down (until ``stop``)."""
+        while not stop.is_set():
+            try:
+                leases.register()
+            except StoreError as exc:
+                log.warning("worker_register_failed", worker=leases.name, error=str(exc))
+                stop.wait(LEASE_RENEW_SECONDS)
+            else:
+                return
+
+    def _run_leased(
+        self, watcher: FolderWatcher, keeper: LeaseKeeper, stop: threading.Event
+    ) -> None:
+        """Watch ``watcher``'s folder whenever this worker holds its lease, until ``stop``."""
+        leases = keeper.leases
+        while not stop.is_set():
+            try:
+                fid = self._folder_id(watcher)
+                holder = leases.acquire(fid) if keeper.may_take() else "(fair share reached)"
+            except StoreError as exc:
+                log.warning("folder_lease_failed", folder=watcher.folder, error=str(exc))
+                stop.wait(keeper.renew)
+                continue
+            if holder:
+                stop.wait(keeper.renew)
+                continue
+            folder_stop = child_event(stop)  # its polls are this thread's progress (watchdog)
+            keeper.started(fid, folder_stop)
+            if stop.is_set():
+                folder_stop.set()
+            log.info("folder_lease_taken", folder=watcher.folder, worker=leases.name)
+            try:
+                watcher.run(folder_stop)
+            finally:
+                keeper.finished(fid)
+                with suppress(StoreError):
+                    leases.release(fid)
+                log.info("folder_lease_released", folder=watcher.folder, worker=leases.name)
+            # let another worker take a handed-over folder before trying again
+            stop.wait(keeper.renew)

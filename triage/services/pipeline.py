@@ -9,9 +9,12 @@ in the same transaction as the row and the folder's progress (DESIGN.md: steps
    nothing else happens (no new ticket, no acknowledgment).
 1. A reply on an existing ticket (In-Reply-To/References to mail we stored or
    sent, else the ``[#ref]`` in the subject) joins it: auto-replies and bounces
-   as notes (RFC 3834, RFC 3464), client mail as a follow-up that reopens a
-   waiting or solved ticket. No acknowledgment.
-2. A bounce of mail we cannot find opens no ticket.
+   as notes (RFC 3834, RFC 3464; also feedback reports, read receipts,
+   notifications, and an auto-responder's answer to our acknowledgment), client
+   mail as a follow-up that reopens a waiting or solved ticket. No acknowledgment.
+2. Machine mail about nothing we know opens no ticket: a bounce, a feedback report
+   (RFC 5965), a read receipt (RFC 8098), a no-reply sender's notification (the
+   last only unless a rule sends it to a queue: a bank's payment notice).
 3. Anything else is routed (rules, mailing lists, the classifier, the fallback
    queue; :mod:`triage.routing`), opens a ticket with SLA deadlines, is escalated
    at once when a rule says so, and is acknowledged unless the acknowledgment
@@ -246,7 +249,10 @@ class RoutingPipeline:
             via = f"{match.via}" + (f"; {responder}" if responder else "")
             self._join(session, row, message, match.ticket, via, decision, now)
             return
-        if message.kind in STORED_ONLY_KINDS:
+        ruled = decision is not None and bool(decision.queue)
+        if message.kind in STORED_ONLY_KINDS and not (
+            ruled and message.kind == MessageKind.NOTIFICATION
+        ):  # a rule may still send a no-reply sender's mail to a queue (a bank's notice)
             self._machine_without_ticket(session, row, message)
             return
         queue_prediction, priority_prediction = self._predict(message)

@@ -7,22 +7,23 @@ instead of failing. PostgreSQL is used as is (several workers may share it).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.errors import ConfigError, StoreError
+from triage.store import notify as notifications
+
+if TYPE_CHECKING:  # alembic loads only to migrate or read the schema revision
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["Database", "alembic_config", "describe_error", "make_engine"]
 
@@ -111,7 +112,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     """An alembic configuration for the migrations shipped inside the package."""
-    cfg = AlembicConfig()
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - start-up time
+
+    # stdout given now: alembic's default is whatever sys.stdout was when it was imported
+    cfg = AlembicConfig(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(files("triage.store") / "migrations"))
     if engine is not None:
         cfg.attributes["engine"] = engine
@@ -128,6 +132,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        notifications.install(self.sessions)  # NOTIFY committed with the change (PostgreSQL)
 
     @classmethod
     def open(
@@ -166,6 +171,10 @@ class Database:
         Raises:
             StoreError: the database cannot be reached or a migration fails.
         """
+        from alembic import command  # noqa: PLC0415 - start-up time
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+        from alembic.script import ScriptDirectory  # noqa: PLC0415
+
         cfg = alembic_config(self.engine)
         script = ScriptDirectory.from_config(cfg)
         try:
@@ -196,6 +205,8 @@ class Database:
         Raises:
             StoreError: the database cannot be reached.
         """
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - start-up time
+
         try:
             with self.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
                 heads = MigrationContext.configure(conn).get_current_heads()
@@ -215,6 +226,8 @@ class Database:
             StoreError: the database cannot be reached, is empty, or its schema is
                 behind (or ahead of) this triage's, naming both revisions and what to do.
         """
+        from alembic.script import ScriptDirectory  # noqa: PLC0415 - start-up time
+
         current = self.current_revision()
         script = ScriptDirectory.from_config(alembic_config())
         head = script.get_current_head()

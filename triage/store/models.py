@@ -138,6 +138,27 @@ class Folder(Base):
     """Last successful pass over the folder (UTC)."""
     last_error: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    lease_worker: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The worker (``workers.name``) that watches this folder now ("" when none; PostgreSQL)."""
+    lease_until: Mapped[datetime | None]
+    """Until when the lease holds unless renewed (UTC); a dead worker's lapses by then."""
+
+
+class Worker(Base):
+    """A running ``triage run`` (or ``poll --once``) process sharing the database.
+
+    Written only on PostgreSQL, where several workers share the folders by lease
+    (:mod:`triage.services.workers`); ``triage status`` lists them.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class MissingUid(Base):
