@@ -143,9 +143,7 @@ def fill(db: Database, count: int, seed: int = 7) -> int:
                     "created_at": opened,
                 }
             )
-            events.append(
-                {"ticket_id": i + 1, "at": opened, "actor": "triage", "action": "opened"}
-            )
+            events.append({"ticket_id": i + 1, "at": opened, "actor": "triage", "action": "opened"})
         with db.session() as session:
             session.execute(insert(Ticket), tickets)
             session.execute(insert(Message), messages)
@@ -217,7 +215,9 @@ def sigterm_during_first_pass(config: Path, log_path: Path, wait_s: float) -> tu
     return time.monotonic() - sent, code
 
 
-def measure(name: str, url: str, base: Path, count: int, dovecot: Dovecot, smtp_port: int) -> dict:
+def measure(  # noqa: PLR0917 - the benchmark's one step, all positional
+    name: str, url: str, base: Path, count: int, dovecot: Dovecot, smtp_port: int
+) -> dict[str, Any]:
     print(f"{name}: filling {count} tickets", flush=True)
     account = dovecot.add_user()
     data = daemon_config(account, smtp_port, url, base, monitoring={"port": 0})
