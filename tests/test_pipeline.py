@@ -26,6 +26,7 @@ from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
+from triage.outbox import AckReason
 from triage.services.intake import Intake
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder
 from triage.store import Database
@@ -573,3 +574,69 @@ def test_a_rules_ack_template_is_the_acknowledgment_sent(
         "acknowledgment template gold not found: acknowledged with ack/default.en.j2"
         in decisions[gold.id].explanation
     )
+
+
+def test_every_ack_value_written_is_an_ack_reason(
+    database: Database, settings: Settings, model: TrainedModel
+) -> None:
+    """Issue 14: ``routing_decisions.ack`` held ad-hoc strings beside the enum. Each path
+    that writes one of them is taken here; every value written is "" or an AckReason."""
+    inbox = Inbox(database, settings, model)
+    written: dict[str, str] = {}
+
+    def last_ack() -> str:
+        with database.session() as s:
+            query = select(RoutingDecision.ack).order_by(RoutingDecision.id.desc()).limit(1)
+            return s.scalars(query).one()
+
+    emma = "Emma <emma@bakery-example.com>"
+    raw = mail(emma, "Invoice 77", "Is it paid?", message_id="<e77@bakery.example>")
+    inbox.deliver(raw)
+    inbox.deliver(raw.replace(b"Subject:", b"Received: from relay2\r\nSubject:"))
+    written["duplicate"] = last_ack()
+    inbox.deliver(
+        mail(
+            "Shop <noreply@shop.example>",
+            "Re: Invoice 77",
+            "Order noted.",
+            in_reply_to="<e77@bakery.example>",
+        )
+    )
+    written["notification note"] = last_ack()
+
+    calls = []
+    original = inbox.pipeline._acknowledge
+
+    def fail_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("template store unreachable")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    inbox.pipeline._acknowledge = fail_once  # type: ignore[method-assign]
+    inbox.deliver(mail("D <d@client.example>", "Invoice 9", "Check invoice 9."))
+    written["parse error"] = last_ack()
+    inbox.pipeline._acknowledge = original  # type: ignore[method-assign]
+
+    inbox.intake.import_message(mail("I <i@client.example>", "Invoice 10", "Old mail."))
+    written["import"] = last_ack()
+    inbox.pipeline.open_import_tickets = False
+    inbox.intake.import_message(mail("J <j@client.example>", "Invoice 11", "Old mail."))
+    written["import, stored only"] = last_ack()
+
+    no_smtp = Inbox(database, settings.model_copy(update={"smtp": None}), model)
+    no_smtp.uid = 100
+    no_smtp.deliver(mail("K <k@client.example>", "Invoice 12", "New mail."))
+    written["no smtp"] = last_ack()
+
+    assert written == {
+        "duplicate": AckReason.DUPLICATE,
+        "notification note": AckReason.NO_REPLY_SENDER,
+        "parse error": AckReason.PARSE_ERROR,
+        "import": AckReason.IMPORT,
+        "import, stored only": AckReason.IMPORT,
+        "no smtp": AckReason.NO_SMTP,
+    }
+    with database.session() as s:
+        values = set(s.scalars(select(RoutingDecision.ack)))
+    assert values <= {"", *AckReason}
