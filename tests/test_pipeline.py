@@ -534,3 +534,42 @@ def test_a_legal_threat_in_old_mail_is_recorded_but_not_mailed_to_the_owners(
     assert old.kind == new.kind == "rule"
     assert old.notified_at is not None  # marked: the outbox will not mail it
     assert new.notified_at is None  # mailed by the next SLA pass
+
+
+def test_a_rules_ack_template_is_the_acknowledgment_sent(
+    database: Database, settings: Settings, model: TrainedModel, tmp_path: Path
+) -> None:
+    """Issue 14: ``ack_template`` chose the template shown on the ticket but the queue's
+    default was mailed. Now the rule's template is mailed; one that does not exist
+    falls back to the queue's, and the ticket's explanation says so."""
+    (tmp_path / "ack").mkdir()
+    (tmp_path / "ack" / "vip.en.j2").write_text(
+        "{% block body %}Dear valued client, ticket {{ ticket }} is ours.{% endblock %}\n",
+        encoding="utf-8",
+    )
+    own = settings.acknowledgments.model_copy(update={"templates_dir": str(tmp_path)})
+    inbox = Inbox(database, settings.model_copy(update={"acknowledgments": own}), model)
+    inbox.pipeline.rules = RulesHolder(
+        rules=parse_rules(
+            "[[rule]]\nname = 'vip'\nwhen = { field = 'from', contains = 'vip.example' }\n"
+            "then = { ack_template = 'vip' }\n"
+            "[[rule]]\nname = 'gold'\nwhen = { field = 'from', contains = 'gold.example' }\n"
+            "then = { ack_template = 'gold' }\n"
+        )
+    )
+    vip = inbox.deliver(mail("Vera <vera@vip.example>", "Invoice 5", "Is invoice 5 paid?"))
+    gold = inbox.deliver(mail("Gabor <gabor@gold.example>", "Invoice 6", "Is invoice 6 paid?"))
+    acks = {a.cause_message_id: a for a in rows(database, OutboxMail, kind="ack")}
+
+    def body(raw: bytes) -> str:
+        return email.message_from_bytes(raw, policy=policy.default).get_content()  # type: ignore[attr-defined,no-any-return]
+
+    assert "Dear valued client" in body(acks[vip.id].raw)
+    assert "thank you for your message" in body(acks[gold.id].raw)
+    decisions = {d.message_id: d for d in rows(database, RoutingDecision)}
+    assert decisions[vip.id].ack_template == "vip"
+    assert decisions[gold.id].ack == ""
+    assert (
+        "acknowledgment template gold not found: acknowledged with ack/default.en.j2"
+        in decisions[gold.id].explanation
+    )

@@ -281,7 +281,8 @@ class RoutingPipeline:
             self._escalate(session, ticket, routed.escalate, row, message, now)
         ack, why = self._acknowledge(session, row, message, ticket, routed, now)
         if why:  # shown on the ticket (show, the web page) with the routing explanation
-            routed = replace(routed, explanation=(*routed.explanation, f"no acknowledgment: {why}"))
+            line = f"no acknowledgment: {why}" if ack else why
+            routed = replace(routed, explanation=(*routed.explanation, line))
         self._decision(session, row, ticket, routed, ack=ack)
         self.stats.routed[str(routed.decided_by)] += 1
         log.info(
@@ -483,7 +484,8 @@ class RoutingPipeline:
         now: datetime,
     ) -> tuple[str, str]:
         """Queue the acknowledgment; return ("", "") when queued, else (why not as a
-        reason code, the sentence a person reads)."""
+        reason code, the sentence a person reads). Queued with the queue's template
+        although a rule chose one that does not exist: ("", the sentence saying so)."""
         detail = ""
         if self.settings.smtp is None or self.templates is None:
             reason = "no_smtp"
@@ -514,6 +516,7 @@ class RoutingPipeline:
                 settings=self.settings,
                 now=now,
                 templates=self.templates,
+                template=routed.ack_template or "",
             )
         except ValueError:
             self.stats.suppressed("no_reply_address")
@@ -528,6 +531,11 @@ class RoutingPipeline:
             cause_message_id=row.id,
         )
         self.stats.acks_queued += 1
+        chosen = routed.ack_template
+        if chosen and not mail.template.startswith(f"ack/{chosen}."):
+            return "", (
+                f"acknowledgment template {chosen} not found: acknowledged with {mail.template}"
+            )
         return "", ""
 
     def _machine_without_ticket(
