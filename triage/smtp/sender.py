@@ -38,10 +38,10 @@ import aiosmtplib
 from triage.errors import (
     ConfigError,
     OAuth2Error,
+    OAuth2UnreachableError,
     PermanentSendError,
     SendAuthError,
     SendError,
-    SignInRequiredError,
     TemporarySendError,
 )
 from triage.logs import get_logger
@@ -114,8 +114,9 @@ class SmtpSender:
         auth: ``password`` (AUTH PLAIN/LOGIN) or ``xoauth2`` (the SASL XOAUTH2 of
             Google and Microsoft).
         token: for ``xoauth2``, a callable returning a fresh access token (blocking;
-            run in a worker thread); SignInRequiredError ends the session with
-            SendAuthError, another OAuth2Error with SmtpSessionError (temporary).
+            run in a worker thread); OAuth2UnreachableError ends the session with
+            SmtpSessionError (temporary), another OAuth2Error (the sign-in gone or
+            refused) with SendAuthError.
         ca_file: an extra CA bundle (PEM) trusted besides the system CAs; "" for none.
         tls_verify: verify the server certificate and host name (default). False is
             logged as a warning at each connection.
@@ -268,10 +269,10 @@ class SmtpSender:
             assert self._token is not None  # noqa: S101 - checked in __init__
             try:
                 token = await asyncio.to_thread(self._token)
-            except SignInRequiredError as exc:
-                raise SendAuthError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
-            except (OAuth2Error, ConfigError) as exc:
+            except OAuth2UnreachableError as exc:
                 raise SmtpSessionError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
+            except (OAuth2Error, ConfigError) as exc:  # sign-in gone, refused, cache unusable
+                raise SendAuthError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
             await client.auth_xoauth2(self.username, token)
             return
         assert self._password is not None  # noqa: S101 - checked in __init__
