@@ -1,7 +1,7 @@
 """tickets.sla_check_at: when the SLA watch must next look at a ticket (issue 13.8)
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03 16:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from triage.store.models import UtcDateTime
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
