@@ -8,13 +8,12 @@ test gets its own mailbox user.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import browser, page, pages  # noqa: F401 - fixtures of the browser tests
-from support.dovecot import DOVECOT, Dovecot, ImapAccount
+from support.dovecot import Dovecot, ImapAccount, missing_binaries
 from support.postgres import postgres_unavailable_reason, throwaway_database
 from support.smtp import SmtpServer
 
@@ -52,8 +51,12 @@ def cases_dir() -> Path:
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
     """One real Dovecot for the session, on free loopback ports."""
-    if not (shutil.which("dovecot") or Path(DOVECOT).exists()):
-        _missing("Dovecot is not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
+    missing = missing_binaries()
+    if missing:
+        _missing(
+            f"Dovecot's IMAP server is not installed (apt-get install dovecot-imapd):"
+            f" missing {', '.join(missing)}"
+        )
     server = Dovecot()
     server.start()
     try:

@@ -108,6 +108,23 @@ def test_ack_headers(tmp_path: Path) -> None:
     assert mail.raw.count(b"\r\n") == mail.raw.count(b"\n")  # CRLF everywhere
 
 
+@pytest.mark.parametrize("name", ["Iroda Kft.", "Dr. J. Smith", "Kovács és Tsa. Bt."])
+def test_a_from_name_with_a_period_goes_out_quoted_without_defects(
+    tmp_path: Path, name: str
+) -> None:
+    """A company name like 'Iroda Kft.' is an obs-phrase (RFC 5322 section 4.1): the config
+    accepts it and the acknowledgment's From is written as a valid, quoted phrase."""
+    s = make_settings(tmp_path, smtp={"from_address": f"{name} <inbox@example.com>"})
+    mail = compose_ack(
+        client_message(), ticket_ref=1042, queue="billing", due_at=DUE, settings=s, now=NOW
+    )
+    msg = parsed(mail.raw)
+    assert not msg["From"].defects
+    [address] = msg["From"].addresses
+    assert (address.display_name, address.addr_spec) == (name, "inbox@example.com")
+    assert mail.mail_from == "inbox@example.com"
+
+
 def test_reply_to_wins_over_from_and_message_id_domain_is_configurable(tmp_path: Path) -> None:
     s = make_settings(tmp_path, team={"message_id_domain": "helpdesk.example.org"})
     message = client_message(reply_to=(Address("Könyvelés", "konyveles@example.com"),))

@@ -180,8 +180,11 @@ def test_every_reason_is_a_stable_code() -> None:
     assert {r.value for r in AckReason} == {
         "disabled", "bounce", "auto_reply", "suppressed", "mailing_list", "no_address",
         "own_address", "no_reply_sender", "follow_up", "rule", "too_old", "rate_limited",
-        "feedback_report", "read_receipt", "reply_to_ack", "repeat",
+        "feedback_report", "read_receipt", "reply_to_ack", "repeat", "no_smtp", "import",
+        "parse_error", "duplicate",
     }  # fmt: skip
+    assert AckReason.of_note("notification") == AckReason.NO_REPLY_SENDER
+    assert AckReason.of_note("auto_reply") == AckReason.AUTO_REPLY
 
 
 # The shared cases. The first-cut parser does not set `kind` yet; these pass through

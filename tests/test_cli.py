@@ -237,3 +237,48 @@ def test_init_notes_that_no_owner_would_hear_of_escalations(tmp_path: Path) -> N
     assert "note: [owners] addresses is empty" in done.stdout
     shutil.copy(ROOT / "config.example.toml", config)
     assert "[owners] addresses is empty" not in run("init", "--config", str(config)).stdout
+
+
+def test_the_command_table_names_each_command_and_its_module() -> None:
+    # `triage` imports a command's module only when it runs; the table must be whole
+    from triage.cli import main as cli_main  # noqa: PLC0415
+
+    for module in cli_main.COMMAND_MODULES:
+        __import__(f"triage.cli.{module}")
+    defined = {
+        name: (command.callback.__module__ if command.callback else "")
+        for name, command in cli_main.cli.commands.items()
+    }
+    assert defined == {name: f"triage.cli.{m}" for name, m in cli_main.COMMANDS.items()}
+
+
+READ_ONLY_COMMANDS = (["queue", "--json"], ["status"], ["outbox"], ["rules", "check"])
+NOT_FOR_READING = ("sklearn", "triage.web", "starlette", "uvicorn", "imapclient", "aiosmtplib")
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=" ".join)
+def test_reading_commands_import_no_model_web_or_mail_client(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    # every command paid ~1 s of imports it never used (scikit-learn, the web page)
+    config = tmp_path / "triage.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    assert run("--config", str(config), "init").returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", TRIAGE, "--config", str(config), *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "triage.store" in imported  # the check itself sees imports
+    unwanted = sorted(
+        m for m in imported if any(m == u or m.startswith(f"{u}.") for u in NOT_FOR_READING)
+    )
+    assert unwanted == []

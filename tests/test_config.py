@@ -345,6 +345,9 @@ _GOOD_ADDRESSES = [
     "Anna <anna@example.com>",
     '"Kovács, Anna" <anna@example.hu>',
     "Ánna Kovács <anna@example.hu>",
+    # a period in the name is RFC 5322 section 4.1's obs-phrase: common in company names
+    "Iroda Kft. <iroda@example.hu>",
+    "Dr. J. Smith <j.smith@example.com>",
 ]
 
 

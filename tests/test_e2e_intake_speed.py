@@ -71,9 +71,9 @@ class Counting:
         self.model = model
         self.calls: list[int] = []
 
-    def predict(self, examples: Sequence[Example], **kwargs: Any) -> list[Prediction]:
+    def predict(self, examples: Sequence[Example], **options: Any) -> list[Prediction]:
         self.calls.append(len(examples))
-        return self.model.predict(examples, **kwargs)
+        return self.model.predict(examples, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import imaplib
 import io
 import json
+import ssl
 from pathlib import Path
 
 import pytest
 import structlog
 
 from triage import errors
+from triage.imap.connect import as_mailbox_error
 from triage.logs import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +48,52 @@ def test_every_error_derives_from_triage_error() -> None:
 
 
 def test_retryable_errors_are_connection_errors() -> None:
-    assert issubclass(errors.MailboxError, ConnectionError)
+    assert issubclass(errors.MailboxConnectionError, ConnectionError)
     assert issubclass(errors.TemporarySendError, ConnectionError)
+    assert issubclass(errors.OAuth2UnreachableError, ConnectionError)
     assert issubclass(errors.ConfigError, errors.UserError)
+
+
+def test_errors_retrying_will_not_cure_are_not_connection_errors() -> None:
+    """Issue 14: a 5xx and a refused login inherited ConnectionError, so retry code that
+    catches it broadly would have retried them. Only retryable errors mix it in; the
+    bases do not either (their plain instances are not known to be retryable)."""
+    not_retryable = [
+        errors.PermanentSendError,
+        errors.MailboxAuthError,
+        errors.SignInRequiredError,
+        errors.SendError,
+        errors.MailboxError,
+        errors.OAuth2Error,
+    ]
+    for cls in not_retryable:
+        assert not issubclass(cls, OSError), cls.__name__  # ConnectionError is an OSError
+    with pytest.raises(errors.PermanentSendError):
+        try:
+            raise errors.PermanentSendError("550 no such user", code=550)
+        except ConnectionError:  # a retry loop's catch must let it through
+            pytest.fail("a permanent SMTP failure was caught as a connection error")
+    # Every class in the module that mixes in ConnectionError is a retryable one.
+    retryable = {"MailboxConnectionError", "TemporarySendError", "OAuth2UnreachableError"}
+    mixed = {
+        name
+        for name in errors.__all__
+        if isinstance(getattr(errors, name), type)
+        and issubclass(getattr(errors, name), ConnectionError)
+    }
+    assert mixed == retryable
+
+
+def test_imap_failures_are_retryable_only_when_the_connection_failed() -> None:
+    assert isinstance(as_mailbox_error(TimeoutError(), "fetching"), ConnectionError)
+    assert isinstance(as_mailbox_error(ConnectionResetError(), "fetching"), ConnectionError)
+    assert isinstance(as_mailbox_error(EOFError(), "fetching"), ConnectionError)
+    refused = as_mailbox_error(imaplib.IMAP4.error("NO [AUTHENTICATIONFAILED]"), "login")
+    assert isinstance(refused, errors.MailboxError)
+    assert not isinstance(refused, ConnectionError)
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    untrusted.verify_message = "self-signed certificate"
+    assert not isinstance(as_mailbox_error(untrusted, "tls"), ConnectionError)
 
 
 def test_logs_are_json_when_not_a_tty_and_secrets_are_redacted() -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import subprocess
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -13,6 +16,8 @@ from support.dovecot import Dovecot, ImapAccount, tls_client_context
 from support.smtp import SmtpServer
 
 pytestmark = pytest.mark.imap
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RAW = (
     b"From: Kov\xc3\xa1cs <client@example.net>\r\nTo: inbox@example.test\r\n"
@@ -90,3 +95,27 @@ def test_smtp_sink_scripted_temporary_failure(smtp_server: SmtpServer) -> None:
     assert err.value.code == 451
     asyncio.run(aiosmtplib.send(msg, hostname="127.0.0.1", port=smtp_server.port, start_tls=False))
     assert len(smtp_server.sink.messages) == 1
+
+
+def test_the_dovecot_fixture_serves_imap_only(dovecot: Dovecot) -> None:
+    """Issue 14: the fixture configured LMTP, which nothing uses; without dovecot-lmtpd
+    every IMAP test errored. The config now names the IMAP protocol alone."""
+    conf = (dovecot.dir / "dovecot.conf").read_text(encoding="utf-8")
+    assert "protocols = imap\n" in conf
+    assert "lmtp" not in conf
+
+
+def test_the_test_command_checks_each_dovecot_program(tmp_path: Path) -> None:
+    """scripts/test installs dovecot-imapd when any program the tests run is missing, not
+    only when ``dovecot`` is (a machine with dovecot-core alone had every IMAP test error)."""
+    script = ROOT / "scripts" / "dovecot-binaries"
+    installed = subprocess.run([script], capture_output=True, text=True, check=False)
+    assert (installed.returncode, installed.stdout) == (0, "")
+    empty = tmp_path / "libexec"
+    empty.mkdir()
+    env = {**os.environ, "DOVECOT_LIBEXEC": str(empty)}
+    core_only = subprocess.run([script], capture_output=True, text=True, check=False, env=env)
+    assert core_only.returncode == 1
+    assert core_only.stdout.split() == [str(empty / "imap"), str(empty / "imap-login")]
+    assert "dovecot-binaries" in (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    assert "lmtpd" not in (ROOT / "scripts" / "test").read_text(encoding="utf-8")

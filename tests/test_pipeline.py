@@ -26,6 +26,7 @@ from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
+from triage.outbox import AckReason
 from triage.services.intake import Intake
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder
 from triage.store import Database
@@ -534,3 +535,108 @@ def test_a_legal_threat_in_old_mail_is_recorded_but_not_mailed_to_the_owners(
     assert old.kind == new.kind == "rule"
     assert old.notified_at is not None  # marked: the outbox will not mail it
     assert new.notified_at is None  # mailed by the next SLA pass
+
+
+def test_a_rules_ack_template_is_the_acknowledgment_sent(
+    database: Database, settings: Settings, model: TrainedModel, tmp_path: Path
+) -> None:
+    """Issue 14: ``ack_template`` chose the template shown on the ticket but the queue's
+    default was mailed. Now the rule's template is mailed; one that does not exist
+    falls back to the queue's, and the ticket's explanation says so."""
+    (tmp_path / "ack").mkdir()
+    (tmp_path / "ack" / "vip.en.j2").write_text(
+        "{% block body %}Dear valued client, ticket {{ ticket }} is ours.{% endblock %}\n",
+        encoding="utf-8",
+    )
+    own = settings.acknowledgments.model_copy(update={"templates_dir": str(tmp_path)})
+    inbox = Inbox(database, settings.model_copy(update={"acknowledgments": own}), model)
+    inbox.pipeline.rules = RulesHolder(
+        rules=parse_rules(
+            "[[rule]]\nname = 'vip'\nwhen = { field = 'from', contains = 'vip.example' }\n"
+            "then = { ack_template = 'vip' }\n"
+            "[[rule]]\nname = 'gold'\nwhen = { field = 'from', contains = 'gold.example' }\n"
+            "then = { ack_template = 'gold' }\n"
+        )
+    )
+    vip = inbox.deliver(mail("Vera <vera@vip.example>", "Invoice 5", "Is invoice 5 paid?"))
+    gold = inbox.deliver(mail("Gabor <gabor@gold.example>", "Invoice 6", "Is invoice 6 paid?"))
+    acks = {a.cause_message_id: a for a in rows(database, OutboxMail, kind="ack")}
+
+    def body(raw: bytes) -> str:
+        return email.message_from_bytes(raw, policy=policy.default).get_content()  # type: ignore[attr-defined,no-any-return]
+
+    assert "Dear valued client" in body(acks[vip.id].raw)
+    assert "thank you for your message" in body(acks[gold.id].raw)
+    decisions = {d.message_id: d for d in rows(database, RoutingDecision)}
+    assert decisions[vip.id].ack_template == "vip"
+    assert decisions[gold.id].ack == ""
+    assert (
+        "acknowledgment template gold not found: acknowledged with ack/default.en.j2"
+        in decisions[gold.id].explanation
+    )
+
+
+def test_every_ack_value_written_is_an_ack_reason(
+    database: Database, settings: Settings, model: TrainedModel
+) -> None:
+    """Issue 14: ``routing_decisions.ack`` held ad-hoc strings beside the enum. Each path
+    that writes one of them is taken here; every value written is "" or an AckReason."""
+    inbox = Inbox(database, settings, model)
+    written: dict[str, str] = {}
+
+    def last_ack() -> str:
+        with database.session() as s:
+            query = select(RoutingDecision.ack).order_by(RoutingDecision.id.desc()).limit(1)
+            return s.scalars(query).one()
+
+    emma = "Emma <emma@bakery-example.com>"
+    raw = mail(emma, "Invoice 77", "Is it paid?", message_id="<e77@bakery.example>")
+    inbox.deliver(raw)
+    inbox.deliver(raw.replace(b"Subject:", b"Received: from relay2\r\nSubject:"))
+    written["duplicate"] = last_ack()
+    inbox.deliver(
+        mail(
+            "Shop <noreply@shop.example>",
+            "Re: Invoice 77",
+            "Order noted.",
+            in_reply_to="<e77@bakery.example>",
+        )
+    )
+    written["notification note"] = last_ack()
+
+    calls = []
+    original = inbox.pipeline._acknowledge
+
+    def fail_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("template store unreachable")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    inbox.pipeline._acknowledge = fail_once  # type: ignore[method-assign]
+    inbox.deliver(mail("D <d@client.example>", "Invoice 9", "Check invoice 9."))
+    written["parse error"] = last_ack()
+    inbox.pipeline._acknowledge = original  # type: ignore[method-assign]
+
+    inbox.intake.import_message(mail("I <i@client.example>", "Invoice 10", "Old mail."))
+    written["import"] = last_ack()
+    inbox.pipeline.open_import_tickets = False
+    inbox.intake.import_message(mail("J <j@client.example>", "Invoice 11", "Old mail."))
+    written["import, stored only"] = last_ack()
+
+    no_smtp = Inbox(database, settings.model_copy(update={"smtp": None}), model)
+    no_smtp.uid = 100
+    no_smtp.deliver(mail("K <k@client.example>", "Invoice 12", "New mail."))
+    written["no smtp"] = last_ack()
+
+    assert written == {
+        "duplicate": AckReason.DUPLICATE,
+        "notification note": AckReason.NO_REPLY_SENDER,
+        "parse error": AckReason.PARSE_ERROR,
+        "import": AckReason.IMPORT,
+        "import, stored only": AckReason.IMPORT,
+        "no smtp": AckReason.NO_SMTP,
+    }
+    with database.session() as s:
+        values = set(s.scalars(select(RoutingDecision.ack)))
+    assert values <= {"", *AckReason}

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 from support.tickets import local, make_policy, store_message
 
-from triage.services.slawatch import scan, warning_recipients
+from triage.escalation import warning_recipients
+from triage.services.slawatch import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.store import Database
 from triage.store.models import Escalation, Ticket
@@ -221,13 +222,14 @@ def test_many_scans_from_two_workers_store_each_escalation_once(database: Databa
         assert counts[(tid, "resolution", 0)] == 1
 
 
-def test_warnings_go_to_the_assignee_or_the_queues_assistants(database: Database) -> None:
-    unclaimed = _open(database, 1, local(2026, 3, 9, 9), queue="unsorted")
-    with database.session() as s:
-        t = s.get(Ticket, unclaimed)
-        assert warning_recipients(SETTINGS, t) == ["anna@office.example", "bela@office.example"]
-        t.assignee = "bela"
-        assert warning_recipients(SETTINGS, t) == ["bela@office.example"]
-        t.assignee = None
-        t.queue = "bulk"
-        assert warning_recipients(SETTINGS, t) == []
+def test_warnings_go_to_the_assignee_or_the_queues_assistants() -> None:
+    """One rule for who hears of an SLA warning (issue 14: two functions disagreed when
+    the assignee had no address; the warning now goes to the queue's assistants)."""
+    anna, bela = ("", "anna@office.example"), ("", "bela@office.example")
+    assert warning_recipients(SETTINGS, assignee=None, queue="unsorted") == [anna, bela]
+    assert warning_recipients(SETTINGS, assignee="bela", queue="unsorted") == [bela]
+    assert warning_recipients(SETTINGS, assignee="", queue="billing") == [anna]
+    # An assignee [team.assistants] has no address for: the queue's assistants hear of it.
+    assert warning_recipients(SETTINGS, assignee="zoe", queue="scheduling") == [bela]
+    assert warning_recipients(SETTINGS, assignee=None, queue="bulk") == []
+    assert warning_recipients(SETTINGS, assignee="zoe", queue="bulk") == []

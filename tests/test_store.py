@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -12,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from triage.store import Database
-from triage.store.db import alembic_config
+from triage.store.db import alembic_config, shipped_head
 from triage.store.models import Folder, Message
 
 
@@ -43,6 +44,17 @@ def test_migrations_match_the_models(database: Database) -> None:
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert database.current_revision() == head
     assert database.migrate() == []
+
+
+def test_the_shipped_head_is_read_from_file_names_as_alembic_reads_it() -> None:
+    # check_schema (every command) takes the head from the file names, not alembic:
+    # each NNNN_*.py must hold revision "NNNN" following "NNNN - 1", and the highest wins
+    script = ScriptDirectory.from_config(alembic_config())
+    assert shipped_head() == script.get_current_head()
+    for revision in script.walk_revisions():
+        assert Path(revision.path).name.startswith(f"{revision.revision}_")
+        if revision.down_revision is not None:
+            assert int(str(revision.down_revision)) == int(revision.revision) - 1
 
 
 def test_message_uid_is_unique_per_folder_and_uidvalidity(database: Database) -> None:

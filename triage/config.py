@@ -18,6 +18,7 @@ import re
 import stat
 import tomllib
 from datetime import date, time
+from email.errors import ObsoleteHeaderDefect
 from email.headerregistry import Group, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -132,7 +133,9 @@ def _mailbox(value: str) -> str:
 
     Parsed with :mod:`email.headerregistry`; refused when it has parse defects, is not
     exactly one address (a list, a group), or its addr-spec is not a plain
-    ``local@domain`` the outbox can put in a header and in RCPT TO.
+    ``local@domain`` the outbox can put in a header and in RCPT TO. A display name
+    with a period (``Iroda Kft. <iroda@example.hu>``) is RFC 5322 section 4.1's
+    obsolete phrase: accepted (the outbox writes the name quoted).
     """
     problem = (
         f"{value!r} is not a mail address (write 'name@example.com' or 'Name <name@example.com>')"
@@ -141,7 +144,7 @@ def _mailbox(value: str) -> str:
         raise ValueError(problem)
     try:
         header = HeaderRegistry()("To", value)
-        defects = list(header.defects)
+        defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
         groups: list[Group] = list(getattr(header, "groups", ()))  # an AddressHeader
     except Exception:  # noqa: BLE001 - the email parser raises assorted errors on odd input
         raise ValueError(problem) from None

@@ -10,7 +10,7 @@ One process, one asyncio loop:
   slow SMTP server never delays intake;
 - the SLA watch every ``sla_interval`` seconds: warnings and breaches become
   escalation rows and then outbox mail (:mod:`triage.services.slawatch`,
-  :func:`triage.outbox.mail_escalations`);
+  :func:`triage.escalation.mail_escalations`);
 - the classifier models, reloaded when another process (``triage train``)
   activates a new one.
 
@@ -37,13 +37,13 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
+from triage.escalation import mail_escalations
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
 from triage.metrics import TriageMetrics
 from triage.modelstore import active_model_info, load_active_model
 from triage.monitoring import MonitoringServer
-from triage.outbox import mail_escalations
 from triage.outbox.templates import MailTemplates
 from triage.rule_files import load_configured_rules, reload_configured_rules
 from triage.services.dispatch import Dispatcher, DispatchStats

@@ -2,7 +2,8 @@
 
 Every error triage raises on purpose derives from :class:`TriageError`. Errors a
 caller may retry also derive from the matching stdlib class, so retry code can
-catch broadly (``except ConnectionError``) without knowing triage::
+catch broadly (``except ConnectionError``) without knowing triage; errors that
+retrying will not cure never do (as aiosmtplib's)::
 
     TriageError
     ├── UserError                 the person at the CLI can fix it; one line, exit 2
@@ -15,13 +16,15 @@ catch broadly (``except ConnectionError``) without knowing triage::
     ├── ModelError                a classifier file is refused (version, tampering) or missing
     ├── StoreError                the database failed or its schema is not ours
     ├── MailParseError            internal to parsing; never escapes ingestion
-    ├── MailboxError              (also ConnectionError) IMAP unreachable, dropped, refused
+    ├── MailboxError              IMAP failed: a command refused, no such folder, TLS refused
+    │   ├── MailboxConnectionError  (also ConnectionError) unreachable, dropped, timed out, BYE
     │   └── MailboxAuthError      login refused: retrying will not help
-    ├── OAuth2Error               (also ConnectionError) the token endpoint failed or is unreachable
+    ├── OAuth2Error               the token endpoint refused, or the token cache is unusable
+    │   ├── OAuth2UnreachableError  (also ConnectionError) the token endpoint cannot be reached
     │   └── SignInRequiredError   the OAuth2 sign-in expired or was revoked: `triage auth login`
     ├── BackupError               a backup or restore failed (tool missing, target not empty)
-    └── SendError                 (also ConnectionError) SMTP delivery failed
-        ├── TemporarySendError    4xx, refused connection, timeout: retry later
+    └── SendError                 SMTP delivery failed
+        ├── TemporarySendError    (also ConnectionError) 4xx, refused connection, timeout: retry
         └── PermanentSendError    5xx: the row is marked failed
 
 Outcomes such as "discard", "hold" or "no acknowledgment" are values, not
@@ -46,10 +49,12 @@ __all__ = [
     "LoginError",
     "MailParseError",
     "MailboxAuthError",
+    "MailboxConnectionError",
     "MailboxError",
     "ModelError",
     "NotFoundError",
     "OAuth2Error",
+    "OAuth2UnreachableError",
     "PermanentSendError",
     "RuleFileError",
     "SendError",
@@ -161,24 +166,36 @@ class MailParseError(TriageError):
     """A message could not be parsed; ingestion records it and routes the message to fallback."""
 
 
-class MailboxError(TriageError, ConnectionError):
-    """The IMAP server is unreachable, dropped the connection or refused a command."""
+class MailboxError(TriageError):
+    """Talking to the IMAP server failed: it refused a command, has no such folder, or
+    TLS could not be set up; the subclasses say when retrying helps."""
+
+
+class MailboxConnectionError(MailboxError, ConnectionError):
+    """The IMAP server is unreachable, dropped the connection, timed out or said BYE:
+    retry later."""
 
 
 class MailboxAuthError(MailboxError):
-    """The IMAP server refused the credentials; retrying with the same ones will not help."""
+    """The IMAP server refused the credentials; retrying with the same ones will not help
+    (so not a ConnectionError)."""
 
 
-class OAuth2Error(TriageError, ConnectionError):
-    """An OAuth2 access token could not be obtained: the token endpoint is unreachable,
-    answered with an error, or the token cache cannot be read. Retry later."""
+class OAuth2Error(TriageError):
+    """An OAuth2 access token could not be obtained: the token endpoint answered with an
+    error, or the token cache cannot be read."""
+
+
+class OAuth2UnreachableError(OAuth2Error, ConnectionError):
+    """The OAuth2 token endpoint cannot be reached: retry later."""
 
 
 class SignInRequiredError(OAuth2Error):
     """The OAuth2 sign-in is missing, expired or revoked (``invalid_grant``).
 
-    Retrying will not help until someone runs ``triage auth login`` again; the
-    daemon keeps retrying at back-off pace so it recovers by itself afterwards.
+    Retrying will not help until someone runs ``triage auth login`` again (so not a
+    ConnectionError); the daemon keeps retrying at back-off pace so it recovers by
+    itself afterwards.
     """
 
 
@@ -187,17 +204,18 @@ class BackupError(TriageError):
     not a triage backup, or the target database is not empty."""
 
 
-class SendError(TriageError, ConnectionError):
-    """Handing a message to the SMTP server failed."""
+class SendError(TriageError):
+    """Handing a message to the SMTP server failed; the subclasses say whether to retry."""
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
 
 
-class TemporarySendError(SendError):
+class TemporarySendError(SendError, ConnectionError):
     """A transient SMTP failure (4xx reply, refused connection, timeout): retry later."""
 
 
 class PermanentSendError(SendError):
-    """A permanent SMTP failure (5xx reply): the outbox row is marked failed."""
+    """A permanent SMTP failure (5xx reply): the outbox row is marked failed. Not a
+    ConnectionError: retrying would send the same refused mail again."""

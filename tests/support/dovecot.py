@@ -25,6 +25,16 @@ from support.ports import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
+BINARIES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-binaries"
+
+
+def missing_binaries() -> list[str]:
+    """The Dovecot programs the tests need that are not installed (``scripts/dovecot-binaries``:
+    dovecot, doveadm, and the imap and imap-login services of dovecot-imapd)."""
+    done = subprocess.run(
+        [str(BINARIES_SCRIPT)], capture_output=True, text=True, check=False, timeout=30
+    )
+    return done.stdout.split() if done.returncode else []
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,6 @@ class Dovecot:
         self.dir = Path(tempfile.mkdtemp(prefix="dovecot-test."))  # not tmp_path: 0700 parents
         self.port = free_port()
         self.tls_port = free_port()
-        self.lmtp_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.root = os.geteuid() == 0
         self._users: dict[str, str] = {}
@@ -104,7 +113,7 @@ state_dir = {d}/state
 instance_name = dovecot-test-{self.port}
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-protocols = imap lmtp
+protocols = imap
 listen = 127.0.0.1
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -150,12 +159,6 @@ service imap-login {{
     address = 127.0.0.1
     port = {self.tls_port}
     ssl = yes
-  }}
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {self.lmtp_port}
   }}
 }}
 service anvil {{

@@ -22,7 +22,61 @@ from triage.store.db import describe_error
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Which module adds each command to `cli` (one module per area). A command's module
+# is imported only when that command runs (or for --help): `triage queue` does not
+# pay for the web page, the trainer or the IMAP client. tests/test_cli.py checks
+# that this table names every command and the module that defines it.
+COMMANDS = {
+    "assign": "tickets_cmd",
+    "auth": "auth_cmd",
+    "backup": "backup_cmd",
+    "claim": "tickets_cmd",
+    "demo": "admin",
+    "done": "tickets_cmd",
+    "evaluate": "model_cmd",
+    "import": "intake_cmd",
+    "init": "admin",
+    "model": "model_cmd",
+    "move": "tickets_cmd",
+    "note": "tickets_cmd",
+    "outbox": "outbox_cmd",
+    "poll": "intake_cmd",
+    "queue": "tickets_cmd",
+    "reopen": "tickets_cmd",
+    "reply": "tickets_cmd",
+    "restore": "backup_cmd",
+    "rules": "rules_cmd",
+    "run": "daemon_cmd",
+    "show": "tickets_cmd",
+    "status": "daemon_cmd",
+    "train": "model_cmd",
+    "user": "web_cmd",
+    "wait": "tickets_cmd",
+    "web": "web_cmd",
+}
+COMMAND_MODULES = tuple(sorted(set(COMMANDS.values())))
+"""The modules that add commands to `cli` when imported."""
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use (see :data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, sorted (without importing their modules)."""
+        return sorted(set(COMMANDS) | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing the module that defines it the first time."""
+        module = COMMANDS.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"triage.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -46,29 +100,6 @@ def cli(ctx: click.Context, config_path: str | None, log_format: str | None, ver
     app = AppContext(find_config_path(config_path), log_format=log_format, verbose=verbose)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-# Modules that add commands to `cli` when imported (one per area; keep sorted).
-COMMAND_MODULES = (
-    "admin",
-    "auth_cmd",
-    "backup_cmd",
-    "daemon_cmd",
-    "intake_cmd",
-    "model_cmd",
-    "outbox_cmd",
-    "rules_cmd",
-    "tickets_cmd",
-    "web_cmd",
-)
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"triage.cli.{name}")
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,10 @@ from triage.config import Settings, load_config
 from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.errors import UserError
+from triage.escalation import mail_escalations
 from triage.imap.watch import StoreOutcome
 from triage.mail import parse_message
 from triage.modelstore import save_model
-from triage.outbox import mail_escalations
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import Intake
 from triage.services.mailsource import SourceMessage, open_mail_source

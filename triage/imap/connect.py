@@ -40,6 +40,7 @@ from triage.config import ImapSettings
 from triage.errors import (
     ConfigError,
     MailboxAuthError,
+    MailboxConnectionError,
     MailboxError,
     OAuth2Error,
     SignInRequiredError,
@@ -71,7 +72,9 @@ def is_connection_failure(exc: BaseException) -> bool:
 
 
 def as_mailbox_error(exc: BaseException, doing: str, *, where: str = "") -> MailboxError:
-    """Translate an imapclient, imaplib, ssl or socket error into a :class:`MailboxError`.
+    """Translate an imapclient, imaplib, ssl or socket error into a :class:`MailboxError`:
+    a :class:`MailboxConnectionError` (retryable) for a timeout, a failed or dropped
+    connection; a plain :class:`MailboxError` for TLS and refused commands.
 
     Args:
         exc: the error caught.
@@ -91,12 +94,12 @@ def as_mailbox_error(exc: BaseException, doing: str, *, where: str = "") -> Mail
     if isinstance(exc, ssl.SSLError):
         return MailboxError(f"{doing}{at}: TLS failed: {exc.reason or exc}")
     if isinstance(exc, TimeoutError):
-        return MailboxError(f"{doing}{at}: timed out (no answer from the server)")
+        return MailboxConnectionError(f"{doing}{at}: timed out (no answer from the server)")
     if isinstance(exc, OSError):
         reason = exc.strerror or type(exc).__name__
-        return MailboxError(f"{doing}{at}: connection failed: {reason}")
+        return MailboxConnectionError(f"{doing}{at}: connection failed: {reason}")
     if isinstance(exc, imaplib.IMAP4.abort | EOFError):
-        return MailboxError(f"{doing}{at}: connection dropped: {exc}")
+        return MailboxConnectionError(f"{doing}{at}: connection dropped: {exc}")
     if isinstance(exc, imaplib.IMAP4.error):
         return MailboxError(f"{doing}{at}: server refused: {exc}")
     if isinstance(exc, UnicodeError):

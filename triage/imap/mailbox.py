@@ -28,7 +28,7 @@ from imapclient.exceptions import IMAPClientError, ProtocolError
 
 from triage.clock import Clock, SystemClock
 from triage.config import ImapSettings
-from triage.errors import MailboxError
+from triage.errors import MailboxConnectionError, MailboxError
 from triage.imap.connect import (
     ImapConnector,
     as_mailbox_error,
@@ -227,7 +227,7 @@ class ImapMailbox:
         as news (:meth:`take_news`).
         """
         if self._closed:
-            raise MailboxError(f"{doing}: the connection is closed")
+            raise MailboxConnectionError(f"{doing}: the connection is closed")
         try:
             result = func(*args)
         except MailboxError:
@@ -454,7 +454,7 @@ class ImapMailbox:
                 signal = classify_idle(responses)
                 if signal.bye:
                     self._abandon()
-                    raise MailboxError(f"{doing}: the server said BYE: {signal.text}")
+                    raise MailboxConnectionError(f"{doing}: the server said BYE: {signal.text}")
                 if signal.news:
                     news = True
                     break

@@ -35,7 +35,7 @@ from google.oauth2 import service_account
 from google_auth_oauthlib.flow import InstalledAppFlow
 
 from triage.config import OAuth2Settings
-from triage.errors import ConfigError, OAuth2Error, SignInRequiredError
+from triage.errors import ConfigError, OAuth2Error, OAuth2UnreachableError, SignInRequiredError
 from triage.oauth2.cache import read_private, write_private
 from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource
 
@@ -65,7 +65,7 @@ def _refresh_error(exc: Exception, who: str) -> OAuth2Error:
     code = text.split(":", 1)[0].strip()
     first = (text.strip().splitlines() or [""])[0]
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return OAuth2Error(f"cannot reach Google's token endpoint: {type(exc).__name__}")
+        return OAuth2UnreachableError(f"cannot reach Google's token endpoint: {type(exc).__name__}")
     if code in SIGN_IN_ERRORS:
         return SignInRequiredError(
             f"the Google sign-in of {who} has expired or was revoked ({first});"
@@ -159,7 +159,7 @@ class GoogleTokens(TokenSource):
         except (google.auth.exceptions.RefreshError, google.auth.exceptions.TransportError) as exc:
             raise _refresh_error(exc, user) from None
         except requests.RequestException as exc:
-            raise OAuth2Error(
+            raise OAuth2UnreachableError(
                 f"cannot reach Google's token endpoint: {type(exc).__name__}"
             ) from None
         if not self.service:

@@ -31,7 +31,7 @@ import msal
 import requests
 
 from triage.config import OAuth2Settings
-from triage.errors import OAuth2Error, SignInRequiredError
+from triage.errors import OAuth2Error, OAuth2UnreachableError, SignInRequiredError
 from triage.oauth2.cache import read_private, write_private
 from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource
 from triage.secrets import read_secret
@@ -96,7 +96,7 @@ class MicrosoftTokens(TokenSource):
             else:
                 self._app = msal.PublicClientApplication(self.settings.client_id, **common)
         except requests.RequestException as exc:
-            raise OAuth2Error(
+            raise OAuth2UnreachableError(
                 f"cannot reach the Microsoft sign-in service ({self.authority}):"
                 f" {type(exc).__name__}"
             ) from None
@@ -175,7 +175,7 @@ class MicrosoftTokens(TokenSource):
             )
             result = app.acquire_token_silent_with_error(self.scopes, account=account)
         except requests.RequestException as exc:
-            raise OAuth2Error(
+            raise OAuth2UnreachableError(
                 f"cannot reach the Microsoft token endpoint: {type(exc).__name__}"
             ) from None
         obtained = self._result(result, str(account.get("username", user)))
@@ -203,7 +203,7 @@ class MicrosoftTokens(TokenSource):
             say(f"Sign in as {user} (or a user with access to that mailbox).")
             result = app.acquire_token_by_device_flow(flow)
         except requests.RequestException as exc:
-            raise OAuth2Error(
+            raise OAuth2UnreachableError(
                 f"cannot reach the Microsoft sign-in service: {type(exc).__name__}"
             ) from None
         if "access_token" not in result:

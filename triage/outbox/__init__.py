@@ -2,9 +2,9 @@
 
 Pure parts (no I/O): :mod:`.policy` (whether to acknowledge), :mod:`.compose`
 and :mod:`.headers` (the mail itself), :mod:`.dates`, :mod:`.templates`
-(Jinja2, shipped English and Hungarian). Database parts, always in the caller's
-transaction: :mod:`.enqueue` and :mod:`.escalations`. Delivery is
-:mod:`triage.services.dispatch`.
+(Jinja2, shipped English and Hungarian). Database part, always in the caller's
+transaction: :mod:`.enqueue`. Delivery is :mod:`triage.services.dispatch`;
+escalation mail is :mod:`triage.escalation`.
 
 The intake pipeline, inside its per-message transaction::
 
@@ -18,7 +18,6 @@ The intake pipeline, inside its per-message transaction::
 
 from triage.outbox.compose import ComposedMail, build_mail, compose_ack
 from triage.outbox.enqueue import Enqueued, decide_ack, enqueue, recent_ack_count
-from triage.outbox.escalations import EscalationMailStats, mail_escalations
 from triage.outbox.headers import header_safe, reply_subject
 from triage.outbox.policy import AckDecision, AckReason, plan_ack
 from triage.outbox.status import OutboxSummary, outbox_summary
@@ -29,7 +28,6 @@ __all__ = [
     "AckReason",
     "ComposedMail",
     "Enqueued",
-    "EscalationMailStats",
     "MailTemplates",
     "OutboxSummary",
     "RenderedText",
@@ -38,7 +36,6 @@ __all__ = [
     "decide_ack",
     "enqueue",
     "header_safe",
-    "mail_escalations",
     "outbox_summary",
     "plan_ack",
     "recent_ack_count",

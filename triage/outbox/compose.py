@@ -39,7 +39,14 @@ from triage.outbox.headers import (
 )
 from triage.outbox.templates import MailTemplates
 
-__all__ = ["ComposedMail", "ack_language", "build_mail", "compose_ack", "our_mailbox"]
+__all__ = [
+    "ComposedMail",
+    "ack_candidates",
+    "ack_language",
+    "build_mail",
+    "compose_ack",
+    "our_mailbox",
+]
 
 _WIRE = compat32.clone(linesep="\r\n", max_line_length=0)
 """Generator policy: CRLF line ends, no folding of its own: every header value is folded
@@ -175,18 +182,41 @@ def _mailboxes(name: str, boxes: Sequence[tuple[str, str]]) -> str:
     return fold_field(name, tokens, separators=separators)
 
 
-def ack_language(message: InboundMessage, queue: str, settings: Settings, t: MailTemplates) -> str:
+def ack_language(
+    message: InboundMessage,
+    queue: str,
+    settings: Settings,
+    t: MailTemplates,
+    *,
+    template: str = "",
+) -> str:
     """The language of the acknowledgment: the message's if a template speaks it.
 
     Otherwise ``acknowledgments.default_language`` if a template speaks that,
-    else English.
+    else English. ``template`` is a rule's ``ack_template`` ("" for none): its
+    ``ack/<template>.<language>.j2`` count too.
     """
+    names = [f"{template}", queue, "default"] if template else [queue, "default"]
     for language in (message.language.lower(), settings.acknowledgments.default_language):
-        if language and (
-            t.exists(f"ack/{queue}.{language}.j2") or t.exists(f"ack/default.{language}.j2")
-        ):
+        if language and any(t.exists(f"ack/{name}.{language}.j2") for name in names):
             return language
     return "en"
+
+
+def ack_candidates(queue: str, language: str, template: str = "") -> list[str]:
+    """The template names tried for an acknowledgment, best first.
+
+    A rule's ``ack_template`` T comes first: ``ack/T.<language>.j2``, then ``ack/T.j2``
+    (a name that carries its language, such as ``default.hu``); then the queue's
+    ``ack/<queue>.<language>.j2``, ``ack/default.<language>.j2`` and ``ack/default.en.j2``.
+    """
+    chosen = [f"ack/{template}.{language}.j2", f"ack/{template}.j2"] if template else []
+    return [
+        *chosen,
+        f"ack/{queue}.{language}.j2",
+        f"ack/default.{language}.j2",
+        "ack/default.en.j2",
+    ]
 
 
 def compose_ack(
@@ -198,6 +228,7 @@ def compose_ack(
     settings: Settings,
     now: datetime,
     templates: MailTemplates | None = None,
+    template: str = "",
 ) -> ComposedMail:
     """The acknowledgment of ``message``, which opened ticket ``#ticket_ref``.
 
@@ -211,8 +242,11 @@ def compose_ack(
     smtp.from_address; To = the client's reply address (Reply-To, else From),
     which is also the only envelope recipient.
 
-    Template: ``ack/<queue>.<lang>.j2`` or ``ack/default.<lang>.j2``, in the
-    message's language when one exists, else acknowledgments.default_language.
+    Template: a rule's ``ack_template`` T when given (``ack/T.<lang>.j2`` or ``ack/T.j2``),
+    else ``ack/<queue>.<lang>.j2`` or ``ack/default.<lang>.j2``, in the message's
+    language when one exists, else acknowledgments.default_language
+    (:func:`ack_candidates`). The returned mail's ``template`` says which one was used:
+    a rule's template that does not exist falls back to the queue's.
 
     Args:
         message: the client's message.
@@ -223,6 +257,7 @@ def compose_ack(
         settings: the configuration.
         now: the Date header (timezone-aware).
         templates: the template set (built from settings when None).
+        template: the ``ack_template`` a rule chose ("" for the queue's default).
 
     Raises:
         ValueError: the message has no usable reply address.
@@ -234,14 +269,8 @@ def compose_ack(
         raise ValueError("the message has no usable reply address (plan_ack says no_address)")
     t = templates if templates is not None else MailTemplates.from_settings(settings)
     sender = our_mailbox(settings)
-    language = ack_language(message, queue, settings, t)
-    name = t.pick(
-        [
-            f"ack/{queue}.{language}.j2",
-            f"ack/default.{language}.j2",
-            "ack/default.en.j2",
-        ]
-    )
+    language = ack_language(message, queue, settings, t, template=template)
+    name = t.pick(ack_candidates(queue, language, template))
     timezone = settings.calendar.timezone
     queue_settings = settings.queues.get(queue)
     variables: dict[str, Any] = {

@@ -42,9 +42,13 @@ def header_safe(text: str, *, limit: int = MAX_SUBJECT) -> str:
 
     Runs of whitespace collapse to one space; the result is stripped and cut to
     ``limit`` characters. Removes C0/C1 controls (CR, LF, NUL, NEL ...), U+2028,
-    U+2029 and other Unicode "Cc", "Zl", "Zp" characters.
+    U+2029 and other Unicode "Cc", "Zl", "Zp" characters, and a stray byte-order
+    mark (U+FEFF, which the parser drops from incoming headers too).
     """
-    cleaned = "".join(" " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text)
+    cleaned = "".join(
+        " " if ch == "\ufeff" or unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch
+        for ch in text
+    )
     collapsed = " ".join(cleaned.split())
     return collapsed[:limit].rstrip()
 

@@ -82,7 +82,16 @@ RESPONDER_SECONDS = 120
 
 
 class AckReason(StrEnum):
-    """Why no acknowledgment is sent (stored in routing_decisions.ack)."""
+    """Why no acknowledgment is sent: every value ``routing_decisions.ack`` holds but ""
+    (one was queued).
+
+    :func:`plan_ack` answers most of them; the routing pipeline the rest:
+    ``no_smtp`` (no [smtp] section), ``import`` (imported history, not acknowledged
+    unless the import asks), ``parse_error`` (unparsable mail: we cannot tell whom or
+    what we would answer), ``duplicate`` (a second copy of mail already stored),
+    ``follow_up`` (mail on a ticket already open) and the machine kinds of mail that
+    join a ticket as a note.
+    """
 
     DISABLED = "disabled"
     BOUNCE = "bounce"
@@ -100,6 +109,22 @@ class AckReason(StrEnum):
     REPLY_TO_ACK = "reply_to_ack"
     REPEAT = "repeat"
     RATE_LIMITED = "rate_limited"
+    NO_SMTP = "no_smtp"
+    IMPORT = "import"
+    PARSE_ERROR = "parse_error"
+    DUPLICATE = "duplicate"
+
+    @classmethod
+    def of_note(cls, kind: str) -> AckReason:
+        """The reason for machine mail of ``kind`` (a ``MessageKind`` value) filed as a note:
+        its own kind's reason, ``no_reply_sender`` for a no-reply notification.
+
+        Raises:
+            ValueError: ``kind`` is not a kind of machine mail.
+        """
+        if kind == MessageKind.NOTIFICATION:
+            return cls.NO_REPLY_SENDER
+        return cls(kind)
 
 
 @dataclass(frozen=True, slots=True)

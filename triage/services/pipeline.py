@@ -47,7 +47,7 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
 from triage.outbox import compose_ack, decide_ack, enqueue
-from triage.outbox.policy import history_age, responder_sign
+from triage.outbox.policy import AckReason, history_age, responder_sign
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route, routing_threshold
 from triage.sla.deadlines import SlaPolicy
@@ -234,7 +234,9 @@ class RoutingPipeline:
         # routing_decisions that would match nothing (a round trip per message).
         set_committed_value(row, "decision", None)
         if row.source == "import" and not self.open_import_tickets:
-            self._decision(session, row, None, self._stored_only("imported history"))
+            self._decision(
+                session, row, None, self._stored_only("imported history"), ack=AckReason.IMPORT
+            )
             return
         original = self._earlier_copy(session, row, message)
         if original is not None:
@@ -281,7 +283,8 @@ class RoutingPipeline:
             self._escalate(session, ticket, routed.escalate, row, message, now)
         ack, why = self._acknowledge(session, row, message, ticket, routed, now)
         if why:  # shown on the ticket (show, the web page) with the routing explanation
-            routed = replace(routed, explanation=(*routed.explanation, f"no acknowledgment: {why}"))
+            line = f"no acknowledgment: {why}" if ack is not None else why
+            routed = replace(routed, explanation=(*routed.explanation, line))
         self._decision(session, row, ticket, routed, ack=ack)
         self.stats.routed[str(routed.decided_by)] += 1
         log.info(
@@ -293,7 +296,7 @@ class RoutingPipeline:
             decided_by=str(routed.decided_by),
             confidence=round(routed.confidence, 3) if routed.confidence is not None else None,
             rules=list(routed.rules_matched),
-            ack=ack or "queued",
+            ack=str(ack) if ack else "queued",
         )
 
     # -- steps -------------------------------------------------------------------------
@@ -350,7 +353,7 @@ class RoutingPipeline:
     def _duplicate(self, session: Session, row: Message, original: Message, now: datetime) -> None:
         """File a second copy of ``original`` with its ticket: no new ticket, no acknowledgment."""
         ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
-        self.stats.suppressed("duplicate")
+        self.stats.suppressed(AckReason.DUPLICATE)
         if ticket is None:
             self._decision(
                 session,
@@ -360,7 +363,7 @@ class RoutingPipeline:
                     f"a second copy of message {original.id} (same Message-ID and sender),"
                     " which has no ticket: kept without one"
                 ),
-                ack="duplicate",
+                ack=AckReason.DUPLICATE,
             )
         else:
             row.ticket_id = ticket.id
@@ -378,7 +381,7 @@ class RoutingPipeline:
                 f" filed with ticket {format_ref(ticket.ref or 0)}, nothing else changes"
             )
             self._decision(
-                session, row, ticket, _ticket_route(ticket, (explanation,)), ack="duplicate"
+                session, row, ticket, _ticket_route(ticket, (explanation,)), ack=AckReason.DUPLICATE
             )
         log.info(
             "message_duplicate_delivery",
@@ -449,7 +452,7 @@ class RoutingPipeline:
             if joined != "note" and decision.escalate:
                 escalate = decision.escalate
                 self._escalate(session, ticket, escalate, row, message, now)
-        reason = str(row.kind) if joined == "note" else "follow_up"
+        reason = AckReason.of_note(row.kind) if joined == "note" else AckReason.FOLLOW_UP
         self.stats.joined += 1
         self.stats.suppressed(reason)
         self._decision(
@@ -481,16 +484,18 @@ class RoutingPipeline:
         ticket: Ticket,
         routed: Route,
         now: datetime,
-    ) -> tuple[str, str]:
-        """Queue the acknowledgment; return ("", "") when queued, else (why not as a
-        reason code, the sentence a person reads)."""
+    ) -> tuple[AckReason | None, str]:
+        """Queue the acknowledgment; return (None, "") when queued, else (why not, the
+        sentence a person reads). Queued with the queue's template although a rule chose
+        one that does not exist: (None, the sentence saying so)."""
         detail = ""
+        reason: AckReason | None = None
         if self.settings.smtp is None or self.templates is None:
-            reason = "no_smtp"
+            reason = AckReason.NO_SMTP
         elif row.source == "import" and not self.acknowledge_imports:
-            reason = "import"
+            reason = AckReason.IMPORT
         elif message.parse_status == ParseStatus.ERROR:
-            reason = "parse_error"
+            reason = AckReason.PARSE_ERROR
         else:
             plan = decide_ack(
                 session,
@@ -500,24 +505,22 @@ class RoutingPipeline:
                 follow_up=False,
                 rule_no_ack=routed.suppress_ack,
             )
-            reason = "" if plan.send else str(plan.reason)
+            reason = None if plan.send else AckReason(plan.reason)
             detail = plan.detail
-        if reason:
+        if reason is not None:
             self.stats.suppressed(reason)
             return reason, detail
-        try:
-            mail = compose_ack(
-                message,
-                ticket_ref=ticket.ref or 0,
-                queue=ticket.queue,
-                due_at=ticket.first_response_due,
-                settings=self.settings,
-                now=now,
-                templates=self.templates,
-            )
-        except ValueError:
-            self.stats.suppressed("no_reply_address")
-            return "no_reply_address", "no usable reply address"
+        # plan_ack answered no_address for a reply address compose_ack could not use.
+        mail = compose_ack(
+            message,
+            ticket_ref=ticket.ref or 0,
+            queue=ticket.queue,
+            due_at=ticket.first_response_due,
+            settings=self.settings,
+            now=now,
+            templates=self.templates,
+            template=routed.ack_template or "",
+        )
         enqueue(
             session,
             mail,
@@ -528,7 +531,12 @@ class RoutingPipeline:
             cause_message_id=row.id,
         )
         self.stats.acks_queued += 1
-        return "", ""
+        chosen = routed.ack_template
+        if chosen and not mail.template.startswith(f"ack/{chosen}."):
+            return None, (
+                f"acknowledgment template {chosen} not found: acknowledged with {mail.template}"
+            )
+        return None, ""
 
     def _machine_without_ticket(
         self, session: Session, row: Message, message: InboundMessage
@@ -547,10 +555,10 @@ class RoutingPipeline:
             else ""
         )
         reason = {
-            MessageKind.BOUNCE: "bounce",
-            MessageKind.FEEDBACK_REPORT: "feedback_report",
-            MessageKind.READ_RECEIPT: "read_receipt",
-        }.get(message.kind, "no_reply_sender")
+            MessageKind.BOUNCE: AckReason.BOUNCE,
+            MessageKind.FEEDBACK_REPORT: AckReason.FEEDBACK_REPORT,
+            MessageKind.READ_RECEIPT: AckReason.READ_RECEIPT,
+        }.get(message.kind, AckReason.NO_REPLY_SENDER)
         self.stats.no_ticket += 1
         self.stats.suppressed(reason)
         self._decision(
@@ -572,8 +580,14 @@ class RoutingPipeline:
 
     @staticmethod
     def _decision(
-        session: Session, row: Message, ticket: Ticket | None, routed: Route, *, ack: str = ""
+        session: Session,
+        row: Message,
+        ticket: Ticket | None,
+        routed: Route,
+        *,
+        ack: AckReason | None = None,
     ) -> None:
+        """Add the message's ``routing_decisions`` row; ``ack`` None when one was queued."""
         decision = RoutingDecision(
             message_id=row.id,
             ticket_id=ticket.id if ticket is not None else None,
@@ -587,7 +601,7 @@ class RoutingPipeline:
             explanation=list(routed.explanation),
             tags=list(routed.tags),
             escalate=list(routed.escalate),
-            ack=ack,
+            ack=ack.value if ack is not None else "",
             ack_template=routed.ack_template or "",
             assignee=routed.assignee or "",
         )

@@ -4,7 +4,7 @@
 ``waiting`` tickets are paused and never breach) and creates escalation rows:
 
 - ``warning_<target>`` once the target's ``warn_at`` share of business time has
-  elapsed (for the assignee, or the queue's assistants when nobody has it);
+  elapsed (who is told: :func:`triage.escalation.warning_recipients`);
 - ``<target>`` (``first_response``, ``next_response``, ``resolution``) once it is
   past due (for the owners).
 
@@ -36,7 +36,7 @@ from triage.store.models import Escalation, Ticket
 from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_deadlines
 from triage.tickets.escalations import insert_escalation
 
-__all__ = ["scan", "warning_recipients"]
+__all__ = ["scan"]
 
 log = get_logger(__name__)
 
@@ -51,21 +51,6 @@ def _reason(ticket: Ticket, deadline: Deadline, calendar: BusinessCalendar, now:
     where = f"{ref} ({ticket.queue}, {ticket.priority}) from {ticket.client_addr}"
     due = _local(calendar, deadline.due)
     return f"{what} {describe_due(calendar, deadline.due, now)} (due {due}): {where}"
-
-
-def warning_recipients(settings: Settings, ticket: Ticket) -> list[str]:
-    """Addresses a ``warning_<target>`` row is meant for: the assignee, else the queue's assistants.
-
-    Names without an address in ``[team.assistants]`` are left out; the list may be
-    empty (then nobody but the owners, at breach time, hears of it).
-    """
-    people = settings.team.assistants
-    if ticket.assignee:
-        names = [ticket.assignee]
-    else:
-        queue = settings.queues.get(ticket.queue)
-        names = list(queue.assistants) if queue is not None else []
-    return [people[name] for name in names if name in people]
 
 
 def scan(

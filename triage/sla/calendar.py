@@ -20,6 +20,7 @@ Which local dates are working days, in order of precedence:
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -87,6 +88,10 @@ class BusinessCalendar:
 
             self._holidays = holidays.country_holidays(country, subdiv=subdivision or None)
         self._cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._anchor: date | None = None
+        self._ahead: list[timedelta] = [timedelta(0)]
+        self._behind: list[timedelta] = [timedelta(0)]
+        self._sums_lock = threading.Lock()  # the daemon's threads share one calendar
 
     @classmethod
     def from_settings(cls, settings: CalendarSettings) -> BusinessCalendar:
@@ -282,19 +287,52 @@ class BusinessCalendar:
         raise AssertionError("unreachable")  # pragma: no cover - _backward raises instead
 
     def elapsed(self, start: datetime, end: datetime) -> float:
-        """Working seconds between ``start`` and ``end``; negative when ``end`` is earlier."""
+        """Working seconds between ``start`` and ``end``; negative when ``end`` is earlier.
+
+        Constant time after the first calls: working time up to each local day is
+        summed once (per calendar) and kept, so a queue of 100,000 tickets, each
+        with its own "overdue by", costs two look-ups per ticket, not a walk over
+        the days between.
+        """
         _require_aware(start, "start")
         _require_aware(end, "end")
         a, b = start.astimezone(UTC), end.astimezone(UTC)
         if b < a:
             return -self.elapsed(b, a)
+        return (self._working_until(b) - self._working_until(a)).total_seconds()
+
+    def _working_until(self, t: datetime) -> timedelta:
+        """Working time from the start of an anchor day (the first day asked) to ``t`` (UTC)."""
+        day = self.local_date(t)
+        within = timedelta(0)
+        for s, e in self.intervals(day):
+            if t > s:
+                within += min(e, t) - s
+        return self._before_day(day) + within
+
+    def _before_day(self, day: date) -> timedelta:
+        """Working time from the anchor day's start to ``day``'s start (negative before it)."""
+        with self._sums_lock:
+            return self._before_day_locked(day)
+
+    def _before_day_locked(self, day: date) -> timedelta:
+        if self._anchor is None:
+            self._anchor = day
+        offset = (day - self._anchor).days
+        if offset >= 0:
+            ahead = self._ahead
+            while len(ahead) <= offset:
+                done = self._anchor + timedelta(days=len(ahead) - 1)
+                ahead.append(ahead[-1] + self._day_total(done))
+            return ahead[offset]
+        behind = self._behind
+        while len(behind) <= -offset:
+            before = self._anchor - timedelta(days=len(behind))
+            behind.append(behind[-1] - self._day_total(before))
+        return behind[-offset]
+
+    def _day_total(self, day: date) -> timedelta:
         total = timedelta(0)
-        day = self.local_date(a)
-        last = self.local_date(b)
-        while day <= last:
-            for s, e in self.intervals(day):
-                lo, hi = max(s, a), min(e, b)
-                if hi > lo:
-                    total += hi - lo
-            day += _ONE_DAY
-        return total.total_seconds()
+        for s, e in self.intervals(day):
+            total += e - s
+        return total

@@ -1,5 +1,7 @@
 """Alembic environment: runs migrations on the engine triage passes in."""
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -22,16 +24,36 @@ def run_migrations_online() -> None:
             raise RuntimeError("no engine and no sqlalchemy.url given to alembic")
         engine = create_engine(url)
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-            include_name=include_name,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        driver: Any = connection.connection.driver_connection
+        if sqlite:
+            # SQLite alters a table by building a new one and dropping the old
+            # (alembic's batch mode); with foreign keys on, dropping a table that
+            # other rows reference fails. SQLite's documented procedure
+            # (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys
+            # off outside the transaction, foreign_key_check before the commit.
+            driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+                include_name=include_name,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"migration left {len(broken)} rows whose foreign key points"
+                            f" nowhere (first: table {broken[0][0]}, row {broken[0][1]})"
+                        )
+            connection.commit()
+        finally:
+            if sqlite:
+                driver.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -16,8 +16,8 @@ from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
 from triage.config import Settings, parse_config
-from triage.outbox import mail_escalations
-from triage.outbox.escalations import digest_period_start
+from triage.escalation import mail_escalations
+from triage.escalation.mail import digest_period_start
 from triage.services.dispatch import Dispatcher
 from triage.smtp import SmtpSender
 from triage.store import Database

@@ -9,8 +9,9 @@ The SLA watch (and rules) write :class:`~triage.store.models.Escalation` rows;
   per row, or, with ``[owners] digest = "hourly" | "daily"``, one digest per
   period listing every owner escalation of the periods that have ended;
 - warnings (``warning_<target>``) go to the ticket's assignee
-  (``[team.assistants]`` maps the name to an address), else to the queue's
-  assistants; never to owners. A warning for a ticket already solved or closed
+  (``[team.assistants]`` maps the name to an address), else (nobody has it, or the
+  assignee has no address) to the queue's assistants; never to owners
+  (:mod:`triage.escalation.recipients`). A warning for a ticket already solved or closed
   is dropped.
 
 A row nobody can receive (no owners configured; no assistant address) is marked
@@ -19,7 +20,6 @@ notified without mail and logged as ``escalation_not_mailed``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -28,11 +28,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
+from triage.escalation.recipients import owner_recipients, warning_recipients
 from triage.logs import get_logger
 from triage.outbox.compose import ComposedMail, build_mail, our_mailbox
 from triage.outbox.dates import format_business_duration, format_local, to_local
 from triage.outbox.enqueue import enqueue
-from triage.outbox.headers import header_safe, make_message_id, message_id_domain, parse_mailbox
+from triage.outbox.headers import header_safe, make_message_id, message_id_domain
 from triage.outbox.templates import MailTemplates
 from triage.sla.calendar import BusinessCalendar
 from triage.store.models import Escalation, Message, Ticket
@@ -175,24 +176,6 @@ def _item(  # noqa: PLR0917 - private; the row in hand and its context
     }
 
 
-def _addresses(texts: Sequence[str]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for text in texts:
-        name, addr = parse_mailbox(text)
-        if addr and addr.lower() not in {a.lower() for _, a in found}:
-            found.append((name, addr))
-    return found
-
-
-def _warning_recipients(ticket: Ticket, settings: Settings) -> list[tuple[str, str]]:
-    people = settings.team.assistants
-    if ticket.assignee and ticket.assignee in people:
-        return _addresses([people[ticket.assignee]])
-    queue = settings.queues.get(ticket.queue)
-    names = queue.assistants if queue is not None else []
-    return _addresses([people[n] for n in names if n in people])
-
-
 def _compose(
     settings: Settings,
     templates: MailTemplates,
@@ -256,7 +239,7 @@ def mail_escalations(
         ConfigError: no [smtp] section, or a template is missing or broken.
     """
     t = templates if templates is not None else MailTemplates.from_settings(settings)
-    owners = _addresses(settings.owners.addresses)
+    owners = owner_recipients(settings)
     digest = settings.owners.digest != "off"
     period_start = digest_period_start(now, settings) if digest else now
     calendar = calendar or BusinessCalendar.from_settings(settings.calendar)
@@ -272,7 +255,7 @@ def mail_escalations(
     for escalation, ticket in rows:
         is_warning = escalation.kind.startswith("warning")
         if is_warning:
-            to = _warning_recipients(ticket, settings)
+            to = warning_recipients(settings, assignee=ticket.assignee, queue=ticket.queue)
             reason = "no assignee or queue assistant address in [team.assistants]"
             if ticket.status in {"solved", "closed"}:
                 to, reason = [], f"ticket is {ticket.status}"
