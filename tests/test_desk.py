@@ -8,19 +8,23 @@ from __future__ import annotations
 import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 from support.tickets import local, make_settings, store_message
 
 from triage.clock import FixedClock
 from triage.desk import DeadlineState, TicketDesk, View, mentioned
+from triage.desk import desk as desk_module
 from triage.errors import ConflictError, NotFoundError, UserError
 from triage.services.intake import Intake
 from triage.services.pipeline import RoutingPipeline
 from triage.sla import BusinessCalendar, SlaPolicy
 from triage.store import Database
+from triage.store import tickets as store_tickets
 from triage.store.db import alembic_config
 from triage.store.models import (
     Mention,
@@ -30,6 +34,7 @@ from triage.store.models import (
     TicketNote,
     TrainingLabel,
 )
+from triage.store.tickets import QueueFilter
 from triage.tickets import add_client_message, open_ticket
 from triage.tickets.queue import queue_order, queue_row
 
@@ -154,6 +159,28 @@ def test_pages_follow_the_queue_order_of_triage_queue(desk: TicketDesk, database
     assert whole.total == len(expected) == 9
     assert whole.breached == 2
     assert whole.next_cursor is None
+
+
+def test_the_streamed_queue_is_the_whole_queue_read_in_batches(
+    desk: TicketDesk, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `triage queue` streams: rows equal to the whole page's, in its order, across
+    # keyset batches (size 2 here: the boundaries fall between tied due times too)
+    _mixed(database)
+    whole = desk.queue(limit=None).rows
+    real = store_tickets.queue_batches
+    sizes: list[int] = []
+
+    def small(session: Session, view: QueueFilter, *, size: int = 1000) -> Any:
+        for batch in real(session, view, size=2):
+            sizes.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(desk_module, "queue_batches", small)
+    assert tuple(desk.queue_stream()) == whole
+    assert sizes == [2, 2, 2, 2, 1]
+    mine = [r.ref for r in desk.queue_stream(view=View.MINE, actor="anna")]
+    assert mine == _reference_order(database, assignee="anna")
 
 
 def test_views_mine_unassigned_waiting_and_per_queue(desk: TicketDesk, database: Database) -> None:

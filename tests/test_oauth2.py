@@ -36,13 +36,19 @@ from support.token_endpoint import TENANT, TokenEndpoint
 from support.xoauth2_smtp import XOAuth2SmtpServer
 
 from triage.config import load_config, parse_config
-from triage.errors import ConfigError, MailboxAuthError, OAuth2Error, SignInRequiredError
+from triage.errors import (
+    ConfigError,
+    MailboxAuthError,
+    OAuth2Error,
+    SendAuthError,
+    SignInRequiredError,
+)
 from triage.imap.connect import ImapConnector
 from triage.oauth2 import token_getter, token_source
 from triage.oauth2.cache import read_private, write_private
 from triage.oauth2.google import GoogleTokens
 from triage.oauth2.microsoft import MicrosoftTokens
-from triage.smtp import SmtpSender, SmtpSessionError, make_sender
+from triage.smtp import SmtpSender, make_sender
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -635,12 +641,12 @@ def test_smtp_sender_authenticates_with_xoauth2_and_reports_a_refused_token(
     )
     asyncio.run(sender.verify())
     assert smtp_xoauth2.sink.logins == [(user, True)]
-    # the server refuses a bad token: no session (temporary; the mail is retried)
+    # the server refuses a bad token: a refused login (sending stops until a reload)
     refused = SmtpSender(
         "127.0.0.1", smtp_xoauth2.port, security="none", username=user, auth="xoauth2",
         token=lambda: "not-a-valid-token", timeout=10,
     )  # fmt: skip
-    with pytest.raises(SmtpSessionError, match="AUTH refused"):
+    with pytest.raises(SendAuthError, match="AUTH refused"):
         asyncio.run(refused.verify())
     # a revoked sign-in: the session fails before AUTH, saying what to do
     idp.revoke(user)
@@ -654,5 +660,5 @@ def test_smtp_sender_authenticates_with_xoauth2_and_reports_a_refused_token(
     )  # fmt: skip
     made = make_sender(settings)
     assert isinstance(made, SmtpSender)
-    with pytest.raises(SmtpSessionError, match="expired or was revoked"):
+    with pytest.raises(SendAuthError, match="expired or was revoked"):
         asyncio.run(made.verify())

@@ -313,11 +313,11 @@ class FlakyStore(Dispatcher):
 
     failures = 2
 
-    def _finish(self, outbox_id: int, **values: object) -> None:
-        if values.get("status") == "sent" and self.failures:
+    def _finish_many(self, items: list[tuple[int, dict[str, object]]]) -> None:
+        if any(values.get("status") == "sent" for _, values in items) and self.failures:
             self.failures -= 1
             raise OperationalError("UPDATE outbox", {}, Exception("connection lost"))
-        super()._finish(outbox_id, **values)
+        super()._finish_many(items)
 
 
 def test_recording_sent_is_retried_when_the_database_blinks(

@@ -17,7 +17,7 @@ from support.dovecot import Dovecot
 from support.smtp import SmtpServer
 
 from triage.config import Settings, parse_config
-from triage.errors import ConfigError, PermanentSendError, TemporarySendError
+from triage.errors import ConfigError, PermanentSendError, SendAuthError, TemporarySendError
 from triage.smtp import (
     FolderSender,
     OutgoingMail,
@@ -122,7 +122,7 @@ def test_starttls_asked_for_but_not_offered_never_sends_in_plaintext(
     plain_server: SmtpServer,
 ) -> None:
     sender = SmtpSender("127.0.0.1", plain_server.port, security="starttls")
-    with pytest.raises(SmtpSessionError, match=r"(?i)starttls"):
+    with pytest.raises(SendAuthError, match=r"(?i)starttls"):
         send(sender)
     assert plain_server.sink.attempts == 0
 
@@ -181,7 +181,7 @@ def test_auth_password_from_a_file_relative_to_the_config(
     assert len(auth_server.sink.wait_for(1)) == 1
 
 
-def test_refused_auth_is_a_session_error_that_never_shows_the_password(
+def test_refused_auth_is_a_refused_login_that_never_shows_the_password(
     auth_server: SmtpServer, dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_SMTP_PW", "wrong-pw-123")
@@ -194,7 +194,7 @@ def test_refused_auth_is_a_session_error_that_never_shows_the_password(
     )
     sender = make_sender(s)
     assert isinstance(sender, SmtpSender)
-    with capture_logs() as logs, pytest.raises(SmtpSessionError) as err:
+    with capture_logs() as logs, pytest.raises(SendAuthError) as err:
         send(sender)
     assert err.value.code == 535
     assert "wrong-pw-123" not in str(err.value)
@@ -203,7 +203,7 @@ def test_refused_auth_is_a_session_error_that_never_shows_the_password(
     assert auth_server.sink.attempts == 0
 
 
-def test_missing_password_variable_is_a_session_error_naming_the_variable(
+def test_missing_password_variable_is_a_refused_login_naming_the_variable(
     auth_server: SmtpServer, dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TEST_SMTP_PW_UNSET", raising=False)
@@ -216,7 +216,7 @@ def test_missing_password_variable_is_a_session_error_naming_the_variable(
     )
     sender = make_sender(s)
     assert isinstance(sender, SmtpSender)
-    with pytest.raises(SmtpSessionError, match="TEST_SMTP_PW_UNSET"):
+    with pytest.raises(SendAuthError, match="TEST_SMTP_PW_UNSET"):
         send(sender)
 
 
@@ -318,7 +318,7 @@ def test_ended_sessions_leave_no_open_socket(auth_server: SmtpServer, dovecot: D
             "localhost", auth_server.port, security="starttls", ca_file=dovecot.cafile,
             username="inbox", password=lambda: password, timeout=5,
         )  # fmt: skip
-        with contextlib.suppress(SmtpSessionError):
+        with contextlib.suppress(SendAuthError):
             send(sender)
 
     with warnings.catch_warnings(record=True) as caught:

@@ -392,6 +392,10 @@ class SmtpSettings(_Tls, _Login):
     max_attempts: int = Field(default=12, ge=1)
     retry_initial: Seconds = 30.0
     retry_max: Seconds = 3600.0
+    journal: str = ""
+    """The send journal (mail the server accepted, kept until the database has it):
+    "" puts it beside an SQLite database file, else in ``$STATE_DIRECTORY`` (systemd)
+    or the config file's directory. It must be on a local disk the daemon can write."""
 
     @model_validator(mode="after")
     def _host(self) -> Self:

@@ -16,7 +16,10 @@ One process, one asyncio loop:
 
 Signals: SIGTERM and SIGINT stop taking new work, finish or roll back the message
 in hand, log out of IMAP, finish the SMTP attempt in progress, and return; SIGHUP
-reloads the rule files, keeping the old rules when the new ones are broken.
+reloads the rule files, keeping the old rules when the new ones are broken, and
+re-reads ``[smtp]``'s connection (host, port, security, login, password source):
+sending that stopped because the server refused the login resumes with it
+(:meth:`Daemon.reload`).
 
 Under systemd (``Type=notify``) it reports ``READY=1`` once every loop runs,
 ``STATUS=`` lines, ``STOPPING=1``, and ``WATCHDOG=1`` only while the intake, dispatch
@@ -34,7 +37,7 @@ from typing import Any
 import structlog
 
 from triage.clock import Clock, SystemClock
-from triage.config import Settings
+from triage.config import Settings, load_config
 from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
 from triage.escalation import mail_escalations
@@ -54,6 +57,7 @@ from triage.services.slawatch import scan
 from triage.services.workers import WorkerLeases
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
+from triage.smtp.factory import make_sender
 from triage.store import Database
 from triage.store.notify import OUTBOX_CHANNEL, Listener
 from triage.systemd import SystemdNotifier, watchdog_interval
@@ -179,6 +183,7 @@ class Daemon:
             if settings.smtp is not None or sender is not None
             else None
         )
+        self._fixed_sender = sender is not None
         self.poller = (
             Poller(
                 settings,
@@ -233,6 +238,37 @@ class Daemon:
         self.rules.rules = new
         log.info("rules_reloaded")
         return True
+
+    def reload_smtp(self) -> bool:
+        """Re-read ``[smtp]`` from the config file and let the dispatcher send with it (SIGHUP).
+
+        Sending stopped by a refused login resumes after one login check with the
+        new settings (:meth:`Dispatcher.resume`). A config file that cannot be read
+        or whose ``[smtp]`` is invalid is refused (logged as ``smtp_reload_failed``)
+        and the current sender kept. With a sender given to the constructor (tests)
+        the same sender is kept and only the stop lifted.
+
+        Returns True when the dispatcher was asked to resume.
+        """
+        if self.dispatcher is None:
+            return False
+        if self._fixed_sender or self.settings.path is None:
+            self.dispatcher.resume()
+            return True
+        try:
+            fresh = load_config(self.settings.path)
+            sender = make_sender(fresh)
+        except Exception as exc:  # noqa: BLE001 - a reload never stops the daemon
+            log.error("smtp_reload_failed", error=str(exc))  # noqa: TRY400 - no traceback
+            return False
+        self.dispatcher.resume(sender)
+        log.info("smtp_reloaded", sender=repr(sender))
+        return True
+
+    def reload(self) -> None:
+        """What SIGHUP does: :meth:`reload_rules`, then :meth:`reload_smtp`."""
+        self.reload_rules()
+        self.reload_smtp()
 
     # -- periodic jobs -------------------------------------------------------------------
 
@@ -438,6 +474,7 @@ class Daemon:
             if monitoring is not None:
                 monitoring.stop()
             self.metrics.detach()
+            self.dispatcher.close()
             log.info("daemon_stopped")
 
 
@@ -451,7 +488,8 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 def run_until_signalled(
     daemon: Daemon, *, also: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
 ) -> None:
-    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules.
+    """Run ``daemon`` in a new event loop until SIGTERM or SIGINT; SIGHUP reloads rules
+    and ``[smtp]`` (:meth:`Daemon.reload`).
 
     ``also`` (the web page, ``[web] enabled``) runs in the same loop and is given the
     same stop event.
@@ -462,9 +500,7 @@ def run_until_signalled(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.run_in_executor(None, daemon.reload_rules)
-        )
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, daemon.reload))
         if also is None:
             await daemon.run(stop)
             return

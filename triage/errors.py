@@ -25,7 +25,8 @@ retrying will not cure never do (as aiosmtplib's)::
     ├── BackupError               a backup or restore failed (tool missing, target not empty)
     └── SendError                 SMTP delivery failed
         ├── TemporarySendError    (also ConnectionError) 4xx, refused connection, timeout: retry
-        └── PermanentSendError    5xx: the row is marked failed
+        ├── PermanentSendError    5xx: the row is marked failed
+        └── SendAuthError         login or its security refused: sending stops until reload
 
 Outcomes such as "discard", "hold" or "no acknowledgment" are values, not
 exceptions. Messages never contain a secret: code that reads a password names
@@ -57,6 +58,7 @@ __all__ = [
     "OAuth2UnreachableError",
     "PermanentSendError",
     "RuleFileError",
+    "SendAuthError",
     "SendError",
     "SignInRequiredError",
     "StoreError",
@@ -219,3 +221,18 @@ class TemporarySendError(SendError, ConnectionError):
 class PermanentSendError(SendError):
     """A permanent SMTP failure (5xx reply): the outbox row is marked failed. Not a
     ConnectionError: retrying would send the same refused mail again."""
+
+
+class SendAuthError(SendError):
+    """The SMTP server refused the configured login or the security it needs.
+
+    A 5xx (or 432) reply to AUTH (535 bad credentials, 534 mechanism too weak or an
+    app password needed, 538 encryption needed; RFC 4954 section 6), 530 (AUTH or
+    STARTTLS required) to MAIL, no AUTH offered while ``smtp.username`` is set,
+    STARTTLS not offered or refused with ``security = "starttls"``, an XOAUTH2 token
+    refused or the sign-in gone, or the password's source unreadable. Retrying with
+    the same configuration cannot help (so not a ConnectionError) and repeated
+    failed logins get accounts locked: the dispatcher stops sending and reports it
+    until the configuration is reloaded (SIGHUP). 454 (temporary authentication
+    failure) is a TemporarySendError instead.
+    """

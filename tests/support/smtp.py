@@ -78,7 +78,10 @@ class SmtpServer:
 
     ``implicit_tls=True`` speaks TLS from the first byte instead (like port 465).
     ``auth=(user, password)`` offers AUTH PLAIN/LOGIN (after TLS) and accepts only
-    that pair; ``auth_attempts`` records the user names tried.
+    that pair; ``auth_attempts`` records the user names tried. ``auth_reply``
+    (e.g. ``"454 4.7.0 Temporary authentication failure"``) answers every AUTH
+    with that reply instead; ``auth_required=True`` answers ``530 5.7.0`` to MAIL
+    until the client logged in (aiosmtpd's own refusal).
     ``stop()`` then ``start()`` brings the server back on the same port (a fresh
     Controller: aiosmtpd's cannot be restarted) with the same sink.
     """
@@ -90,11 +93,15 @@ class SmtpServer:
         *,
         implicit_tls: bool = False,
         auth: tuple[str, str] | None = None,
+        auth_reply: str | None = None,
+        auth_required: bool = False,
     ) -> None:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.sink = SmtpSink()
         self.auth = auth
+        self.auth_reply = auth_reply
+        self.auth_required = auth_required
         self.auth_attempts: list[str] = []
         self._tls_context = None
         if certfile and keyfile:
@@ -111,6 +118,8 @@ class SmtpServer:
         login = data.login.decode() if isinstance(data.login, bytes) else str(data.login)
         password = data.password.decode() if isinstance(data.password, bytes) else data.password
         self.auth_attempts.append(login)
+        if self.auth_reply is not None:
+            return AuthResult(success=False, handled=False, message=self.auth_reply)
         ok = self.auth is not None and (login, password) == self.auth
         # handled=False: aiosmtpd itself answers 235 or 535.
         return AuthResult(success=ok, handled=False)
@@ -122,9 +131,11 @@ class SmtpServer:
         else:
             kwargs["tls_context"] = self._tls_context
             kwargs["require_starttls"] = False
-        if self.auth is not None:
+        if self.auth is not None or self.auth_reply is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = not self.implicit_tls
+        if self.auth_required:
+            kwargs["auth_required"] = True
         return Controller(self.sink, hostname=self.host, port=self.port, **kwargs)
 
     def start(self) -> None:

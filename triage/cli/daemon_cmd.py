@@ -22,8 +22,9 @@ def run(app: AppContext) -> None:
 
     Runs until SIGTERM or SIGINT, which it obeys gracefully (the message in hand
     is finished or rolled back, IMAP logged out, the SMTP attempt in progress
-    finished). SIGHUP reloads the rule files; broken new rules are refused and the
-    old ones kept.
+    finished). SIGHUP reloads the rule files (broken new rules are refused and the
+    old ones kept) and [smtp]'s connection: sending stopped by a refused SMTP login
+    resumes with the fixed configuration.
     """
     settings = app.settings
     if settings.imap is None:

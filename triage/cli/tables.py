@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
 from triage.cli.terminal import terminal_safe
 from triage.tickets.queue import QueueRow
 
-__all__ = ["plain_table", "rich_table"]
+__all__ = ["plain_table", "plain_table_lines", "rich_table"]
+
+WIDTH_SAMPLE = 1000
+"""Rows whose cells set the plain table's column widths (the rest follow them)."""
+
+
+_HEAD = ("REF", "QUEUE", "PRIO", "CLIENT", "SUBJECT", "STATUS", "ASSIGNEE", "DUE")
+
+
+def _cells(r: QueueRow) -> tuple[str, ...]:
+    return (
+        r.ref_text,
+        r.queue,
+        r.priority,
+        _cut(terminal_safe(r.client), 30),
+        _cut(terminal_safe(r.subject), 40),
+        r.status,
+        r.assignee or "-",
+        r.due_text,
+    )
+
+
+def _line(cells: tuple[str, ...], widths: list[int]) -> str:
+    return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
 
 
 def plain_table(rows: list[QueueRow]) -> str:
     """The queue as aligned plain text, one ticket a line (for pipes and files)."""
-    head = ("REF", "QUEUE", "PRIO", "CLIENT", "SUBJECT", "STATUS", "ASSIGNEE", "DUE")
-    body = [
-        (
-            r.ref_text,
-            r.queue,
-            r.priority,
-            _cut(terminal_safe(r.client), 30),
-            _cut(terminal_safe(r.subject), 40),
-            r.status,
-            r.assignee or "-",
-            r.due_text,
-        )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
-    ]
-    lines.insert(0, "  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)))
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(plain_table_lines(rows))
+
+
+def plain_table_lines(rows: Iterable[QueueRow]) -> Iterator[str]:
+    """:func:`plain_table` as it goes: the heading, then chunks of lines ("" when no rows).
+
+    The widths come from the first :data:`WIDTH_SAMPLE` rows (all of them in a
+    shorter queue); a later cell wider than its column pushes the rest of its line
+    right. The rows are consumed as they come, never held all at once.
+    """
+    it = iter(rows)
+    sample = [_cells(r) for r in islice(it, WIDTH_SAMPLE)]
+    if not sample:
+        return
+    widths = [max(len(line[i]) for line in [_HEAD, *sample]) for i in range(len(_HEAD))]
+    yield "\n".join([_line(_HEAD, widths), *(_line(c, widths) for c in sample)])
+    while chunk := [_cells(r) for r in islice(it, WIDTH_SAMPLE)]:
+        yield "\n".join(_line(c, widths) for c in chunk)
 
 
 def _cut(text: str, width: int) -> str:

@@ -21,7 +21,7 @@ import click
 
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
-from triage.cli.tables import plain_table, rich_table
+from triage.cli.tables import plain_table_lines, rich_table
 from triage.cli.terminal import terminal_safe
 from triage.cli.ticket_text import render_ticket
 from triage.config import Settings
@@ -70,22 +70,36 @@ def queue_cmd(
     """The prioritized queue: breached first, then by due time, priority and age."""
     settings = app.settings
     me = resolve_user(settings, as_name) if mine else None
-    page = _desk(app).queue(
-        view=View.MINE if mine else View.ALL, queue=queue_name, actor=me, limit=None
-    )
-    rows = list(page.rows)
+    rows = _desk(app).queue_stream(view=View.MINE if mine else View.ALL, queue=queue_name, actor=me)
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
-        return
-    if not rows:
-        click.echo("no open tickets")
+        # a JSON array, one ticket a line, written as the rows are read (flat memory)
+        count = 0
+        chunk: list[str] = []
+        for row in rows:
+            chunk.append(
+                ("[\n" if count == 0 else ",\n") + json.dumps(row.to_json(), ensure_ascii=False)
+            )
+            count += 1
+            if len(chunk) == 1000:
+                click.echo("".join(chunk), nl=False)
+                chunk = []
+        click.echo("".join(chunk) + ("\n]" if count else "[]"))
         return
     from rich.console import Console  # noqa: PLC0415 - rich is slow to import
 
     if Console().is_terminal:
-        rich_table(rows)
-    else:
-        click.echo(plain_table(rows))
+        listed = list(rows)
+        if listed:
+            rich_table(listed)
+        else:
+            click.echo("no open tickets")
+        return
+    printed = False
+    for lines in plain_table_lines(rows):
+        click.echo(lines)
+        printed = True
+    if not printed:
+        click.echo("no open tickets")
 
 
 # --- show --------------------------------------------------------------------------------

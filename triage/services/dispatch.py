@@ -15,14 +15,31 @@ For each due row (status ``pending``, ``next_attempt_at`` reached, no live lease
      doubling up to ``smtp.retry_max``); after ``smtp.max_attempts`` -> ``failed``;
    - permanent failure (5xx) -> ``failed`` with the server's reply.
 
-The one window left: if the process dies after the server accepted a mail and
-before step 3 commits, the row is sent again once its lease ends, with the
-same Message-ID (so the receiving side can recognise the copy).
+Between 2 and 3 the send journal (:mod:`triage.services.sendjournal`) keeps
+"accepted by the server" on disk, in space reserved beforehand: when the database
+cannot be written (disk full) or the process dies before step 3 commits, the
+next pass (or the next process) records the row as sent from the journal instead
+of sending it again. A mail whose "sending" record cannot be written is not sent.
+The one window left: the process dies between the end of DATA and the server's
+reply; the row is then sent again once its lease ends, with the same Message-ID
+(so the receiving side can recognise the copy).
 
 When the server cannot be reached at all (:class:`~triage.smtp.SmtpSessionError`),
 the rest of the pass is deferred without a connection attempt per row.
 
-Log events: ``mail_sent``, ``mail_deferred``, ``mail_failed`` with the keys
+When the server refuses the login or the security it needs
+(:class:`~triage.errors.SendAuthError`: 535, no AUTH offered while a username is
+set, STARTTLS not offered, an XOAUTH2 sign-in gone), sending **stops**: retrying
+the same password every few minutes gets real accounts locked. The row in hand is
+released untouched (no attempt counted), the ``smtp`` alert is written at once
+(``triage status`` exits 1, ``/health`` answers 503, with the server's reply and
+what to do; never the secret), and no row is claimed until :meth:`Dispatcher.resume`
+(the daemon's SIGHUP, after the configuration is fixed) or a restart: then one
+login check (:meth:`SmtpSender.verify`) decides, and the alert is cleared when the
+login works.
+
+Log events: ``smtp_login_refused`` (once, when sending stops), ``smtp_sending_resumed``,
+``mail_sent``, ``mail_deferred``, ``mail_failed`` with the keys
 ``outbox`` (row id), ``kind``, ``ticket`` (reference), ``message_id``,
 ``attempts``; never bodies or secrets.
 """
@@ -31,10 +48,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -42,16 +62,35 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
-from triage.errors import ConfigError, PermanentSendError, TemporarySendError
+from triage.errors import (
+    ConfigError,
+    PermanentSendError,
+    SendAuthError,
+    StoreError,
+    TemporarySendError,
+)
 from triage.logs import get_logger
-from triage.smtp import OutgoingMail, Sender, SmtpSessionError, make_sender
+from triage.services.sendjournal import Accepted, SendJournal, message_key
+from triage.smtp import OutgoingMail, Sender, SendReceipt, SmtpSessionError, make_sender
 from triage.store import Database
+from triage.store.alerts import clear_alert, raise_alert, read_alerts
 from triage.store.models import OutboxMail, Ticket
 
-__all__ = ["DispatchStats", "Dispatcher", "retry_delay"]
+__all__ = ["SMTP_ALERT", "DispatchStats", "Dispatcher", "journal_path", "retry_delay"]
+
+SMTP_ALERT = "smtp"
+"""The alert's name (``alerts`` table) while the SMTP server refuses the login."""
 
 SENT_MARK_RETRIES: tuple[float | None, ...] = (0.5, 2.0, 5.0, None)
 """Waits (seconds) between tries to record an accepted mail as sent; None: give up."""
+
+CLAIM_CHUNK = 10
+"""Rows leased in one transaction: each commit waits for the database's write lock,
+which intake holds for most of a burst, so a chunk costs one wait instead of ten."""
+
+RECORD_CHUNK = 10
+"""Accepted mail recorded as sent in one transaction (the send journal holds each
+acceptance until then), for the same reason."""
 
 
 def log() -> Any:
@@ -61,6 +100,31 @@ def log() -> Any:
     later configure_logging or structlog.testing.capture_logs.)
     """
     return get_logger("triage.dispatch")
+
+
+def journal_path(db: Database, settings: Settings | None = None) -> Path | None:
+    """Where the send journal of ``db`` lives.
+
+    ``smtp.journal`` when set (relative to the config file); else beside an SQLite
+    database file (``<file>.send-journal``); else (PostgreSQL) in systemd's
+    ``$STATE_DIRECTORY`` or, without it, the config file's directory. None for an
+    in-memory SQLite database without a setting (the journal is then kept in memory).
+    """
+    smtp = settings.smtp if settings is not None else None
+    if settings is not None and smtp is not None and smtp.journal:
+        return settings.resolve(smtp.journal)
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite":
+        name = url.database or ""
+        if not name or name == ":memory:" or name.startswith("file:"):
+            return None
+        return Path(name).with_name(Path(name).name + ".send-journal")
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "send-journal"
+    if settings is not None:
+        return settings.base_dir / "send-journal"
+    return None
 
 
 def retry_delay(attempts: int, initial: float, maximum: float, jitter: float) -> float:
@@ -112,6 +176,11 @@ class Dispatcher:
         batch_size: rows per pass at most.
         poll_interval: seconds :meth:`run` sleeps between passes unless woken.
         rng: random source of the back-off jitter.
+        journal: the send journal; default :func:`journal_path` of ``db`` (in memory
+            when there is no file to put it beside).
+
+    Raises:
+        StoreError: the send journal cannot be created or locked (names the file).
     """
 
     def __init__(
@@ -127,8 +196,12 @@ class Dispatcher:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         rng: random.Random | None = None,
+        journal: SendJournal | None = None,
     ) -> None:
         self.db = db
+        self.journal = journal if journal is not None else SendJournal(journal_path(db))
+        for outbox_id, _key in self.journal.unknown:
+            log().warning("mail_outcome_unknown", outbox=outbox_id, journal=str(self.journal.path))
         self.sender = sender
         self.max_attempts = max_attempts
         self.retry_initial = retry_initial
@@ -140,6 +213,14 @@ class Dispatcher:
         self.rng = rng if rng is not None else random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self.stopped = ""
+        """Why sending has stopped (a refused login, :class:`SendAuthError`); "" while sending."""
+        self._resume_lock = threading.Lock()
+        self._resume: tuple[Sender | None] | None = None
+        self._alert: str | None = None
+        """The alert still to be written: the problem, "" to clear it, None: nothing to do."""
+        self._checked_start = False
+        self._held: dict[int, _Claimed] = {}
 
     @classmethod
     def from_settings(
@@ -170,6 +251,7 @@ class Dispatcher:
             lease=6 * smtp.timeout + 30,
             clock=clock,
             poll_interval=poll_interval,
+            journal=SendJournal(journal_path(db, settings)),
         )
 
     # -- database steps (run in a worker thread; each one its own transaction) --
@@ -257,33 +339,111 @@ class Dispatcher:
                 attempts=row.attempts,
             )
 
+    def _claim_many(self, ids: list[int], due: datetime) -> list[_Claimed]:
+        """Lease each of ``ids`` still due and unleased, in one transaction (SQLite)."""
+        now = self.clock.now()
+        won = []
+        with self.db.session() as s:
+            for outbox_id in ids:
+                result = s.execute(
+                    update(OutboxMail)
+                    .where(
+                        OutboxMail.id == outbox_id,
+                        OutboxMail.status == "pending",
+                        OutboxMail.next_attempt_at <= max(due, now),
+                        or_(OutboxMail.lease_until.is_(None), OutboxMail.lease_until < now),
+                    )
+                    .values(lease_until=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    won.append(outbox_id)
+            return [self._claimed(s, s.get_one(OutboxMail, i)) for i in won]
+
+    def _claim_next_many(self, due: datetime, limit: int) -> list[_Claimed]:
+        """PostgreSQL: lease up to ``limit`` due rows no other worker has locked, at once."""
+        now = self.clock.now()
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(OutboxMail)
+                .where(
+                    OutboxMail.status == "pending",
+                    OutboxMail.next_attempt_at <= max(due, now),
+                    or_(OutboxMail.lease_until.is_(None), OutboxMail.lease_until < now),
+                )
+                .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.lease_until = now + self.lease
+            return [self._claimed(s, row) for row in rows]
+
+    @staticmethod
+    def _claimed(s: Any, row: OutboxMail) -> _Claimed:
+        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+        return _Claimed(
+            mail=OutgoingMail(
+                message_id=row.message_id,
+                mail_from=row.mail_from,
+                rcpt_to=tuple(str(r) for r in row.rcpt_to),
+                raw=row.raw,
+                outbox_id=row.id,
+            ),
+            kind=row.kind,
+            ticket=ticket.ref if ticket is not None else None,
+            attempts=row.attempts,
+        )
+
     async def _claims(self, due: datetime, stop: asyncio.Event | None) -> AsyncIterator[_Claimed]:
-        """The rows this pass sends, each leased to this worker before it is yielded;
-        none is claimed once ``stop`` is set."""
+        """The rows this pass sends, leased to this worker :data:`CLAIM_CHUNK` at a time
+        before they are yielded; none is claimed once ``stop`` is set. Rows leased but
+        not handed out (the consumer stopped) stay in ``self._held`` for release."""
         if self.db.engine.dialect.name == "postgresql":
-            for _ in range(self.batch_size):
+            left = self.batch_size
+            while left > 0:
                 if stop is not None and stop.is_set():
                     return
-                claimed = await asyncio.to_thread(self._claim_next, due)
-                if claimed is None:
+                chunk = await asyncio.to_thread(self._claim_next_many, due, min(CLAIM_CHUNK, left))
+                if not chunk:
                     return
-                yield claimed
+                left -= len(chunk)
+                self._held.update((c.mail.outbox_id or 0, c) for c in chunk)
+                for claimed in chunk:
+                    yield claimed
             return
-        for outbox_id in await asyncio.to_thread(self._due_ids, due):
+        ids = await asyncio.to_thread(self._due_ids, due)
+        for start in range(0, len(ids), CLAIM_CHUNK):
             if stop is not None and stop.is_set():
                 return
-            claimed = await asyncio.to_thread(self._claim, outbox_id, due)
-            if claimed is not None:
+            chunk = await asyncio.to_thread(self._claim_many, ids[start : start + CLAIM_CHUNK], due)
+            self._held.update((c.mail.outbox_id or 0, c) for c in chunk)
+            for claimed in chunk:
                 yield claimed
 
-    def _finish(self, outbox_id: int, **values: object) -> None:
+    def _release_held(self, ids: list[int]) -> None:
+        """Give back leased rows this pass did not get to (one transaction)."""
         with self.db.session() as s:
             s.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == outbox_id, OutboxMail.status == "pending")
-                .values(lease_until=None, **values)
+                .where(OutboxMail.id.in_(ids), OutboxMail.status == "pending")
+                .values(lease_until=None)
                 .execution_options(synchronize_session=False)
             )
+
+    def _finish(self, outbox_id: int, **values: object) -> None:
+        self._finish_many([(outbox_id, values)])
+
+    def _finish_many(self, items: list[tuple[int, dict[str, object]]]) -> None:
+        """Write each row's outcome (and end its lease), all in one transaction."""
+        with self.db.session() as s:
+            for outbox_id, values in items:
+                s.execute(
+                    update(OutboxMail)
+                    .where(OutboxMail.id == outbox_id, OutboxMail.status == "pending")
+                    .values(lease_until=None, **values)
+                    .execution_options(synchronize_session=False)
+                )
 
     # -- one row --
 
@@ -296,28 +456,91 @@ class Dispatcher:
             "attempts": attempts,
         }
 
-    async def _sent(self, claimed: _Claimed, reply: str, refused: dict[str, str]) -> None:
-        attempts = claimed.attempts + 1
-        values = {
-            "status": "sent",
-            "sent_at": self.clock.now(),
-            "attempts": attempts,
-            "last_error": "; ".join(f"refused {a}: {r}" for a, r in refused.items()),
-        }
-        # The server has the mail: try hard to record it, since a row left pending
-        # is sent again once its lease ends.
+    async def _sent(self, batch: list[tuple[_Claimed, SendReceipt, int]]) -> bool:
+        """Record accepted mail (``(claimed, receipt, journal slot)``) as sent, in one
+        transaction; False when the database would not take it (the journal's records
+        then stand for them until a later pass)."""
+        if not batch:
+            return True
+        now = self.clock.now()
+        items: list[tuple[int, dict[str, object]]] = [
+            (
+                claimed.mail.outbox_id or 0,
+                {
+                    "status": "sent",
+                    "sent_at": now,
+                    "attempts": claimed.attempts + 1,
+                    "last_error": "; ".join(
+                        f"refused {a}: {r}" for a, r in receipt.refused.items()
+                    ),
+                },
+            )
+            for claimed, receipt, _slot in batch
+        ]
+        first = batch[0][0]
+        # The server has the mail: try hard to record it; the journal keeps it meanwhile.
         for delay in SENT_MARK_RETRIES:
             try:
-                await asyncio.to_thread(self._finish, claimed.mail.outbox_id or 0, **values)
+                await asyncio.to_thread(self._finish_many, items)
                 break
-            except SQLAlchemyError:
+            except SQLAlchemyError as exc:
                 if delay is None:
-                    raise
-                log().warning("mail_sent_not_recorded", **self._keys(claimed, attempts))
+                    log().error(
+                        "mail_sent_not_recorded",
+                        **self._keys(first, first.attempts + 1),
+                        count=len(batch),
+                        error=type(exc).__name__,
+                        kept_in=str(self.journal.path or "memory"),
+                    )
+                    return False
+                log().warning(
+                    "mail_sent_not_recorded",
+                    **self._keys(first, first.attempts + 1),
+                    count=len(batch),
+                )
                 await asyncio.sleep(delay)
-        log().info(
-            "mail_sent", **self._keys(claimed, attempts), reply=reply, refused=refused or None
-        )
+        for claimed, receipt, slot in batch:
+            self.journal.done(slot)
+            log().info(
+                "mail_sent",
+                **self._keys(claimed, claimed.attempts + 1),
+                reply=receipt.reply,
+                refused=receipt.refused or None,
+            )
+        return True
+
+    def _record_accepted(self, accepted: Accepted) -> bool:
+        """Record a journaled acceptance as ``sent`` (if the row still waits); True when
+        the database has the outcome (sent now or before)."""
+        with self.db.session() as s:
+            row = s.get(OutboxMail, accepted.outbox_id)
+            if row is None or message_key(row.message_id) != accepted.key:
+                return True  # not this database's row (or gone): nothing to record
+            if row.status != "pending":
+                return True
+            row.status = "sent"
+            row.sent_at = accepted.at
+            row.attempts = row.attempts + 1
+            row.lease_until = None
+            return True
+
+    async def _settle_journal(self) -> int:
+        """Record every acceptance the journal holds; returns how many were recorded.
+
+        Stops at the first database failure (the records stay for the next pass).
+        """
+        recorded = 0
+        for slot, accepted in self.journal.accepted_slots().items():
+            try:
+                await asyncio.to_thread(self._record_accepted, accepted)
+            except SQLAlchemyError:
+                return recorded
+            self.journal.done(slot)
+            recorded += 1
+            log().info(
+                "mail_sent_recorded_late", outbox=accepted.outbox_id, accepted_at=accepted.at
+            )
+        return recorded
 
     async def _deferred(self, claimed: _Claimed, error: str) -> bool:
         """Record a temporary failure; True when the row was given up (failed)."""
@@ -370,15 +593,44 @@ class Dispatcher:
         due = now if now is not None else self.clock.now()
         sent = deferred = failed = 0
         unreachable = ""
+        await self._check_stopped()
+        if self.stopped:
+            return DispatchStats()
+        sent += await self._settle_journal()
+        self._held = {}
+        accepted_mail: list[tuple[_Claimed, SendReceipt, int]] = []
         try:
             async for claimed in self._claims(due, stop):
                 outbox_id = claimed.mail.outbox_id
+                if stop is not None and stop.is_set():
+                    break  # this row and the rest of its chunk are released below
+                self._held.pop(outbox_id or 0, None)
                 if unreachable:
                     gave_up = await self._deferred(claimed, unreachable)
                     failed, deferred = failed + gave_up, deferred + (not gave_up)
                     continue
+                known = self.journal.was_accepted(outbox_id or 0, claimed.mail.message_id)
+                if known is not None:  # accepted before, never recorded: record, never resend
+                    await asyncio.to_thread(self._record_accepted, known[1])
+                    self.journal.done(known[0])
+                    log().info("mail_sent_recorded_late", outbox=outbox_id)
+                    sent += 1
+                    continue
+                try:
+                    slot = self.journal.begin(outbox_id or 0, claimed.mail.message_id)
+                except StoreError as exc:  # cannot be recognised later: do not send
+                    unreachable = str(exc)
+                    log().error("send_journal_failed", error=unreachable)
+                    gave_up = await self._deferred(claimed, unreachable)
+                    failed, deferred = failed + gave_up, deferred + (not gave_up)
+                    continue
+                accepted = False
                 try:
                     receipt = await self.sender.send(claimed.mail)
+                except SendAuthError as exc:
+                    await self._release(claimed, str(exc))
+                    await self._stop_sending(str(exc))
+                    break
                 except SmtpSessionError as exc:
                     unreachable = str(exc)
                     gave_up = await self._deferred(claimed, unreachable)
@@ -395,11 +647,139 @@ class Dispatcher:
                     gave_up = await self._deferred(claimed, f"{type(exc).__name__}: {exc}")
                     failed, deferred = failed + gave_up, deferred + (not gave_up)
                 else:
-                    await self._sent(claimed, receipt.reply, receipt.refused)
+                    accepted = True
+                    self.journal.accepted(slot, self.clock.now(), receipt.reply)
+                finally:
+                    if not accepted:
+                        self.journal.done(slot)
+                if accepted:
                     sent += 1
+                    accepted_mail.append((claimed, receipt, slot))
+                    if len(accepted_mail) >= RECORD_CHUNK or not self._held:
+                        recorded = await self._sent(accepted_mail)
+                        accepted_mail = []
+                        if not recorded:
+                            break  # the database takes no writes: the journal holds them
+        finally:
+            try:
+                await self._sent(accepted_mail)
+                if self._held:
+                    await asyncio.to_thread(self._release_held, list(self._held))
+            except SQLAlchemyError:
+                pass  # their leases run out; the journal holds what was accepted
+            finally:
+                self._held = {}
+                await self.sender.aclose()
+        return DispatchStats(sent=sent, deferred=deferred, failed=failed)
+
+    # -- a refused login: stop, report, resume on request --
+
+    def resume(self, sender: Sender | None = None) -> None:
+        """Send again after a refused login, with ``sender`` (a new configuration) if given.
+
+        Safe to call from any thread (the daemon's SIGHUP). The next pass first
+        checks the login once (``sender.verify()`` when the sender has it): the alert
+        is cleared when it works; when refused again, sending stays stopped with the
+        new reason. Without a stop in force it only swaps the sender.
+        """
+        with self._resume_lock:
+            self._resume = (sender,)
+        self.wake()
+
+    async def _check_stopped(self) -> None:
+        """Apply a pending :meth:`resume`, check the login, and write the alert's change."""
+        if not self._checked_start:
+            self._checked_start = True
+            # A refusal reported by an earlier run (then a restart): check the login now.
+            try:
+                standing = await asyncio.to_thread(self._standing_alert)
+            except SQLAlchemyError:
+                standing = False
+            if standing:
+                with self._resume_lock:
+                    self._resume = self._resume or (None,)
+        with self._resume_lock:
+            resume, self._resume = self._resume, None
+        if resume is not None:
+            fresh = resume[0]
+            if fresh is not None and fresh is not self.sender:
+                await self.sender.aclose()
+                self.sender = fresh
+            was = self.stopped
+            self.stopped = ""
+            error = await self._verify()
+            if error:
+                await self._stop_sending(error)
+            else:
+                self._alert = ""
+                if was:
+                    log().info("smtp_sending_resumed", sender=repr(self.sender))
+        await self._write_alert()
+
+    def _standing_alert(self) -> bool:
+        with self.db.read_session() as s:
+            return any(name == SMTP_ALERT for name, _, _ in read_alerts(s))
+
+    async def _verify(self) -> str:
+        """One login check with the current sender: the refusal, or "" (also when the
+        server is merely unreachable: that is retried as usual)."""
+        verify = getattr(self.sender, "verify", None)
+        if verify is None:
+            return ""
+        try:
+            await verify()
+        except SendAuthError as exc:
+            return str(exc)
+        except Exception:  # noqa: BLE001 - unreachable etc.: the passes retry and report
+            return ""
         finally:
             await self.sender.aclose()
-        return DispatchStats(sent=sent, deferred=deferred, failed=failed)
+        return ""
+
+    async def _stop_sending(self, reason: str) -> None:
+        first = not self.stopped
+        self.stopped = reason
+        problem = (
+            f"sending stopped: {reason}. Fix [smtp] (or the password, or sign in again with"
+            " `triage auth login`), then reload the daemon (SIGHUP: systemctl reload triage)"
+        )
+        self._alert = problem
+        if first:
+            log().error("smtp_login_refused", error=reason)
+        await self._write_alert()
+
+    async def _write_alert(self) -> None:
+        """Write (or clear) the ``smtp`` alert; kept for the next pass when the database fails."""
+        alert = self._alert
+        if alert is None:
+            return
+        try:
+            await asyncio.to_thread(self._store_alert, alert)
+        except SQLAlchemyError as exc:
+            log().warning("smtp_alert_not_recorded", error=type(exc).__name__)
+            return
+        if self._alert == alert:
+            self._alert = None
+
+    def _store_alert(self, problem: str) -> None:
+        with self.db.session() as s:
+            if problem:
+                raise_alert(s, SMTP_ALERT, problem, self.clock.now())
+            else:
+                clear_alert(s, SMTP_ALERT)
+
+    async def _release(self, claimed: _Claimed, error: str) -> None:
+        """Give a claimed row back untouched but for ``last_error`` (no attempt counted)."""
+        try:
+            await asyncio.to_thread(
+                self._finish, claimed.mail.outbox_id or 0, last_error=f"not sent: {error}"
+            )
+        except SQLAlchemyError:
+            return  # its lease runs out; it was not sent
+
+    def close(self) -> None:
+        """Release the send journal's file (what it holds stays for the next process)."""
+        self.journal.close()
 
     def wake(self) -> None:
         """Ask :meth:`run` for a pass now (e.g. after intake queued an acknowledgment).

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from triage.modelstore import active_model_info
 from triage.outbox.status import OutboxSummary, outbox_summary
+from triage.store.alerts import read_alerts
 from triage.store.models import Folder, Message, MissingUid, Ticket
 from triage.store.tickets import QueueFilter, count_queue
 
-__all__ = ["FolderHealth", "Status", "read_status"]
+__all__ = ["Alert", "FolderHealth", "Status", "read_status"]
 
 STALE_POLL_SECONDS = 600.0
 """A folder not polled successfully for this long is unhealthy (the B28 alarm: 10 min)."""
@@ -31,6 +32,21 @@ a wrong SMTP password, no daemon sending)."""
 
 
 OPEN_STATUSES = ("new", "open", "waiting")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A standing problem a service reported (see :mod:`triage.store.alerts`).
+
+    Attributes:
+        name: the part (``smtp``).
+        problem: what happened and what to do, one line.
+        since: when it started (UTC).
+    """
+
+    name: str
+    problem: str
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,8 @@ class Status:
         breached: open tickets past a running deadline.
         outbox: outgoing mail counts (pending, retrying, failed, sent) and the oldest pending.
         models: active model version per target (queue, priority), None when none.
+        alerts: standing problems a service reported (``alerts`` table), e.g. the SMTP
+            server refused the login and sending has stopped: each is a problem.
     """
 
     now: datetime
@@ -79,6 +97,7 @@ class Status:
     breached: int
     outbox: OutboxSummary
     models: dict[str, str | None] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
 
     @property
     def outbox_stuck(self) -> bool:
@@ -93,7 +112,7 @@ class Status:
         The one list of reasons: ``triage status`` (exit 1), the ``/health``
         endpoint (503) and the ``triage_healthy`` metric all come from it.
         """
-        found = []
+        found = [f"{a.name}: {a.problem}" for a in self.alerts]
         for f in self.folders:
             if f.stale:
                 since = (
@@ -226,4 +245,5 @@ def read_status(session: Session, now: datetime, *, watched: Sequence[str] = ())
         breached=breached,
         outbox=outbox_summary(session),
         models=models,
+        alerts=[Alert(n, p, t) for n, p, t in read_alerts(session)],
     )

@@ -4,8 +4,9 @@ Security (RFC 8314 / RFC 3207):
 
 - ``tls``: TLS from the first byte (port 465).
 - ``starttls``: plain connect, then STARTTLS is REQUIRED. If the server does not
-  offer it or the handshake fails, the session fails (:class:`SmtpSessionError`);
-  triage never falls back to sending in plaintext.
+  offer it (or refuses it with 5xx) the session fails with
+  :class:`~triage.errors.SendAuthError`; a failed handshake or a 454 with
+  :class:`SmtpSessionError`. Triage never falls back to sending in plaintext.
 - ``none``: plaintext (a local relay only).
 
 Certificates are verified against the system CAs plus the optional ``ca_file``;
@@ -15,6 +16,13 @@ at each connection (so a rotated secret is picked up) and never logged. With
 ``auth = "xoauth2"`` (Gmail, Microsoft 365) the session authenticates with SASL
 XOAUTH2 and an access token from the ``[oauth2]`` sign-in, fetched (and
 refreshed when due) at each connection.
+
+A refused login or security is :class:`~triage.errors.SendAuthError`, never a
+temporary error: 5xx or 432 to AUTH (RFC 4954 section 6), 530/534/535/538 to
+MAIL, RCPT or DATA (the server wants AUTH or TLS first), no AUTH offered while a
+username is set, STARTTLS not offered or refused (5xx), an XOAUTH2 sign-in that
+is gone, a password source that cannot be read. 454 to AUTH or STARTTLS
+(temporary failure, RFC 4954 / RFC 3207) stays temporary.
 """
 
 from __future__ import annotations
@@ -30,14 +38,16 @@ import aiosmtplib
 from triage.errors import (
     ConfigError,
     OAuth2Error,
+    OAuth2UnreachableError,
     PermanentSendError,
+    SendAuthError,
     SendError,
     TemporarySendError,
 )
 from triage.logs import get_logger
 from triage.smtp.base import OutgoingMail, SendReceipt
 
-__all__ = ["SmtpSender", "SmtpSessionError", "classify_reply"]
+__all__ = ["AUTH_REFUSED_CODES", "SmtpSender", "SmtpSessionError", "classify_reply"]
 
 
 def log() -> Any:
@@ -53,6 +63,11 @@ Security = Literal["tls", "starttls", "none"]
 
 _CLOSE_WAIT = 2.0
 """Seconds to wait for a closed connection to be gone (a TLS close_notify exchange)."""
+
+
+AUTH_REFUSED_CODES = frozenset({530, 534, 535, 538})
+"""Replies to MAIL, RCPT or DATA that mean "log in (or encrypt) first" or "your login is
+refused" (RFC 4954 section 6): the configuration is wrong, not the mail."""
 
 
 class SmtpSessionError(TemporarySendError):
@@ -99,8 +114,9 @@ class SmtpSender:
         auth: ``password`` (AUTH PLAIN/LOGIN) or ``xoauth2`` (the SASL XOAUTH2 of
             Google and Microsoft).
         token: for ``xoauth2``, a callable returning a fresh access token (blocking;
-            run in a worker thread); may raise SignInRequiredError or OAuth2Error,
-            which end the session attempt (temporary: the mail is retried).
+            run in a worker thread); OAuth2UnreachableError ends the session with
+            SmtpSessionError (temporary), another OAuth2Error (the sign-in gone or
+            refused) with SendAuthError.
         ca_file: an extra CA bundle (PEM) trusted besides the system CAs; "" for none.
         tls_verify: verify the server certificate and host name (default). False is
             logged as a warning at each connection.
@@ -177,7 +193,7 @@ class SmtpSender:
             hostname=self.host,
             port=self.port,
             use_tls=self.security == "tls",
-            start_tls=self.security == "starttls",
+            start_tls=False,  # done in _open, to tell "not offered" from a failure
             tls_context=context,
             timeout=self.timeout,
             local_hostname=self.local_hostname,
@@ -194,15 +210,19 @@ class SmtpSender:
         self._client = client
         return client
 
-    def _session_error(self, exc: Exception, where: str) -> SmtpSessionError | None:
-        """The SmtpSessionError for a failure while opening a session; None if not ours."""
-        if isinstance(exc, SmtpSessionError):
+    def _session_error(self, exc: Exception, where: str) -> SendError | None:
+        """The error for a failure while opening a session; None if not ours.
+
+        SendAuthError for a refused login or security (retrying cannot help),
+        SmtpSessionError (temporary) for everything else.
+        """
+        if isinstance(exc, SmtpSessionError | SendAuthError):
             return exc
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-            return SmtpSessionError(
-                f"{where}: AUTH refused for {self.username}: {exc.code} {exc.message}",
-                code=exc.code,
-            )
+            text = f"{where}: AUTH refused for {self.username}: {exc.code} {_oneline(exc.message)}"
+            if _login_refused(exc.code):
+                return SendAuthError(text, code=exc.code)
+            return SmtpSessionError(text, code=exc.code)
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             return SmtpSessionError(
                 f"{where}: session refused: {exc.code} {exc.message}", code=exc.code
@@ -214,25 +234,61 @@ class SmtpSender:
         return None
 
     async def _open(self, client: aiosmtplib.SMTP, where: str) -> None:
-        """Connect (with TLS as configured) and log in; raw aiosmtplib errors escape."""
+        """Connect (with TLS as configured) and log in; raw aiosmtplib errors escape.
+
+        Raises SendAuthError itself for what no retry can fix (module docstring).
+        """
         await client.connect()
+        if self.security == "starttls":
+            await client.ehlo()
+            if not client.supports_extension("starttls"):
+                raise SendAuthError(
+                    f"{where}: the server does not offer STARTTLS, which smtp.security ="
+                    " 'starttls' requires (triage never sends in plaintext)"
+                )
+            try:
+                await client.starttls()
+            except aiosmtplib.SMTPResponseException as exc:
+                text = f"{where}: STARTTLS refused: {exc.code} {_oneline(exc.message)}"
+                if 500 <= exc.code <= 599:
+                    raise SendAuthError(text, code=exc.code) from None
+                raise SmtpSessionError(text, code=exc.code) from None
         if self.security != "none" and client.get_transport_info("sslcontext") is None:
             # aiosmtplib raises when STARTTLS fails; this guards the promise anyway.
             raise SmtpSessionError(f"{where}: TLS was required but the session is not encrypted")
-        if self.username and self.auth == "xoauth2":
+        if not self.username:
+            return
+        await client.ehlo()  # the extensions as offered now (after STARTTLS, RFC 3207 4.2)
+        if not client.supports_extension("auth"):
+            raise SendAuthError(
+                f"{where}: the server offers no AUTH, but smtp.username is set ({self.username});"
+                " remove smtp.username for a relay that needs no login, or use the"
+                " submission port with TLS"
+            )
+        if self.auth == "xoauth2":
             assert self._token is not None  # noqa: S101 - checked in __init__
             try:
                 token = await asyncio.to_thread(self._token)
-            except (OAuth2Error, ConfigError) as exc:
+            except OAuth2UnreachableError as exc:
                 raise SmtpSessionError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
+            except (OAuth2Error, ConfigError) as exc:  # sign-in gone, refused, cache unusable
+                raise SendAuthError(f"{where}: XOAUTH2 for {self.username}: {exc}") from None
             await client.auth_xoauth2(self.username, token)
-        elif self.username:
-            assert self._password is not None  # noqa: S101 - checked in __init__
-            try:
-                secret = self._password()
-            except ConfigError as exc:
-                raise SmtpSessionError(str(exc)) from None
+            return
+        assert self._password is not None  # noqa: S101 - checked in __init__
+        try:
+            secret = self._password()
+        except ConfigError as exc:
+            raise SendAuthError(str(exc)) from None
+        try:
             await client.login(self.username, secret)
+        except aiosmtplib.SMTPResponseException:
+            raise
+        except aiosmtplib.SMTPException as exc:  # no mechanism both sides know
+            raise SendAuthError(
+                f"{where}: no AUTH mechanism usable for {self.username}: {exc.message}"
+                f" (the server offers {', '.join(client.server_auth_methods) or 'none'})"
+            ) from None
 
     async def send(self, mail: OutgoingMail) -> SendReceipt:
         """Deliver ``mail`` to its envelope recipients (never to addresses in its headers).
@@ -242,6 +298,8 @@ class SmtpSender:
             accepting the others.
 
         Raises:
+            SendAuthError: the login or the security it needs was refused, or the
+                server wants a login first (530/534/535/538): not temporary.
             SmtpSessionError: no session (see the class docstring); temporary.
             TemporarySendError: 4xx reply to MAIL, RCPT or DATA.
             PermanentSendError: 5xx reply (every recipient refused permanently), or
@@ -258,10 +316,14 @@ class SmtpSender:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            if codes and all(c in AUTH_REFUSED_CODES for c in codes):
+                raise self._refused_in_mail(codes[0], text) from None
             if codes and all(500 <= c <= 599 for c in codes):
                 raise PermanentSendError(text, code=codes[0]) from None
             raise TemporarySendError(text, code=codes[0] if codes else None) from None
         except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in AUTH_REFUSED_CODES:
+                raise self._refused_in_mail(exc.code, _oneline(exc.message)) from None
             raise classify_reply(exc.code, exc.message) from None
         except aiosmtplib.SMTPNotSupported as exc:
             raise PermanentSendError(f"{exc.message}") from None
@@ -274,6 +336,15 @@ class SmtpSender:
         return SendReceipt(
             reply=reply,
             refused={addr: f"{r.code} {r.message}" for addr, r in refused.items()},
+        )
+
+    def _refused_in_mail(self, code: int, text: str) -> SendAuthError:
+        """530/534/535/538 to MAIL, RCPT or DATA: the server wants a login (or TLS) first."""
+        login = f"the login as {self.username}" if self.username else "no login (smtp.username)"
+        return SendAuthError(
+            f"{self.host}:{self.port}: the server refused the mail for want of"
+            f" authentication: {code} {text} (configured: {login}, security {self.security})",
+            code=code,
         )
 
     async def verify(self) -> None:
@@ -310,6 +381,21 @@ async def _discard(client: aiosmtplib.SMTP, *, polite: bool) -> None:
     # in connection_lost.
     while protocol is not None and protocol.transport is not None and loop.time() < deadline:  # noqa: ASYNC110 - see above
         await asyncio.sleep(0.01)
+
+
+def _login_refused(code: int) -> bool:
+    """A reply to AUTH that no retry with the same credentials can turn around.
+
+    RFC 4954 section 6: 5xx (535 invalid credentials, 534 mechanism too weak, 538
+    encryption required, 530 authentication required) and 432 (a password
+    transition is needed: a person must act). Other 4xx, 454 above all (temporary
+    authentication failure), are temporary.
+    """
+    return 500 <= code <= 599 or code == 432
+
+
+def _oneline(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def _describe(exc: BaseException) -> str:

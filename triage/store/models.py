@@ -20,6 +20,7 @@ Tables:
     users              people who log in to the web page (assistants, owners)
     web_sessions       server-side login sessions (sha256 of the cookie's token)
     login_failures     failed logins, for throttling per user and per address
+    alerts             standing problems a service reports until they clear (SMTP login refused)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from triage.domain import PRIORITIES, TicketStatus
 
 __all__ = [
     "NO_DUE",
+    "Alert",
     "Base",
     "Escalation",
     "Folder",
@@ -600,3 +602,19 @@ class LoginFailure(Base):
     """The name typed, lowercased (it need not exist)."""
     address: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+
+class Alert(Base):
+    """A standing problem a service found that needs a person, until it clears itself.
+
+    ``name`` says which part (``smtp``: the server refused the login, sending has
+    stopped until the configuration is reloaded). ``triage status`` and ``/health``
+    list every row as a problem; the part deletes its row once it works again.
+    """
+
+    __tablename__ = "alerts"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    problem: Mapped[str] = mapped_column(Text)
+    """One line for the person: what happened and what to do; never a secret."""
+    since: Mapped[datetime] = mapped_column(default=_now)
