@@ -206,12 +206,6 @@ def _run_tool(argv: list[str], env: dict[str, str], doing: str) -> None:
         raise BackupError(f"{doing}: {Path(argv[0]).name} failed: {detail}{hint}")
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 # -- backup --------------------------------------------------------------------------------
 
 

@@ -32,7 +32,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     make_asgi_app,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -172,10 +171,6 @@ class TriageMetrics:
         logtap.detach(self)
 
     # -- exposition -----------------------------------------------------------------
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
-        return generate_latest(self.registry)
 
     def asgi_app(self) -> Any:
         """An ASGI app serving the registry (mount at ``/metrics``)."""
