@@ -31,11 +31,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.orm import Session
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings, load_config
@@ -49,12 +52,12 @@ from triage.metrics import TriageMetrics
 from triage.modelstore import active_model_info, load_active_model
 from triage.monitoring import MonitoringServer
 from triage.outbox.templates import MailTemplates
-from triage.rule_files import load_configured_rules, reload_configured_rules
+from triage.rule_files import load_configured_rules, reload_configured_rules, rule_paths
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
 from triage.services.retrain import RetrainOutcome, retrain, retrain_due
-from triage.services.slawatch import scan
+from triage.services.slawatch import scan_batch
 from triage.services.workers import WorkerLeases
 from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
@@ -97,7 +100,7 @@ def load_rules(settings: Settings) -> RulesHolder:
     Raises:
         RuleFileError: a rule file is broken (the daemon refuses to start).
     """
-    paths = tuple(settings.resolve(p) for p in settings.routing.rule_files)
+    paths = tuple(rule_paths(settings))
     if not paths:
         return RulesHolder()
     return RulesHolder(rules=load_configured_rules(settings), paths=paths)
@@ -280,28 +283,59 @@ class Daemon:
 
     # -- periodic jobs -------------------------------------------------------------------
 
-    def sla_pass(self) -> int:
-        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made."""
+    def sla_pass(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made.
+
+        Bounded batches (:data:`~triage.services.slawatch.SCAN_BATCH` tickets, then the
+        mail of what they raised), each its own transaction: memory stays flat however
+        large the backlog, the SQLite write lock is held only a batch at a time, and
+        ``should_stop`` (SIGTERM) is obeyed between batches; the next pass goes on from
+        where this one stopped. One summary line when the pass did anything.
+        """
         now = self.clock.now()
-        with self.db.session() as session:
-            made = scan(session, self.settings, self.calendar, now)
-            if self.templates is not None:
-                mail_escalations(
-                    session, self.settings, now, templates=self.templates, calendar=self.calendar
-                )
-        for escalation in made:
+        digest = self.settings.owners.digest != "off"
+        made = looked_at = before_seen = failed = batches = 0
+        after = None
+        started = time.monotonic()
+        while not should_stop():
+            with self.db.session() as session:
+                batch = scan_batch(session, self.settings, self.calendar, now, after=after)
+                if self.templates is not None and batch.created and not digest:
+                    self._mail_escalations(session, now)
+            batches += 1
+            made += len(batch.created)
+            looked_at += batch.looked_at
+            before_seen += batch.before_seen
+            failed += batch.failed
+            if batch.after is None:
+                break
+            after = batch.after
+        if self.templates is not None:
+            # rule escalations written by intake, digests whose period ended
+            with self.db.session() as session:
+                self._mail_escalations(session, now)
+        if made or before_seen or failed or should_stop():
             log.info(
-                "ticket_escalated",
-                ticket=escalation.ticket_id,
-                kind=escalation.kind,
-                reason=escalation.reason,
+                "sla_pass_finished" if not should_stop() else "sla_pass_stopped",
+                tickets=looked_at,
+                escalations=made,
+                breached_before_seen=before_seen,
+                failed=failed,
+                batches=batches,
+                seconds=round(time.monotonic() - started, 2),
             )
-        return len(made)
+        return made
+
+    def _mail_escalations(self, session: Session, now: datetime) -> None:
+        mail_escalations(
+            session, self.settings, now, templates=self.templates, calendar=self.calendar
+        )
 
     async def _sla_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.sla_pass) and self.dispatcher is not None:
+                made = await asyncio.to_thread(self.sla_pass, stop.is_set)
+                if made and self.dispatcher is not None:
                     self.dispatcher.wake()
             except Exception:
                 log.exception("sla_watch_failed")

@@ -38,10 +38,6 @@ class Priority(StrEnum):
         """0 for urgent up to 3 for low."""
         return PRIORITIES.index(self)
 
-    def raised_to(self, other: Priority) -> Priority:
-        """The more urgent of ``self`` and ``other``."""
-        return self if self.rank <= other.rank else other
-
 
 PRIORITIES: tuple[Priority, ...] = (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW)
 

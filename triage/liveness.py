@@ -86,11 +86,6 @@ class Liveness:
             self._limits[loop] = limit
             self._beats[loop] = self._clock()
 
-    def forget(self, loop: str) -> None:
-        """Stop watching ``loop`` (it ended on purpose)."""
-        with self._lock:
-            self._limits.pop(loop, None)
-
     def beat(self, loop: str | None = None) -> None:
         """Record progress of ``loop`` (default: the calling task or thread)."""
         name = loop if loop is not None else current_loop_name()

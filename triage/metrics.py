@@ -32,7 +32,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     make_asgi_app,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -172,10 +171,6 @@ class TriageMetrics:
         logtap.detach(self)
 
     # -- exposition -----------------------------------------------------------------
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
-        return generate_latest(self.registry)
 
     def asgi_app(self) -> Any:
         """An ASGI app serving the registry (mount at ``/metrics``)."""
@@ -322,6 +317,7 @@ class StatusCollector(Collector):
         yield from _folder_metrics(status)
         yield from _ticket_metrics(status)
         yield from _outbox_metrics(status)
+        yield from _backup_metrics(status)
         models = GaugeMetricFamily(
             "triage_model_info",
             "The active classifier model per target (the value is always 1).",
@@ -331,6 +327,31 @@ class StatusCollector(Collector):
             if version:
                 models.add_metric([target, version], 1.0)
         yield models
+
+
+def _backup_metrics(status: Any) -> Iterator[Metric]:
+    """The newest ``triage backup`` run (nothing when none ran)."""
+    backup = status.backup
+    if backup is None:
+        return
+    ok = GaugeMetricFamily(
+        "triage_backup_last_run_ok", "1 when the newest `triage backup` worked, 0 when it failed."
+    )
+    ok.add_metric([], 1.0 if backup.last_ok else 0.0)
+    yield ok
+    last = GaugeMetricFamily(
+        "triage_backup_last_run_timestamp_seconds",
+        "When the newest `triage backup` finished or failed (Unix time).",
+    )
+    last.add_metric([], backup.last_at.timestamp())
+    yield last
+    if backup.last_ok_at is not None:
+        good = GaugeMetricFamily(
+            "triage_backup_last_success_timestamp_seconds",
+            "When the newest successful `triage backup` finished (Unix time).",
+        )
+        good.add_metric([], backup.last_ok_at.timestamp())
+        yield good
 
 
 def _folder_metrics(status: Any) -> Iterator[Metric]:

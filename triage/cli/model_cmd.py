@@ -1,6 +1,6 @@
 """Classifier commands: ``triage train`` and ``triage evaluate``.
 
-The work is in :mod:`triage.training.commands`, imported when a command runs,
+The work is in :mod:`triage.cli.training_run`, imported when a command runs,
 so that other commands start without loading scikit-learn.
 """
 
@@ -78,7 +78,7 @@ def train_command(  # noqa: PLR0917 - click passes every option as an argument
     the active model on it: the new model becomes active only if it is at least as
     good (macro-F1), unless --force. The saved model is refitted on all examples.
     """
-    from triage.training.commands import run_train  # noqa: PLC0415 - keeps startup fast
+    from triage.cli.training_run import run_train  # noqa: PLC0415 - keeps startup fast
 
     run_train(
         app,
@@ -129,7 +129,7 @@ def evaluate_command(  # noqa: PLR0917 - click passes every option as an argumen
     writes the confusion matrix as a PNG picture. For the shipped held-out set:
     `triage evaluate --from benchmarks/heldout`.
     """
-    from triage.training.commands import run_evaluate  # noqa: PLC0415 - keeps startup fast
+    from triage.cli.training_run import run_evaluate  # noqa: PLC0415 - keeps startup fast
 
     run_evaluate(
         app,

@@ -48,7 +48,7 @@ from triage.training.corpus import shipped_dataset
 
 __all__ = ["DemoResult", "run_demo"]
 
-DATA = files("triage.demo") / "data"
+_DATA = files("triage.demo") / "data"
 
 
 @dataclass
@@ -80,7 +80,7 @@ class DemoResult:
 
 
 def _inbox() -> list[SourceMessage]:
-    source = open_mail_source(Path(str(DATA / "inbox.mbox")))
+    source = open_mail_source(Path(str(_DATA / "inbox.mbox")))
     try:
         return list(source)
     finally:
@@ -95,14 +95,14 @@ def _as_of(messages: list[SourceMessage]) -> datetime:
     return newest.astimezone(UTC) + timedelta(minutes=30)
 
 
-def write_config(workdir: Path) -> Path:
+def _write_config(workdir: Path) -> Path:
     """Write the demo configuration into ``workdir``; return its path."""
     path = workdir / "triage.toml"
     path.write_text((files("triage.demo") / "config.toml").read_text(encoding="utf-8"), "utf-8")
     return path
 
 
-MARKER = ".triage-demo"
+_MARKER = ".triage-demo"
 """A file in the working folder saying the demo made it (and may empty it again)."""
 
 
@@ -114,7 +114,7 @@ def _prepare(workdir: Path) -> None:
     """
     try:
         if workdir.exists() and any(workdir.iterdir()):
-            if not (workdir / MARKER).is_file():
+            if not (workdir / _MARKER).is_file():
                 raise UserError(
                     f"{workdir} exists and is not a triage demo folder; choose another --dir"
                 )
@@ -122,7 +122,7 @@ def _prepare(workdir: Path) -> None:
                 (workdir / name).unlink(missing_ok=True)
             shutil.rmtree(workdir / "outbox", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / MARKER).write_text("made by `triage demo`; it may empty this folder again\n")
+        (workdir / _MARKER).write_text("made by `triage demo`; it may empty this folder again\n")
     except OSError as exc:
         raise UserError(f"cannot use {workdir} for the demo: {exc.strerror}") from None
 
@@ -136,7 +136,7 @@ def run_demo(workdir: Path) -> DemoResult:
         StoreError: the database cannot be written.
     """
     _prepare(workdir)
-    settings: Settings = load_config(write_config(workdir))
+    settings: Settings = load_config(_write_config(workdir))
     db = Database.open(settings.database_url)
     try:
         messages = _inbox()

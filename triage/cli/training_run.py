@@ -1,4 +1,4 @@
-"""What ``triage train`` and ``triage evaluate`` do; the click layer is :mod:`triage.cli.model_cmd`.
+"""What ``triage train`` and ``triage evaluate`` do; their click options are in :mod:`.model_cmd`.
 
 Kept apart from the command definitions so that other ``triage`` commands do not
 pay for importing scikit-learn and matplotlib (about three seconds).
