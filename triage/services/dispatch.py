@@ -805,8 +805,11 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver mail until ``stop`` is set: a pass, then sleep ``poll_interval`` or until woken.
 
-        A failing pass (e.g. the database unreachable) is logged as
-        ``dispatch_failed`` and retried after the interval; it never ends the loop.
+        A failing pass (e.g. the database unreachable or its disk full) is retried
+        after the interval; it never ends the loop. The failure is logged once when
+        it starts (``dispatch_failed``, with its traceback) and once when a pass
+        works again (``dispatch_recovered``, with the passes that failed), never
+        once per pass.
         The SMTP session stays open from one pass to the next while passes follow
         each other (intake keeps waking it during a burst: no new connection, TLS
         handshake and login per pass) and is closed (QUIT) after an idle interval.
@@ -814,6 +817,8 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         log().info("dispatcher_started", sender=repr(self.sender))
+        failed_passes = 0
+        failing_since = 0.0
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -823,8 +828,19 @@ class Dispatcher:
                     full = stats.handled >= self.batch_size
                 except Exception:  # noqa: BLE001 - logged; the loop outlives a failing pass
                     # e.g. the database unreachable: try again after the interval.
-                    log().exception("dispatch_failed")
+                    if not failed_passes:
+                        failing_since = self._loop.time()
+                        log().exception("dispatch_failed")
+                    failed_passes += 1
                     await self.sender.aclose()
+                else:
+                    if failed_passes:
+                        log().info(
+                            "dispatch_recovered",
+                            failed_passes=failed_passes,
+                            seconds=round(self._loop.time() - failing_since, 1),
+                        )
+                        failed_passes = 0
                 if not full and not await self._sleep(stop):
                     await self.sender.aclose()  # idle: end the session politely
         finally:
