@@ -462,6 +462,7 @@ class Daemon:
         if self.dispatcher is None:
             raise ConfigError("no [smtp] section: outgoing mail cannot be sent")
         notifier = notifier if notifier is not None else SystemdNotifier()
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         # The loops poll these stop signals between steps; each poll is a sign of progress.
         loops_stop = self.liveness.async_event()
@@ -518,6 +519,7 @@ class Daemon:
                 monitoring.stop()
             self.metrics.detach()
             self.dispatcher.close()
+            sys.setswitchinterval(switch_interval)
             log.info("daemon_stopped")
 
 
