@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from support.tickets import local, make_policy, store_message
 
 from triage.escalation import warning_recipients
-from triage.services.slawatch import scan
+from triage.escalation.sla import scan
 from triage.sla.calendar import BusinessCalendar
 from triage.store import Database
 from triage.store.models import Escalation, Ticket

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
+from triage.escalation.history import history_reason
 from triage.logs import get_logger
 from triage.refs import format_ref
 from triage.sla.calendar import BusinessCalendar
@@ -107,7 +108,7 @@ def scan(
             )
             if row is None:
                 continue
-            if deadline.due <= ticket.created_at:
+            if history_reason(seen_at=ticket.created_at, due_at=deadline.due):
                 # Past due before triage ever saw the ticket (old mail found at the
                 # first start, an import of history): recorded, shown as breached,
                 # but not mailed to the owners -- nothing was missed while watched.
