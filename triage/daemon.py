@@ -30,16 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.orm import Session
 
 from triage.assembly import assemble, load_models
 from triage.clock import Clock, SystemClock
 from triage.config import Settings, load_config
 from triage.errors import ConfigError
+from triage.escalation import notify_escalations
+from triage.escalation.sla import scan_batch
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
@@ -203,22 +208,58 @@ class Daemon:
 
     # -- periodic jobs -------------------------------------------------------------------
 
-    def sla_pass(self) -> int:
-        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made."""
-        made = self.parts.escalation_pass(self.clock.now())
-        for escalation in made:
+    def sla_pass(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made.
+
+        Bounded batches (:data:`~triage.escalation.sla.SCAN_BATCH` tickets, then the
+        mail of what they raised), each its own transaction: memory stays flat however
+        large the backlog, the SQLite write lock is held only a batch at a time, and
+        ``should_stop`` (SIGTERM) is obeyed between batches; the next pass goes on from
+        where this one stopped. One summary line when the pass did anything.
+        """
+        now = self.clock.now()
+        digest = self.settings.owners.digest != "off"
+        made = looked_at = before_seen = failed = batches = 0
+        after = None
+        started = time.monotonic()
+        while not should_stop():
+            with self.db.session() as session:
+                batch = scan_batch(session, self.settings, self.calendar, now, after=after)
+                if self.notifier is not None and batch.created and not digest:
+                    self._mail_escalations(session, now)
+            batches += 1
+            made += len(batch.created)
+            looked_at += batch.looked_at
+            before_seen += batch.before_seen
+            failed += batch.failed
+            if batch.after is None:
+                break
+            after = batch.after
+        if self.notifier is not None:
+            # rule escalations written by intake, digests whose period ended
+            with self.db.session() as session:
+                self._mail_escalations(session, now)
+        if made or before_seen or failed or should_stop():
             log.info(
-                "ticket_escalated",
-                ticket=escalation.ticket_id,
-                kind=escalation.kind,
-                reason=escalation.reason,
+                "sla_pass_finished" if not should_stop() else "sla_pass_stopped",
+                tickets=looked_at,
+                escalations=made,
+                breached_before_seen=before_seen,
+                failed=failed,
+                batches=batches,
+                seconds=round(time.monotonic() - started, 2),
             )
-        return len(made)
+        return made
+
+    def _mail_escalations(self, session: Session, now: datetime) -> None:
+        if self.notifier is not None:
+            notify_escalations(session, self.notifier, now)
 
     async def _sla_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                if await asyncio.to_thread(self.sla_pass) and self.dispatcher is not None:
+                made = await asyncio.to_thread(self.sla_pass, stop.is_set)
+                if made and self.dispatcher is not None:
                     self.dispatcher.wake()
             except Exception:
                 log.exception("sla_watch_failed")

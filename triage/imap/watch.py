@@ -6,7 +6,7 @@ stores it exactly once). It knows IMAP's timing rules, not the database:
 
 - A *pass* selects the folder, asks the sink where to start (:class:`SyncPlan`:
   after the stored high-water mark, or from UID 1 after a UIDVALIDITY change),
-  runs ``UID SEARCH``, fetches in batches and stores message by message; after
+  runs ``UID SEARCH``, fetches in batches and stores each batch in a few transactions; after
   each batch the after-ingest action is applied to what was committed.
 - Nothing listed is skipped. A UID that ``UID SEARCH`` lists but the FETCH
   answer leaves out (or answers without a body: Exchange Online does this now
@@ -34,7 +34,8 @@ stores it exactly once). It knows IMAP's timing rules, not the database:
   written keeps the connection: the pass is retried on it after its own
   back-off (1 s doubling up to a minute), and an IMAP back-off is never grown
   by a database fault nor the other way round. Progress only moves in the
-  sink's per-message transactions, so nothing is lost or repeated.
+  sink's transactions, together with the messages it covers (a batch of up to
+  200 messages, one savepoint each), so nothing is lost or repeated.
 """
 
 from __future__ import annotations
@@ -207,6 +208,21 @@ class FolderSink(Protocol):
         message is then fetched again later."""
         ...
 
+    def store_batch(
+        self,
+        plan: SyncPlan,
+        messages: Sequence[FetchedMessage],
+        *,
+        mark_with: Callable[[Sequence[int]], int],
+        stop: threading.Event | None = None,
+    ) -> list[StoreOutcome]:
+        """Store a prefix of ``messages`` (at least one) exactly once in one transaction,
+        moving the high-water mark to ``mark_with(the UIDs handled)`` in it; their
+        outcomes in order. Once ``stop`` is set it takes no further message. Raises
+        StoreError when the database cannot be written: nothing of the batch was kept,
+        it is fetched again later."""
+        ...
+
     def record_missing(
         self, plan: SyncPlan, uid: int, reason: str, *, retry_in: float
     ) -> MissingUid:
@@ -279,6 +295,14 @@ class _Progress:
     def is_next(self, uid: int) -> bool:
         """True when ``uid`` is the first listed UID not handled yet (it may move the mark)."""
         return self._next < len(self._listed) and self._listed[self._next] == uid
+
+    def mark_with(self, uids: Iterable[int]) -> int:
+        """The mark once ``uids`` are handled too (nothing is counted yet)."""
+        handled = self._handled | (set(uids) & set(self._listed))
+        n = self._next
+        while n < len(self._listed) and self._listed[n] in handled:
+            n += 1
+        return self._listed[n - 1] if n else 0
 
     def handle(self, uid: int) -> None:
         """Count ``uid`` as handled."""
@@ -401,15 +425,22 @@ class FolderWatcher:
                 self._settle_missing(mailbox, plan, batch.missing, progress, tally)
             self.sink.prepare(plan, batch.messages)
             done: list[int] = []
-            for message in batch:
+            left = list(batch.messages)
+            while left:
                 if stop.is_set():
                     complete = False
                     break
-                outcome = self.sink.store(plan, message, advance=progress.is_next(message.uid))
-                tally.counts[outcome] += 1
-                progress.handle(message.uid)
-                done.append(message.uid)
-                tally.highest = max(tally.highest, message.uid)
+                # one transaction for as many as the sink takes at once; the mark it
+                # writes with them never passes a listed UID not handled
+                outcomes = self.sink.store_batch(
+                    plan, left, mark_with=progress.mark_with, stop=stop
+                )
+                for message, outcome in zip(left, outcomes, strict=False):
+                    tally.counts[outcome] += 1
+                    progress.handle(message.uid)
+                    done.append(message.uid)
+                    tally.highest = max(tally.highest, message.uid)
+                left = left[len(outcomes) :]
             recovered = [uid for uid in done if uid in plan.missing]
             if recovered:
                 self.sink.forget_missing(plan, recovered)

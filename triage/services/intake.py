@@ -53,11 +53,10 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -201,20 +200,38 @@ class _Target:
     dedupe: bool = False
     """Look for the same Message-ID + raw hash first (rescan, import)."""
     progress: bool = False
-    """Advance the folder's high-water mark in the same transaction."""
+    """A fetched message under the folder's stored UIDVALIDITY (not a rescan): a UID at or
+    below the stored high-water mark is already stored."""
 
 
-_ADVANCE = (
-    update(Folder)
-    .where(
-        Folder.id == bindparam("p_folder"),
-        or_(Folder.uidvalidity.is_(None), Folder.uidvalidity == bindparam("p_uidvalidity")),
-        Folder.last_uid < bindparam("p_uid"),
-    )
-    .values(uidvalidity=bindparam("p_uidvalidity"), last_uid=bindparam("p_uid"))
-)
-"""Advance a folder's high-water mark if the UID is new under the same UIDVALIDITY
-(built once: this runs for every message)."""
+BATCH_MAX_MESSAGES = 200
+"""Messages committed in one transaction at most (:meth:`Intake.store_batch`)."""
+BATCH_MAX_SECONDS = 0.1
+"""A batch's transaction commits once it has been open this long (seconds), whatever its
+size: live mail is not held back behind a slow message."""
+
+
+@dataclass(slots=True)
+class _Item:
+    """One message for a transaction: fetched or imported bytes, or a placeholder."""
+
+    raw: bytes
+    target: _Target
+    degraded: InboundMessage | None = None
+    """Store this error record as is (a placeholder), without parsing ``raw``."""
+    error: str = ""
+    after: Callable[[Session, Message], None] | None = None
+    """Run in the message's savepoint after its row (a placeholder links its record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What became of one item in its transaction (logged once the transaction commits)."""
+
+    outcome: StoreOutcome
+    target: _Target
+    message: InboundMessage | None
+    existing: int | None = None
 
 
 class _AlreadyStoredError(Exception):
@@ -458,9 +475,7 @@ class Intake:
         prepared: dict[str, InboundMessage] | None = getattr(self._ahead, "parsed", None)
         return prepared.pop(scope, None) if prepared else None
 
-    def _fetched_target(
-        self, plan: SyncPlan, message: FetchedMessage, *, advance: bool = True
-    ) -> _Target:
+    def _fetched_target(self, plan: SyncPlan, message: FetchedMessage) -> _Target:
         return _Target(
             source=self.source,
             folder=plan.folder,
@@ -471,13 +486,14 @@ class Intake:
             received_at=message.internal_date,
             scope=f"{plan.folder}/{plan.uidvalidity}/{message.uid}",
             dedupe=plan.rescan,
-            progress=advance and not plan.rescan,
+            progress=not plan.rescan,
         )
 
     def store(
         self, plan: SyncPlan, message: FetchedMessage, *, advance: bool = True
     ) -> StoreOutcome:
-        """Store one fetched message exactly once (see the module docstring).
+        """Store one fetched message exactly once (see the module docstring), in its own
+        transaction.
 
         ``advance``: move the folder's high-water mark to this UID in the same
         transaction (the watcher passes False while a lower listed UID is missing).
@@ -489,7 +505,49 @@ class Intake:
         Raises:
             StoreError: the database cannot be written; nothing was committed.
         """
-        return self._store(message.raw, self._fetched_target(plan, message, advance=advance))
+        uid = message.uid if advance else 0
+        [done] = self._transaction(
+            [_Item(message.raw, self._fetched_target(plan, message))],
+            plan=plan,
+            mark_with=lambda _uids: uid,
+            limit=False,
+        )
+        return done.outcome
+
+    def store_batch(
+        self,
+        plan: SyncPlan,
+        messages: Sequence[FetchedMessage],
+        *,
+        mark_with: Callable[[Sequence[int]], int],
+        stop: threading.Event | None = None,
+    ) -> list[StoreOutcome]:
+        """Store fetched messages exactly once, many in one transaction.
+
+        The transaction holds at most :data:`BATCH_MAX_MESSAGES` messages and stays
+        open at most about :data:`BATCH_MAX_SECONDS`; it stores a prefix of
+        ``messages`` (at least one) and returns their outcomes, in order: the caller
+        calls again for the rest. Once ``stop`` is set (the daemon stops) it takes no
+        further message and commits. Each message has its own savepoint, so one that
+        fails (parse, pipeline, a constraint) is rolled back alone and stored raw with
+        its error, and the others commit. The folder's row is locked first
+        (PostgreSQL: two workers on one folder take turns; SQLite: ``BEGIN IMMEDIATE``
+        already holds the write lock) and its high-water mark is written once, at the
+        end, to ``mark_with(UIDs handled)`` when that is higher: the highest UID whose
+        whole listed prefix is stored (:class:`~triage.imap.watch.FolderWatcher` knows
+        the listing). A crash before the commit keeps none of the batch, so the next
+        pass fetches it again: nothing lost, nothing stored twice (the unique key
+        ``(folder_id, uidvalidity, uid)`` stays the guarantee).
+
+        Raises:
+            StoreError: the database cannot be written; nothing of the batch was
+                committed.
+        """
+        if not messages:
+            return []
+        items = [_Item(m.raw, self._fetched_target(plan, m)) for m in messages]
+        done = self._transaction(items, plan=plan, mark_with=mark_with, limit=True, stop=stop)
+        return [d.outcome for d in done]
 
     # -- UIDs listed but not delivered -------------------------------------------
 
@@ -582,7 +640,7 @@ class Intake:
             uid=missing.uid,
             received_at=missing.first_missed_at,
             scope=f"{plan.folder}/{plan.uidvalidity}/{missing.uid}",
-            progress=advance and not plan.rescan,
+            progress=not plan.rescan,
         )
         error = _clean(
             f"the IMAP server lists UID {missing.uid} in {plan.folder!r} (UIDVALIDITY"
@@ -612,16 +670,14 @@ class Intake:
                 .values(message_id=row.id)
             )
 
-        raw = b""
-        return self._store_failed(
-            raw,
-            hashlib.sha256(raw).hexdigest(),
-            message,
-            target,
-            error,
-            degraded=message,
-            after=link,
+        uid = missing.uid if advance else 0
+        [done] = self._transaction(
+            [_Item(b"", target, degraded=message, error=error, after=link)],
+            plan=plan,
+            mark_with=lambda _uids: uid,
+            limit=False,
         )
+        return done.outcome
 
     def end_pass(self, plan: SyncPlan, report: PassReport) -> None:
         """Record ``last_poll_at`` and the pass's warning (``last_error``, "" when none),
@@ -682,7 +738,8 @@ class Intake:
             scope="import",
             dedupe=True,
         )
-        return self._store(raw, target)
+        [done] = self._transaction([_Item(raw, target)], plan=None, mark_with=None, limit=False)
+        return done.outcome
 
     # -- the per-message boundary ---------------------------------------------
 
@@ -701,21 +758,125 @@ class Intake:
             parsed = replace(parsed, received_at=received)
         return parsed
 
-    def _store(self, raw: bytes, target: _Target) -> StoreOutcome:
-        sha = hashlib.sha256(raw).hexdigest()
+    def _transaction(
+        self,
+        items: Sequence[_Item],
+        *,
+        plan: SyncPlan | None,
+        mark_with: Callable[[Sequence[int]], int] | None,
+        limit: bool,
+        stop: threading.Event | None = None,
+    ) -> list[_Done]:
+        """One transaction for a prefix of ``items`` (all of them unless ``limit``), each
+        in its own savepoint; the folder's mark moved once; logged after the commit."""
+        started = time.monotonic()
+        done: list[_Done] = []
+        try:
+            with self.db.session() as s:
+                last_uid = 0
+                stored: frozenset[int] = frozenset()
+                if plan is not None:
+                    head = items[:BATCH_MAX_MESSAGES] if limit else items
+                    last_uid, stored = self._claim(s, plan, [i.target.uid or 0 for i in head])
+                for item in items:
+                    if (
+                        limit
+                        and done
+                        and (
+                            (stop is not None and stop.is_set())
+                            or len(done) >= BATCH_MAX_MESSAGES
+                            or time.monotonic() - started >= BATCH_MAX_SECONDS
+                        )
+                    ):
+                        break
+                    done.append(self._one(s, item, last_uid, stored))
+                if plan is not None and mark_with is not None and not plan.rescan:
+                    mark = mark_with([d.target.uid for d in done if d.target.uid is not None])
+                    if mark > last_uid:
+                        s.execute(
+                            update(Folder)
+                            .where(Folder.id == self.folder_id(plan.folder))
+                            .values(uidvalidity=plan.uidvalidity, last_uid=mark),
+                            execution_options={"synchronize_session": False},
+                        )
+        except StoreError:
+            raise
+        except DBAPIError as exc:  # the commit, or a rollback on a dead connection
+            where = self._where(done[0].target) if done else "messages"
+            raise StoreError(f"cannot store {where}: {_describe(exc)}") from None
+        if self.on_commit is not None:
+            self.on_commit()
+        for d in done:
+            if d.outcome in {StoreOutcome.DUPLICATE, StoreOutcome.RECOGNIZED}:
+                self._already(_AlreadyStoredError(d.outcome, d.existing), d.target, d.message)
+            elif d.message is not None:
+                self._log_stored(d.message, d.target, d.outcome)
+        return done
+
+    def _claim(
+        self, session: Session, plan: SyncPlan, uids: Sequence[int]
+    ) -> tuple[int, frozenset[int]]:
+        """Lock the folder's row; (its high-water mark, which of ``uids`` are stored).
+
+        Raises:
+            StoreError: the folder's UIDVALIDITY changed under a pass that is not a
+                rescan (the next pass rescans).
+        """
+        fid = self.folder_id(plan.folder)
+        uidvalidity, last_uid = session.execute(
+            select(Folder.uidvalidity, Folder.last_uid).where(Folder.id == fid).with_for_update()
+        ).one()
+        if plan.rescan:
+            last_uid = 0  # the stored mark counts under the old UIDVALIDITY only
+        elif uidvalidity is not None and uidvalidity != plan.uidvalidity:
+            raise StoreError(
+                f"the UIDVALIDITY of {plan.folder!r} changed during the pass"
+                f" ({uidvalidity} -> {plan.uidvalidity}); the next pass rescans"
+            )
+        above = [uid for uid in uids if uid > last_uid]
+        if not above:
+            return last_uid, frozenset()
+        found = session.scalars(
+            select(Message.uid).where(
+                Message.folder_id == fid,
+                Message.uidvalidity == plan.uidvalidity,
+                Message.uid.in_(above),
+            )
+        ).all()
+        return last_uid, frozenset(uid for uid in found if uid is not None)
+
+    def _one(self, session: Session, item: _Item, last_uid: int, stored: frozenset[int]) -> _Done:
+        """Store one item in a savepoint of ``session`` (the per-message failure boundary)."""
+        target = item.target
+        if target.uid is not None and (
+            target.uid in stored or (target.progress and target.uid <= last_uid)
+        ):
+            return _Done(StoreOutcome.DUPLICATE, target, None)
+        sha = hashlib.sha256(item.raw).hexdigest()
+        if item.degraded is not None:
+            return self._store_failed(
+                session,
+                item.raw,
+                sha,
+                None,
+                target,
+                item.error,
+                degraded=item.degraded,
+                after=item.after,
+            )
         parsed: InboundMessage | None = None
         try:
-            parsed = self._parsed_ahead(target.scope) or self._parse(raw, target)
-            self._commit(raw, sha, parsed, target, run_pipeline=True)
+            parsed = self._parsed_ahead(target.scope) or self._parse(item.raw, target)
+            self._insert(session, item.raw, sha, parsed, target, run_pipeline=True)
         except _AlreadyStoredError as done:
-            return self._already(done, target, parsed)
+            return _Done(done.outcome, target, parsed, done.existing)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - the per-message failure boundary
             if _is_database_down(exc):
                 raise StoreError(f"cannot store {self._where(target)}: {_describe(exc)}") from None
-            if isinstance(exc, IntegrityError) and self._uid_stored(target):
-                return self._already(_AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed)
+            if isinstance(exc, IntegrityError) and self._uid_stored(target, session):
+                return _Done(StoreOutcome.DUPLICATE, target, parsed)
             error = _describe(exc)
             log.warning(
                 "message_failed",
@@ -724,16 +885,16 @@ class Intake:
                 source=target.source,
                 error=error,
             )
-            return self._store_failed(raw, sha, parsed, target, error)
+            return self._store_failed(session, item.raw, sha, parsed, target, error)
         # the parser's own verdict counts too: stored, but raw with the error
         outcome = (
             StoreOutcome.ERROR if parsed.parse_status == ParseStatus.ERROR else StoreOutcome.STORED
         )
-        self._log_stored(parsed, target, outcome)
-        return outcome
+        return _Done(outcome, target, parsed)
 
-    def _store_failed(
+    def _store_failed(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
+        session: Session,
         raw: bytes,
         sha: str,
         parsed: InboundMessage | None,
@@ -742,25 +903,29 @@ class Intake:
         *,
         degraded: InboundMessage | None = None,
         after: Callable[[Session, Message], None] | None = None,
-    ) -> StoreOutcome:
+    ) -> _Done:
         """Store the raw message with the error: with the pipeline, then without it."""
         degraded = degraded or self._degraded(raw, parsed, target, error)
         for run_pipeline in (True, False):
             try:
-                self._commit(
-                    raw, sha, degraded, replace(target, dedupe=False), run_pipeline, after=after
+                self._insert(
+                    session,
+                    raw,
+                    sha,
+                    degraded,
+                    replace(target, dedupe=False),
+                    run_pipeline,
+                    after=after,
                 )
             except _AlreadyStoredError as done:
-                return self._already(done, target, parsed)
+                return _Done(done.outcome, target, parsed, done.existing)
             except Exception as exc:  # noqa: BLE001 - keep the raw bytes whatever happens
                 if _is_database_down(exc):
                     raise StoreError(
                         f"cannot store {self._where(target)}: {_describe(exc)}"
                     ) from None
-                if isinstance(exc, IntegrityError) and self._uid_stored(target):
-                    return self._already(
-                        _AlreadyStoredError(StoreOutcome.DUPLICATE), target, parsed
-                    )
+                if isinstance(exc, IntegrityError) and self._uid_stored(target, session):
+                    return _Done(StoreOutcome.DUPLICATE, target, parsed)
                 if not run_pipeline:
                     raise StoreError(
                         f"cannot store {self._where(target)} even raw: {_describe(exc)}"
@@ -772,8 +937,7 @@ class Intake:
                     error=_describe(exc),
                 )
                 continue
-            self._log_stored(degraded, target, StoreOutcome.ERROR)
-            return StoreOutcome.ERROR
+            return _Done(StoreOutcome.ERROR, target, degraded)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _degraded(
@@ -805,8 +969,9 @@ class Intake:
             parse_error=error,
         )
 
-    def _commit(
+    def _insert(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
+        session: Session,
         raw: bytes,
         sha: str,
         message: InboundMessage,
@@ -815,57 +980,23 @@ class Intake:
         *,
         after: Callable[[Session, Message], None] | None = None,
     ) -> None:
-        """One transaction: the folder's progress, the row, the pipeline's rows and ``after``."""
-        with self.db.session() as s:
-            if target.progress:
-                self._advance(s, target)
-            elif target.uid is not None and self._uid_stored(target, s):
-                raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
+        """One savepoint: the row, the pipeline's rows and ``after``; rolled back alone
+        when any of it raises."""
+        with session.begin_nested():
             if target.dedupe:
-                existing = self._find_same(s, message, sha)
+                existing = self._find_same(session, message, sha)
                 if existing is not None:
                     raise _AlreadyStoredError(StoreOutcome.RECOGNIZED, existing)
             row = self._row(raw, sha, message, target)
-            s.add(row)
-            s.flush()
+            session.add(row)
+            session.flush()
             if run_pipeline:
-                self.pipeline.process(s, row, message)
+                self.pipeline.process(session, row, message)
             if after is not None:
-                after(s, row)
-        if self.on_commit is not None:
-            self.on_commit()
+                after(session, row)
 
     @staticmethod
-    def _advance(session: Session, target: _Target) -> None:
-        """Move the folder's high-water mark to ``target.uid`` (first, so the row is locked).
-
-        One conditional UPDATE: it also takes the folder row's lock (PostgreSQL;
-        SQLite holds the database's write lock from BEGIN IMMEDIATE), so two workers
-        on one folder take turns. When it matches nothing, the UID is already
-        stored, or the UIDVALIDITY changed under the pass.
-        """
-        assert target.folder_id is not None  # noqa: S101 - progress implies a folder
-        assert target.uid is not None  # noqa: S101
-        moved = session.execute(
-            _ADVANCE,
-            {
-                "p_folder": target.folder_id,
-                "p_uidvalidity": target.uidvalidity,
-                "p_uid": target.uid,
-            },
-            execution_options={"synchronize_session": False},
-        )
-        if cast("CursorResult[Any]", moved).rowcount == 1:
-            return
-        folder = session.get_one(Folder, target.folder_id)
-        if folder.uidvalidity is not None and folder.uidvalidity != target.uidvalidity:
-            raise StoreError(
-                f"the UIDVALIDITY of {folder.name!r} changed during the pass"
-                f" ({folder.uidvalidity} -> {target.uidvalidity}); the next pass rescans"
-            )
-        raise _AlreadyStoredError(StoreOutcome.DUPLICATE)
-
-    def _uid_stored(self, target: _Target, session: Session | None = None) -> bool:
+    def _uid_stored(target: _Target, session: Session) -> bool:
         if target.folder_id is None or target.uid is None:
             return False
         query = select(Message.id).where(
@@ -873,13 +1004,7 @@ class Intake:
             Message.uidvalidity == target.uidvalidity,
             Message.uid == target.uid,
         )
-        if session is not None:
-            return session.scalar(query) is not None
-        try:
-            with self.db.session() as s:
-                return s.scalar(query) is not None
-        except DBAPIError:
-            return False
+        return session.scalar(query) is not None
 
     @staticmethod
     def _find_same(session: Session, message: InboundMessage, sha: str) -> int | None:

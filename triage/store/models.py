@@ -45,6 +45,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
@@ -52,6 +53,7 @@ from triage.domain import PRIORITIES, TicketStatus
 
 __all__ = [
     "NO_DUE",
+    "SLA_CHECK_NOW",
     "Alert",
     "Base",
     "Escalation",
@@ -255,6 +257,22 @@ class Message(Base):
 NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)
 """``tickets.queue_due`` of a ticket whose clock does not run (waiting, solved, no SLA)."""
 
+SLA_CHECK_NOW = datetime(1970, 1, 1, tzinfo=UTC)
+"""``tickets.sla_check_at`` of a ticket the SLA watch must look at in its next pass."""
+
+_DEADLINE_FIELDS = (
+    "status",
+    "queue",
+    "priority",
+    "opened_at",
+    "first_response_due",
+    "first_response_at",
+    "next_response_due",
+    "resolution_due",
+    "awaiting_since",
+)
+"""Ticket columns whose change can move a deadline or start a new one."""
+
 _IN_QUEUE = frozenset({TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.WAITING.value})
 _RUNNING = frozenset({TicketStatus.NEW.value, TicketStatus.OPEN.value})
 
@@ -333,6 +351,11 @@ class Ticket(Base):
     """The running deadline due first; :data:`NO_DUE` when no clock runs."""
     priority_rank: Mapped[int] = mapped_column(Integer, default=len(PRIORITIES))
     """0 for urgent up to 3 for low (4 for an unknown priority)."""
+    sla_check_at: Mapped[datetime] = mapped_column(default=SLA_CHECK_NOW, index=True)
+    """When the SLA watch must next look at the ticket (its next warning time or
+    deadline; :data:`NO_DUE` when nothing can fall due). Set back to
+    :data:`SLA_CHECK_NOW` by every change to the ticket's deadlines (the update hook
+    below), so a pass reads only the tickets with something due."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {  # noqa: RUF012 - SQLAlchemy's documented form
@@ -540,7 +563,13 @@ def queue_key(ticket: Ticket) -> tuple[bool, datetime, int]:
 @event.listens_for(Ticket, "before_insert")
 @event.listens_for(Ticket, "before_update")
 def _keep_queue_key(_mapper: Mapper[Ticket], _connection: Any, ticket: Ticket) -> None:
-    """Keep the queue's sort columns in step with the ticket (every INSERT and UPDATE)."""
+    """Keep the queue's sort columns in step with the ticket (every INSERT and UPDATE),
+    and have the SLA watch look again at a ticket whose deadlines changed."""
+    state = inspect(ticket)
+    if state.persistent and not state.attrs.sla_check_at.history.has_changes():
+        attrs = state.attrs
+        if any(attrs[name].history.has_changes() for name in _DEADLINE_FIELDS):
+            ticket.sla_check_at = SLA_CHECK_NOW
     in_queue, due, rank = queue_key(ticket)
     if ticket.in_queue != in_queue:
         ticket.in_queue = in_queue
