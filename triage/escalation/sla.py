@@ -39,7 +39,7 @@ from triage.store.models import NO_DUE, Escalation, Ticket
 from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_deadlines
 from triage.tickets.escalations import insert_escalation
 
-__all__ = ["scan"]
+__all__ = ["SCAN_BATCH", "ScanBatch", "scan", "scan_batch"]
 
 log = get_logger(__name__)
 
