@@ -32,7 +32,7 @@ from triage.imap.watch import WatchedMailbox
 from triage.mail.parse import parse_message
 from triage.modelstore import load_active_model
 from triage.outbox.templates import MailTemplates
-from triage.rule_files import load_configured_rules
+from triage.rule_files import load_configured_rules, rule_paths
 from triage.services.dispatch import Dispatcher
 from triage.services.intake import Intake, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
@@ -53,7 +53,7 @@ def load_rules(settings: Settings) -> RulesHolder:
     Raises:
         RuleFileError: a rule file is broken (the daemon refuses to start).
     """
-    paths = tuple(settings.resolve(p) for p in settings.routing.rule_files)
+    paths = tuple(rule_paths(settings))
     if not paths:
         return RulesHolder()
     return RulesHolder(rules=load_configured_rules(settings), paths=paths)
