@@ -199,11 +199,29 @@ def test_keyboard_claims_and_focuses_the_reply(site: Site, base: str, page: Any)
     expect(page.locator(".facts .status")).to_have_text("open")
 
 
+LONG_RULE = (
+    "rule 'invoice': subject matches /(könyvel|\\bbook|áfa|\\bvat\\b|\\bnav\\b|reverse charge|"
+    "fordított|szállító|beszállító|alvállalkoz|supplier|kimenő|bejövő|hiányz|missing|nyugt|receipt|"
+    "kivonat|statement)/ at 'Számla_" + "x" * 120 + "'"
+)
+
+
 def test_phone_sized_ticket_and_reply(site: Site, base: str, pages: Pages) -> None:
-    ref = site.ticket("On the phone", body="Hosszú szöveg " * 80)
+    """Nothing on the ticket page scrolls sideways on a phone, nor on a desktop: not a
+    long rule explanation (a regex has no break opportunity), a long word, or a URL."""
+    ref = site.ticket(
+        "On the phone " + "Nagyonhosszúszóközöknélküli" * 6,
+        body="Hosszú szöveg " * 80 + "https://example.com/" + "a" * 300,
+        from_name="Kovács" * 20,
+        explanation=LONG_RULE,
+    )
     phone = pages.new(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     log_in(phone, base, path=f"/t/{ref}")
+    expect(phone.locator(".why")).to_contain_text("kivonat")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    desktop = pages.new(viewport={"width": 1280, "height": 900})
+    log_in(desktop, base, path=f"/t/{ref}")
+    assert desktop.evaluate("document.documentElement.scrollWidth") <= 1280
     phone.locator("#reply-body").fill("Rendben.")
     phone.get_by_role("button", name="Send reply").click()
     expect(phone.locator("#flash")).to_contain_text("Reply queued")
@@ -248,3 +266,23 @@ def test_note_with_mention_snooze_and_priority_correction(site: Site, base: str,
     page.locator("form.correct select[name=priority]").select_option("urgent")
     page.locator("form.correct button").click()
     expect(page.locator(".facts .priority")).to_have_text("urgent")
+
+
+def test_a_half_typed_reply_survives_another_action_and_is_forgotten_when_sent(
+    site: Site, base: str, page: Any
+) -> None:
+    ref = site.ticket("Draft keeping")
+    log_in(page, base, path=f"/t/{ref}")
+    page.locator("#reply-body").fill("Kedves Ügyfél, még dolgozom rajta")
+    page.locator("#note-body").fill("félkész jegyzet")
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#flash")).to_have_text("You have the ticket.")
+    expect(page.locator("#reply-body")).to_have_value("Kedves Ügyfél, még dolgozom rajta")
+    expect(page.locator("#note-body")).to_have_value("félkész jegyzet")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#flash")).to_contain_text("Reply queued")
+    expect(page.locator("#reply-body")).to_have_value("")
+    expect(page.locator("#note-body")).to_have_value("félkész jegyzet")
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, base, path=f"/t/{ref}")
+    expect(page.locator("#note-body")).to_have_value("")

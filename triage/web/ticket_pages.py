@@ -95,13 +95,20 @@ def _render(
     )
 
 
+def _missing(request: Request, viewer: Viewer) -> Response:
+    """404: a page in the user's language naming the ticket asked for, with a way back."""
+    ref = str(request.path_params.get("ref", ""))[:20]
+    web = web_of(request)
+    return web.render(request, viewer, "missing.html", viewer.t, status_code=404, ref=ref)
+
+
 @page
 def ticket_page(request: Request, viewer: Viewer) -> Response:
-    """GET /t/{ref}: the ticket, newest message first."""
+    """GET /t/{ref}: the ticket, newest message first (404 page when there is none)."""
     try:
         return _render(request, viewer, _number(request))
     except NotFoundError:
-        return PlainTextResponse("no such ticket\n", status_code=404)
+        return _missing(request, viewer)
 
 
 def _until(value: str, viewer: Viewer) -> datetime | None:
@@ -119,7 +126,15 @@ def _do(desk: TicketDesk, name: str, ref: int, form: Form, viewer: Viewer) -> Ac
     version_text = form.get("version", "")
     kw: dict[str, Any] = {
         "actor": viewer.name,
-        "expected_version": int(version_text) if version_text.isdigit() else None,
+        # no version: no check; a mangled one (not a number, or past 64 bits) never
+        # matches (versions start at 1), so the action is refused as stale
+        "expected_version": (
+            None
+            if not version_text
+            else int(version_text)
+            if version_text.isdigit() and len(version_text) < 19
+            else 0
+        ),
     }
     if name == "claim":
         return desk.claim(ref, **kw)
@@ -152,7 +167,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
     try:
         ref = _number(request)
     except NotFoundError:
-        return PlainTextResponse("no such ticket\n", status_code=404)
+        return _missing(request, viewer)
     if name not in ACTIONS:
         return PlainTextResponse("no such action\n", status_code=404)
     typed = {"body": form.get("body", ""), "note": form.get("note", "")}
@@ -162,7 +177,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
         return _render(request, viewer, ref, status_code=409, conflict=exc, typed=typed)
     except NotFoundError as exc:
         if str(exc).startswith("no ticket"):
-            return PlainTextResponse("no such ticket\n", status_code=404)
+            return _missing(request, viewer)
         return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
     except UserError as exc:
         return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
