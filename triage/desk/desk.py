@@ -179,6 +179,7 @@ class TicketDesk:
             assignee=actor if view is View.MINE else None,
             unassigned=view is View.UNASSIGNED,
             waiting=view is View.WAITING,
+            escalated=view is View.ESCALATED,
         )
 
     def queue(
