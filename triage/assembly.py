@@ -109,6 +109,7 @@ class Assembly:
         poller: the IMAP folders' watchers, None without ``[imap]``.
         dispatcher: the outbox's sender loop, None without ``[smtp]`` or a sender.
         calendar: the business calendar.
+        templates: the mail templates, None without ``[smtp]``.
         notifier: how people hear of escalations, None without ``[smtp]``.
     """
 
@@ -122,6 +123,7 @@ class Assembly:
     poller: Poller | None
     dispatcher: Dispatcher | None
     calendar: BusinessCalendar
+    templates: MailTemplates | None
     notifier: Notifier | None
 
     def escalation_pass(self, now: datetime | None = None) -> list[Escalation]:
@@ -226,9 +228,10 @@ def assemble(
         if settings.imap is not None and poll
         else None
     )
+    templates = MailTemplates.from_settings(settings) if settings.smtp is not None else None
     notifier: Notifier | None = (
-        EmailNotifier(settings, templates=MailTemplates.from_settings(settings), calendar=calendar)
-        if settings.smtp is not None
+        EmailNotifier(settings, templates=templates, calendar=calendar)
+        if templates is not None
         else None
     )
     return Assembly(
@@ -242,5 +245,6 @@ def assemble(
         poller=poller,
         dispatcher=dispatcher,
         calendar=calendar,
+        templates=templates,
         notifier=notifier,
     )

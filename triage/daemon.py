@@ -43,8 +43,9 @@ from triage.assembly import assemble, load_models
 from triage.clock import Clock, SystemClock
 from triage.config import Settings, load_config
 from triage.errors import ConfigError
-from triage.escalation import notify_escalations
+from triage.escalation import mail_mentions, notify_escalations
 from triage.escalation.sla import scan_batch
+from triage.failures import RepeatedFailure
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
@@ -136,6 +137,7 @@ class Daemon:
         self.poller = self.parts.poller
         self.calendar = self.parts.calendar
         self.notifier = self.parts.notifier
+        self.templates = self.parts.templates
         self.sla_interval = sla_interval
         self.model_check_interval = model_check_interval
         self._versions = (
@@ -209,7 +211,8 @@ class Daemon:
     # -- periodic jobs -------------------------------------------------------------------
 
     def sla_pass(self, should_stop: Callable[[], bool] = lambda: False) -> int:
-        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made.
+        """One SLA watch pass: new warnings and breaches, then their mail and the mail of
+        new @mentions. Returns the escalation rows made plus the mention mails queued.
 
         Bounded batches (:data:`~triage.escalation.sla.SCAN_BATCH` tickets, then the
         mail of what they raised), each its own transaction: memory stays flat however
@@ -235,10 +238,13 @@ class Daemon:
             if batch.after is None:
                 break
             after = batch.after
-        if self.notifier is not None:
-            # rule escalations written by intake, digests whose period ended
+        mentions = 0
+        if self.templates is not None:
+            # rule escalations written by intake, digests whose period ended, and
+            # assistants named with @name in a note
             with self.db.session() as session:
                 self._mail_escalations(session, now)
+                mentions = mail_mentions(session, self.settings, now, templates=self.templates)
         if made or before_seen or failed or should_stop():
             log.info(
                 "sla_pass_finished" if not should_stop() else "sla_pass_stopped",
@@ -249,20 +255,23 @@ class Daemon:
                 batches=batches,
                 seconds=round(time.monotonic() - started, 2),
             )
-        return made
+        return made + mentions
 
     def _mail_escalations(self, session: Session, now: datetime) -> None:
         if self.notifier is not None:
             notify_escalations(session, self.notifier, now)
 
     async def _sla_loop(self, stop: asyncio.Event) -> None:
+        failures = RepeatedFailure(log, "sla_watch")  # a disk-full minute: two lines, not 56
         while not stop.is_set():
             try:
                 made = await asyncio.to_thread(self.sla_pass, stop.is_set)
                 if made and self.dispatcher is not None:
                     self.dispatcher.wake()
-            except Exception:
-                log.exception("sla_watch_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             await _sleep(stop, self.sla_interval)
 
     def refresh_models(self) -> bool:
@@ -297,18 +306,24 @@ class Daemon:
         return outcome
 
     async def _model_loop(self, stop: asyncio.Event) -> None:
+        refresh = RepeatedFailure(log, "model_refresh")
+        retraining = RepeatedFailure(log, "model_retrain")
         while not stop.is_set():
             await _sleep(stop, self.model_check_interval)
             if stop.is_set():
                 return
             try:
                 await asyncio.to_thread(self.refresh_models)
-            except Exception:
-                log.exception("model_refresh_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                refresh.failed(exc)
+            else:
+                refresh.succeeded()
             try:
                 await asyncio.to_thread(self.retrain_if_due)
-            except Exception:
-                log.exception("model_retrain_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                retraining.failed(exc)
+            else:
+                retraining.succeeded()
 
     # -- one pass ------------------------------------------------------------------------
 

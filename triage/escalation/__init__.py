@@ -7,10 +7,12 @@
 - :mod:`.recipients` (pure): the one rule for who is told.
 - :mod:`.notify`: the :class:`Notifier` seam and the pass over un-notified rows.
 - :mod:`.mail`: the e-mail notifier, the first one.
+- :mod:`.mentions`: an assistant named with ``@name`` in a note is told by mail.
 """
 
 from triage.escalation.history import history_reason
 from triage.escalation.mail import EmailNotifier, mail_escalations
+from triage.escalation.mentions import mail_mentions
 from triage.escalation.notify import (
     NOTIFIERS,
     Notifier,
@@ -32,6 +34,7 @@ __all__ = [
     "Recipient",
     "history_reason",
     "mail_escalations",
+    "mail_mentions",
     "make_notifier",
     "notify_escalations",
     "owner_recipients",
