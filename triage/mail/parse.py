@@ -27,6 +27,7 @@ from triage.mail.dsn import delivery_report
 from triage.mail.headers import (
     HeaderBlock,
     TextDecoder,
+    display_subject,
     header_pairs,
     parse_date,
     split_header_block,
@@ -201,6 +202,10 @@ def _ids(block: HeaderBlock, decoder: TextDecoder) -> tuple[str, str, tuple[str,
     return message_id, replies[0] if replies else "", tuple(references[-MAX_REFERENCES:])
 
 
+MAX_BODY_TEXT = 1_000_000
+"""Characters of body text kept for display, routing and search (about 300 pages)."""
+
+
 def parse_message(
     raw: bytes,
     *,
@@ -278,7 +283,9 @@ def _parse(
         status = ParseStatus.ERROR
 
     sender = decoder.mailbox(block.get_all("from"))
-    subject = decoder.text(block.get("subject") or b"")
+    subject, cut = display_subject(block.get("subject") or b"", decoder)
+    if cut:
+        defects.append(cut)
 
     date_raw = block.get("date")
     sent_at = parse_date(decoder.raw_value(date_raw), not_after=received_at) if date_raw else None
@@ -292,6 +299,14 @@ def _parse(
     message_id, in_reply_to, references = _ids(block, decoder)
 
     body = extract_body(root, decoder, limits, time_zone=time_zone)
+    if len(body.text) > MAX_BODY_TEXT:
+        # a 30 MB text body took the daemon past 500 MB through quote splitting,
+        # language detection, rules and the database: the rest stays in the raw message
+        defects.append(
+            f"body text of {len(body.text):,} characters: the first {MAX_BODY_TEXT:,} kept"
+            " (the whole is in the raw message)"
+        )
+        body = replace(body, text=body.text[:MAX_BODY_TEXT])
     verdict = classify(block, root, sender, subject)
     to = decoder.addresses(block.get_all("to"), "To")
     cc = decoder.addresses(block.get_all("cc"), "Cc")
@@ -370,7 +385,7 @@ def _failed(
         data = _skip_leading_blank(_strip_envelope(_bare_cr_to_lf(raw) or raw))[0]
         block = split_header_block(data[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
-        subject = decoder.text(block.get("subject") or b"")
+        subject = display_subject(block.get("subject") or b"", decoder)[0]
         sender = decoder.mailbox(block.get_all("from"))
     except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts
         pass
