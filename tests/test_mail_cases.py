@@ -854,3 +854,25 @@ def test_control_characters_never_reach_a_header_value(payload):
     assert parsed.reply_to[0].name == "a Bcc: x@y"
     for _name, value in parsed.headers:
         assert not any(ch in value for ch in "\r\n\x00\x0b\u2028\x85")
+
+
+def test_ten_thousand_recipients_are_cut_and_the_cut_is_recorded():
+    # 10,000 recipients were cut to 1,000 with parse_status ok: now recorded and shown
+    many = ", ".join(f"r{i}@example.com" for i in range(10_000))
+    few = ", ".join(f"c{i}@example.com" for i in range(1_500))
+    parsed = parse_message(message(with_base(To=many, Cc=few), b"Hello\r\n"))
+    assert parsed.parse_status is ParseStatus.TRUNCATED_SIZE
+    assert f"To: a {len(many):,}-byte field, only its first 65,536 bytes read" in parsed.parse_error
+    assert "addresses, only the first 1,000 kept" in parsed.parse_error.split("Cc:")[0]
+    assert len(parsed.to) == 1_000
+    assert "Cc: 1,500 addresses, only the first 1,000 kept" in parsed.parse_error
+    assert len(parsed.cc) == 1_000
+    assert parsed.body_text.startswith("Hello")
+
+
+def test_a_long_recipient_list_within_the_limits_is_not_marked():
+    to = ", ".join(f"r{i}@example.com" for i in range(1_000))
+    parsed = parse_message(message(with_base(To=to), b"Hello\r\n"))
+    assert parsed.parse_status is ParseStatus.OK
+    assert parsed.parse_error == ""
+    assert len(parsed.to) == 1_000

@@ -87,6 +87,27 @@ def test_user_add_refuses_a_password_in_argv_and_names_not_in_the_team(config: P
     assert "exists" in out
 
 
+def test_user_unlock_lets_a_throttled_name_log_in_at_once(config: Path) -> None:
+    from triage.accounts.users import MAX_FAILURES_PER_NAME  # noqa: PLC0415
+
+    run(config, "user", "add", "anna", stdin="first password\n")
+    db = Database.open(f"sqlite:///{config.parent / 't.db'}", migrate=False)
+    now = utcnow()
+    for _ in range(MAX_FAILURES_PER_NAME):
+        with db.session() as session, pytest.raises(LoginError):
+            authenticate(session, "anna", "a wrong guess", address="::1", now=now)
+    with db.session() as session, pytest.raises(LoginError) as throttled:
+        authenticate(session, "anna", "first password", address="::1", now=now)
+    assert throttled.value.retry_after > 0
+    code, out = run(config, "user", "unlock", "anna")
+    assert code == 0, out
+    assert f"anna: {MAX_FAILURES_PER_NAME} failed logins forgotten" in out
+    with db.session() as session:
+        assert (
+            authenticate(session, "anna", "first password", address="::1", now=now).name == "anna"
+        )
+
+
 def test_passwd_and_disable_end_the_users_sessions(config: Path) -> None:
     run(config, "user", "add", "anna", stdin="first password\n")
     db = Database.open(f"sqlite:///{config.parent / 't.db'}", migrate=False)

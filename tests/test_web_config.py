@@ -12,6 +12,7 @@ import pytest
 from triage.config import parse_config
 from triage.errors import ConfigError
 from triage.sla.calendar import BusinessCalendar
+from triage.store import Database
 from triage.web.i18n import catalog, translator
 
 BASE = """
@@ -90,3 +91,26 @@ def test_saved_replies_are_validated() -> None:
     with pytest.raises(ConfigError) as caught:
         settings('[[web.saved_replies]]\nname = "x"\ntext = "Hi"\nqueues = ["nope"]\n')
     assert "web.saved_replies.0.queues: 'nope' is not in [queues]" in str(caught.value)
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_reach_uvicorn(tmp_path: Path) -> None:
+    from triage.web.serve import build  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=r"web\.trusted_proxies\.1: .*'proxy\.example' is not"):
+        parse_config(
+            {"web": {"trusted_proxies": ["10.0.0.5", "proxy.example"]}},
+            source="t.toml",
+            base_dir=tmp_path,
+        )
+    settings = parse_config(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'w.db'}"},
+            "web": {"base_url": "https://desk.example.com", "trusted_proxies": ["10.0.0.0/8"]},
+        },
+        source="t.toml",
+        base_dir=tmp_path,
+    )
+    db = Database.open(settings.database_url)
+    _app, config = build(settings, db)
+    assert config.proxy_headers
+    assert config.forwarded_allow_ips == ["10.0.0.0/8"]

@@ -100,6 +100,35 @@ def test_failed_logins_are_throttled_per_name(client: TestClient, site: Site) ->
     login(client, "anna")
 
 
+def test_a_guesser_elsewhere_does_not_lock_a_user_out_but_many_addresses_do(site: Site) -> None:
+    """Failures lock a name from the guessing address only (anna logs in from her own);
+    failures for one name from many addresses together lock it everywhere, until
+    `triage user unlock` forgets them."""
+    from triage.accounts import authenticate, unlock_user  # noqa: PLC0415
+    from triage.accounts.users import MAX_FAILURES_PER_NAME_ANYWHERE  # noqa: PLC0415
+    from triage.errors import LoginError  # noqa: PLC0415
+
+    now = site.clock.now()
+
+    def attempt(password: str, address: str) -> str:
+        with site.db.session() as session:
+            try:
+                return authenticate(session, "anna", password, address=address, now=now).name
+            except LoginError as exc:
+                return "throttled" if exc.retry_after else "wrong"
+
+    for _ in range(MAX_FAILURES_PER_NAME):
+        assert attempt("guess guess 1", "203.0.113.9") == "wrong"
+    assert attempt(PASSWORD, "203.0.113.9") == "throttled"
+    assert attempt(PASSWORD, "198.51.100.7") == "anna"
+    for n in range(MAX_FAILURES_PER_NAME_ANYWHERE):
+        attempt("guess guess 2", f"192.0.2.{n % 250}")
+    assert attempt(PASSWORD, "198.51.100.7") == "throttled"
+    with site.db.session() as session:
+        assert unlock_user(session, " Anna ") >= MAX_FAILURES_PER_NAME_ANYWHERE
+    assert attempt(PASSWORD, "198.51.100.7") == "anna"
+
+
 def test_open_redirect_after_login_is_refused(client: TestClient) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
         response = client.post(
@@ -210,3 +239,33 @@ def test_language_is_per_user_with_the_configured_default(client: TestClient) ->
     page = client.get("/")
     assert "Kilépés" in page.text
     assert '<html lang="hu">' in page.text
+
+
+@pytest.mark.parametrize("path", ["/t/99999", "/t/abc", "/t/" + "9" * 30])
+def test_a_missing_ticket_is_a_page_in_the_users_language_with_a_way_back(
+    client: TestClient, path: str
+) -> None:
+    login(client)
+    client.post("/settings", data={"language": "hu"}, headers=SAME)
+    page = client.get(path)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Nincs ilyen jegy" in page.text
+    assert '<a href="/">Vissza a sorhoz</a>' in page.text
+    assert page.headers["content-security-policy"] == CSP
+    posted = client.post(path + "/claim", data={}, headers=SAME)
+    assert posted.status_code == 404
+    assert "Nincs ilyen jegy" in posted.text
+
+
+def test_the_claim_button_is_offered_only_to_assistants(client: TestClient, site: Site) -> None:
+    """An owner (not in [team.assistants]) cannot claim: the page does not offer it."""
+    ref = site.ticket()
+    login(client, "olga")
+    page = client.get(f"/t/{ref}")
+    assert page.status_code == 200
+    assert f'action="/t/{ref}/claim"' not in page.text
+    assert f'action="/t/{ref}/assign"' in page.text
+    client.cookies.clear()
+    login(client, "anna")
+    assert f'action="/t/{ref}/claim"' in client.get(f"/t/{ref}").text

@@ -199,11 +199,29 @@ def test_keyboard_claims_and_focuses_the_reply(site: Site, base: str, page: Any)
     expect(page.locator(".facts .status")).to_have_text("open")
 
 
+LONG_RULE = (
+    "rule 'invoice': subject matches /(könyvel|\\bbook|áfa|\\bvat\\b|\\bnav\\b|reverse charge|"
+    "fordított|szállító|beszállító|alvállalkoz|supplier|kimenő|bejövő|hiányz|missing|nyugt|receipt|"
+    "kivonat|statement)/ at 'Számla_" + "x" * 120 + "'"
+)
+
+
 def test_phone_sized_ticket_and_reply(site: Site, base: str, pages: Pages) -> None:
-    ref = site.ticket("On the phone", body="Hosszú szöveg " * 80)
+    """Nothing on the ticket page scrolls sideways on a phone, nor on a desktop: not a
+    long rule explanation (a regex has no break opportunity), a long word, or a URL."""
+    ref = site.ticket(
+        "On the phone " + "Nagyonhosszúszóközöknélküli" * 6,
+        body="Hosszú szöveg " * 80 + "https://example.com/" + "a" * 300,
+        from_name="Kovács" * 20,
+        explanation=LONG_RULE,
+    )
     phone = pages.new(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     log_in(phone, base, path=f"/t/{ref}")
+    expect(phone.locator(".why")).to_contain_text("kivonat")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    desktop = pages.new(viewport={"width": 1280, "height": 900})
+    log_in(desktop, base, path=f"/t/{ref}")
+    assert desktop.evaluate("document.documentElement.scrollWidth") <= 1280
     phone.locator("#reply-body").fill("Rendben.")
     phone.get_by_role("button", name="Send reply").click()
     expect(phone.locator("#flash")).to_contain_text("Reply queued")

@@ -14,8 +14,10 @@
   names both versions).
 - Trained models live in the database's ``models`` table and come with it;
   the configured rule files, the templates directory (if any) and the config
-  file are added as files. The OAuth2 token cache is NOT included (it is a
-  credential): sign in again with ``triage auth login`` on a new machine.
+  file are added as files. Rule files shipped with triage (``shipped:NAME``)
+  come with the package: the manifest records them by name and SHA-256 only.
+  The OAuth2 token cache is NOT included (it is a credential): sign in again
+  with ``triage auth login`` on a new machine.
 
 ``manifest.json`` in the archive records the format, the time, the database kind,
 schema revision, counts and the SHA-256 of every member. ``--keep N`` then deletes
@@ -25,11 +27,18 @@ all but the newest N backups in DIR.
 the archive), refuses a database that is not empty or of the other kind, loads
 the database (SQLite: the backup API into a new file; PostgreSQL:
 ``pg_restore --single-transaction``), applies pending migrations (a backup from
-an older triage), and writes the rule files and templates back where they were
-taken from, never over a different file (that one gets a ``.restored`` copy
-beside it). The daemon started on the restored database resumes each folder from
-its restored high-water mark, so mail that arrived after the backup is fetched
-again and nothing is lost.
+an older triage), and writes the rule files and templates back where the
+current config reads them (where they were taken from when the config does not
+name them), never over a different file (that one gets a ``.restored`` copy
+beside it); it warns when those locations differ from the archive's, or when a
+rule file the config names is not in the archive.
+
+:func:`run_backup` (``triage backup``) records every run, failed or not, in
+``backup_runs``: ``triage status``, ``/health`` and ``/metrics`` show it.
+
+The daemon started on the restored database resumes each folder from its
+restored high-water mark, so mail that arrived after the backup is fetched again
+and nothing is lost.
 """
 
 from __future__ import annotations
@@ -43,18 +52,21 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from triage import __version__
 from triage.config import Settings
-from triage.errors import BackupError, ConfigError
+from triage.errors import BackupError, ConfigError, TriageError
+from triage.rule_files import SHIPPED, resolve_rule_file
 from triage.secrets import read_secret
 
 __all__ = [
@@ -65,7 +77,11 @@ __all__ = [
     "make_backup",
     "prune_backups",
     "restore_backup",
+    "run_backup",
 ]
+
+if TYPE_CHECKING:
+    from triage.store import Database
 
 log = structlog.get_logger("triage.backup")
 
@@ -102,12 +118,16 @@ class RestoreResult:
         migrations: schema revisions applied after loading (a backup of an older triage).
         files_written: rule files and templates written where they were taken from.
         files_kept: existing different files left alone (``<path>.restored`` written beside).
+        warnings: where the archive's rule files and templates and the current config's
+            locations differ (restored where the current config reads them), or a rule
+            file the config names is not in the archive; one line each.
     """
 
     manifest: dict[str, Any]
     migrations: list[str]
     files_written: list[Path] = field(default_factory=list)
     files_kept: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -267,22 +287,58 @@ def _first_line(exc: BaseException) -> str:
     return (str(orig if orig is not None else exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _config_files(settings: Settings) -> list[tuple[str, Path, str]]:
-    """(archive name, source path, kind) of the files to include."""
-    out: list[tuple[str, Path, str]] = []
+def _config_files(settings: Settings) -> list[tuple[str, Path, str, str]]:
+    """(archive name, source path, kind, config entry) of the files to include.
+
+    ``shipped:`` rule files are not files of the installation (they come with the
+    package): see :func:`_shipped_rule_files`.
+
+    Raises:
+        BackupError: ``acknowledgments.templates_dir`` is not a directory.
+    """
+    out: list[tuple[str, Path, str, str]] = []
     for i, rule_file in enumerate(settings.routing.rule_files):
-        path = settings.resolve(rule_file)
-        out.append((f"rules/{i:02d}-{path.name}", path, "rule_file"))
+        if rule_file.startswith(SHIPPED):
+            continue
+        path = resolve_rule_file(settings, rule_file)
+        out.append((f"rules/{i:02d}-{path.name}", path, "rule_file", rule_file))
     templates = settings.acknowledgments.templates_dir
     if templates:
         root = settings.resolve(templates)
+        if not root.is_dir():
+            raise BackupError(f"acknowledgments.templates_dir: {root} is not a directory")
         out.extend(
-            (f"templates/{p.relative_to(root).as_posix()}", p, "template")
+            (f"templates/{p.relative_to(root).as_posix()}", p, "template", templates)
             for p in sorted(root.rglob("*"))
             if p.is_file()
         )
     if settings.path is not None and Path(settings.path).is_file():  # None: built in code
-        out.append((f"config/{settings.path.name}", Path(settings.path), "config"))
+        out.append((f"config/{settings.path.name}", Path(settings.path), "config", ""))
+    return out
+
+
+def _shipped_rule_files(settings: Settings) -> list[dict[str, Any]]:
+    """The ``shipped:NAME`` rule files the config names, recorded by reference.
+
+    They come with the triage package (``rules/NAME``), so the archive holds only
+    their name and SHA-256 (a restore under another triage version says when the
+    shipped file differs); nothing is read from the config's directory.
+
+    Raises:
+        BackupError: this triage ships no such file.
+    """
+    out: list[dict[str, Any]] = []
+    for entry in settings.routing.rule_files:
+        if not entry.startswith(SHIPPED):
+            continue
+        path = resolve_rule_file(settings, entry)
+        try:
+            digest = _sha256(path)
+        except OSError:
+            raise BackupError(
+                f"routing.rule_files: {entry}: triage {__version__} ships no such rule file"
+            ) from None
+        out.append({"entry": entry, "sha256": digest})
     return out
 
 
@@ -317,6 +373,8 @@ def make_backup(settings: Settings, directory: Path, *, keep: int | None = None)
     while final.exists():  # two backups in one second
         n += 1
         final = directory / f"{BACKUP_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}Z-{n}{SUFFIX}"
+    files = _config_files(settings)  # config problems first, before the database is copied
+    shipped = _shipped_rule_files(settings)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".backup-") as tmp:
         work = Path(tmp)
         db_name = "database.sqlite" if kind == "sqlite" else "database.pgdump"
@@ -327,15 +385,17 @@ def make_backup(settings: Settings, directory: Path, *, keep: int | None = None)
              "size": db_file.stat().st_size},
         ]  # fmt: skip
         extra: list[tuple[str, Path]] = []
-        for arcname, source, file_kind in _config_files(settings):
+        for arcname, source, file_kind, entry in files:
             try:
                 digest, size = _sha256(source), source.stat().st_size
             except OSError as exc:
-                raise BackupError(f"cannot read {source}: {exc.strerror}") from None
-            members.append(
-                {"name": arcname, "kind": file_kind, "source": str(source.resolve()),
-                 "sha256": digest, "size": size}
-            )  # fmt: skip
+                what = "routing.rule_files" if file_kind == "rule_file" else file_kind
+                raise BackupError(f"{what}: cannot read {source}: {exc.strerror}") from None
+            member = {"name": arcname, "kind": file_kind, "source": str(source.resolve()),
+                      "sha256": digest, "size": size}  # fmt: skip
+            if entry:
+                member["entry"] = entry
+            members.append(member)
             extra.append((arcname, source))
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -343,6 +403,7 @@ def make_backup(settings: Settings, directory: Path, *, keep: int | None = None)
             "triage_version": __version__,
             "database": {"kind": kind, "file": db_name, **info},
             "members": members,
+            "shipped_rule_files": shipped,
         }
         manifest_file = work / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -370,6 +431,49 @@ def make_backup(settings: Settings, directory: Path, *, keep: int | None = None)
         removed=[str(p) for p in removed],
     )
     return BackupResult(final, manifest, removed)
+
+
+def run_backup(
+    settings: Settings,
+    directory: Path,
+    *,
+    keep: int | None = None,
+    database: Callable[[], Database],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BackupResult:
+    """:func:`make_backup`, then record the run in ``backup_runs`` (worked or failed).
+
+    ``triage status``, ``/health`` and ``/metrics`` show the newest run, so a nightly
+    backup that fails is seen without reading the journal. A failure is logged
+    (``backup_failed``), recorded and raised again; when the database itself cannot
+    be opened or written, the run cannot be recorded (``backup_not_recorded``).
+
+    Args:
+        database: opens the installation's database (called once, after the backup).
+        now: the clock (UTC-aware), for the record.
+
+    Raises:
+        BackupError, ConfigError: as :func:`make_backup`.
+    """
+    try:
+        result = make_backup(settings, directory, keep=keep)
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        log.error("backup_failed", error=error)  # noqa: TRY400 - one line, the reason
+        _record_run(database, ok=False, at=now(), error=error)
+        raise
+    _record_run(database, ok=True, at=now(), archive=str(result.path))
+    return result
+
+
+def _record_run(database: Callable[[], Database], **run: Any) -> None:
+    from triage.store.backups import record_backup_run  # noqa: PLC0415
+
+    try:
+        with database().session() as session:
+            record_backup_run(session, **run)
+    except (TriageError, SQLAlchemyError) as exc:
+        log.warning("backup_not_recorded", error=str(exc) or type(exc).__name__)
 
 
 def prune_backups(directory: Path, keep: int) -> list[Path]:
@@ -485,14 +589,62 @@ def _restore_postgres(url: URL, source: Path) -> None:
     )  # fmt: skip
 
 
-def _restore_files(manifest: dict[str, Any], extracted: Path) -> tuple[list[Path], list[Path]]:
+def _restore_target(settings: Settings, member: dict[str, Any]) -> tuple[Path, str]:
+    """Where a rule file or template of the archive goes back, and a warning ("" if none).
+
+    A file the current config names (the same ``routing.rule_files`` entry, or the
+    ``acknowledgments.templates_dir``) goes where the current config resolves it,
+    which is where the restored daemon reads it; otherwise (or for an archive
+    without config entries) back to where it was taken from.
+    """
+    source = Path(member["source"])
+    entry = member.get("entry")
+    if member["kind"] == "rule_file":
+        if entry and entry in settings.routing.rule_files:
+            target = resolve_rule_file(settings, entry)
+            if target.resolve() != source:
+                return target, (
+                    f"rule file {entry}: the archive took it from {source}; this config"
+                    f" reads it from {target}: restored there"
+                )
+            return target, ""
+        return source, (
+            f"rule file {source}: this config's routing.rule_files does not name it"
+            f" ({entry or 'no entry recorded'}): restored where it was taken from"
+        )
+    templates = settings.acknowledgments.templates_dir
+    if entry and templates:
+        relative = member["name"].removeprefix("templates/")
+        root = settings.resolve(templates)
+        target = root / relative
+        if target.resolve() != source:
+            taken = source.as_posix().removesuffix("/" + relative)
+            return target, (
+                f"templates: the archive took them from {taken}; this config"
+                f" reads them from {root}: restored there"
+            )
+        return target, ""
+    if not templates:
+        return source, (
+            "templates: this config has no acknowledgments.templates_dir:"
+            " restored where they were taken from"
+        )
+    return source, ""
+
+
+def _restore_files(
+    settings: Settings, manifest: dict[str, Any], extracted: Path
+) -> tuple[list[Path], list[Path], list[str]]:
     written: list[Path] = []
     kept: list[Path] = []
+    warnings: list[str] = []
     for member in manifest.get("members", []):
         if member.get("kind") not in {"rule_file", "template"}:
             continue
         source = extracted / member["name"]
-        target = Path(member["source"])
+        target, warning = _restore_target(settings, member)
+        if warning and warning not in warnings:
+            warnings.append(warning)
         if target.exists():
             if target.is_file() and _sha256(target) == member["sha256"]:
                 continue
@@ -504,7 +656,41 @@ def _restore_files(manifest: dict[str, Any], extracted: Path) -> tuple[list[Path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         written.append(target)
-    return written, kept
+    warnings.extend(_check_rule_entries(settings, manifest))
+    for warning in warnings:
+        log.warning("restore_location_differs", warning=warning)
+    return written, kept, warnings
+
+
+def _check_rule_entries(settings: Settings, manifest: dict[str, Any]) -> list[str]:
+    """Warnings for rule files the current config names that the archive does not hold
+    (or, ``shipped:``, that this triage ships differently or not at all)."""
+    members = manifest.get("members", [])
+    in_archive = {m.get("entry") for m in members if m.get("kind") == "rule_file"}
+    sources = {m.get("source") for m in members if m.get("kind") == "rule_file"}
+    shipped = {s.get("entry"): s.get("sha256") for s in manifest.get("shipped_rule_files", [])}
+    out: list[str] = []
+    for entry in settings.routing.rule_files:
+        path = resolve_rule_file(settings, entry)
+        if entry.startswith(SHIPPED):
+            if entry not in shipped:
+                continue  # named now, not at the backup: nothing to compare
+            try:
+                same = _sha256(path) == shipped[entry]
+            except OSError:
+                out.append(f"rule file {entry}: triage {__version__} does not ship it")
+                continue
+            if not same:
+                out.append(
+                    f"rule file {entry}: the one shipped with this triage differs from the"
+                    " one in use at the backup (another triage version)"
+                )
+        elif entry not in in_archive and str(path.resolve()) not in sources:
+            state = "exists" if path.is_file() else "is missing"
+            out.append(
+                f"rule file {entry} of this config ({path}) is not in the archive; it {state}"
+            )
+    return out
 
 
 def restore_backup(settings: Settings, archive: Path) -> RestoreResult:
@@ -541,7 +727,7 @@ def restore_backup(settings: Settings, archive: Path) -> RestoreResult:
             _restore_sqlite(url, source)
         else:
             _restore_postgres(url, source)
-        written, kept = _restore_files(manifest, extracted)
+        written, kept, warnings = _restore_files(settings, manifest, extracted)
     db = Database.open(settings.database_url, password=password, migrate=False)
     try:
         migrations = db.migrate()
@@ -556,4 +742,4 @@ def restore_backup(settings: Settings, archive: Path) -> RestoreResult:
         files_written=[str(p) for p in written],
         files_kept=[str(p) for p in kept],
     )
-    return RestoreResult(manifest, migrations, written, kept)
+    return RestoreResult(manifest, migrations, written, kept, warnings)

@@ -12,6 +12,7 @@ files) are relative to the directory of the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -155,6 +156,20 @@ def _mailbox(value: str) -> str:
         raise ValueError(problem)
     return value
 
+
+def _network(value: str) -> str:
+    """Check an IP address or network (``10.0.0.5``, ``10.0.0.0/8``, ``::1``)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an address or network such as '10.0.0.5' or '10.0.0.0/8'"
+        ) from None
+    return value
+
+
+Network = Annotated[str, AfterValidator(_network)]
+"""An IP address or network in CIDR form."""
 
 Mailbox = Annotated[str, AfterValidator(_mailbox)]
 """A mail address with an optional display name: ``"Office <office@example.com>"``."""
@@ -878,6 +893,11 @@ class WebSettings(_Section):
     """Hours a login lasts without activity."""
     saved_replies: list[SavedReply] = Field(default_factory=list)
     """Texts offered in the reply box (per queue, with variables)."""
+    trusted_proxies: list[Network] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    """Addresses or networks (``10.0.0.0/8``) of the TLS proxy, whose
+    ``X-Forwarded-For`` names the client (used when ``base_url`` is set). Login
+    throttling and the loopback-only ``/metrics`` and ``/health`` go by that client
+    address, so the proxy must send the header."""
 
     @field_validator("host")
     @classmethod

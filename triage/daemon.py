@@ -51,7 +51,7 @@ from triage.metrics import TriageMetrics
 from triage.modelstore import active_model_info, load_active_model
 from triage.monitoring import MonitoringServer
 from triage.outbox.templates import MailTemplates
-from triage.rule_files import load_configured_rules, reload_configured_rules
+from triage.rule_files import load_configured_rules, reload_configured_rules, rule_paths
 from triage.services.dispatch import Dispatcher, DispatchStats
 from triage.services.intake import FolderResult, Poller
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
@@ -92,7 +92,7 @@ def load_rules(settings: Settings) -> RulesHolder:
     Raises:
         RuleFileError: a rule file is broken (the daemon refuses to start).
     """
-    paths = tuple(settings.resolve(p) for p in settings.routing.rule_files)
+    paths = tuple(rule_paths(settings))
     if not paths:
         return RulesHolder()
     return RulesHolder(rules=load_configured_rules(settings), paths=paths)

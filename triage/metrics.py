@@ -317,6 +317,7 @@ class StatusCollector(Collector):
         yield from _folder_metrics(status)
         yield from _ticket_metrics(status)
         yield from _outbox_metrics(status)
+        yield from _backup_metrics(status)
         models = GaugeMetricFamily(
             "triage_model_info",
             "The active classifier model per target (the value is always 1).",
@@ -326,6 +327,31 @@ class StatusCollector(Collector):
             if version:
                 models.add_metric([target, version], 1.0)
         yield models
+
+
+def _backup_metrics(status: Any) -> Iterator[Metric]:
+    """The newest ``triage backup`` run (nothing when none ran)."""
+    backup = status.backup
+    if backup is None:
+        return
+    ok = GaugeMetricFamily(
+        "triage_backup_last_run_ok", "1 when the newest `triage backup` worked, 0 when it failed."
+    )
+    ok.add_metric([], 1.0 if backup.last_ok else 0.0)
+    yield ok
+    last = GaugeMetricFamily(
+        "triage_backup_last_run_timestamp_seconds",
+        "When the newest `triage backup` finished or failed (Unix time).",
+    )
+    last.add_metric([], backup.last_at.timestamp())
+    yield last
+    if backup.last_ok_at is not None:
+        good = GaugeMetricFamily(
+            "triage_backup_last_success_timestamp_seconds",
+            "When the newest successful `triage backup` finished (Unix time).",
+        )
+        good.add_metric([], backup.last_ok_at.timestamp())
+        yield good
 
 
 def _folder_metrics(status: Any) -> Iterator[Metric]:

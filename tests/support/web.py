@@ -89,6 +89,7 @@ class Site:
         assignee: str | None = None,
         raw: bytes | None = None,
         attachments: tuple[dict[str, object], ...] = (),
+        explanation: str = "rule 'invoice-words': subject contains 'invoice'",
     ) -> int:
         """Open a ticket from one stored client message; return its reference."""
         at = received_at or self.clock.now() - timedelta(hours=1)
@@ -113,7 +114,7 @@ class Site:
                     priority=priority,
                     decided_by="rule",
                     rules_matched=["invoice-words"],
-                    explanation=["rule 'invoice-words': subject contains 'invoice'"],
+                    explanation=[explanation],
                 )
             )
             ticket: Ticket = open_ticket(

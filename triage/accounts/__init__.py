@@ -25,6 +25,7 @@ from triage.accounts.users import (
     get_account,
     set_password,
     set_preferences,
+    unlock_user,
 )
 
 __all__ = [
@@ -42,5 +43,6 @@ __all__ = [
     "set_password",
     "set_preferences",
     "start_session",
+    "unlock_user",
     "verify_password",
 ]

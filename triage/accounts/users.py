@@ -2,10 +2,16 @@
 
 Assistants are the names in ``[team.assistants]`` (the names tickets are assigned
 to); owners may have any name. Login throttling (OWASP's authentication cheat
-sheet): after :data:`MAX_FAILURES_PER_NAME` failures for one name, or
-:data:`MAX_FAILURES_PER_ADDRESS` from one address, within :data:`THROTTLE_WINDOW`,
-further attempts are refused until the window has passed, whether the password
-is right or not.
+sheet), within :data:`THROTTLE_WINDOW`, whether the password is right or not:
+
+- :data:`MAX_FAILURES_PER_NAME` failures for one name from one address lock that
+  name from that address (a guesser), not from the others, so a stranger who types
+  wrong passwords for ``anna`` does not lock anna out of her own desk;
+- :data:`MAX_FAILURES_PER_ADDRESS` failures from one address lock that address;
+- :data:`MAX_FAILURES_PER_NAME_ANYWHERE` failures for one name from all addresses
+  together lock the name everywhere (guessing spread over many addresses).
+
+``triage user unlock NAME`` (:func:`unlock_user`) forgets a name's failures.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from triage.store.models import LoginFailure, User
 __all__ = [
     "MAX_FAILURES_PER_ADDRESS",
     "MAX_FAILURES_PER_NAME",
+    "MAX_FAILURES_PER_NAME_ANYWHERE",
     "ROLES",
     "THROTTLE_WINDOW",
     "Account",
@@ -41,6 +48,7 @@ __all__ = [
     "get_account",
     "set_password",
     "set_preferences",
+    "unlock_user",
 ]
 
 ROLES = ("assistant", "owner")
@@ -49,6 +57,7 @@ Role = Literal["assistant", "owner"]
 THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 30
+MAX_FAILURES_PER_NAME_ANYWHERE = 50
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -200,16 +209,18 @@ def set_preferences(
 
 
 def _throttled(session: Session, name: str, address: str, now: datetime) -> int:
-    """Seconds until ``name`` or ``address`` may try again; 0 when not throttled."""
+    """Seconds until ``name`` may try again from ``address``; 0 when not throttled."""
     since = now - THROTTLE_WINDOW
     waits = [0]
-    for column, value, limit in (
-        (LoginFailure.name, name.lower(), MAX_FAILURES_PER_NAME),
-        (LoginFailure.address, address, MAX_FAILURES_PER_ADDRESS),
+    name = name.lower()
+    for where, limit in (
+        ((LoginFailure.name == name, LoginFailure.address == address), MAX_FAILURES_PER_NAME),
+        ((LoginFailure.address == address,), MAX_FAILURES_PER_ADDRESS),
+        ((LoginFailure.name == name,), MAX_FAILURES_PER_NAME_ANYWHERE),
     ):
         times = session.scalars(
             select(LoginFailure.at)
-            .where(column == value, LoginFailure.at > since)
+            .where(*where, LoginFailure.at > since)
             .order_by(LoginFailure.at.desc())
             .limit(limit)
         ).all()
@@ -217,6 +228,17 @@ def _throttled(session: Session, name: str, address: str, now: datetime) -> int:
             free_at = times[-1] + THROTTLE_WINDOW
             waits.append(max(1, int((free_at - now).total_seconds()) + 1))
     return max(waits)
+
+
+def unlock_user(session: Session, name: str) -> int:
+    """Forget the failed logins recorded for ``name`` (any case); return how many.
+
+    The name need not be a user: failures are recorded for any name typed.
+    """
+    result = session.execute(
+        delete(LoginFailure).where(LoginFailure.name == name.strip().lower()[:200])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from triage.backup import make_backup, restore_backup
+from triage.backup import restore_backup, run_backup
 from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 
@@ -37,9 +37,13 @@ def backup(app: AppContext, directory: Path, keep: int | None) -> None:
     Safe while `triage run` runs: SQLite is copied with its online backup API,
     PostgreSQL dumped with pg_dump (custom format) from one snapshot. The archive
     (mode 0600) holds client mail: keep it as safe as the database. The OAuth2
-    token cache is not included.
+    token cache is not included. Rule files shipped with triage (`shipped:NAME`) are
+    recorded by name, not copied. Each run, failed or not, is recorded for
+    `triage status`, /health and /metrics.
     """
-    result = make_backup(app.settings, directory, keep=keep)
+    result = run_backup(
+        app.settings, directory, keep=keep, database=lambda: app.database(create=False)
+    )
     database = result.manifest["database"]
     click.echo(f"backup written: {result.path}")
     click.echo(
@@ -48,6 +52,9 @@ def backup(app: AppContext, directory: Path, keep: int | None) -> None:
     )
     files = [m["name"] for m in result.manifest["members"] if m["kind"] != "database"]
     click.echo(f"files: {', '.join(files) if files else 'none'}")
+    shipped = [s["entry"] for s in result.manifest.get("shipped_rule_files", [])]
+    if shipped:
+        click.echo(f"shipped rule files (come with triage, not copied): {', '.join(shipped)}")
     for path in result.removed:
         click.echo(f"removed old backup: {path}")
 
@@ -59,9 +66,10 @@ def restore(app: AppContext, archive: Path) -> None:
     """Restore a backup into the empty database the config names, with its rule files.
 
     Refuses a database that is not empty, a backup of the other database kind or
-    of a newer triage. Rule files and templates go back where they were taken
-    from; an existing different file is kept and the backup's copy written beside
-    it as FILE.restored. Then start `triage run`: each folder resumes from its
+    of a newer triage. Rule files and templates go back where this config reads
+    them (a warning says when that differs from where they were taken from); an
+    existing different file is kept and the backup's copy written beside it as
+    FILE.restored. Then start `triage run`: each folder resumes from its
     restored high-water mark and mail that arrived after the backup is fetched again.
     """
     result = restore_backup(app.settings, archive)
@@ -74,4 +82,6 @@ def restore(app: AppContext, archive: Path) -> None:
         click.echo(f"wrote: {path}")
     for path in result.files_kept:
         click.echo(f"kept (differs from the backup; its copy is {path}.restored): {path}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo("next: triage init, then start triage run (it fetches what came after the backup)")

@@ -149,6 +149,20 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(f"Model: {queue_model}")
         if state.models.get("priority"):
             click.echo(f"Priority model: {state.models['priority']}")
+        backup = state.backup
+        if backup is None:
+            click.echo("Backup: none recorded (`triage backup --to DIR`)")
+        elif backup.last_ok:
+            when = _ago((now - backup.last_at).total_seconds())
+            click.echo(f"Backup: last {when}: {backup.last_archive}")
+        else:
+            when = _ago((now - backup.last_at).total_seconds())
+            good = (
+                _ago((now - backup.last_ok_at).total_seconds())
+                if backup.last_ok_at is not None
+                else "never"
+            )
+            click.echo(f"Backup: FAILED {when} ({backup.last_error}); last good one {good}")
         click.echo("Health: ok" if state.healthy else "Health: ATTENTION")
         for problem in state.problems:
             click.echo(f"  {problem}")

@@ -89,6 +89,18 @@ def user_passwd(app: AppContext, name: str) -> None:
     click.echo(f"password of {account.name} changed; their sessions were ended")
 
 
+@user.command("unlock")
+@click.argument("name")
+@pass_app
+def user_unlock(app: AppContext, name: str) -> None:
+    """Forget a name's failed logins, so it may log in again at once."""
+    from triage.accounts import unlock_user  # noqa: PLC0415
+
+    with app.db.session() as session:
+        count = unlock_user(session, name)
+    click.echo(f"{name}: {count} failed logins forgotten")
+
+
 @user.command("disable")
 @click.argument("name")
 @pass_app

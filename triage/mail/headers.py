@@ -169,11 +169,19 @@ class TextDecoder:
         default_charset: the deployment's fallback for undeclared 8-bit text.
         fallback: set once any value needed a guessed charset.
         defects: charset problems met, in order (no duplicates).
+        truncated: what was cut to the limits (addresses past :data:`MAX_ADDRESSES`,
+            a field past :data:`MAX_ADDRESS_FIELD`): the message is then parsed
+            ``truncated_size``, with these sentences as its parse error.
     """
 
     default_charset: str = "windows-1250"
     fallback: bool = False
     defects: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+    def _cut(self, what: str) -> None:
+        if what not in self.truncated:
+            self.truncated.append(what)
 
     def _note(self, what: str) -> None:
         if what not in self.defects:
@@ -247,7 +255,7 @@ class TextDecoder:
         """An unstructured value (Subject, Comments) decoded, on one line (RFC 5322 §3.6.5)."""
         return one_line(self.words(self.raw_value(value)))
 
-    def addresses(self, values: list[bytes]) -> tuple[Address, ...]:
+    def addresses(self, values: list[bytes], where: str = "address field") -> tuple[Address, ...]:
         """Address-list fields (To, Cc, Reply-To, From; RFC 5322 §3.4) parsed on the raw,
         undecoded value, then the display names decoded.
 
@@ -257,26 +265,40 @@ class TextDecoder:
         own (the ``Kovacs`` of an unquoted ``Kovacs, Odon <k@x>``) is part of the next
         entry's display name. An address with white space, ``=?`` or ``?=`` in it is
         never valid and is left out.
-        """
-        return tuple(entry.address for entry in self._entries(values))
 
-    def mailbox(self, values: list[bytes]) -> Address | None:
+        Anything cut (more than :data:`MAX_ADDRESSES` addresses, a field longer than
+        :data:`MAX_ADDRESS_FIELD` bytes) is noted in :attr:`truncated` against ``where``
+        (the field's name), so a shortened recipient list is never silently taken for
+        the whole.
+        """
+        return tuple(entry.address for entry in self._entries(values, where))
+
+    def mailbox(self, values: list[bytes], where: str = "From") -> Address | None:
         """The one mailbox of a field that should hold one (From; RFC 5322 §3.6.2), or None.
 
         The first entry with an ``@`` in its address (a real addr-spec), else the first
         entry. Unquoted commas and encoded-words no longer split a display name into
         separate entries (see :meth:`addresses`), so the first entry is the author.
         """
-        entries = self._entries(values)
+        entries = self._entries(values, where)
         for entry in entries:
             if "@" in entry.address.addr:
                 return entry.address
         return entries[0].address if entries else None
 
-    def _entries(self, values: list[bytes]) -> list[_Entry]:
+    def _entries(self, values: list[bytes], where: str) -> list[_Entry]:
+        longest = max((len(v) for v in values), default=0)
+        if longest > MAX_ADDRESS_FIELD:
+            self._cut(
+                f"{where}: a {longest:,}-byte field, only its first {MAX_ADDRESS_FIELD:,}"
+                " bytes read for addresses"
+            )
         raw = [self.raw_value(v[:MAX_ADDRESS_FIELD]) for v in values]
         result: list[_Entry] = []
-        for name, addr, angle in _address_pairs(raw)[:MAX_ADDRESSES]:
+        pairs = _address_pairs(raw)
+        if len(pairs) > MAX_ADDRESSES:
+            self._cut(f"{where}: {len(pairs):,} addresses, only the first {MAX_ADDRESSES:,} kept")
+        for name, addr, angle in pairs[:MAX_ADDRESSES]:
             address = one_line(addr)
             if not _valid_address(address):
                 continue

@@ -293,8 +293,8 @@ def _parse(
 
     body = extract_body(root, decoder, limits, time_zone=time_zone)
     verdict = classify(block, root, sender, subject)
-    to = decoder.addresses(block.get_all("to"))
-    cc = decoder.addresses(block.get_all("cc"))
+    to = decoder.addresses(block.get_all("to"), "To")
+    cc = decoder.addresses(block.get_all("cc"), "Cc")
     report = (
         delivery_report(root, decoder, body.text, to + cc)
         if verdict.kind
@@ -317,6 +317,10 @@ def _parse(
         errors.append(f"more than {limits.max_parts} MIME parts: the rest were not read")
         if status is ParseStatus.OK:
             status = ParseStatus.TRUNCATED_SIZE
+    if decoder.truncated:  # recipients cut to the limits, recorded like the MIME parts
+        errors.extend(decoder.truncated)
+        if status is ParseStatus.OK:
+            status = ParseStatus.TRUNCATED_SIZE
 
     return InboundMessage(
         message_id=message_id or synthetic_message_id(raw, scope=scope),
@@ -324,7 +328,7 @@ def _parse(
         subject=subject,
         received_at=received,
         from_=sender,
-        reply_to=decoder.addresses(block.get_all("reply-to")),
+        reply_to=decoder.addresses(block.get_all("reply-to"), "Reply-To"),
         to=to,
         cc=cc,
         sent_at=sent_at,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from triage.modelstore import active_model_info
 from triage.outbox.status import OutboxSummary, outbox_summary
 from triage.store.alerts import read_alerts
+from triage.store.backups import BackupState, backup_state
 from triage.store.models import Folder, Message, MissingUid, Ticket
 from triage.store.tickets import QueueFilter, count_queue
 
@@ -87,6 +88,8 @@ class Status:
         models: active model version per target (queue, priority), None when none.
         alerts: standing problems a service reported (``alerts`` table), e.g. the SMTP
             server refused the login and sending has stopped: each is a problem.
+        backup: the newest ``triage backup`` run and the newest successful one (None
+            when none ran); a failed newest run is a problem.
     """
 
     now: datetime
@@ -98,6 +101,7 @@ class Status:
     outbox: OutboxSummary
     models: dict[str, str | None] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    backup: BackupState | None = None
 
     @property
     def outbox_stuck(self) -> bool:
@@ -113,6 +117,9 @@ class Status:
         endpoint (503) and the ``triage_healthy`` metric all come from it.
         """
         found = [f"{a.name}: {a.problem}" for a in self.alerts]
+        if self.backup is not None and not self.backup.last_ok:
+            at = self.backup.last_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+            found.append(f"backup: the last backup ({at}) failed: {self.backup.last_error}")
         for f in self.folders:
             if f.stale:
                 since = (
@@ -246,4 +253,5 @@ def read_status(session: Session, now: datetime, *, watched: Sequence[str] = ())
         outbox=outbox_summary(session),
         models=models,
         alerts=[Alert(n, p, t) for n, p, t in read_alerts(session)],
+        backup=backup_state(session),
     )

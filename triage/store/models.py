@@ -21,6 +21,7 @@ Tables:
     web_sessions       server-side login sessions (sha256 of the cookie's token)
     login_failures     failed logins, for throttling per user and per address
     alerts             standing problems a service reports until they clear (SMTP login refused)
+    backup_runs        each `triage backup`: when, whether it worked, the archive or the error
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ __all__ = [
     "NO_DUE",
     "SLA_CHECK_NOW",
     "Alert",
+    "BackupRun",
     "Base",
     "Escalation",
     "Folder",
@@ -647,3 +649,22 @@ class Alert(Base):
     problem: Mapped[str] = mapped_column(Text)
     """One line for the person: what happened and what to do; never a secret."""
     since: Mapped[datetime] = mapped_column(default=_now)
+
+
+class BackupRun(Base):
+    """One ``triage backup``: when it ran, whether it worked, the archive or the error.
+
+    ``triage status``, ``/health`` and ``/metrics`` show the newest run (a failed one
+    is a problem) and the time of the newest successful one.
+    """
+
+    __tablename__ = "backup_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    """When the backup finished or failed (UTC)."""
+    ok: Mapped[bool] = mapped_column(Boolean)
+    archive: Mapped[str] = mapped_column(String(1000), default="")
+    """The archive written (empty when it failed)."""
+    error: Mapped[str] = mapped_column(Text, default="")
+    """Why it failed, one line (empty when it worked); never a secret."""

@@ -52,6 +52,7 @@ def build(
         log_config=None,
         access_log=False,
         proxy_headers=bool(web.base_url),
+        forwarded_allow_ips=list(web.trusted_proxies),
         server_header=False,
         lifespan="off",
         timeout_graceful_shutdown=3,

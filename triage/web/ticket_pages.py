@@ -95,13 +95,20 @@ def _render(
     )
 
 
+def _missing(request: Request, viewer: Viewer) -> Response:
+    """404: a page in the user's language naming the ticket asked for, with a way back."""
+    ref = str(request.path_params.get("ref", ""))[:20]
+    web = web_of(request)
+    return web.render(request, viewer, "missing.html", viewer.t, status_code=404, ref=ref)
+
+
 @page
 def ticket_page(request: Request, viewer: Viewer) -> Response:
-    """GET /t/{ref}: the ticket, newest message first."""
+    """GET /t/{ref}: the ticket, newest message first (404 page when there is none)."""
     try:
         return _render(request, viewer, _number(request))
     except NotFoundError:
-        return PlainTextResponse("no such ticket\n", status_code=404)
+        return _missing(request, viewer)
 
 
 def _until(value: str, viewer: Viewer) -> datetime | None:
@@ -152,7 +159,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
     try:
         ref = _number(request)
     except NotFoundError:
-        return PlainTextResponse("no such ticket\n", status_code=404)
+        return _missing(request, viewer)
     if name not in ACTIONS:
         return PlainTextResponse("no such action\n", status_code=404)
     typed = {"body": form.get("body", ""), "note": form.get("note", "")}
@@ -162,7 +169,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
         return _render(request, viewer, ref, status_code=409, conflict=exc, typed=typed)
     except NotFoundError as exc:
         if str(exc).startswith("no ticket"):
-            return PlainTextResponse("no such ticket\n", status_code=404)
+            return _missing(request, viewer)
         return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
     except UserError as exc:
         return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
