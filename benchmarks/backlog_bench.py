@@ -33,7 +33,8 @@ taken under load are lower bounds).
         [--workers 1,2] [--folders 2] [--before DIR] [--statements]
 
 ``--root DIR``: run that checkout's ``triage`` package instead of the installed one
-(a fixed copy while the working tree changes). ``--before DIR``: also run the ``triage`` package of another checkout (e.g. a
+(a fixed copy while the working tree changes). ``--before DIR``: also run the
+``triage`` package of another checkout (e.g. a
 ``git worktree`` of the commit before a change), interleaved with this one, as
 system ``triage-before``. ``--statements``: run triage through
 ``benchmarks/counted_triage.py``, which counts every SQL statement by kind, and
