@@ -244,10 +244,6 @@ def run_triage(  # noqa: PLR0917 - one run's parts
     from triage.modelstore import save_model  # noqa: PLC0415
     from triage.store import Database  # noqa: PLC0415
 
-    db = Database.open(url)
-    with db.session() as s:
-        save_model(s, bench.model, activate=True)
-    db.dispose()
     data = daemon_config(
         account,
         1,
@@ -266,6 +262,19 @@ def run_triage(  # noqa: PLR0917 - one run's parts
         env["TRIAGE_STATEMENTS"] = str(counted) if bench.args.statements else ""
         if root:
             env["TRIAGE_ROOT"] = root
+    # the measured checkout creates its own schema (another checkout may be at
+    # another revision); the model is then written without migrating
+    subprocess.run(
+        [*command, "--config", str(config), "init"],
+        env={**env, "TRIAGE_STATEMENTS": ""},
+        cwd=work,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    db = Database.open(url, migrate=False)
+    with db.session() as s:
+        save_model(s, bench.model, activate=True)
+    db.dispose()
     load_before = load_average()
     argv = [*command, "--config", str(config), "poll", "--once"]
     if workers == 1:
