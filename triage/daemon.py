@@ -44,6 +44,7 @@ from triage.config import Settings, load_config
 from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
 from triage.escalation import mail_escalations, mail_mentions
+from triage.failures import RepeatedFailure
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
@@ -328,13 +329,16 @@ class Daemon:
         )
 
     async def _sla_loop(self, stop: asyncio.Event) -> None:
+        failures = RepeatedFailure(log, "sla_watch")  # a disk-full minute: two lines, not 56
         while not stop.is_set():
             try:
                 made = await asyncio.to_thread(self.sla_pass, stop.is_set)
                 if made and self.dispatcher is not None:
                     self.dispatcher.wake()
-            except Exception:
-                log.exception("sla_watch_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                failures.failed(exc)
+            else:
+                failures.succeeded()
             await _sleep(stop, self.sla_interval)
 
     def refresh_models(self) -> bool:
@@ -369,18 +373,24 @@ class Daemon:
         return outcome
 
     async def _model_loop(self, stop: asyncio.Event) -> None:
+        refresh = RepeatedFailure(log, "model_refresh")
+        retraining = RepeatedFailure(log, "model_retrain")
         while not stop.is_set():
             await _sleep(stop, self.model_check_interval)
             if stop.is_set():
                 return
             try:
                 await asyncio.to_thread(self.refresh_models)
-            except Exception:
-                log.exception("model_refresh_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                refresh.failed(exc)
+            else:
+                refresh.succeeded()
             try:
                 await asyncio.to_thread(self.retrain_if_due)
-            except Exception:
-                log.exception("model_retrain_failed")
+            except Exception as exc:  # noqa: BLE001 - the loop goes on; logged per episode
+                retraining.failed(exc)
+            else:
+                retraining.succeeded()
 
     # -- one pass ------------------------------------------------------------------------
 
