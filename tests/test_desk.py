@@ -430,6 +430,8 @@ def test_wait_refuses_a_naive_or_past_time_and_a_solved_ticket(
         desk.wait(ref, actor="anna", until=datetime(2026, 3, 12, 9))  # noqa: DTZ001
     with pytest.raises(UserError, match="already passed"):
         desk.wait(ref, actor="anna", until=NOW - timedelta(minutes=1))
+    with pytest.raises(UserError, match="at most 366 days"):
+        desk.wait(ref, actor="anna", until=NOW.replace(year=9999))
     desk.done(ref, actor="anna")
     with pytest.raises(UserError, match="reopen it"):
         desk.wait(ref, actor="anna")

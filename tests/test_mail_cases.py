@@ -876,3 +876,25 @@ def test_a_long_recipient_list_within_the_limits_is_not_marked():
     assert parsed.parse_status is ParseStatus.OK
     assert parsed.parse_error == ""
     assert len(parsed.to) == 1_000
+
+
+def test_a_one_megabyte_subject_is_cut_for_display_and_kept_in_the_raw():
+    # a 1 MB subject took the daemon from 224 to 473 MB and `triage show` printed 2.1 MB
+    long_subject = "Számla " * 150_000
+    raw = message(
+        with_base(Subject=f"=?utf-8?b?{base64.b64encode(long_subject.encode()).decode()}?="),
+        b"Hello\r\n",
+    )
+    parsed = parse_message(raw)
+    assert len(raw) > 1_000_000
+    assert parsed.subject.startswith("Számla Számla")
+    assert len(parsed.subject) <= 998
+    assert any(d.startswith("Subject: a ") and "998 characters kept" in d for d in parsed.defects)
+    assert all(len(value) <= 16384 for _name, value in parsed.headers)
+    assert parsed.parse_status is ParseStatus.OK  # the rest of the message is whole
+
+
+def test_a_subject_of_ordinary_length_is_whole():
+    parsed = parse_message(message(with_base(Subject="x" * 998), b"Hello\r\n"))
+    assert parsed.subject == "x" * 998
+    assert not [d for d in parsed.defects if d.startswith("Subject")]

@@ -73,6 +73,9 @@ def hostile_mail(*, big: bool = False) -> bytes:
         subtype="png",
         filename="../../x.html",
     )
+    msg.add_attachment(
+        b"MZ", maintype="application", subtype="pdf", filename=f"invoice_{RLO}fdp.exe"
+    )
     return msg.as_bytes()
 
 
@@ -207,7 +210,11 @@ def test_hostile_mail_in_the_browser_runs_nothing_and_loads_nothing_remote(
     pg.locator("input[name=password]").fill(PASSWORD)
     pg.locator("form.card button[type=submit]").click()
     expect(pg.locator("h1")).to_contain_text("Invoice")
-    expect(pg.locator("h1 bdi")).to_have_count(1)  # the bidi override is isolated
+    expect(pg.locator("h1 bdi")).to_have_count(1)  # client text is isolated
+    # and explicit overrides are dropped: "invoice_<RLO>fdp.exe" never reads "invoice_exe.pdf"
+    assert RLO not in pg.locator("h1").inner_text()
+    assert RLO not in pg.locator(".facts .client").inner_text()
+    expect(pg.locator(".attachments")).to_contain_text("invoice_fdp.exe")
     pg.locator(".html-version summary").first.click()
     frame = pg.frame_locator(f"#html-{pg.locator('.msg').first.get_attribute('id')[1:]}")
     expect(frame.locator("img[alt=logo]")).to_be_visible()

@@ -269,3 +269,38 @@ def test_the_claim_button_is_offered_only_to_assistants(client: TestClient, site
     client.cookies.clear()
     login(client, "anna")
     assert f'action="/t/{ref}/claim"' in client.get(f"/t/{ref}").text
+
+
+def test_pages_are_never_cached_but_static_files_may_be(client: TestClient, site: Site) -> None:
+    """Back after logout on a shared computer must not show a ticket from the cache."""
+    ref = site.ticket()
+    login(client)
+    for path in ("/", f"/t/{ref}", "/settings", "/search?q=x", "/login"):
+        assert client.get(path).headers["cache-control"] == "no-store", path
+    assert "no-store" not in client.get("/static/app.css").headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize("version", ["9" * 30, "-1", "x"])
+def test_a_mangled_ticket_version_is_refused_as_stale_not_a_server_error(
+    client: TestClient, site: Site, version: str
+) -> None:
+    ref = site.ticket()
+    login(client)
+    response = client.post(f"/t/{ref}/claim", data={"version": version}, headers=SAME)
+    assert response.status_code == 409
+    from triage.tickets import get_ticket  # noqa: PLC0415
+
+    with site.db.read_session() as session:
+        assert get_ticket(session, ref).assignee is None
+
+
+def test_a_cursor_past_64_bits_reads_the_first_page(client: TestClient, site: Site) -> None:
+    import base64  # noqa: PLC0415
+
+    site.ticket("Only one")
+    login(client)
+    text = f"2026-03-10T10:00:00+00:00|2|2026-03-10T10:00:00+00:00|{'9' * 30}"
+    cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    page = client.get(f"/?cursor={cursor}")
+    assert page.status_code == 200
+    assert "Only one" in page.text

@@ -266,3 +266,23 @@ def test_note_with_mention_snooze_and_priority_correction(site: Site, base: str,
     page.locator("form.correct select[name=priority]").select_option("urgent")
     page.locator("form.correct button").click()
     expect(page.locator(".facts .priority")).to_have_text("urgent")
+
+
+def test_a_half_typed_reply_survives_another_action_and_is_forgotten_when_sent(
+    site: Site, base: str, page: Any
+) -> None:
+    ref = site.ticket("Draft keeping")
+    log_in(page, base, path=f"/t/{ref}")
+    page.locator("#reply-body").fill("Kedves Ügyfél, még dolgozom rajta")
+    page.locator("#note-body").fill("félkész jegyzet")
+    page.get_by_role("button", name="Claim").click()
+    expect(page.locator("#flash")).to_have_text("You have the ticket.")
+    expect(page.locator("#reply-body")).to_have_value("Kedves Ügyfél, még dolgozom rajta")
+    expect(page.locator("#note-body")).to_have_value("félkész jegyzet")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#flash")).to_contain_text("Reply queued")
+    expect(page.locator("#reply-body")).to_have_value("")
+    expect(page.locator("#note-body")).to_have_value("félkész jegyzet")
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, base, path=f"/t/{ref}")
+    expect(page.locator("#note-body")).to_have_value("")

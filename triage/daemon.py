@@ -43,7 +43,7 @@ from triage.clock import Clock, SystemClock
 from triage.config import Settings, load_config
 from triage.embeddings import load_encoder
 from triage.errors import ConfigError, ModelError
-from triage.escalation import mail_escalations
+from triage.escalation import mail_escalations, mail_mentions
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
@@ -276,7 +276,8 @@ class Daemon:
     # -- periodic jobs -------------------------------------------------------------------
 
     def sla_pass(self, should_stop: Callable[[], bool] = lambda: False) -> int:
-        """One SLA watch pass: new warnings and breaches, then their mail. Returns rows made.
+        """One SLA watch pass: new warnings and breaches, then their mail and the mail of
+        new @mentions. Returns the escalation rows made plus the mention mails queued.
 
         Bounded batches (:data:`~triage.services.slawatch.SCAN_BATCH` tickets, then the
         mail of what they raised), each its own transaction: memory stays flat however
@@ -302,10 +303,13 @@ class Daemon:
             if batch.after is None:
                 break
             after = batch.after
+        mentions = 0
         if self.templates is not None:
-            # rule escalations written by intake, digests whose period ended
+            # rule escalations written by intake, digests whose period ended, and
+            # assistants named with @name in a note
             with self.db.session() as session:
                 self._mail_escalations(session, now)
+                mentions = mail_mentions(session, self.settings, now, templates=self.templates)
         if made or before_seen or failed or should_stop():
             log.info(
                 "sla_pass_finished" if not should_stop() else "sla_pass_stopped",
@@ -316,7 +320,7 @@ class Daemon:
                 batches=batches,
                 seconds=round(time.monotonic() - started, 2),
             )
-        return made
+        return made + mentions
 
     def _mail_escalations(self, session: Session, now: datetime) -> None:
         mail_escalations(

@@ -61,16 +61,29 @@ def _desk(app: AppContext) -> TicketDesk:
 @cli.command("queue")
 @click.option("--queue", "queue_name", metavar="Q", help="Only this queue.")
 @click.option("--mine", is_flag=True, help="Only tickets assigned to me.")
+@click.option(
+    "--escalated",
+    is_flag=True,
+    help="Only tickets escalated to the owners (a missed deadline or a rule).",
+)
 @_AS
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @pass_app
-def queue_cmd(
-    app: AppContext, queue_name: str | None, mine: bool, as_name: str | None, as_json: bool
+def queue_cmd(  # noqa: PLR0917 - one per option
+    app: AppContext,
+    queue_name: str | None,
+    mine: bool,
+    escalated: bool,
+    as_name: str | None,
+    as_json: bool,
 ) -> None:
     """The prioritized queue: breached first, then by due time, priority and age."""
     settings = app.settings
+    if mine and escalated:
+        raise UserError("--mine and --escalated are two views: choose one")
     me = resolve_user(settings, as_name) if mine else None
-    rows = _desk(app).queue_stream(view=View.MINE if mine else View.ALL, queue=queue_name, actor=me)
+    view = View.MINE if mine else View.ESCALATED if escalated else View.ALL
+    rows = _desk(app).queue_stream(view=view, queue=queue_name, actor=me)
     if as_json:
         # a JSON array, one ticket a line, written as the rows are read (flat memory)
         count = 0

@@ -6,7 +6,7 @@ claim, assign, move, wait, done, reopen, reply, note — one transaction each, w
 the business rules inside (see :mod:`triage.desk.desk`).
 """
 
-from triage.desk.desk import MAX_PAGE, TicketDesk, mentioned
+from triage.desk.desk import MAX_PAGE, MAX_SNOOZE, TicketDesk, mentioned
 from triage.desk.values import (
     ActionResult,
     AttachmentContent,
@@ -29,6 +29,7 @@ from triage.desk.values import (
 
 __all__ = [
     "MAX_PAGE",
+    "MAX_SNOOZE",
     "ActionResult",
     "AttachmentContent",
     "AttachmentView",

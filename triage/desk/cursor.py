@@ -43,6 +43,10 @@ def decode_cursor(cursor: str) -> QueueKey:
         )
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise UserError(f"{cursor[:40]!r} is not a queue position from this page") from None
-    if key.queue_due.tzinfo is None or key.opened_at.tzinfo is None:
+    if (
+        key.queue_due.tzinfo is None
+        or key.opened_at.tzinfo is None
+        or not (0 <= key.id < 2**62 and abs(key.priority_rank) < 2**62)
+    ):
         raise UserError(f"{cursor[:40]!r} is not a queue position from this page")
     return key

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy.orm import Session
@@ -73,7 +73,10 @@ from triage.tickets.lifecycle import set_status, status_after_reopen, wake
 from triage.tickets.queue import QueueRow, queue_row
 from triage.tickets.reply import queue_reply
 
-__all__ = ["MAX_PAGE", "TicketDesk", "mentioned"]
+__all__ = ["MAX_PAGE", "MAX_SNOOZE", "TicketDesk", "mentioned"]
+
+MAX_SNOOZE = timedelta(days=366)
+"""The furthest a ticket may be snoozed: a year (a date in 9999 is a typing slip)."""
 
 MAX_PAGE = 500
 """The most tickets one page may hold."""
@@ -179,6 +182,7 @@ class TicketDesk:
             assignee=actor if view is View.MINE else None,
             unassigned=view is View.UNASSIGNED,
             waiting=view is View.WAITING,
+            escalated=view is View.ESCALATED,
         )
 
     def queue(
@@ -461,6 +465,10 @@ class TicketDesk:
                 raise UserError("the time to wait until needs a time zone")
             if until <= self.clock.now():
                 raise UserError("the time to wait until has already passed")
+            if until > self.clock.now() + MAX_SNOOZE:
+                raise UserError(
+                    f"a ticket waits at most {MAX_SNOOZE.days} days: choose an earlier time"
+                )
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             if ticket.status in _CLOSED:

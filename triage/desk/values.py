@@ -50,13 +50,15 @@ class View(StrEnum):
 
     ``ALL`` is ``triage queue``; ``MINE`` those assigned to the actor; ``UNASSIGNED``
     those nobody has, to pick up (not waiting); ``WAITING`` those waiting on the
-    client. A queue name narrows any of them to one queue.
+    client; ``ESCALATED`` those escalated to the owners (a missed deadline or a
+    rule), the owners' view. A queue name narrows any of them to one queue.
     """
 
     ALL = "all"
     MINE = "mine"
     UNASSIGNED = "unassigned"
     WAITING = "waiting"
+    ESCALATED = "escalated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,12 @@ from triage.mail.charset import decode_text
 from triage.mail.sanitize import one_line
 
 __all__ = [
+    "MAX_HEADER_VALUE",
+    "MAX_SUBJECT",
     "HeaderBlock",
     "RawHeader",
     "TextDecoder",
+    "display_subject",
     "parse_date",
     "split_header_block",
 ]
@@ -492,6 +495,32 @@ def parse_date(value: str, *, not_after: datetime | None = None) -> datetime | N
     return result
 
 
+MAX_SUBJECT = 998
+"""Characters of the Subject kept for display, routing and the ticket (RFC 5322 §2.1.1's
+line limit); a longer one is cut, noted as a defect, and stays whole in the raw message."""
+
+MAX_HEADER_VALUE = 16384
+"""Characters of one header field kept in :attr:`InboundMessage.headers` (rules read them)."""
+
+
+def display_subject(value: bytes, decoder: TextDecoder) -> tuple[str, str]:
+    """The Subject decoded and cut to :data:`MAX_SUBJECT` characters, and the defect
+    sentence naming the cut ("" when nothing was cut).
+
+    A 1 MB subject (a mail bomb, not a subject) is decoded once and never copied
+    whole through language detection, rules, the classifier, the database and the
+    page. (Decoded whole: a cut in the raw bytes could fall inside an encoded-word.)
+    """
+    text = decoder.text(value)
+    if len(text) <= MAX_SUBJECT:
+        return text, ""
+    return text[:MAX_SUBJECT], (
+        f"Subject: a {len(value):,}-byte field, its first {MAX_SUBJECT:,} characters kept"
+        " (the whole is in the raw message)"
+    )
+
+
 def header_pairs(block: HeaderBlock, decoder: TextDecoder) -> tuple[tuple[str, str], ...]:
-    """Every field as a decoded (name, value) pair, values on one line."""
-    return tuple((h.name, decoder.text(h.value)) for h in block.headers)
+    """Every field as a decoded (name, value) pair, values on one line, each cut to
+    :data:`MAX_HEADER_VALUE` characters."""
+    return tuple((h.name, decoder.text(h.value)[:MAX_HEADER_VALUE]) for h in block.headers)

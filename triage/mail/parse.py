@@ -27,6 +27,7 @@ from triage.mail.dsn import delivery_report
 from triage.mail.headers import (
     HeaderBlock,
     TextDecoder,
+    display_subject,
     header_pairs,
     parse_date,
     split_header_block,
@@ -278,7 +279,9 @@ def _parse(
         status = ParseStatus.ERROR
 
     sender = decoder.mailbox(block.get_all("from"))
-    subject = decoder.text(block.get("subject") or b"")
+    subject, cut = display_subject(block.get("subject") or b"", decoder)
+    if cut:
+        defects.append(cut)
 
     date_raw = block.get("date")
     sent_at = parse_date(decoder.raw_value(date_raw), not_after=received_at) if date_raw else None
@@ -370,7 +373,7 @@ def _failed(
         data = _skip_leading_blank(_strip_envelope(_bare_cr_to_lf(raw) or raw))[0]
         block = split_header_block(data[:DEFAULT_MAX_SIZE])
         message_id = _ids(block, decoder)[0]
-        subject = decoder.text(block.get("subject") or b"")
+        subject = display_subject(block.get("subject") or b"", decoder)[0]
         sender = decoder.mailbox(block.get_all("from"))
     except Exception:  # noqa: BLE001, S110 - salvage is best effort; the error below is what counts
         pass

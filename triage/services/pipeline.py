@@ -51,6 +51,7 @@ from triage.outbox.policy import AckReason, history_age, responder_sign
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route, routing_threshold
 from triage.sla.deadlines import SlaPolicy
+from triage.store.committed_log import log_after_commit
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
 from triage.tickets import (
     add_client_message,
@@ -287,8 +288,12 @@ class RoutingPipeline:
             routed = replace(routed, explanation=(*routed.explanation, line))
         self._decision(session, row, ticket, routed, ack=ack)
         self.stats.routed[str(routed.decided_by)] += 1
-        log.info(
+        log_after_commit(  # once, when stored: not again for every retry of the transaction
+            session,
+            log,
             "message_routed",
+            # an import of thousands of messages logs its counts, not every message
+            level="debug" if row.source == "import" else "info",
             ticket=ticket.ref,
             message_id=row.message_id,
             queue=routed.queue,
@@ -383,7 +388,9 @@ class RoutingPipeline:
             self._decision(
                 session, row, ticket, _ticket_route(ticket, (explanation,)), ack=AckReason.DUPLICATE
             )
-        log.info(
+        log_after_commit(
+            session,
+            log,
             "message_duplicate_delivery",
             message_id=row.message_id,
             duplicate_of=original.id,
@@ -467,7 +474,9 @@ class RoutingPipeline:
             ),
             ack=reason,
         )
-        log.info(
+        log_after_commit(
+            session,
+            log,
             "message_joined",
             ticket=ticket.ref,
             message_id=row.message_id,

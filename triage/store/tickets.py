@@ -79,12 +79,15 @@ class QueueFilter:
         unassigned: only tickets nobody has and that do not wait on the client (the
             ones to pick up).
         waiting: only tickets waiting on the client; False lists every open status.
+        escalated: only tickets escalated to the owners (a missed deadline or a rule;
+            not the assistants' warnings): what an owner needs to see.
     """
 
     queue: str | None = None
     assignee: str | None = None
     unassigned: bool = False
     waiting: bool = False
+    escalated: bool = False
 
     def where(self) -> list[ColumnElement[bool]]:
         """The WHERE terms (the first one is always ``in_queue``, the index's prefix)."""
@@ -98,6 +101,9 @@ class QueueFilter:
             terms.append(Ticket.status != TicketStatus.WAITING.value)
         if self.waiting:
             terms.append(Ticket.status == TicketStatus.WAITING.value)
+        if self.escalated:
+            owners = select(Escalation.ticket_id).where(~Escalation.kind.startswith("warning"))
+            terms.append(Ticket.id.in_(owners))
         return terms
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.resources import files
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
@@ -20,7 +22,25 @@ from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.web.i18n import Translator
 
-__all__ = ["Viewer", "Web", "web_of"]
+__all__ = ["Viewer", "Web", "visible", "web_of"]
+
+_OVERRIDES = re.compile("[\u202a-\u202e\u2066-\u2069]")
+"""Unicode's explicit embeddings, overrides and isolates (UAX #9 section 2): they turn
+``invoice\u202efdp.exe`` into what reads as "invoiceexe.pdf". Implicit direction
+(Hebrew and Arabic text, LRM and RLM) is untouched; the page isolates client text
+with ``<bdi>`` instead."""
+
+
+def visible(value: Any) -> Any:
+    """Template output without bidi override characters (jinja's ``finalize``).
+
+    Markup (already escaped HTML) stays Markup; other values pass unchanged.
+    """
+    if isinstance(value, str) and _OVERRIDES.search(value):
+        cleaned = _OVERRIDES.sub("", value)
+        # only characters removed from text that was already escaped: stays safe
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned  # noqa: S704
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,7 @@ class Web:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=visible,
         )
         self.templates = Jinja2Templates(env=env)
 

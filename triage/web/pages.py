@@ -24,25 +24,27 @@ PAGE_SIZE = 50
 @dataclass(frozen=True)
 class QueueView:
     """Which tickets a queue page lists: ``all``, ``mine``, ``unassigned``, ``waiting``,
-    or ``q:<queue>``."""
+    ``escalated``, or ``q:<queue>``."""
 
     key: str
     queue: str | None = None
 
     @classmethod
-    def parse(cls, value: str | None, queues: list[str]) -> QueueView:
-        """The view named by ``?view=``; unknown values give ``all``."""
-        if value in ("mine", "unassigned", "waiting", "all"):
+    def parse(cls, value: str | None, queues: list[str], *, default: str = "all") -> QueueView:
+        """The view named by ``?view=``; none or an unknown one gives ``default``."""
+        if value in ("mine", "unassigned", "waiting", "escalated", "all"):
             return cls(value)
         if value and value.startswith("q:") and value[2:] in queues:
             return cls(value, value[2:])
-        return cls("all")
+        return cls(default)
 
 
 def _rows(request: Request, viewer: Viewer) -> tuple[QueueView, QueuePage]:
     web = web_of(request)
     queues = sorted(web.settings.queues)
-    view = QueueView.parse(request.query_params.get("view"), queues)
+    # an owner sees what needs them first: the escalated tickets
+    default = "escalated" if viewer.account.role == "owner" else "all"
+    view = QueueView.parse(request.query_params.get("view"), queues, default=default)
     desk = TicketDesk(web.db, web.settings, clock=web.clock, calendar=web.calendar)
     cursor = request.query_params.get("cursor") or None
 

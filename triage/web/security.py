@@ -101,10 +101,17 @@ class SecurityMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
 
+        # Pages hold client mail: never kept by the browser's cache (Back after logout
+        # on a shared computer must not show a ticket). The static files may be cached.
+        private = not str(scope.get("path", "")).startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in page_headers() if k not in present]
+                wanted = [*page_headers()]
+                if private:
+                    wanted.append((b"cache-control", b"no-store"))
+                extra = [(k, v) for k, v in wanted if k not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

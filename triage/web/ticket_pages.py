@@ -126,7 +126,15 @@ def _do(desk: TicketDesk, name: str, ref: int, form: Form, viewer: Viewer) -> Ac
     version_text = form.get("version", "")
     kw: dict[str, Any] = {
         "actor": viewer.name,
-        "expected_version": int(version_text) if version_text.isdigit() else None,
+        # no version: no check; a mangled one (not a number, or past 64 bits) never
+        # matches (versions start at 1), so the action is refused as stale
+        "expected_version": (
+            None
+            if not version_text
+            else int(version_text)
+            if version_text.isdigit() and len(version_text) < 19
+            else 0
+        ),
     }
     if name == "claim":
         return desk.claim(ref, **kw)

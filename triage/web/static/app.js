@@ -150,6 +150,35 @@
     fetch(box.getAttribute("data-typing"), { method: "POST", credentials: "same-origin" });
   });
 
+  // Drafts: what is typed in a reply or note box survives the page reloading after
+  // another action on the ticket (claim, move, a note), kept per browser tab only;
+  // sending the form, or logging out, forgets it.
+  function drafts() {
+    document.querySelectorAll("textarea[data-draft]").forEach(function (box) {
+      const key = "draft:" + box.getAttribute("data-draft");
+      let kept = null;
+      try { kept = window.sessionStorage.getItem(key); } catch (e) { return; }
+      if (kept && !box.value) box.value = kept;
+      box.addEventListener("input", function () {
+        try {
+          if (box.value) window.sessionStorage.setItem(key, box.value);
+          else window.sessionStorage.removeItem(key);
+        } catch (e) { /* storage full or off: the draft is only not kept */ }
+      });
+      if (box.form) {
+        box.form.addEventListener("submit", function () {
+          try { window.sessionStorage.removeItem(key); } catch (e) { /* nothing kept */ }
+        });
+      }
+    });
+  }
+  document.addEventListener("submit", function (event) {
+    if (!event.target.closest("form[data-forget-drafts]")) return;
+    try { window.sessionStorage.clear(); } catch (e) { /* nothing kept */ }
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drafts);
+  else drafts();
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", connect);
   else connect();
 })();
