@@ -898,3 +898,12 @@ def test_a_subject_of_ordinary_length_is_whole():
     parsed = parse_message(message(with_base(Subject="x" * 998), b"Hello\r\n"))
     assert parsed.subject == "x" * 998
     assert not [d for d in parsed.defects if d.startswith("Subject")]
+
+
+def test_a_huge_text_body_is_cut_for_display_and_noted():
+    # a 30 MB mail took the daemon past 500 MB (quote splitting, language, rules, database)
+    body = ("invoice payment számla\r\n" * 100_000).encode()
+    parsed = parse_message(message(with_base(), body))
+    assert len(parsed.body_text) <= 1_000_000
+    assert parsed.body_text.startswith("invoice payment számla")
+    assert any(d.startswith("body text of ") for d in parsed.defects)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import click
@@ -14,9 +13,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
-from triage.mail import parse_message
 from triage.secrets import check_secrets
-from triage.services.intake import Intake
 from triage.services.mailsource import open_mail_source
 
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
@@ -107,22 +104,15 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
     source = open_mail_source(path)
     settings = app.settings
     max_size = settings.imap.max_message_size if settings.imap else DEFAULT_MAX_MESSAGE_SIZE
-    pipeline = None
-    if open_tickets:
-        from triage.daemon import load_models, load_rules  # noqa: PLC0415 - scikit-learn
-        from triage.services.pipeline import RoutingPipeline  # noqa: PLC0415
+    from triage.assembly import assemble  # noqa: PLC0415 - the pipeline loads scikit-learn
 
-        pipeline = RoutingPipeline(
-            settings,
-            rules=load_rules(settings),
-            models=load_models(app.database(create=True), settings),
-        )
-    intake = Intake(
+    intake = assemble(
+        settings,
         app.database(create=True),
-        pipeline=pipeline,
+        route=open_tickets,
+        poll=False,
         max_message_size=max_size,
-        parse=partial(parse_message, time_zone=settings.calendar.timezone),
-    )
+    ).intake
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

@@ -202,6 +202,10 @@ def _ids(block: HeaderBlock, decoder: TextDecoder) -> tuple[str, str, tuple[str,
     return message_id, replies[0] if replies else "", tuple(references[-MAX_REFERENCES:])
 
 
+MAX_BODY_TEXT = 1_000_000
+"""Characters of body text kept for display, routing and search (about 300 pages)."""
+
+
 def parse_message(
     raw: bytes,
     *,
@@ -295,6 +299,14 @@ def _parse(
     message_id, in_reply_to, references = _ids(block, decoder)
 
     body = extract_body(root, decoder, limits, time_zone=time_zone)
+    if len(body.text) > MAX_BODY_TEXT:
+        # a 30 MB text body took the daemon past 500 MB through quote splitting,
+        # language detection, rules and the database: the rest stays in the raw message
+        defects.append(
+            f"body text of {len(body.text):,} characters: the first {MAX_BODY_TEXT:,} kept"
+            " (the whole is in the raw message)"
+        )
+        body = replace(body, text=body.text[:MAX_BODY_TEXT])
     verdict = classify(block, root, sender, subject)
     to = decoder.addresses(block.get_all("to"), "To")
     cc = decoder.addresses(block.get_all("cc"), "Cc")
