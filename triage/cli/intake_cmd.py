@@ -13,6 +13,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
+from triage.secrets import check_secrets
 from triage.services.mailsource import open_mail_source
 
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
@@ -31,6 +32,9 @@ def poll(app: AppContext, once: bool) -> None:
     its ticket and gets its acknowledgment queued, in one transaction; then the
     SLA watch runs and due outgoing mail is sent.
 
+    Refuses to start, as `triage run` does, when a secret the config names cannot
+    be read or the OAuth2 sign-in is missing or unusable.
+
     Exit status 0 when every folder was polled; 2 when the server failed for a
     folder, 1 when the database did (each error is printed and kept as the
     folder's last error for `triage status`).
@@ -40,6 +44,8 @@ def poll(app: AppContext, once: bool) -> None:
             "`triage poll` runs one pass and needs --once; to keep watching, use `triage run`"
         )
     settings = app.settings
+    # what `triage run` refuses, refused here the same way (one line naming the key)
+    check_secrets(settings)
     from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
 
     # One pass of the daemon (cron's `triage run`): it migrates at start like the daemon.
