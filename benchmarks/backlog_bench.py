@@ -30,7 +30,16 @@ taken under load are lower bounds).
 
     .venv/bin/python benchmarks/backlog_bench.py [--count 10000] [--runs 2]
         [--databases sqlite,postgresql] [--peer DIR] [--peer-python PY] [--no-peer]
-        [--workers 1,2] [--folders 2]
+        [--workers 1,2] [--folders 2] [--before DIR] [--statements]
+
+``--root DIR``: run that checkout's ``triage`` package instead of the installed one
+(a fixed copy while the working tree changes). ``--before DIR``: also run the
+``triage`` package of another checkout (e.g. a
+``git worktree`` of the commit before a change), interleaved with this one, as
+system ``triage-before``. ``--statements``: run triage through
+``benchmarks/counted_triage.py``, which counts every SQL statement by kind, and
+report statements and transactions per message (the counting costs a few
+microseconds per statement; both systems pay it).
 
 Several workers (``--workers 1,2``, PostgreSQL only): that many ``poll --once``
 processes start together on the same mailbox; the folders (``--folders N``: the
@@ -45,6 +54,7 @@ two busy folders >= 1.6x one worker.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -223,15 +233,17 @@ def triage_counts(url: str) -> tuple[int, int, int]:
 
 
 def run_triage(  # noqa: PLR0917 - one run's parts
-    bench: Bench, database: str, url: str, account: ImapAccount, work: Path, workers: int
+    bench: Bench,
+    database: str,
+    url: str,
+    account: ImapAccount,
+    work: Path,
+    workers: int,
+    system: str = "triage",
 ) -> Result:
     from triage.modelstore import save_model  # noqa: PLC0415
     from triage.store import Database  # noqa: PLC0415
 
-    db = Database.open(url)
-    with db.session() as s:
-        save_model(s, bench.model, activate=True)
-    db.dispose()
     data = daemon_config(
         account,
         1,
@@ -242,22 +254,52 @@ def run_triage(  # noqa: PLR0917 - one run's parts
     data["imap"]["folders"] = bench.folders
     config = write_config(work / "triage.toml", data)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = triage_command()
+    counted = work / "statements.json"
+    root = bench.args.before if system == "triage-before" else bench.args.root
+    if bench.args.statements or root:
+        command = [sys.executable, str(ROOT / "benchmarks" / "counted_triage.py")]
+        env["TRIAGE_STATEMENTS"] = str(counted) if bench.args.statements else ""
+        if root:
+            env["TRIAGE_ROOT"] = root
+    # the measured checkout creates its own schema (another checkout may be at
+    # another revision); the model is then written without migrating
+    subprocess.run(
+        [*command, "--config", str(config), "init"],
+        env={**env, "TRIAGE_STATEMENTS": ""},
+        cwd=work,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    db = Database.open(url, migrate=False)
+    with db.session() as s:
+        save_model(s, bench.model, activate=True)
+    db.dispose()
     load_before = load_average()
-    argv = [*triage_command(), "--config", str(config), "poll", "--once"]
+    argv = [*command, "--config", str(config), "poll", "--once"]
     if workers == 1:
         seconds, rss = timed(argv, env, work / "triage.log", work)
     else:
         seconds, rss = _parallel([argv] * workers, env, work)
     messages, tickets, acks = triage_counts(url)
+    detail = f"{tickets} tickets, {acks} acks"
+    if bench.args.statements and counted.exists():
+        counts = json.loads(counted.read_text())
+        total = sum(n for k, n in counts.items() if k != "COMMIT")
+        top = ", ".join(f"{k} {n / max(messages, 1):.2f}" for k, n in list(counts.items())[:12])
+        detail += (
+            f"; {total / max(messages, 1):.2f} statements/msg,"
+            f" {counts.get('COMMIT', 0)} commits; per msg: {top}"
+        )
     return Result(
-        "triage" + (f" x{workers}" if workers > 1 else ""),
+        system + (f" x{workers}" if workers > 1 else ""),
         database,
         messages,
         seconds,
         rss,
         load_before,
         load_average(),
-        f"{tickets} tickets, {acks} acks",
+        detail,
     )
 
 
@@ -452,8 +494,8 @@ def one_run(  # noqa: PLR0917 - one run's parts
     account = bench.boxes.fresh()
     try:
         with make_url(work) as url:
-            if system == "triage":
-                return run_triage(bench, database, url, account, work, workers)
+            if system.startswith("triage"):
+                return run_triage(bench, database, url, account, work, workers, system)
             return run_peer(bench, database, url, account, work)
     finally:
         bench.boxes.drop(account)
@@ -497,6 +539,14 @@ def summary(results: list[Result], count: int) -> bool:
         if not complete:
             line += " INCOMPLETE: not every message was stored"
         print(line)
+        before = [r for r in results if r.database == database and r.system == "triage-before"]
+        if before:
+            brates = [r.rate for r in before]
+            print(
+                f"{database}: triage-before {max(brates):.0f} msg/s"
+                f" ({min(brates):.0f}-{max(brates):.0f}); after/before"
+                f" {best.rate / max(brates):.2f}x"
+            )
     return ok
 
 
@@ -536,12 +586,15 @@ def main() -> int:
     )
     parser.add_argument("--folders", type=int, default=1, help="folders the mail is spread over")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder")
+    parser.add_argument("--before", default="", help="a checkout to run as triage-before")
+    parser.add_argument("--root", default="", help="a checkout to run as triage (not installed)")
+    parser.add_argument("--statements", action="store_true", help="count SQL statements")
     args = parser.parse_args()
     databases = args.databases.split(",")
     if "postgresql" in databases and (reason := postgres_unavailable_reason()):
         print(f"PostgreSQL left out: {reason}")
         databases.remove("postgresql")
-    systems = ["triage"]
+    systems = ["triage-before", "triage"] if args.before else ["triage"]
     if args.folders > 1 and not args.no_peer:
         print("django-helpdesk left out: its queue reads one folder (use --folders 1)")
         args.no_peer = True
@@ -569,7 +622,7 @@ def main() -> int:
         for n in range(args.runs):
             for database in databases:
                 for system in systems:
-                    for workers in worker_counts if system == "triage" else [1]:
+                    for workers in worker_counts if system.startswith("triage") else [1]:
                         if workers > 1 and database != "postgresql":
                             continue  # several workers share folders by lease on PostgreSQL
                         result = one_run(bench, system, database, makers[database], n, workers)

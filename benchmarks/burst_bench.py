@@ -10,7 +10,11 @@ Reported, with the load average:
 - intake: messages stored per second from the first APPEND until the last is stored;
 - acknowledgments per second *during the burst* (those that arrived before the
   last message was stored, over that same span) and after it;
-- APPEND -> acknowledgment at the SMTP server: p50, p95, max.
+- APPEND -> acknowledgment at the SMTP server: p50, p95, max (this includes the
+  time the mail waits for intake in the mailbox);
+- stored -> acknowledgment sent: the message row's ``created_at`` to the ack's
+  ``sent_at`` (recorded up to ten mails after the server took it: an upper bound),
+  p50, p95, max: how closely acknowledgments follow their mail.
 
     .venv/bin/python benchmarks/burst_bench.py [--count 3000] [--appenders 4]
 """
@@ -39,7 +43,7 @@ from daemon_bench import (  # noqa: E402
     prepare_db,
     sink_process,
 )
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
 from support.daemonproc import DaemonProcess  # noqa: E402
 from support.dovecot import Dovecot  # noqa: E402
 
@@ -58,6 +62,24 @@ def count_stored(url: str, stop: threading.Event, out: list[tuple[float, int]]) 
             stop.wait(0.2)
     finally:
         engine.dispose()
+
+
+def stored_to_ack(url: str) -> list[float]:
+    """Seconds from each message's storage to its acknowledgment's ``sent_at``, sorted."""
+    from triage.store import Database  # noqa: PLC0415
+    from triage.store.models import Message, OutboxMail  # noqa: PLC0415
+
+    db = Database.open(url, migrate=False)
+    try:
+        with db.read_session() as s:
+            rows = s.execute(
+                select(Message.created_at, OutboxMail.sent_at)
+                .join(OutboxMail, OutboxMail.cause_message_id == Message.id)
+                .where(OutboxMail.kind == "ack", OutboxMail.sent_at.is_not(None))
+            ).all()
+    finally:
+        db.dispose()
+    return sorted((sent - stored).total_seconds() for stored, sent in rows)
 
 
 def run(bench: Bench, count: int, appenders: int) -> None:
@@ -109,6 +131,8 @@ def run(bench: Bench, count: int, appenders: int) -> None:
         during = sum(1 for at in arrived.values() if at <= intake_done)
         last_ack = max(arrived.values()) if arrived else intake_done
         q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+        follow = stored_to_ack(url)
+        f = statistics.quantiles(follow, n=100) if len(follow) > 1 else [0.0] * 99
         print(
             f"burst of {count} mails ({appenders} appenders,"
             f" APPEND took {appended - started:.1f} s):"
@@ -116,6 +140,7 @@ def run(bench: Bench, count: int, appenders: int) -> None:
             f" acks during the burst {during} = {during / burst:.1f}/s,"
             f" after it {len(arrived) - during} in {max(last_ack - intake_done, 0):.1f} s;"
             f" APPEND->ack p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, max {latencies[-1]:.2f} s;"
+            f" stored->ack sent p50 {f[49]:.2f} s, p95 {f[94]:.2f} s, max {follow[-1]:.2f} s;"
             f" {count - len(latencies)} without an ack; peak RSS {proc.rss_peak_kib / 1024:.0f} MB;"
             f" {load_average()}"
         )

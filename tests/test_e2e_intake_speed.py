@@ -28,8 +28,8 @@ from support.mailtest import append_many, imap_table, message
 
 from classifiers.features import Example, example_from_message
 from classifiers.model import Prediction, TrainedModel, train
+from triage.assembly import load_rules
 from triage.config import Settings, parse_config
-from triage.daemon import load_rules
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import SyncPlan
 from triage.mail import parse_message

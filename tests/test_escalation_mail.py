@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,7 +17,17 @@ from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
 from triage.config import Settings, parse_config
-from triage.escalation import mail_escalations
+from triage.errors import ConfigError
+from triage.escalation import (
+    EmailNotifier,
+    Notifier,
+    NotifyStats,
+    Pending,
+    history_reason,
+    mail_escalations,
+    make_notifier,
+    notify_escalations,
+)
 from triage.escalation.mail import digest_period_start
 from triage.services.dispatch import Dispatcher
 from triage.smtp import SmtpSender
@@ -362,3 +373,54 @@ def test_escalation_mail_reaches_the_owners_over_smtp(
     [got] = smtp_server.sink.wait_for(1)
     assert got.rcpt_tos == ["owner1@example.com", "owner2@example.com"]
     assert got.mail_from == "inbox@example.com"
+
+
+class ChatNotifier:
+    """A second channel as the Notifier seam promises: one class (records what it told)."""
+
+    name = "chat"
+
+    def __init__(self) -> None:
+        self.told: list[tuple[int, str, bool]] = []
+
+    def notify(self, session: Any, pending: Sequence[Pending], now: datetime) -> NotifyStats:  # noqa: ARG002 - the protocol's signature
+        for item in pending:
+            self.told.append((item.ticket.ref or 0, item.escalation.kind, item.is_warning))
+            item.escalation.notified_at = now
+        return NotifyStats(mailed=len(pending))
+
+
+def test_a_notifier_is_handed_each_untold_escalation_once(
+    database: Database, tmp_path: Path
+) -> None:
+    """Issue 14.3: delivery sits behind the Notifier protocol; e-mail is its first class."""
+    settings = make_settings(tmp_path)
+    chat = ChatNotifier()
+    with database.session() as s:
+        add_escalation(s, add_ticket(s, 1042), "first_response")
+        add_escalation(s, add_ticket(s, 1043, assignee="bela"), "warning_first_response")
+        assert notify_escalations(s, chat, NOW).mailed == 2
+        assert notify_escalations(s, chat, NOW).mailed == 0  # told once
+    assert chat.told == [(1042, "first_response", False), (1043, "warning_first_response", True)]
+    assert outbox(database) == []  # the e-mail notifier was not involved
+    email: Notifier = make_notifier(settings)
+    assert isinstance(email, EmailNotifier)
+    assert email.name == "email"
+    with pytest.raises(ConfigError, match="no escalation notifier called 'pager'"):
+        make_notifier(settings, "pager")
+
+
+def test_history_is_not_escalated_by_one_rule() -> None:
+    """One rule for rule escalations (pipeline) and SLA breaches (SLA watch)."""
+    seen = NOW
+    assert history_reason(seen_at=seen, imported=True) == "imported history"
+    week_old = seen - timedelta(days=7)
+    assert history_reason(seen_at=seen, received_at=week_old, max_age=86400) == (
+        "older than max_age when first seen"
+    )
+    assert history_reason(seen_at=seen, received_at=week_old, max_age=0) == ""
+    assert history_reason(seen_at=seen, due_at=seen - timedelta(minutes=1)) == (
+        "past due before triage saw the ticket"
+    )
+    assert history_reason(seen_at=seen, due_at=seen + timedelta(minutes=1)) == ""
+    assert history_reason(seen_at=seen, received_at=seen - timedelta(hours=1), max_age=86400) == ""

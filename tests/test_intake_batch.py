@@ -9,6 +9,8 @@
 - A batch really is one transaction: a pass over 30 messages commits a handful of
   times, not 30, and the mark is written once per transaction.
 - One message failing in its savepoint spoils nothing else of the batch.
+- The look-up run for every new message that scanned the whole messages table
+  (EXPLAIN) has an index (issue 18.2).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,8 @@ from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import append_many, imap_table, message
 
 from triage.config import Settings
-from triage.domain import InboundMessage
+from triage.domain import Address, InboundMessage
+from triage.outbox.enqueue import earlier_repeat
 from triage.services.intake import Poller
 from triage.store import Database
 from triage.store.models import Folder, Message
@@ -215,3 +219,47 @@ def test_one_failing_message_in_a_batch_is_stored_raw_and_the_rest_of_the_batch_
     assert statuses == {n: "error" if n == 5 else "ok" for n in range(1, 11)}
     assert next(e for uid, _, e in rows if uid == 5).startswith("RuntimeError: the pipeline")
     assert last_uid == 10
+
+
+def test_the_repeat_check_on_every_new_message_uses_an_index_not_a_scan(
+    database: Database, db_url: str
+) -> None:
+    """EXPLAIN of the acknowledgment policy's look-up of the sender's recent mail
+    (run for each new message): an index search on both databases (migration 0014)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "lower(messages.from_addr)" in statement and "body_text" in statement:
+            seen.append((statement, parameters))
+
+    mail = InboundMessage(
+        message_id="<a@example.test>",
+        subject="Invoice 7",
+        body_text="Please look at invoice 7.",
+        received_at=datetime(2026, 12, 3, 9, 0, tzinfo=UTC),
+        from_=Address("Ann", "Ann@Example.test"),
+    )
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        with database.session() as s:
+            earlier_repeat(s, mail, datetime(2026, 12, 2, tzinfo=UTC))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    [(statement, parameters)] = seen
+    with database.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if db_url.startswith("sqlite"):
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            plan = " ".join(str(row[3]) for row in cursor.fetchall())
+            assert "USING INDEX ix_messages_sender_received" in plan, plan
+            assert "SCAN messages" not in plan, plan
+        else:
+            # a tiny table is cheaper to scan: ask whether the index can serve at all
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("EXPLAIN " + statement, parameters)
+            plan = " ".join(str(row[0]) for row in cursor.fetchall())
+            assert "ix_messages_sender_received" in plan, plan
+            assert "Seq Scan on messages" not in plan, plan
+        cursor.close()

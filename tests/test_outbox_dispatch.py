@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -336,3 +337,48 @@ def test_recording_sent_is_retried_when_the_database_blinks(
         assert [e["event"] for e in logs].count("mail_sent_not_recorded") == 2
     finally:
         db.dispose()
+
+
+class DownForAWhile(Dispatcher):
+    """The database refuses the pass's first query ``failures`` times (disk full)."""
+
+    failures = 5
+
+    def _fail(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("SELECT", {}, Exception("database or disk is full"))
+
+    def _due_ids(self, now: datetime) -> list[int]:  # SQLite's first query
+        self._fail()
+        return super()._due_ids(now)
+
+    def _claim_next_many(self, due: datetime, limit: int) -> list[Any]:  # PostgreSQL's
+        self._fail()
+        return super()._claim_next_many(due, limit)
+
+
+def test_a_failing_database_is_logged_when_it_starts_and_when_it_ends(
+    database: Database, smtp_server: SmtpServer
+) -> None:
+    [mid] = queue_mail(database, 1)
+    sender = SmtpSender("127.0.0.1", smtp_server.port, security="none", timeout=5)
+    d = DownForAWhile(database, sender, clock=FixedClock(T0), poll_interval=0.01)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(d.run(stop))
+        for _ in range(500):
+            if smtp_server.sink.messages:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    with capture_logs() as logs:
+        asyncio.run(go())
+    assert received_ids(smtp_server) == [mid]
+    events = [e["event"] for e in logs]
+    assert events.count("dispatch_failed") == 1
+    [recovered] = [e for e in logs if e["event"] == "dispatch_recovered"]
+    assert recovered["failed_passes"] == 5

@@ -19,15 +19,14 @@ from sqlalchemy import func, select
 
 from classifiers.model import TrainedModel, train
 from rules import parse_rules
+from triage.assembly import assemble
 from triage.cli.ticket_text import render_ticket
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
-from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.imap.responses import FetchedMessage
 from triage.imap.watch import StoreOutcome, SyncPlan
 from triage.outbox import AckReason
-from triage.services.intake import Intake
 from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder
 from triage.store import Database
 from triage.store.models import Escalation, Message, OutboxMail, RoutingDecision, Ticket
@@ -58,10 +57,13 @@ class Inbox:
 
     def __init__(self, db: Database, settings: Settings, model: TrainedModel | None) -> None:
         self.clock = FixedClock(NOW)
-        self.pipeline = RoutingPipeline(
-            settings, rules=load_rules(settings), models=ModelHolder(queue=model), clock=self.clock
+        # The composition root, as `triage run` and `triage import` assemble it.
+        parts = assemble(
+            settings, db, clock=self.clock, models=ModelHolder(queue=model), poll=False
         )
-        self.intake = Intake(db, pipeline=self.pipeline, clock=self.clock)
+        assert parts.pipeline is not None
+        self.pipeline: RoutingPipeline = parts.pipeline
+        self.intake = parts.intake
         self.db = db
         self.uid = 0
 

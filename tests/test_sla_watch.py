@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from support.tickets import local, make_policy, store_message
 
 from triage.escalation import warning_recipients
-from triage.services.slawatch import scan, scan_batch
+from triage.escalation.sla import scan, scan_batch
 from triage.sla.calendar import BusinessCalendar
 from triage.store import Database
 from triage.store.models import Escalation, Ticket
@@ -289,7 +289,7 @@ def test_the_daemon_stops_a_pass_between_batches(database: Database, tmp_path: P
     from triage.clock import FixedClock  # noqa: PLC0415
     from triage.config import parse_config  # noqa: PLC0415
     from triage.daemon import Daemon  # noqa: PLC0415
-    from triage.services import slawatch  # noqa: PLC0415
+    from triage.escalation import sla as slawatch  # noqa: PLC0415
 
     monday = local(2026, 3, 9, 9)
     for n in range(7):

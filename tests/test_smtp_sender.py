@@ -264,6 +264,24 @@ def test_one_session_carries_several_mails(plain_server: SmtpServer) -> None:
     assert len(plain_server.sink.wait_for(2)) == 2
 
 
+def test_421_closing_the_session_is_tried_once_more_on_a_new_one(
+    plain_server: SmtpServer,
+) -> None:
+    # e.g. Exchange's limit of mail per connection: 421 is "not accepted, closing"
+    sender = SmtpSender("127.0.0.1", plain_server.port, security="none", timeout=5)
+    plain_server.sink.replies = ["421 4.3.2 Too many messages for this session"]
+    receipt = send(sender)
+    assert receipt.reply.startswith("OK")
+    assert plain_server.sink.attempts == 2
+    assert len(plain_server.sink.wait_for(1)) == 1
+    # twice in a row is temporary, as any 4xx
+    plain_server.sink.replies = ["421 4.3.2 closing", "421 4.3.2 closing"]
+    with pytest.raises(TemporarySendError) as err:
+        send(sender)
+    assert err.value.code == 421
+    assert len(plain_server.sink.messages) == 1
+
+
 def test_connection_refused_is_a_session_error(plain_server: SmtpServer) -> None:
     plain_server.stop()
     sender = SmtpSender("127.0.0.1", plain_server.port, security="none", timeout=5)

@@ -33,6 +33,8 @@ def test_the_queue_pages_with_a_cursor_and_counts_its_views(tmp_path: Path) -> N
     assert len(more) == 11
     assert not set(refs) & set(more)
     assert 'id="next-page"' not in second.text
+    assert '<a href="/?view=all" rel="first" id="first-page">' in second.text
+    assert 'id="first-page"' not in first.text
     # a mangled cursor shows the first page, not an error
     assert re.findall(r'id="row-(\d+)"', client.get("/?cursor=garbage").text) == refs
     rows = client.get("/queue/rows?view=mine")

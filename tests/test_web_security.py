@@ -58,6 +58,10 @@ def test_login_opens_the_queue_and_sets_a_strict_cookie(client: TestClient, site
     assert "SameSite=lax" in cookie
     assert "Path=/" in cookie
     assert "Secure" not in cookie  # plain http on loopback
+    # the cookie outlives a working day; the server ends an idle login (next tests)
+    from triage.web.auth import COOKIE_MAX_AGE  # noqa: PLC0415
+
+    assert f"Max-Age={COOKIE_MAX_AGE}" in cookie
     page = client.get("/")
     assert page.status_code == 200
     assert "Számla kérdés" in page.text

@@ -1,4 +1,4 @@
-"""The daemon: the composition root that runs intake, dispatch and the SLA watch together.
+"""The daemon: runs intake, dispatch and the SLA watch together (parts from :mod:`triage.assembly`).
 
 One process, one asyncio loop:
 
@@ -9,8 +9,8 @@ One process, one asyncio loop:
   acknowledgments, replies and escalations, woken after each stored message, so a
   slow SMTP server never delays intake;
 - the SLA watch every ``sla_interval`` seconds: warnings and breaches become
-  escalation rows and then outbox mail (:mod:`triage.services.slawatch`,
-  :func:`triage.escalation.mail_escalations`);
+  escalation rows and then outbox mail (:mod:`triage.escalation.sla`,
+  :func:`triage.escalation.notify_escalations`);
 - the classifier models, reloaded when another process (``triage train``)
   activates a new one.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -39,27 +40,23 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
+from triage.assembly import assemble, load_models
 from triage.clock import Clock, SystemClock
 from triage.config import Settings, load_config
-from triage.embeddings import load_encoder
-from triage.errors import ConfigError, ModelError
-from triage.escalation import mail_escalations, mail_mentions
+from triage.errors import ConfigError
+from triage.escalation import mail_mentions, notify_escalations
+from triage.escalation.sla import scan_batch
 from triage.failures import RepeatedFailure
 from triage.health import Health, read_health
 from triage.imap.watch import WatchedMailbox
 from triage.liveness import Liveness
 from triage.metrics import TriageMetrics
-from triage.modelstore import active_model_info, load_active_model
+from triage.modelstore import active_model_info
 from triage.monitoring import MonitoringServer
-from triage.outbox.templates import MailTemplates
-from triage.rule_files import load_configured_rules, reload_configured_rules, rule_paths
-from triage.services.dispatch import Dispatcher, DispatchStats
-from triage.services.intake import FolderResult, Poller
-from triage.services.pipeline import ModelHolder, RoutingPipeline, RulesHolder, SentPipeline
+from triage.rule_files import load_configured_rules, reload_configured_rules
+from triage.services.dispatch import DispatchStats
+from triage.services.intake import FolderResult
 from triage.services.retrain import RetrainOutcome, retrain, retrain_due
-from triage.services.slawatch import scan_batch
-from triage.services.workers import WorkerLeases
-from triage.sla.calendar import BusinessCalendar
 from triage.smtp.base import Sender
 from triage.smtp.factory import make_sender
 from triage.store import Database
@@ -67,9 +64,16 @@ from triage.store.notify import OUTBOX_CHANNEL, Listener
 from triage.systemd import SystemdNotifier, watchdog_interval
 from triage.watchdog import Watchdog
 
-__all__ = ["Daemon", "PassSummary", "load_models", "load_rules", "run_until_signalled"]
+__all__ = ["Daemon", "PassSummary", "run_until_signalled"]
 
 log = structlog.get_logger("triage.daemon")
+
+GIL_SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
+
+The daemon's event loop (dispatch) wakes for every SMTP reply and database result
+while intake threads parse and route; at the default each wake-up could wait 5 ms
+for the GIL, which capped acknowledgments at a few per second during a burst."""
 
 
 @dataclass(frozen=True)
@@ -85,55 +89,6 @@ class PassSummary:
     folders: list[FolderResult]
     escalations: int
     sent: DispatchStats
-
-
-def load_rules(settings: Settings) -> RulesHolder:
-    """The configured rule files, loaded and checked.
-
-    Raises:
-        RuleFileError: a rule file is broken (the daemon refuses to start).
-    """
-    paths = tuple(rule_paths(settings))
-    if not paths:
-        return RulesHolder()
-    return RulesHolder(rules=load_configured_rules(settings), paths=paths)
-
-
-def load_models(db: Database, settings: Settings) -> ModelHolder:
-    """The active classifier models; a refused or missing model leaves a note, never raises.
-
-    Routing then falls back to rules and the fallback queue (DESIGN.md).
-    """
-    if not settings.classifier.enabled:
-        return ModelHolder(note="the classifier is disabled in the configuration")
-    holder = ModelHolder()
-    with db.read_session() as session:
-        try:
-            holder.queue = load_active_model(session, "queue")
-        except ModelError as exc:
-            holder.note = f"the active model was refused ({exc})"
-            log.error("model_refused", target="queue", error=str(exc))  # noqa: TRY400
-        if holder.queue is None and not holder.note:
-            holder.note = "no classifier model is active (run `triage train`)"
-        holder.second_stage_max_batch = settings.classifier.second_stage_max_batch
-        if holder.queue is not None and holder.queue.second_stage is not None:
-            if settings.classifier.second_stage:
-                holder.encoder, why = load_encoder()
-                if holder.encoder is None:
-                    log.warning("second_stage_unavailable", reason=why)
-            else:
-                log.info("second_stage_disabled")
-        if settings.classifier.predict_priority:
-            try:
-                holder.priority = load_active_model(session, "priority")
-            except ModelError as exc:
-                log.error("model_refused", target="priority", error=str(exc))  # noqa: TRY400
-    log.info(
-        "models_loaded",
-        queue=holder.queue.version if holder.queue else None,
-        priority=holder.priority.version if holder.priority else None,
-    )
-    return holder
 
 
 def _active_versions(db: Database) -> tuple[str | None, str | None]:
@@ -177,33 +132,20 @@ class Daemon:
         self.settings = settings
         self.db = db
         self.clock: Clock = clock or SystemClock()
-        self.rules = load_rules(settings)
-        self.models = load_models(db, settings)
-        self.pipeline = RoutingPipeline(
-            settings, rules=self.rules, models=self.models, clock=self.clock
+        self.parts = assemble(
+            settings, db, clock=self.clock, sender=sender, open_mailbox=open_mailbox
         )
-        self.dispatcher = (
-            Dispatcher.from_settings(db, settings, sender=sender, clock=self.clock)
-            if settings.smtp is not None or sender is not None
-            else None
-        )
+        """The parts, assembled by the composition root (:func:`triage.assembly.assemble`)."""
+        self.rules = self.parts.rules
+        self.models = self.parts.models
+        assert self.parts.pipeline is not None  # noqa: S101 - assembled with route=True
+        self.pipeline = self.parts.pipeline
+        self.dispatcher = self.parts.dispatcher
         self._fixed_sender = sender is not None
-        self.poller = (
-            Poller(
-                settings,
-                db,
-                pipeline=self.pipeline,
-                clock=self.clock,
-                open_mailbox=open_mailbox,
-                sent_pipeline=SentPipeline(settings, clock=self.clock),
-                on_commit=self.dispatcher.wake if self.dispatcher is not None else None,
-                leases=WorkerLeases(db),
-            )
-            if settings.imap is not None
-            else None
-        )
-        self.calendar = BusinessCalendar.from_settings(settings.calendar)
-        self.templates = MailTemplates.from_settings(settings) if settings.smtp else None
+        self.poller = self.parts.poller
+        self.calendar = self.parts.calendar
+        self.notifier = self.parts.notifier
+        self.templates = self.parts.templates
         self.sla_interval = sla_interval
         self.model_check_interval = model_check_interval
         self._versions = (
@@ -280,7 +222,7 @@ class Daemon:
         """One SLA watch pass: new warnings and breaches, then their mail and the mail of
         new @mentions. Returns the escalation rows made plus the mention mails queued.
 
-        Bounded batches (:data:`~triage.services.slawatch.SCAN_BATCH` tickets, then the
+        Bounded batches (:data:`~triage.escalation.sla.SCAN_BATCH` tickets, then the
         mail of what they raised), each its own transaction: memory stays flat however
         large the backlog, the SQLite write lock is held only a batch at a time, and
         ``should_stop`` (SIGTERM) is obeyed between batches; the next pass goes on from
@@ -294,7 +236,7 @@ class Daemon:
         while not should_stop():
             with self.db.session() as session:
                 batch = scan_batch(session, self.settings, self.calendar, now, after=after)
-                if self.templates is not None and batch.created and not digest:
+                if self.notifier is not None and batch.created and not digest:
                     self._mail_escalations(session, now)
             batches += 1
             made += len(batch.created)
@@ -324,9 +266,8 @@ class Daemon:
         return made + mentions
 
     def _mail_escalations(self, session: Session, now: datetime) -> None:
-        mail_escalations(
-            session, self.settings, now, templates=self.templates, calendar=self.calendar
-        )
+        if self.notifier is not None:
+            notify_escalations(session, self.notifier, now)
 
     async def _sla_loop(self, stop: asyncio.Event) -> None:
         failures = RepeatedFailure(log, "sla_watch")  # a disk-full minute: two lines, not 56
@@ -468,6 +409,8 @@ class Daemon:
         if self.dispatcher is None:
             raise ConfigError("no [smtp] section: outgoing mail cannot be sent")
         notifier = notifier if notifier is not None else SystemdNotifier()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         # The loops poll these stop signals between steps; each poll is a sign of progress.
         loops_stop = self.liveness.async_event()
         intake_stop = self.liveness.thread_event()
@@ -523,6 +466,7 @@ class Daemon:
                 monitoring.stop()
             self.metrics.detach()
             self.dispatcher.close()
+            sys.setswitchinterval(switch_interval)
             log.info("daemon_stopped")
 
 

@@ -102,8 +102,26 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    # Libraries log through stdlib logging: keep them quiet below warnings.
-    logging.basicConfig(stream=out, level=max(numeric, logging.WARNING), force=True)
+    # Libraries log through stdlib logging: keep them quiet below warnings, and render
+    # what they do log like every other line (one JSON object, or the console form),
+    # e.g. urllib3's "Retrying ..." warning, with its logger's name.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                redact_secrets,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.processors.format_exc_info] if use_json else []),
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(handlers=[handler], level=max(numeric, logging.WARNING), force=True)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -20,33 +20,45 @@ if TYPE_CHECKING:
 __all__ = ["check_secrets", "check_sign_in", "read_secret", "run_token_command"]
 
 
-def read_secret(key: str, *, env: str = "", file: str | Path = "") -> str:
+def read_secret(
+    key: str,
+    *,
+    env: str = "",
+    file: str | Path = "",
+    env_key: str = "password_env",
+    file_key: str = "password_file",
+) -> str:
     """Return the secret named by ``env`` (an environment variable) or ``file``.
 
     Args:
         key: the config section for messages, e.g. ``"imap"``.
         env: name of the environment variable holding the secret.
         file: path of a file holding it (surrounding whitespace is stripped).
+        env_key, file_key: the keys of the section that name them, for messages
+            (``oauth2`` uses ``client_secret_env`` / ``client_secret_file``).
 
     Raises:
         ConfigError: neither is given, the variable is unset or empty, or the file
-            cannot be read or is empty. The message never includes the value.
+            cannot be read or is empty; naming ``key.env_key`` or ``key.file_key``.
+            The message never includes the value.
     """
     if env:
         value = os.environ.get(env, "")
         if not value:
-            raise ConfigError(f"{key}.password_env: environment variable {env} is not set or empty")
+            raise ConfigError(f"{key}.{env_key}: environment variable {env} is not set or empty")
         return value
     if file:
         path = Path(file)
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{key}.password_file: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"{key}.{file_key}: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}.{file_key}: {path} is not UTF-8 text") from None
         if not value:
-            raise ConfigError(f"{key}.password_file: {path} is empty")
+            raise ConfigError(f"{key}.{file_key}: {path} is empty")
         return value
-    raise ConfigError(f"{key}: no password_env or password_file is configured")
+    raise ConfigError(f"{key}: no {env_key} or {file_key} is configured")
 
 
 def run_token_command(key: str, command: str, *, timeout: float = 30.0) -> str:
@@ -84,7 +96,9 @@ def check_secrets(settings: Settings) -> None:
                 file=settings.resolve(imap.password_file) if imap.password_file else "",
             )
         elif imap.oauth2_token_file:
-            read_secret("imap.oauth2_token_file", file=settings.resolve(imap.oauth2_token_file))
+            read_secret(
+                "imap", file=settings.resolve(imap.oauth2_token_file), file_key="oauth2_token_file"
+            )
         elif imap.oauth2_token_command:
             run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
         else:
@@ -118,12 +132,14 @@ def check_sign_in(settings: Settings) -> None:
             "oauth2",
             env=oauth2.client_secret_env,
             file=settings.resolve(oauth2.client_secret_file) if oauth2.client_secret_file else "",
+            env_key="client_secret_env",
+            file_key="client_secret_file",
         )
     elif flow == "service_account":
         path = settings.resolve(oauth2.service_account_file)
         if not path.is_file():
             raise ConfigError(f"oauth2.service_account_file: {path} does not exist")
-    elif source.signed_in() is None:
+    elif source.signed_in() is None:  # raises ConfigError for an unusable cache file
         raise ConfigError(
             f"oauth2.token_cache: no sign-in at {source.cache_path}: run `triage auth login` first"
         )

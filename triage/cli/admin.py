@@ -56,9 +56,14 @@ def init(app: AppContext) -> None:
     if not settings.owners.addresses:
         click.echo("note: [owners] addresses is empty: breaches and rule escalations reach nobody")
     if secrets_problem:
+        where = (
+            "unless it is set where they run (e.g. in the service's environment)"
+            if "environment variable" in secrets_problem
+            else "until it is fixed"  # a file, a sign-in or its token cache
+        )
         click.echo(
             f"warning: {secrets_problem} here; `triage run` and `triage poll` refuse to start"
-            " unless it is readable where they run (e.g. set in the service's environment)",
+            f" {where}",
             err=True,
         )
 
@@ -94,7 +99,53 @@ def file_problems(settings: Settings) -> list[str]:
             ssl.create_default_context().load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
             problems.append(f"{key}.ca_file: cannot load {path} as PEM certificates: {exc}")
+    problems.extend(unwritable_places(settings))
     return problems
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def unwritable_places(settings: Settings) -> list[str]:
+    """Places the daemon writes that this user cannot write, one ``key: problem`` line each.
+
+    The SQLite database's directory (the file, its ``-wal`` and ``-shm`` files, the send
+    journal and the daemon lock go there) and ``smtp.folder`` (``mode = "folder"``):
+    the directory, or the nearest existing one above it that would hold it. Under
+    systemd only ``/var/lib/triage`` is writable (``ReadWritePaths=``), not the
+    config's directory ``/etc/triage`` that relative paths resolve against.
+    """
+    import os  # noqa: PLC0415
+
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    hint = "under systemd it must be in /var/lib/triage (the only place the daemon may write)"
+    out: list[str] = []
+    try:
+        url = make_url(settings.database_url)
+    except Exception:  # noqa: BLE001 - a bad URL is reported when the database is opened
+        url = None
+    database = url.database if url is not None and url.get_backend_name() == "sqlite" else ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        where = _nearest_existing(Path(database).parent)
+        if not os.access(where, os.W_OK | os.X_OK):
+            out.append(
+                f"database.url: cannot write in {where}, where the SQLite file {database}"
+                f" and its journal files go; {hint}, e.g. sqlite:////var/lib/triage/triage.db"
+            )
+    smtp = settings.smtp
+    if smtp is not None and smtp.mode == "folder":
+        folder = settings.resolve(smtp.folder)
+        where = _nearest_existing(folder)
+        if not os.access(where, os.W_OK | os.X_OK):
+            out.append(
+                f"smtp.folder: cannot write in {where} (for {folder}); {hint},"
+                " e.g. /var/lib/triage/outbox"
+            )
+    return out
 
 
 @cli.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import click
@@ -14,8 +13,7 @@ from triage.cli.context import AppContext, pass_app
 from triage.cli.main import cli
 from triage.errors import MailboxError, StoreError, UserError
 from triage.imap.watch import StoreOutcome
-from triage.mail import parse_message
-from triage.services.intake import Intake
+from triage.secrets import check_secrets
 from triage.services.mailsource import open_mail_source
 
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
@@ -34,6 +32,9 @@ def poll(app: AppContext, once: bool) -> None:
     its ticket and gets its acknowledgment queued, in one transaction; then the
     SLA watch runs and due outgoing mail is sent.
 
+    Refuses to start, as `triage run` does, when a secret the config names cannot
+    be read or the OAuth2 sign-in is missing or unusable.
+
     Exit status 0 when every folder was polled; 2 when the server failed for a
     folder, 1 when the database did (each error is printed and kept as the
     folder's last error for `triage status`).
@@ -43,6 +44,8 @@ def poll(app: AppContext, once: bool) -> None:
             "`triage poll` runs one pass and needs --once; to keep watching, use `triage run`"
         )
     settings = app.settings
+    # what `triage run` refuses, refused here the same way (one line naming the key)
+    check_secrets(settings)
     from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
 
     # One pass of the daemon (cron's `triage run`): it migrates at start like the daemon.
@@ -101,22 +104,15 @@ def import_mail(app: AppContext, path: Path, open_tickets: bool) -> None:
     source = open_mail_source(path)
     settings = app.settings
     max_size = settings.imap.max_message_size if settings.imap else DEFAULT_MAX_MESSAGE_SIZE
-    pipeline = None
-    if open_tickets:
-        from triage.daemon import load_models, load_rules  # noqa: PLC0415 - scikit-learn
-        from triage.services.pipeline import RoutingPipeline  # noqa: PLC0415
+    from triage.assembly import assemble  # noqa: PLC0415 - the pipeline loads scikit-learn
 
-        pipeline = RoutingPipeline(
-            settings,
-            rules=load_rules(settings),
-            models=load_models(app.database(create=True), settings),
-        )
-    intake = Intake(
+    intake = assemble(
+        settings,
         app.database(create=True),
-        pipeline=pipeline,
+        route=open_tickets,
+        poll=False,
         max_message_size=max_size,
-        parse=partial(parse_message, time_zone=settings.calendar.timezone),
-    )
+    ).intake
     counts: Counter[StoreOutcome] = Counter()
     console = Console(stderr=True)
     show = console.is_terminal and not app.verbose

@@ -21,26 +21,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
-from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
 from classifiers.model import train
+from triage.assembly import assemble
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
-from triage.daemon import load_rules
 from triage.desk import TicketDesk
 from triage.errors import UserError
-from triage.escalation import mail_escalations
 from triage.imap.watch import StoreOutcome
-from triage.mail import parse_message
 from triage.modelstore import save_model
-from triage.services.dispatch import Dispatcher, DispatchStats
-from triage.services.intake import Intake
+from triage.services.dispatch import DispatchStats
 from triage.services.mailsource import SourceMessage, open_mail_source
-from triage.services.pipeline import ModelHolder, PipelineStats, RoutingPipeline
-from triage.services.slawatch import scan
-from triage.sla.calendar import BusinessCalendar
+from triage.services.pipeline import ModelHolder, PipelineStats
 from triage.smtp.folder import FolderSender
 from triage.store import Database
 from triage.tickets.queue import QueueRow
@@ -148,36 +142,28 @@ def run_demo(workdir: Path) -> DemoResult:
         with db.session() as session:
             save_model(session, model, activate=True)
 
-        pipeline = RoutingPipeline(
+        assert settings.smtp is not None  # noqa: S101 - the demo config has [smtp]
+        parts = assemble(
             settings,
-            rules=load_rules(settings),
-            models=ModelHolder(queue=model),
-            clock=clock,
-            acknowledge_imports=True,
-        )
-        intake = Intake(
             db,
-            pipeline=pipeline,
             clock=clock,
-            parse=partial(parse_message, time_zone=settings.calendar.timezone),
+            models=ModelHolder(queue=model),
+            acknowledge_imports=True,
+            sender=FolderSender(settings.resolve(settings.smtp.folder)),
+            poll=False,
         )
+        assert parts.pipeline is not None  # noqa: S101 - assembled with route=True
+        assert parts.dispatcher is not None  # noqa: S101 - assembled with a sender
+        pipeline = parts.pipeline
         stored = sum(
-            intake.import_message(m.raw, fallback_date=m.fallback_date) is StoreOutcome.STORED
+            parts.intake.import_message(m.raw, fallback_date=m.fallback_date) is StoreOutcome.STORED
             for m in messages
         )
-
-        calendar = BusinessCalendar.from_settings(settings.calendar)
-        with db.session() as session:
-            made = scan(session, settings, calendar, now)
-            mail_escalations(session, settings, now, calendar=calendar)
-
-        assert settings.smtp is not None  # noqa: S101 - the demo config has [smtp]
-        sender = FolderSender(settings.resolve(settings.smtp.folder))
-        dispatcher = Dispatcher.from_settings(db, settings, sender=sender, clock=clock)
-        sent = asyncio.run(dispatcher.run_once(now))
+        made = parts.escalation_pass(now)
+        sent = asyncio.run(parts.dispatcher.run_once(now))
 
         queue = list(
-            TicketDesk(db, settings, clock=clock, calendar=calendar).queue(limit=None).rows
+            TicketDesk(db, settings, clock=clock, calendar=parts.calendar).queue(limit=None).rows
         )
         return DemoResult(
             workdir=workdir,

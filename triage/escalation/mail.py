@@ -21,7 +21,7 @@ with the count and the first tickets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
+from triage.escalation.notify import NotifyStats, Pending, notify_escalations
 from triage.escalation.recipients import owner_recipients, warning_recipients
 from triage.logs import get_logger
 from triage.outbox.compose import ComposedMail, build_mail, our_mailbox
@@ -39,7 +40,12 @@ from triage.outbox.templates import MailTemplates
 from triage.sla.calendar import BusinessCalendar
 from triage.store.models import Escalation, Message, Ticket
 
-__all__ = ["BREACH_KINDS", "EscalationMailStats", "digest_period_start", "mail_escalations"]
+__all__ = [
+    "BREACH_KINDS",
+    "EmailNotifier",
+    "digest_period_start",
+    "mail_escalations",
+]
 
 
 def log() -> Any:
@@ -69,23 +75,6 @@ _TARGETS = {
         "resolution": "megoldás",
     },
 }
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationMailStats:
-    """What one :func:`mail_escalations` call did.
-
-    Attributes:
-        mailed: escalation and warning rows turned into their own mail.
-        digested: owner escalations put into a digest mail.
-        skipped: rows marked notified without mail (nobody to tell).
-        outbox_ids: the outbox rows written.
-    """
-
-    mailed: int = 0
-    digested: int = 0
-    skipped: int = 0
-    outbox_ids: tuple[int, ...] = ()
 
 
 def digest_period_start(now: datetime, settings: Settings) -> datetime:
@@ -220,119 +209,145 @@ def mail_escalations(
     *,
     templates: MailTemplates | None = None,
     calendar: BusinessCalendar | None = None,
-) -> EscalationMailStats:
-    """Queue mail for every un-notified escalation and set its notified_at, in ``session``.
-
-    Runs in the caller's transaction (flushes, never commits): the outbox rows
-    and the notified_at marks commit together, so no escalation is mailed twice
-    or lost. Outbox kinds: ``escalation`` (dedupe ``escalation:<id>``),
-    ``warning`` (``warning:<id>``), ``digest`` (``digest:<first escalation id>``).
-
-    Args:
-        session: the caller's session.
-        settings: the configuration ([owners], [team], [calendar], [smtp]).
-        now: the current time (UTC-aware); notified_at and the Date header.
-        templates: the template set (built from settings when None).
-        calendar: the business calendar for overdue and remaining times (built from
-            ``settings.calendar`` when None).
+) -> NotifyStats:
+    """Queue mail for every un-notified escalation and set its notified_at, in ``session``
+    (:func:`~triage.escalation.notify.notify_escalations` with an :class:`EmailNotifier`).
 
     Raises:
         ConfigError: no [smtp] section, or a template is missing or broken.
     """
-    t = templates if templates is not None else MailTemplates.from_settings(settings)
-    owners = owner_recipients(settings)
-    digest = settings.owners.digest != "off"
-    period_start = digest_period_start(now, settings) if digest else now
-    calendar = calendar or BusinessCalendar.from_settings(settings.calendar)
-    rows = session.execute(
-        select(Escalation, Ticket)
-        .join(Ticket, Ticket.id == Escalation.ticket_id)
-        .where(Escalation.notified_at.is_(None))
-        .order_by(Escalation.id)
-    ).all()
-    mailed = skipped = 0
-    outbox_ids: list[int] = []
-    batch: list[tuple[Escalation, Ticket]] = []
-    unmailed: dict[str, list[int | None]] = {}
-    for escalation, ticket in rows:
-        is_warning = escalation.kind.startswith("warning")
-        if is_warning:
-            to = warning_recipients(settings, assignee=ticket.assignee, queue=ticket.queue)
-            reason = "no assignee or queue assistant address in [team.assistants]"
-            if ticket.status in {"solved", "closed"}:
-                to, reason = [], f"ticket is {ticket.status}"
-        else:
-            to, reason = owners, "no [owners] addresses"
-        if not to:
+    notifier = EmailNotifier(settings, templates=templates, calendar=calendar)
+    return notify_escalations(session, notifier, now)
+
+
+class EmailNotifier:
+    """The e-mail :class:`~triage.escalation.notify.Notifier`: escalation mail via the outbox.
+
+    Args:
+        settings: the configuration ([owners], [team], [calendar], [smtp]).
+        templates: the template set (built from settings when None).
+        calendar: the business calendar for overdue and remaining times (built from
+            ``settings.calendar`` when None).
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        templates: MailTemplates | None = None,
+        calendar: BusinessCalendar | None = None,
+    ) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.calendar = calendar or BusinessCalendar.from_settings(settings.calendar)
+
+    def notify(self, session: Session, pending: Sequence[Pending], now: datetime) -> NotifyStats:
+        """Queue mail for ``pending`` and set each row's notified_at, in ``session``.
+
+        Runs in the caller's transaction (flushes, never commits): the outbox rows
+        and the notified_at marks commit together, so no escalation is mailed twice
+        or lost. Outbox kinds: ``escalation`` (dedupe ``escalation:<id>``),
+        ``warning`` (``warning:<id>``), ``digest`` (``digest:<first escalation id>``).
+        Owner escalations a digest holds stay un-notified until their period ends.
+
+        Raises:
+            ConfigError: no [smtp] section, or a template is missing or broken.
+        """
+        settings, calendar = self.settings, self.calendar
+        if self.templates is None:
+            self.templates = MailTemplates.from_settings(settings)
+        t = self.templates
+        owners = owner_recipients(settings)
+        digest = settings.owners.digest != "off"
+        period_start = digest_period_start(now, settings) if digest else now
+        rows = [(p.escalation, p.ticket) for p in pending]
+        mailed = skipped = 0
+        outbox_ids: list[int] = []
+        batch: list[tuple[Escalation, Ticket]] = []
+        unmailed: dict[str, list[int | None]] = {}
+        for escalation, ticket in rows:
+            is_warning = escalation.kind.startswith("warning")
+            if is_warning:
+                to = warning_recipients(settings, assignee=ticket.assignee, queue=ticket.queue)
+                reason = "no assignee or queue assistant address in [team.assistants]"
+                if ticket.status in {"solved", "closed"}:
+                    to, reason = [], f"ticket is {ticket.status}"
+            else:
+                to, reason = owners, "no [owners] addresses"
+            if not to:
+                escalation.notified_at = now
+                skipped += 1
+                unmailed.setdefault(reason, []).append(ticket.ref)
+                continue
+            if digest and not is_warning:
+                if escalation.created_at < period_start:
+                    batch.append((escalation, ticket))
+                continue
+            item = _item(session, escalation, ticket, settings, calendar, now)
+            outbox_kind = "warning" if is_warning else "escalation"
+            mail = _compose(
+                settings,
+                t,
+                "warning" if is_warning else "breach",
+                {"item": item},
+                to,
+                kind=outbox_kind,
+                ref=ticket.ref,
+                now=now,
+            )
+            queued = enqueue(
+                session,
+                mail,
+                kind=outbox_kind,
+                now=now,
+                dedupe_key=f"{outbox_kind}:{escalation.id}",
+                ticket_id=ticket.id,
+            )
             escalation.notified_at = now
-            skipped += 1
-            unmailed.setdefault(reason, []).append(ticket.ref)
-            continue
-        if digest and not is_warning:
-            if escalation.created_at < period_start:
-                batch.append((escalation, ticket))
-            continue
-        item = _item(session, escalation, ticket, settings, calendar, now)
-        outbox_kind = "warning" if is_warning else "escalation"
-        mail = _compose(
-            settings,
-            t,
-            "warning" if is_warning else "breach",
-            {"item": item},
-            to,
-            kind=outbox_kind,
-            ref=ticket.ref,
-            now=now,
+            mailed += 1
+            outbox_ids.append(queued.row.id)
+            log().info(
+                "escalation_mailed",
+                ticket=ticket.ref,
+                kind=escalation.kind,
+                escalation=escalation.id,
+                outbox=queued.row.id,
+                message_id=queued.row.message_id,
+            )
+        for reason, refs in unmailed.items():  # one line per reason, not one per row
+            log().warning(
+                "escalation_not_mailed", reason=reason, count=len(refs), tickets=refs[:20]
+            )
+        if batch:
+            items = [_item(session, e, tk, settings, calendar, now) for e, tk in batch]
+            period_text = format_local(
+                period_start, settings.calendar.timezone, settings.owners.language
+            )
+            mail = _compose(
+                settings,
+                t,
+                "digest",
+                {"items": items, "period_text": period_text},
+                owners,
+                kind="digest",
+                ref=None,
+                now=now,
+            )
+            queued = enqueue(
+                session, mail, kind="digest", now=now, dedupe_key=f"digest:{batch[0][0].id}"
+            )
+            for escalation, _ticket in batch:
+                escalation.notified_at = now
+            outbox_ids.append(queued.row.id)
+            log().info(
+                "escalation_digest_mailed",
+                escalations=len(batch),
+                outbox=queued.row.id,
+                message_id=queued.row.message_id,
+            )
+        session.flush()
+        return NotifyStats(
+            mailed=mailed, digested=len(batch), skipped=skipped, outbox_ids=tuple(outbox_ids)
         )
-        queued = enqueue(
-            session,
-            mail,
-            kind=outbox_kind,
-            now=now,
-            dedupe_key=f"{outbox_kind}:{escalation.id}",
-            ticket_id=ticket.id,
-        )
-        escalation.notified_at = now
-        mailed += 1
-        outbox_ids.append(queued.row.id)
-        log().info(
-            "escalation_mailed",
-            ticket=ticket.ref,
-            kind=escalation.kind,
-            escalation=escalation.id,
-            outbox=queued.row.id,
-            message_id=queued.row.message_id,
-        )
-    for reason, refs in unmailed.items():  # one line per reason, not one per row
-        log().warning("escalation_not_mailed", reason=reason, count=len(refs), tickets=refs[:20])
-    if batch:
-        items = [_item(session, e, tk, settings, calendar, now) for e, tk in batch]
-        period_text = format_local(
-            period_start, settings.calendar.timezone, settings.owners.language
-        )
-        mail = _compose(
-            settings,
-            t,
-            "digest",
-            {"items": items, "period_text": period_text},
-            owners,
-            kind="digest",
-            ref=None,
-            now=now,
-        )
-        queued = enqueue(
-            session, mail, kind="digest", now=now, dedupe_key=f"digest:{batch[0][0].id}"
-        )
-        for escalation, _ticket in batch:
-            escalation.notified_at = now
-        outbox_ids.append(queued.row.id)
-        log().info(
-            "escalation_digest_mailed",
-            escalations=len(batch),
-            outbox=queued.row.id,
-            message_id=queued.row.message_id,
-        )
-    session.flush()
-    return EscalationMailStats(
-        mailed=mailed, digested=len(batch), skipped=skipped, outbox_ids=tuple(outbox_ids)
-    )

@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import requests
@@ -36,8 +37,8 @@ from google_auth_oauthlib.flow import InstalledAppFlow
 
 from triage.config import OAuth2Settings
 from triage.errors import ConfigError, OAuth2Error, OAuth2UnreachableError, SignInRequiredError
-from triage.oauth2.cache import read_private, write_private
-from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource
+from triage.oauth2.cache import read_json_cache, unusable, write_private
+from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource, network_reason
 
 __all__ = ["SCOPES", "GoogleTokens"]
 
@@ -60,12 +61,20 @@ class _TimedRequest(Request):
         return super().__call__(*args, **kwargs)
 
 
-def _refresh_error(exc: Exception, who: str) -> OAuth2Error:
+def _reason(exc: BaseException) -> str:
+    """The first line of a library's error (a file's problem, never its content)."""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return text or type(exc).__name__
+
+
+def _refresh_error(exc: Exception, who: str, host: str) -> OAuth2Error:
     text = str(exc.args[0]) if exc.args else type(exc).__name__
     code = text.split(":", 1)[0].strip()
     first = (text.strip().splitlines() or [""])[0]
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return OAuth2UnreachableError(f"cannot reach Google's token endpoint: {type(exc).__name__}")
+        return OAuth2UnreachableError(
+            f"cannot reach Google's token endpoint: {network_reason(exc, host)}"
+        )
     if code in SIGN_IN_ERRORS:
         return SignInRequiredError(
             f"the Google sign-in of {who} has expired or was revoked ({first});"
@@ -95,20 +104,33 @@ class GoogleTokens(TokenSource):
             return None
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp != self._stamp or self._user is None:
-            text = read_private(self.cache_path)
+            data = self._read_cache()
+            if data is None:
+                self._user, self._stamp = None, None
+                return None
             try:
-                data = json.loads(text or "")
                 creds = user_credentials.Credentials.from_authorized_user_info(data, self.scopes)
-                # google-auth always sets Google's token URI here; the client JSON the
-                # config names says which one to use (the same unless it was changed)
-                self._user = creds.with_token_uri(self._client_token_uri())
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ConfigError(
-                    f"oauth2.token_cache: {self.cache_path} is not a Google sign-in"
-                    f" ({type(exc).__name__}); run `triage auth login` again"
-                ) from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise unusable(self.cache_path, f"not a Google sign-in: {_reason(exc)}") from None
+            # google-auth always sets Google's token URI here; the client JSON the
+            # config names says which one to use (the same unless it was changed)
+            self._user = creds.with_token_uri(self._client_token_uri())
             self._stamp = stamp
         return self._user
+
+    def _read_cache(self) -> dict[str, Any] | None:
+        """The cache file as a JSON object with a refresh token; None when missing.
+
+        Raises:
+            UnusableCacheError: empty, not JSON, not an object, no refresh token.
+            ConfigError: as :func:`~triage.oauth2.cache.read_private`.
+        """
+        data = read_json_cache(self.cache_path)
+        if data is not None and not (
+            isinstance(data.get("refresh_token"), str) and data["refresh_token"]
+        ):
+            raise unusable(self.cache_path, "no refresh token in it")
+        return data
 
     def _client_token_uri(self) -> str:
         """``token_uri`` of the OAuth client JSON (``client_secrets_file``)."""
@@ -117,10 +139,15 @@ class GoogleTokens(TokenSource):
             data = json.loads(path.read_text(encoding="utf-8"))
             section = data.get("installed") or data.get("web") or {}
             return str(section["token_uri"])
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
+        except OSError as exc:
             raise ConfigError(
-                f"oauth2.client_secrets_file: cannot read the token_uri of {path}"
-                f" ({type(exc).__name__})"
+                f"oauth2.client_secrets_file: cannot read {path}: {exc.strerror}"
+            ) from None
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            what = f"no {exc}" if isinstance(exc, KeyError) else _reason(exc)
+            raise ConfigError(
+                f"oauth2.client_secrets_file: no token_uri in {path} ({what}): download the"
+                " OAuth client JSON (Desktop app) from the Google Cloud console"
             ) from None
 
     def _save_user(self, creds: user_credentials.Credentials) -> None:
@@ -136,9 +163,15 @@ class GoogleTokens(TokenSource):
                 creds = service_account.Credentials.from_service_account_file(
                     str(path), scopes=self.scopes, subject=user
                 )
-            except (OSError, ValueError, KeyError) as exc:
+            except OSError as exc:
                 raise ConfigError(
-                    f"oauth2.service_account_file: cannot use {path} ({type(exc).__name__})"
+                    f"oauth2.service_account_file: cannot read {path}: {exc.strerror}"
+                ) from None
+            except (ValueError, KeyError, TypeError) as exc:
+                what = f"no {exc}" if isinstance(exc, KeyError) else _reason(exc)
+                raise ConfigError(
+                    f"oauth2.service_account_file: cannot use {path} ({what}): download a new"
+                    " key (JSON) of the service account from the Google Cloud console"
                 ) from None
             self._delegated[user] = creds
         return creds
@@ -157,14 +190,19 @@ class GoogleTokens(TokenSource):
         try:
             creds.refresh(_TimedRequest(self.settings.timeout))
         except (google.auth.exceptions.RefreshError, google.auth.exceptions.TransportError) as exc:
-            raise _refresh_error(exc, user) from None
+            raise _refresh_error(exc, user, self._host_of(creds)) from None
         except requests.RequestException as exc:
             raise OAuth2UnreachableError(
-                f"cannot reach Google's token endpoint: {type(exc).__name__}"
+                f"cannot reach Google's token endpoint: {network_reason(exc, self._host_of(creds))}"
             ) from None
         if not self.service:
             self._save_user(creds)
         return Obtained(str(creds.token), fresh=True)
+
+    @staticmethod
+    def _host_of(creds: Any) -> str:
+        uri = getattr(creds, "token_uri", None) or getattr(creds, "_token_uri", None) or ""
+        return urlsplit(str(uri)).hostname or "oauth2.googleapis.com"
 
     # -- signing in ---------------------------------------------------------------------
 
@@ -178,9 +216,14 @@ class GoogleTokens(TokenSource):
             flow = InstalledAppFlow.from_client_secrets_file(
                 str(path), scopes=self.scopes, autogenerate_code_verifier=True
             )
-        except (OSError, ValueError, KeyError) as exc:
+        except OSError as exc:
             raise ConfigError(
-                f"oauth2.client_secrets_file: cannot use {path} ({type(exc).__name__}):"
+                f"oauth2.client_secrets_file: cannot read {path}: {exc.strerror}"
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            what = f"no {exc}" if isinstance(exc, KeyError) else _reason(exc)
+            raise ConfigError(
+                f"oauth2.client_secrets_file: cannot use {path} ({what}):"
                 " download the OAuth client JSON (Desktop app) from the Google Cloud console"
             ) from None
         say("Starting the Google sign-in (installed-app loopback flow with PKCE).")
@@ -226,14 +269,8 @@ class GoogleTokens(TokenSource):
         """The sign-in in the token cache (service account: the key file)."""
         if self.service:
             return SignIn("service account", str(self.resolve(self.settings.service_account_file)))
-        text = read_private(self.cache_path)
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if not data.get("refresh_token"):
+        data = self._read_cache()
+        if data is None:
             return None
         return SignIn(
             str(data.get("account") or "Google account"), f"token cache {self.cache_path}"

@@ -23,17 +23,19 @@ at the daemon's next attempt.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msal
 import requests
 
 from triage.config import OAuth2Settings
 from triage.errors import OAuth2Error, OAuth2UnreachableError, SignInRequiredError
-from triage.oauth2.cache import read_private, write_private
-from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource
+from triage.oauth2.cache import UnusableCacheError, read_json_cache, unusable, write_private
+from triage.oauth2.tokens import SIGN_IN_ERRORS, Obtained, SignIn, TokenSource, network_reason
 from triage.secrets import read_secret
 
 __all__ = ["APP_SCOPES", "DELEGATED_SCOPES", "MicrosoftTokens"]
@@ -69,6 +71,33 @@ class MicrosoftTokens(TokenSource):
 
     # -- the msal application and its cache ---------------------------------------------
 
+    @property
+    def _host(self) -> str:
+        return urlsplit(self.authority).hostname or self.authority
+
+    def _read_cache(self) -> tuple[str, msal.SerializableTokenCache] | None:
+        """The cache file checked and loaded, None when there is none.
+
+        Raises:
+            UnusableCacheError: empty, not JSON, or not msal's shape.
+            ConfigError: as :func:`~triage.oauth2.cache.read_private`.
+        """
+        data = read_json_cache(self.cache_path)
+        if data is None:
+            return None
+        for section in data.values():  # msal: {"RefreshToken": {key: {...}}, ...}
+            if not isinstance(section, dict) or not all(
+                isinstance(e, dict) for e in section.values()
+            ):
+                raise unusable(self.cache_path, "not an msal token cache")
+        cache = msal.SerializableTokenCache()
+        text = json.dumps(data)
+        try:
+            cache.deserialize(text)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            raise unusable(self.cache_path, "not an msal token cache") from None
+        return text, cache
+
     def _application(self) -> msal.ClientApplication:
         if self._app is not None:
             return self._app
@@ -89,6 +118,8 @@ class MicrosoftTokens(TokenSource):
                     file=self.resolve(self.settings.client_secret_file)
                     if self.settings.client_secret_file
                     else "",
+                    env_key="client_secret_env",
+                    file_key="client_secret_file",
                 )
                 self._app = msal.ConfidentialClientApplication(
                     self.settings.client_id, client_credential=secret, **common
@@ -98,7 +129,7 @@ class MicrosoftTokens(TokenSource):
         except requests.RequestException as exc:
             raise OAuth2UnreachableError(
                 f"cannot reach the Microsoft sign-in service ({self.authority}):"
-                f" {type(exc).__name__}"
+                f" {network_reason(exc, self._host)}"
             ) from None
         except ValueError as exc:  # msal: the authority's discovery document is missing
             raise OAuth2Error(
@@ -118,9 +149,9 @@ class MicrosoftTokens(TokenSource):
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp == self._cache_stamp:
             return
-        text = read_private(self.cache_path)
-        if text:
-            self._cache.deserialize(text)
+        loaded = self._read_cache()
+        if loaded is not None:
+            self._cache.deserialize(loaded[0])
         self._cache_stamp = stamp
 
     def _save_cache(self) -> None:
@@ -160,12 +191,12 @@ class MicrosoftTokens(TokenSource):
         raise OAuth2Error(f"the Microsoft token endpoint refused: {error}: {description}")
 
     def _obtain(self, user: str) -> Obtained:
+        self._load_cache()  # an unusable cache says so before any network
         try:
             app = self._application()
             if self.app_only:
                 assert isinstance(app, msal.ConfidentialClientApplication)  # noqa: S101
                 return self._result(app.acquire_token_for_client(scopes=self.scopes), "the app")
-            self._load_cache()
             accounts = app.get_accounts()
             if not accounts:
                 return self._result(None, user)
@@ -176,7 +207,7 @@ class MicrosoftTokens(TokenSource):
             result = app.acquire_token_silent_with_error(self.scopes, account=account)
         except requests.RequestException as exc:
             raise OAuth2UnreachableError(
-                f"cannot reach the Microsoft token endpoint: {type(exc).__name__}"
+                f"cannot reach the Microsoft token endpoint: {network_reason(exc, self._host)}"
             ) from None
         obtained = self._result(result, str(account.get("username", user)))
         self._save_cache()
@@ -190,9 +221,14 @@ class MicrosoftTokens(TokenSource):
             self.access_token(user)
             return SignIn(f"app {self.settings.client_id}", f"tenant {self.settings.tenant}")
         try:
+            self._load_cache()
+        except UnusableCacheError as exc:  # signing in is how it is fixed
+            say(f"The token cache {exc.path} is not a valid sign-in ({exc.reason}): replacing it.")
+            self._cache = msal.SerializableTokenCache()
+            self._app = None  # the application holds the cache it was made with
+        try:
             app = self._application()
             assert isinstance(app, msal.PublicClientApplication)  # noqa: S101
-            self._load_cache()
             flow = app.initiate_device_flow(scopes=self.scopes)
             if "user_code" not in flow:
                 raise SignInRequiredError(
@@ -204,7 +240,7 @@ class MicrosoftTokens(TokenSource):
             result = app.acquire_token_by_device_flow(flow)
         except requests.RequestException as exc:
             raise OAuth2UnreachableError(
-                f"cannot reach the Microsoft sign-in service: {type(exc).__name__}"
+                f"cannot reach the Microsoft sign-in service: {network_reason(exc, self._host)}"
             ) from None
         if "access_token" not in result:
             raise SignInRequiredError(
@@ -220,11 +256,10 @@ class MicrosoftTokens(TokenSource):
         """The account in the token cache (client credentials: the app)."""
         if self.app_only:
             return SignIn(f"app {self.settings.client_id}", f"tenant {self.settings.tenant}")
-        text = read_private(self.cache_path)
-        if not text:
+        loaded = self._read_cache()
+        if loaded is None:
             return None
-        cache = msal.SerializableTokenCache()
-        cache.deserialize(text)
+        cache = loaded[1]
         accounts = cache.find(msal.TokenCache.CredentialType.ACCOUNT)
         refresh = cache.find(msal.TokenCache.CredentialType.REFRESH_TOKEN)
         if not accounts or not refresh:

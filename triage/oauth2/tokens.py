@@ -19,6 +19,8 @@ Secrets (tokens, client secrets) never reach a log line or an exception message.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from triage.config import OAuth2Settings
 from triage.errors import OAuth2Error, SignInRequiredError
 from triage.logs import get_logger
 
-__all__ = ["Obtained", "SignIn", "TokenSource"]
+__all__ = ["Obtained", "SignIn", "TokenSource", "network_reason"]
 
 SIGN_IN_ERRORS = frozenset(
     {
@@ -43,6 +45,40 @@ SIGN_IN_ERRORS = frozenset(
     }
 )
 """Token endpoint errors that retrying with the same grant will not fix."""
+
+
+def network_reason(exc: BaseException, host: str) -> str:
+    """Why a request to ``host`` failed, in an admin's words, from the exception chain
+    of requests / urllib3 / the socket (the exception's class name only as a last resort).
+
+    ``"name resolution failed for HOST"``, ``"connection refused by HOST"``, ``"HOST did
+    not answer in time"``, ``"TLS with HOST failed: ..."`` or ``"connection to HOST
+    failed: ..."``. Never includes a request body (no secret is in these exceptions).
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = type(current).__name__
+        if isinstance(current, socket.gaierror) or name == "NameResolutionError":
+            return f"name resolution failed for {host}"
+        if isinstance(current, ConnectionRefusedError):
+            return f"connection refused by {host}"
+        if isinstance(current, TimeoutError) or "Timeout" in name:
+            return f"{host} did not answer in time"
+        if isinstance(current, ssl.SSLError):
+            return f"TLS with {host} failed: {current.reason or current}"
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        todo.extend(
+            e
+            for e in (getattr(current, "reason", None), current.__cause__, current.__context__)
+            if isinstance(e, BaseException)
+        )
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"connection to {host} failed: {text or type(exc).__name__}"
 
 
 def log_() -> Any:

@@ -2,11 +2,13 @@
 
 For each due row (status ``pending``, ``next_attempt_at`` reached, no live lease):
 
-1. **Claim** it in a short transaction: ``lease_until`` is set with a conditional
-   UPDATE, so two workers (PostgreSQL) never send the same row at once; a worker
-   that dies leaves the row to others once the lease runs out.
+1. **Claim** it in a short transaction (:data:`CLAIM_CHUNK` rows at a time):
+   ``lease_until`` is set with a conditional UPDATE, so two workers (PostgreSQL)
+   never send the same row at once; a worker that dies leaves the row to others
+   once the lease runs out; rows a pass did not get to are released at its end.
 2. **Send** it with the row's fixed Message-ID and bytes.
-3. **Record** the outcome in its own commit, right after the server answered:
+3. **Record** the outcome (accepted mail :data:`RECORD_CHUNK` at a time, at the
+   latest when the chunk's last row is done; failures at once):
 
    - accepted -> ``sent`` (a sent row is never picked again, so an accepted mail
      is not sent twice by a retry);
@@ -580,12 +582,17 @@ class Dispatcher:
     # -- passes --
 
     async def run_once(
-        self, now: datetime | None = None, *, stop: asyncio.Event | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        stop: asyncio.Event | None = None,
+        close_session: bool = True,
     ) -> DispatchStats:
         """Deliver every row due at ``now`` (default: the clock's now), up to ``batch_size``.
 
         Stops between two rows when ``stop`` is set (the row in hand is finished
-        and recorded first). Closes the sender's session at the end.
+        and recorded first). Closes the sender's session at the end unless
+        ``close_session`` is False (:meth:`run` keeps it while mail keeps coming).
 
         Returns:
             How many rows were sent, deferred and failed.
@@ -669,7 +676,8 @@ class Dispatcher:
                 pass  # their leases run out; the journal holds what was accepted
             finally:
                 self._held = {}
-                await self.sender.aclose()
+                if close_session or unreachable or self.stopped:
+                    await self.sender.aclose()
         return DispatchStats(sent=sent, deferred=deferred, failed=failed)
 
     # -- a refused login: stop, report, resume on request --
@@ -797,29 +805,51 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver mail until ``stop`` is set: a pass, then sleep ``poll_interval`` or until woken.
 
-        A failing pass (e.g. the database unreachable) is logged as
-        ``dispatch_failed`` and retried after the interval; it never ends the loop.
+        A failing pass (e.g. the database unreachable or its disk full) is retried
+        after the interval; it never ends the loop. The failure is logged once when
+        it starts (``dispatch_failed``, with its traceback) and once when a pass
+        works again (``dispatch_recovered``, with the passes that failed), never
+        once per pass.
+        The SMTP session stays open from one pass to the next while passes follow
+        each other (intake keeps waking it during a burst: no new connection, TLS
+        handshake and login per pass) and is closed (QUIT) after an idle interval.
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         log().info("dispatcher_started", sender=repr(self.sender))
+        failed_passes = 0
+        failing_since = 0.0
         try:
             while not stop.is_set():
                 self._wake.clear()
                 full = False
                 try:
-                    stats = await self.run_once(stop=stop)
+                    stats = await self.run_once(stop=stop, close_session=False)
                     full = stats.handled >= self.batch_size
                 except Exception:  # noqa: BLE001 - logged; the loop outlives a failing pass
                     # e.g. the database unreachable: try again after the interval.
-                    log().exception("dispatch_failed")
-                if not full:
-                    await self._sleep(stop)
+                    if not failed_passes:
+                        failing_since = self._loop.time()
+                        log().exception("dispatch_failed")
+                    failed_passes += 1
+                    await self.sender.aclose()
+                else:
+                    if failed_passes:
+                        log().info(
+                            "dispatch_recovered",
+                            failed_passes=failed_passes,
+                            seconds=round(self._loop.time() - failing_since, 1),
+                        )
+                        failed_passes = 0
+                if not full and not await self._sleep(stop):
+                    await self.sender.aclose()  # idle: end the session politely
         finally:
+            await self.sender.aclose()
             self._wake = None
             log().info("dispatcher_stopped")
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
+    async def _sleep(self, stop: asyncio.Event) -> bool:
+        """Wait ``poll_interval`` or until woken or stopped; True when woken."""
         assert self._wake is not None  # noqa: S101 - set by run()
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         try:
@@ -829,3 +859,4 @@ class Dispatcher:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        return self._wake.is_set() and not stop.is_set()

@@ -773,11 +773,7 @@ class Intake:
         done: list[_Done] = []
         try:
             with self.db.session() as s:
-                last_uid = 0
-                stored: frozenset[int] = frozenset()
-                if plan is not None:
-                    head = items[:BATCH_MAX_MESSAGES] if limit else items
-                    last_uid, stored = self._claim(s, plan, [i.target.uid or 0 for i in head])
+                last_uid = self._claim(s, plan) if plan is not None else 0
                 for item in items:
                     if (
                         limit
@@ -789,7 +785,7 @@ class Intake:
                         )
                     ):
                         break
-                    done.append(self._one(s, item, last_uid, stored))
+                    done.append(self._one(s, item, last_uid))
                 if plan is not None and mark_with is not None and not plan.rescan:
                     mark = mark_with([d.target.uid for d in done if d.target.uid is not None])
                     if mark > last_uid:
@@ -813,10 +809,12 @@ class Intake:
                 self._log_stored(d.message, d.target, d.outcome)
         return done
 
-    def _claim(
-        self, session: Session, plan: SyncPlan, uids: Sequence[int]
-    ) -> tuple[int, frozenset[int]]:
-        """Lock the folder's row; (its high-water mark, which of ``uids`` are stored).
+    def _claim(self, session: Session, plan: SyncPlan) -> int:
+        """Lock the folder's row; return its high-water mark (0 in a rescan).
+
+        Which UIDs above the mark are stored the plan already says
+        (``SyncPlan.skip_uids``: the watcher does not fetch them); one stored
+        meanwhile by another worker is caught by the unique key in its savepoint.
 
         Raises:
             StoreError: the folder's UIDVALIDITY changed under a pass that is not a
@@ -827,30 +825,18 @@ class Intake:
             select(Folder.uidvalidity, Folder.last_uid).where(Folder.id == fid).with_for_update()
         ).one()
         if plan.rescan:
-            last_uid = 0  # the stored mark counts under the old UIDVALIDITY only
-        elif uidvalidity is not None and uidvalidity != plan.uidvalidity:
+            return 0  # the stored mark counts under the old UIDVALIDITY only
+        if uidvalidity is not None and uidvalidity != plan.uidvalidity:
             raise StoreError(
                 f"the UIDVALIDITY of {plan.folder!r} changed during the pass"
                 f" ({uidvalidity} -> {plan.uidvalidity}); the next pass rescans"
             )
-        above = [uid for uid in uids if uid > last_uid]
-        if not above:
-            return last_uid, frozenset()
-        found = session.scalars(
-            select(Message.uid).where(
-                Message.folder_id == fid,
-                Message.uidvalidity == plan.uidvalidity,
-                Message.uid.in_(above),
-            )
-        ).all()
-        return last_uid, frozenset(uid for uid in found if uid is not None)
+        return int(last_uid)
 
-    def _one(self, session: Session, item: _Item, last_uid: int, stored: frozenset[int]) -> _Done:
+    def _one(self, session: Session, item: _Item, last_uid: int) -> _Done:
         """Store one item in a savepoint of ``session`` (the per-message failure boundary)."""
         target = item.target
-        if target.uid is not None and (
-            target.uid in stored or (target.progress and target.uid <= last_uid)
-        ):
+        if target.uid is not None and target.progress and target.uid <= last_uid:
             return _Done(StoreOutcome.DUPLICATE, target, None)
         sha = hashlib.sha256(item.raw).hexdigest()
         if item.degraded is not None:

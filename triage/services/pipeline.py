@@ -46,8 +46,9 @@ from rules.model import RuleDecision
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
 from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
+from triage.escalation.history import history_reason
 from triage.outbox import compose_ack, decide_ack, enqueue
-from triage.outbox.policy import AckReason, history_age, responder_sign
+from triage.outbox.policy import AckReason, responder_sign
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route, routing_threshold
 from triage.sla.deadlines import SlaPolicy
@@ -315,19 +316,20 @@ class RoutingPipeline:
         message: InboundMessage,
         now: datetime,
     ) -> None:
-        """A rule's escalation; for history (an import, or mail older than
-        ``acknowledgments.max_age`` when first seen) recorded but not mailed."""
+        """A rule's escalation; for history (:func:`triage.escalation.history_reason`)
+        recorded but not notified."""
         escalation = record_rule_escalation(session, ticket, reasons, now=now)
         if escalation is None:
             return
-        old = history_age(message, self.settings, now) is not None
-        if row.source == "import" or old:
+        history = history_reason(
+            seen_at=now,
+            imported=row.source == "import",
+            received_at=message.received_at,
+            max_age=self.settings.acknowledgments.max_age,
+        )
+        if history:
             escalation.notified_at = now
-            log.info(
-                "rule_escalation_not_mailed",
-                ticket=ticket.ref,
-                reason="imported history" if row.source == "import" else "older than max_age",
-            )
+            log.info("rule_escalation_not_mailed", ticket=ticket.ref, reason=history)
 
     @staticmethod
     def _earlier_copy(session: Session, row: Message, message: InboundMessage) -> Message | None:

@@ -307,6 +307,19 @@ class SmtpSender:
         """
         if not mail.rcpt_to:
             raise PermanentSendError("the mail has no envelope recipient")
+        try:
+            return await self._send(mail)
+        except TemporarySendError as exc:
+            if exc.code != 421:
+                raise
+        # 421: the server ends the session (its limit of mail per connection, or it is
+        # shutting down); nothing was accepted. Once more on a new session.
+        self._client, client = None, self._client
+        if client is not None:
+            await _discard(client, polite=False)
+        return await self._send(mail)
+
+    async def _send(self, mail: OutgoingMail) -> SendReceipt:
         client = await self._connect()
         options = ["SMTPUTF8"] if _has_non_ascii(mail.mail_from, *mail.rcpt_to) else None
         try:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from triage.errors import ConfigError, StoreError
 from triage.store import notify as notifications
+from triage.store.turns import WriteTurns
 
 if TYPE_CHECKING:  # alembic loads only to migrate or read the schema revision
     from alembic.config import Config as AlembicConfig
@@ -144,6 +145,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._turns = WriteTurns() if engine.dialect.name == "sqlite" else None
+        """SQLite: the process's writers take turns in arrival order (triage.store.turns)."""
         notifications.install(self.sessions)  # NOTIFY committed with the change (PostgreSQL)
 
     @classmethod
@@ -262,8 +265,16 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: commit when the block ends, roll back if it raises."""
-        with self.sessions() as session, session.begin():
+        """One transaction: commit when the block ends, roll back if it raises.
+
+        On SQLite the threads of this process wait their turn for it in the order
+        they asked (so a thread committing back to back cannot starve the others).
+        """
+        if self._turns is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        with self._turns.turn(), self.sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -47,6 +47,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
@@ -205,6 +206,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("folder_id", "uidvalidity", "uid"),
         Index("ix_messages_message_id_sha", "message_id", "raw_sha256"),
+        # the sender's recent mail (acknowledgment policy), migration 0014
+        Index("ix_messages_sender_received", text("lower(from_addr)"), "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

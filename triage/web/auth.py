@@ -23,6 +23,7 @@ from triage.web.context import Viewer, Web, web_of
 from triage.web.i18n import Translator, translator
 
 __all__ = [
+    "COOKIE_MAX_AGE",
     "Form",
     "action",
     "cookie_name",
@@ -38,6 +39,11 @@ Handler = Callable[[Request, Viewer], Response]
 Form = dict[str, str]
 """A submitted form: field name -> value (the last one when repeated; files are ignored)."""
 FormHandler = Callable[[Request, Viewer, Form], Response]
+
+
+COOKIE_MAX_AGE = 400 * 24 * 3600
+"""Seconds the browser keeps the session cookie (the most browsers allow); the login
+itself lasts while it is used (server-side sessions, ``[web] session_hours`` idle)."""
 
 
 def cookie_name(web: Web) -> str:
@@ -205,7 +211,9 @@ async def login_submit(request: Request) -> Response:
     response.set_cookie(
         cookie_name(web),
         token,
-        max_age=int(web.session_lifetime.total_seconds()),
+        # the server ends an idle session ([web] session_hours, renewed by every
+        # request) and logout revokes it; the cookie itself outlives a working day
+        max_age=COOKIE_MAX_AGE,
         path="/",
         secure=web.secure_cookie,
         httponly=True,

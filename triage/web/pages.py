@@ -97,6 +97,7 @@ def queue_rows(request: Request, viewer: Viewer) -> Response:
         view=view,
         listed=listed,
         rows=listed.rows,
+        cursor=request.query_params.get("cursor", ""),
         now=web.clock.now(),
     )
 

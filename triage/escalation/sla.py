@@ -29,6 +29,7 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
+from triage.escalation.history import history_reason
 from triage.logs import get_logger
 from triage.refs import format_ref
 from triage.sla.calendar import BusinessCalendar
@@ -38,7 +39,7 @@ from triage.store.models import NO_DUE, Escalation, Ticket
 from triage.tickets.deadlines import RUNNING_STATUSES, Cycles, cycles, running_deadlines
 from triage.tickets.escalations import insert_escalation
 
-__all__ = ["scan"]
+__all__ = ["SCAN_BATCH", "ScanBatch", "scan", "scan_batch"]
 
 log = get_logger(__name__)
 
@@ -191,7 +192,7 @@ def scan_batch(
             )
             if row is None:
                 continue
-            if deadline.due <= ticket.created_at:
+            if history_reason(seen_at=ticket.created_at, due_at=deadline.due):
                 # Past due before triage ever saw the ticket (old mail found at the
                 # first start, an import of history): recorded, shown as breached,
                 # but not mailed to the owners -- nothing was missed while watched.
