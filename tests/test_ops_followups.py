@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,31 @@ from_address = "{USER}"
         done = triage(*args)
         assert done.returncode == 2
         assert done.stderr.strip() == f"error: {wanted}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("Forwarded", "for=203.0.113.9"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("X-Forwarded-Host", "desk.example.com"),
+        ("Via", "1.1 proxy"),
+    ],
+)
+def test_health_and_metrics_on_the_web_port_refuse_requests_through_a_proxy(
+    tmp_path: Path, header: tuple[str, str]
+) -> None:
+    # a proxy on this machine is itself a loopback client; whatever header it adds
+    # says the request is someone else's (tester-ops F10)
+    from starlette.testclient import TestClient  # noqa: PLC0415 - the web extra's test client
+    from support.web import make_site  # noqa: PLC0415
+
+    site = make_site(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, now=datetime.now(UTC))
+    try:
+        local = TestClient(site.app(origin="http://testserver"), client=("127.0.0.1", 40000))
+        assert local.get("/health").status_code in {200, 503}
+        assert local.get("/metrics").status_code == 200
+        assert local.get("/health", headers=dict([header])).status_code == 404
+        assert local.get("/metrics", headers=dict([header])).status_code == 404
+    finally:
+        site.db.dispose()
