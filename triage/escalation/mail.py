@@ -15,7 +15,8 @@ The SLA watch (and rules) write :class:`~triage.store.models.Escalation` rows;
   is dropped.
 
 A row nobody can receive (no owners configured; no assistant address) is marked
-notified without mail and logged as ``escalation_not_mailed``.
+notified without mail and logged as ``escalation_not_mailed`` (one line per reason,
+with the count and the first tickets).
 """
 
 from __future__ import annotations
@@ -278,6 +279,7 @@ class EmailNotifier:
         mailed = skipped = 0
         outbox_ids: list[int] = []
         batch: list[tuple[Escalation, Ticket]] = []
+        unmailed: dict[str, list[int | None]] = {}
         for escalation, ticket in rows:
             is_warning = escalation.kind.startswith("warning")
             if is_warning:
@@ -290,13 +292,7 @@ class EmailNotifier:
             if not to:
                 escalation.notified_at = now
                 skipped += 1
-                log().warning(
-                    "escalation_not_mailed",
-                    ticket=ticket.ref,
-                    kind=escalation.kind,
-                    escalation=escalation.id,
-                    reason=reason,
-                )
+                unmailed.setdefault(reason, []).append(ticket.ref)
                 continue
             if digest and not is_warning:
                 if escalation.created_at < period_start:
@@ -332,6 +328,10 @@ class EmailNotifier:
                 escalation=escalation.id,
                 outbox=queued.row.id,
                 message_id=queued.row.message_id,
+            )
+        for reason, refs in unmailed.items():  # one line per reason, not one per row
+            log().warning(
+                "escalation_not_mailed", reason=reason, count=len(refs), tickets=refs[:20]
             )
         if batch:
             items = [_item(session, e, tk, settings, calendar, now) for e, tk in batch]
