@@ -156,21 +156,26 @@ def fill(db: Database, count: int, seed: int = 7) -> int:
 
 
 def run(argv: list[str], *, env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """Run a triage command; return (seconds, peak RSS MB, exit status, stderr tail)."""
+    """Run a triage command; return (seconds, peak RSS MB, exit status, stderr tail).
+
+    The peak is GNU time's ``%M`` of the command alone (``wait4`` from this process
+    would count the copy of this process's memory the fork made before exec).
+    """
     started = time.monotonic()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            argv,
+    with tempfile.NamedTemporaryFile() as rss, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(
+            ["/usr/bin/time", "-q", "-f", "%M", "-o", rss.name, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, **(env or {})},
+            check=False,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - started
         err.seek(0)
         tail = err.read().decode("utf-8", "replace")[-600:]
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), tail
+        kib = int(Path(rss.name).read_text().split()[-1])
+    return seconds, kib / 1024, proc.returncode, tail
 
 
 def imports_sklearn(argv: list[str]) -> bool:

@@ -249,7 +249,8 @@ def test_warnings_go_to_the_assignee_else_the_queue_assistants(
     assert "due Tuesday 14 May 2024, 12:15 CEST, in 40 min" in text(rows[0].raw)
     assert all(e.notified_at == NOW for e in escalations(database))
     skipped = [e for e in logs if e["event"] == "escalation_not_mailed"]
-    assert {e["ticket"] for e in skipped} == {12, 13}
+    assert {t for e in skipped for t in e["tickets"]} == {12, 13}
+    assert sum(e["count"] for e in skipped) == 2
 
 
 def test_without_owners_a_breach_is_marked_and_logged(database: Database, tmp_path: Path) -> None:

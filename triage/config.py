@@ -30,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     field_validator,
@@ -296,6 +297,13 @@ class ImapSettings(_Tls, _Login):
     """Bytes; larger messages are stored but parsed only up to this size."""
     accounts: list[ImapAccountSettings] = Field(default_factory=list)
     """More mailboxes (``[[imap.accounts]]``), each with its own login and folders."""
+    _key: str = PrivateAttr(default="imap")
+
+    @property
+    def key(self) -> str:
+        """This mailbox's config section for messages: ``imap``, or ``imap.accounts.N``
+        for the N-th ``[[imap.accounts]]`` entry (0-based, as validation errors name it)."""
+        return self._key
 
     @field_validator("idle_renew")
     @classmethod
@@ -334,7 +342,8 @@ class ImapSettings(_Tls, _Login):
     @model_validator(mode="after")
     def _account_names(self) -> Self:
         seen: set[str] = set()
-        for account in self.accounts:
+        for i, account in enumerate(self.accounts):
+            account._key = f"imap.accounts.{i}"  # noqa: SLF001 - set by its parent
             if account.name in seen:
                 raise ValueError(f"accounts: the name {account.name!r} is used twice")
             seen.add(account.name)

@@ -154,7 +154,11 @@ class Daemon:
         )
         self.liveness = Liveness()
         """Progress of the intake, dispatch and SLA loops (the watchdog and /metrics read it)."""
-        self.metrics = TriageMetrics(health=self.health, liveness=self.liveness)
+        self.metrics = TriageMetrics(
+            health=self.health,
+            liveness=self.liveness,
+            folders=settings.imap.folder_keys() if settings.imap is not None else (),
+        )
         """What ``/metrics`` serves (a web app mounts ``self.metrics.asgi_app()``)."""
 
     def health(self) -> Health:

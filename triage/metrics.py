@@ -23,7 +23,7 @@ Mount on a web app: ``prometheus_client.make_asgi_app(metrics.registry)`` at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +76,7 @@ class TriageMetrics:
         health: Callable[[], Health] | None = None,
         liveness: Liveness | None = None,
         process: bool = True,
+        folders: Sequence[str] = (),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -149,10 +150,30 @@ class TriageMetrics:
             ["loop"],
             registry=r,
         )
+        self._prime(folders)
         if health is not None:
             r.register(StatusCollector(health))
         if liveness is not None:
             r.register(LivenessCollector(liveness))
+
+    def _prime(self, folders: Sequence[str]) -> None:
+        """Create the known label sets at 0 from the start.
+
+        Prometheus' ``increase()`` and ``rate()`` see nothing in a series' first
+        sample: a counter that appears at 1 on the first sign-in failure, reconnect
+        or failed delivery would never fire an alert on ``increase(...) > 0``.
+        """
+        for result in ("ok", "sign_in_required", "failed"):
+            self.oauth2_refreshes.labels(result)
+        for type_ in ("warning", "breach"):
+            for target in ("first_response", "next_response", "resolution"):
+                self.escalations.labels(type_, target)
+        for kind in DELIVERY_KINDS:
+            for result in ("sent", "deferred", "failed"):
+                self.deliveries.labels(kind, result)
+        for folder in folders:
+            self.imap_connections.labels(folder)
+            self.imap_reconnects.labels(folder)
 
     # -- events ---------------------------------------------------------------------
 
@@ -237,6 +258,10 @@ def _escalated(m: TriageMetrics, f: EventDict) -> None:
         m.escalations.labels("warning", kind.removeprefix("warning_")).inc()
     else:
         m.escalations.labels("breach", kind).inc()
+
+
+DELIVERY_KINDS = ("ack", "reply", "escalation", "digest", "mention")
+"""Outgoing mail kinds whose delivery counters exist at 0 from the start."""
 
 
 def _delivery(result: str) -> Callable[[TriageMetrics, EventDict], None]:

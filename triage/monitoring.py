@@ -165,10 +165,22 @@ def loopback_only(app: ASGIApp) -> LoopbackOnly:
     """Wrap an ASGI app so that only clients on loopback reach it; others get 404.
 
     The client is the ASGI ``client`` (behind a trusted reverse proxy, uvicorn sets
-    it from ``X-Forwarded-For``, so a remote visitor coming through the proxy is
-    refused too). Prometheus on the same machine, or an SSH tunnel, gets through.
+    it from ``X-Forwarded-For``), and a request carrying any proxy header
+    (:data:`PROXY_HEADERS`: ``Forwarded``, ``X-Real-IP``, ``Via`` ...) is refused
+    too, so a visitor coming through a proxy on this machine is refused whichever
+    header that proxy sends. A proxy that sends none cannot be told from a local
+    client: configure it to send one (README). Prometheus on the same machine, or
+    an SSH tunnel, gets through.
     """
     return LoopbackOnly(app)
+
+
+PROXY_HEADERS = frozenset(
+    {b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host", b"via"}
+)
+"""Request headers only a proxy adds (RFC 7239 ``Forwarded``, the X- ones, RFC 9110
+``Via``): a request carrying one came through a proxy on this machine from someone
+else, whatever header the proxy chose, so it is refused like a remote client."""
 
 
 class LoopbackOnly:
@@ -186,7 +198,9 @@ class LoopbackOnly:
         """Pass loopback clients through; answer 404 to anyone else."""
         client = scope.get("client")
         host = client[0] if client else ""
-        if scope.get("type") == "http" and not (host == "localhost" or _is_loopback(host)):
+        proxied = any(name.lower() in PROXY_HEADERS for name, _ in scope.get("headers", ()))
+        local = host == "localhost" or _is_loopback(host)
+        if scope.get("type") == "http" and (proxied or not local):
             body = b"not found\n"
             await send(
                 {

@@ -71,8 +71,14 @@ def run_token_command(key: str, command: str, *, timeout: float = 30.0) -> str:
         done = subprocess.run(  # noqa: S603 - the command comes from the operator's config
             shlex.split(command), capture_output=True, timeout=timeout, check=False, text=True
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"{key}: token command failed: {type(exc).__name__}") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{key}: token command did not finish within {timeout:g} s") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: token command cannot be run: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except ValueError as exc:  # shlex: unbalanced quotes
+        raise ConfigError(f"{key}: token command cannot be parsed: {exc}") from None
     if done.returncode != 0:
         raise ConfigError(f"{key}: token command exited with status {done.returncode}")
     token = done.stdout.strip()
@@ -84,25 +90,33 @@ def run_token_command(key: str, command: str, *, timeout: float = 30.0) -> str:
 def check_secrets(settings: Settings) -> None:
     """Read every secret the config names, so a missing one stops start-up at once.
 
+    Every mailbox: ``[imap]`` and each ``[[imap.accounts]]`` entry (named
+    ``imap.accounts.N`` in messages), then ``[smtp]``.
+
     Raises:
         ConfigError: naming the key and the variable or file (never the value).
     """
     imap, smtp = settings.imap, settings.smtp
-    if imap is not None:
-        if imap.auth == "password":
+    signed_in = False
+    for _name, mailbox in imap.mailboxes() if imap is not None else []:
+        key = mailbox.key  # imap, or imap.accounts.N for [[imap.accounts]]
+        if mailbox.auth == "password":
             read_secret(
-                "imap",
-                env=imap.password_env,
-                file=settings.resolve(imap.password_file) if imap.password_file else "",
+                key,
+                env=mailbox.password_env,
+                file=settings.resolve(mailbox.password_file) if mailbox.password_file else "",
             )
-        elif imap.oauth2_token_file:
+        elif mailbox.oauth2_token_file:
             read_secret(
-                "imap", file=settings.resolve(imap.oauth2_token_file), file_key="oauth2_token_file"
+                key,
+                file=settings.resolve(mailbox.oauth2_token_file),
+                file_key="oauth2_token_file",
             )
-        elif imap.oauth2_token_command:
-            run_token_command("imap.oauth2_token_command", imap.oauth2_token_command)
-        else:
+        elif mailbox.oauth2_token_command:
+            run_token_command(f"{key}.oauth2_token_command", mailbox.oauth2_token_command)
+        elif not signed_in:
             check_sign_in(settings)
+            signed_in = True
     if smtp is not None and smtp.mode == "send" and smtp.auth == "xoauth2":
         check_sign_in(settings)
     elif smtp is not None and smtp.mode == "send" and smtp.username:

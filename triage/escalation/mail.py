@@ -15,7 +15,8 @@ The SLA watch (and rules) write :class:`~triage.store.models.Escalation` rows;
   is dropped.
 
 A row nobody can receive (no owners configured; no assistant address) is marked
-notified without mail and logged as ``escalation_not_mailed``.
+notified without mail and logged as ``escalation_not_mailed`` (one line per reason,
+with the count and the first tickets).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from triage.store.models import Escalation, Message, Ticket
 __all__ = [
     "BREACH_KINDS",
     "EmailNotifier",
+    "compose_notice",
     "digest_period_start",
     "mail_escalations",
 ]
@@ -165,7 +167,7 @@ def _item(  # noqa: PLR0917 - private; the row in hand and its context
     }
 
 
-def _compose(
+def compose_notice(
     settings: Settings,
     templates: MailTemplates,
     template: str,
@@ -175,9 +177,21 @@ def _compose(
     kind: str,
     ref: int | None,
     now: datetime,
+    language: str | None = None,
 ) -> ComposedMail:
+    """One mail triage writes to the team: ``escalation/<template>.<language>.j2``
+    (English when that language has none), ``Auto-Submitted: auto-generated`` (RFC 3834
+    section 5), a new Message-ID of kind ``kind`` naming ticket ``ref``.
+
+    Args:
+        to: (display name, address) pairs, addresses already checked.
+        language: ``hu`` | ``en``; None is ``[owners] language``.
+
+    Raises:
+        ConfigError: no [smtp] section, or the template is missing or broken.
+    """
     sender = our_mailbox(settings)
-    language = settings.owners.language
+    language = language or settings.owners.language
     name = templates.pick([f"escalation/{template}.{language}.j2", f"escalation/{template}.en.j2"])
     rendered = templates.render(name, {"team_name": settings.team.name, **variables})
     domain = message_id_domain(settings.team.message_id_domain, sender[1])
@@ -265,6 +279,7 @@ class EmailNotifier:
         mailed = skipped = 0
         outbox_ids: list[int] = []
         batch: list[tuple[Escalation, Ticket]] = []
+        unmailed: dict[str, list[int | None]] = {}
         for escalation, ticket in rows:
             is_warning = escalation.kind.startswith("warning")
             if is_warning:
@@ -277,13 +292,7 @@ class EmailNotifier:
             if not to:
                 escalation.notified_at = now
                 skipped += 1
-                log().warning(
-                    "escalation_not_mailed",
-                    ticket=ticket.ref,
-                    kind=escalation.kind,
-                    escalation=escalation.id,
-                    reason=reason,
-                )
+                unmailed.setdefault(reason, []).append(ticket.ref)
                 continue
             if digest and not is_warning:
                 if escalation.created_at < period_start:
@@ -291,7 +300,7 @@ class EmailNotifier:
                 continue
             item = _item(session, escalation, ticket, settings, calendar, now)
             outbox_kind = "warning" if is_warning else "escalation"
-            mail = _compose(
+            mail = compose_notice(
                 settings,
                 t,
                 "warning" if is_warning else "breach",
@@ -320,12 +329,16 @@ class EmailNotifier:
                 outbox=queued.row.id,
                 message_id=queued.row.message_id,
             )
+        for reason, refs in unmailed.items():  # one line per reason, not one per row
+            log().warning(
+                "escalation_not_mailed", reason=reason, count=len(refs), tickets=refs[:20]
+            )
         if batch:
             items = [_item(session, e, tk, settings, calendar, now) for e, tk in batch]
             period_text = format_local(
                 period_start, settings.calendar.timezone, settings.owners.language
             )
-            mail = _compose(
+            mail = compose_notice(
                 settings,
                 t,
                 "digest",

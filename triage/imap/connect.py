@@ -259,7 +259,7 @@ class ImapConnector:
     def _password(self) -> str:
         s = self.settings
         return read_secret(
-            "imap",
+            s.key,
             env=s.password_env,
             file=self._resolve(s.password_file) if s.password_file else "",
         )
@@ -275,23 +275,16 @@ class ImapConnector:
                 raise MailboxError(f"XOAUTH2 for {s.username}: {exc}") from None
         if not (s.oauth2_token_command or s.oauth2_token_file):
             raise ConfigError(
-                "imap.auth: 'xoauth2' needs an [oauth2] section, oauth2_token_file or"
+                f"{s.key}.auth: 'xoauth2' needs an [oauth2] section, oauth2_token_file or"
                 " oauth2_token_command"
             )
         if s.oauth2_token_command:
             return run_token_command(
-                "imap.oauth2_token_command", s.oauth2_token_command, timeout=s.timeout
+                f"{s.key}.oauth2_token_command", s.oauth2_token_command, timeout=s.timeout
             )
-        path = self._resolve(s.oauth2_token_file)
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"imap.oauth2_token_file: cannot read {path}: {exc.strerror}"
-            ) from None
-        if not token:
-            raise ConfigError(f"imap.oauth2_token_file: {path} is empty")
-        return token
+        return read_secret(
+            s.key, file=self._resolve(s.oauth2_token_file), file_key="oauth2_token_file"
+        )
 
 
 def _server_text(exc: BaseException) -> str:

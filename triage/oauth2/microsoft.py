@@ -144,6 +144,11 @@ class MicrosoftTokens(TokenSource):
         try:
             info = self.cache_path.stat()
         except FileNotFoundError:
+            # signed out (`triage auth logout`, or the file deleted): forget what is in
+            # memory too, so the refresh token is not redeemed and written back
+            if self._cache_stamp is not None:
+                self._cache = msal.SerializableTokenCache()
+                self._app = None  # the application holds the cache it was made with
             self._cache_stamp = None
             return
         stamp = (info.st_mtime_ns, info.st_size)
