@@ -43,6 +43,7 @@ from triage.store.models import Escalation, Message, Ticket
 __all__ = [
     "BREACH_KINDS",
     "EmailNotifier",
+    "compose_notice",
     "digest_period_start",
     "mail_escalations",
 ]
@@ -166,7 +167,7 @@ def _item(  # noqa: PLR0917 - private; the row in hand and its context
     }
 
 
-def _compose(
+def compose_notice(
     settings: Settings,
     templates: MailTemplates,
     template: str,
@@ -176,9 +177,21 @@ def _compose(
     kind: str,
     ref: int | None,
     now: datetime,
+    language: str | None = None,
 ) -> ComposedMail:
+    """One mail triage writes to the team: ``escalation/<template>.<language>.j2``
+    (English when that language has none), ``Auto-Submitted: auto-generated`` (RFC 3834
+    section 5), a new Message-ID of kind ``kind`` naming ticket ``ref``.
+
+    Args:
+        to: (display name, address) pairs, addresses already checked.
+        language: ``hu`` | ``en``; None is ``[owners] language``.
+
+    Raises:
+        ConfigError: no [smtp] section, or the template is missing or broken.
+    """
     sender = our_mailbox(settings)
-    language = settings.owners.language
+    language = language or settings.owners.language
     name = templates.pick([f"escalation/{template}.{language}.j2", f"escalation/{template}.en.j2"])
     rendered = templates.render(name, {"team_name": settings.team.name, **variables})
     domain = message_id_domain(settings.team.message_id_domain, sender[1])
@@ -287,7 +300,7 @@ class EmailNotifier:
                 continue
             item = _item(session, escalation, ticket, settings, calendar, now)
             outbox_kind = "warning" if is_warning else "escalation"
-            mail = _compose(
+            mail = compose_notice(
                 settings,
                 t,
                 "warning" if is_warning else "breach",
@@ -325,7 +338,7 @@ class EmailNotifier:
             period_text = format_local(
                 period_start, settings.calendar.timezone, settings.owners.language
             )
-            mail = _compose(
+            mail = compose_notice(
                 settings,
                 t,
                 "digest",

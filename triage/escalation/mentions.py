@@ -18,15 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage.config import Settings
+from triage.escalation.mail import compose_notice
 from triage.logs import get_logger
-from triage.outbox.compose import ComposedMail, build_mail, our_mailbox
 from triage.outbox.enqueue import enqueue
-from triage.outbox.headers import (
-    header_safe,
-    make_message_id,
-    message_id_domain,
-    parse_mailbox,
-)
+from triage.outbox.headers import header_safe, parse_mailbox
 from triage.outbox.templates import MailTemplates
 from triage.store.models import Mention, Ticket, TicketNote, User
 
@@ -77,8 +72,6 @@ def mail_mentions(
     names = {m.assistant for m, _, _ in rows}
     found = session.execute(select(User.name, User.language).where(User.name.in_(names)))
     languages: dict[str, str] = {row.name: row.language for row in found}
-    sender = our_mailbox(settings)
-    domain = message_id_domain(settings.team.message_id_domain, sender[1])
     queued = 0
     for mention, note, ticket in rows:
         mention.notified_at = now
@@ -93,7 +86,6 @@ def mail_mentions(
             continue
         language = languages.get(mention.assistant) or settings.web.default_language
         variables: dict[str, Any] = {
-            "team_name": settings.team.name,
             "ticket": f"#{ticket.ref}",
             "author": note.author,
             "assistant": mention.assistant,
@@ -101,25 +93,16 @@ def mail_mentions(
             "note": note.body,
             "link": f"{settings.web.origin()}/t/{ticket.ref}",
         }
-        name = t.pick([f"escalation/mention.{language}.j2", "escalation/mention.en.j2"])
-        rendered = t.render(name, variables)
-        message_id = make_message_id(domain, "mention", ticket.ref)
-        raw = build_mail(
-            message_id=message_id,
-            sender=sender,
-            to=[(mention.assistant, address)],
-            subject=rendered.subject,
-            body=rendered.body,
+        mail = compose_notice(
+            settings,
+            t,
+            "mention",
+            variables,
+            [(mention.assistant, address)],
+            kind="mention",
+            ref=ticket.ref,
             now=now,
-            auto_submitted="auto-generated",
-        )
-        mail = ComposedMail(
-            message_id=message_id,
-            mail_from=sender[1],
-            rcpt_to=(address,),
-            raw=raw,
-            subject=header_safe(rendered.subject),
-            template=name,
+            language=language,
         )
         enqueue(
             session,

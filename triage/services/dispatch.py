@@ -289,20 +289,7 @@ class Dispatcher:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
-            row = s.get_one(OutboxMail, outbox_id)
-            ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
-            return _Claimed(
-                mail=OutgoingMail(
-                    message_id=row.message_id,
-                    mail_from=row.mail_from,
-                    rcpt_to=tuple(str(r) for r in row.rcpt_to),
-                    raw=row.raw,
-                    outbox_id=row.id,
-                ),
-                kind=row.kind,
-                ticket=ticket.ref if ticket is not None else None,
-                attempts=row.attempts,
-            )
+            return self._claimed(s, s.get_one(OutboxMail, outbox_id))
 
     def _claim_next(self, due: datetime) -> _Claimed | None:
         """PostgreSQL: lease the next due row no other worker has locked, in one transaction.
