@@ -183,3 +183,76 @@ def test_health_and_metrics_on_the_web_port_refuse_requests_through_a_proxy(
         assert local.get("/metrics", headers=dict([header])).status_code == 404
     finally:
         site.db.dispose()
+
+
+def test_the_status_line_says_what_needs_attention_and_clears_it(tmp_path: Path) -> None:
+    # tester-ops F11: STATUS= said "running: watching INBOX" while the login was refused
+    from test_systemd import NotifySocket  # noqa: PLC0415 - its datagram listener
+
+    from triage.liveness import Liveness  # noqa: PLC0415
+    from triage.systemd import SystemdNotifier  # noqa: PLC0415
+    from triage.watchdog import Watchdog  # noqa: PLC0415
+
+    sock = NotifySocket(tmp_path / "notify")
+    problem = ["INBOX: login as inbox@example.test refused: [AUTHENTICATIONFAILED]"]
+    try:
+        watchdog = Watchdog(
+            Liveness(),
+            SystemdNotifier(sock.address),
+            interval=5,
+            running_status="running: watching INBOX",
+            attention=lambda: f"attention: {problem[0]}; retrying" if problem[0] else "",
+        )
+        watchdog.check()
+        watchdog.check()  # unchanged: not sent again
+        problem[0] = ""
+        watchdog.check()
+        sock.wait_for("WATCHDOG", 5, count=3)
+        statuses = [m["STATUS"] for m in sock.with_key("STATUS")]
+        assert statuses == [
+            (
+                "attention: INBOX: login as inbox@example.test refused: [AUTHENTICATIONFAILED];"
+                " retrying"
+            ),
+            "running: watching INBOX",
+        ]
+    finally:
+        sock.close()
+
+
+def test_a_taken_monitoring_port_is_a_standing_problem_until_a_start_binds_it(
+    tmp_path: Path,
+) -> None:
+    # tester-ops F9: the daemon ran on without /metrics and /health, and nothing said so
+    import socket  # noqa: PLC0415
+
+    from triage.daemon import Daemon  # noqa: PLC0415
+    from triage.health import read_health  # noqa: PLC0415
+    from triage.store import Database  # noqa: PLC0415
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    settings = parse_config(
+        {"monitoring": {"enabled": True, "host": "127.0.0.1", "port": port}},
+        source="t.toml",
+        base_dir=tmp_path,
+    )
+    db = Database.open(f"sqlite:///{tmp_path / 't.db'}")
+    try:
+        daemon = Daemon(settings, db)
+        assert daemon._start_monitoring() is None
+        (problem,) = read_health(db, settings).problems
+        assert problem.startswith(
+            f"monitoring: monitoring.host/port: cannot listen on 127.0.0.1:{port}"
+        )
+        assert "/metrics and /health are not served by this daemon" in problem
+        taken.close()
+        server = daemon._start_monitoring()
+        assert server is not None
+        server.stop()
+        assert read_health(db, settings).problems == []
+    finally:
+        taken.close()
+        db.dispose()

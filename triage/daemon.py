@@ -41,7 +41,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from triage.assembly import assemble, load_models
-from triage.clock import Clock, SystemClock
+from triage.clock import Clock, SystemClock, utcnow
 from triage.config import Settings, load_config
 from triage.errors import ConfigError
 from triage.escalation import mail_mentions, notify_escalations
@@ -382,7 +382,9 @@ class Daemon:
         the web page (``[web] enabled``) serves them.
 
         An address that cannot be bound (the port taken) is logged as
-        ``monitoring_failed``; the daemon runs on without it (mail comes first).
+        ``monitoring_failed`` and raised as the ``monitoring`` alert (``triage status``
+        exits 1, systemd's ``STATUS=`` says it), cleared at the next start that binds;
+        the daemon runs on without it (mail comes first).
         """
         settings = self.settings.monitoring
         if not settings.enabled or self.settings.web.enabled:
@@ -392,8 +394,51 @@ class Daemon:
             server.start()
         except ConfigError as exc:
             log.error("monitoring_failed", error=str(exc))  # noqa: TRY400 - no traceback
+            self._monitoring_alert(
+                f"{exc}; /metrics and /health are not served by this daemon (whatever"
+                " answers on that port is not it)"
+            )
             return None
+        self._monitoring_alert("")
         return server
+
+    def _monitoring_alert(self, problem: str) -> None:
+        from triage.store.alerts import clear_alert, raise_alert  # noqa: PLC0415
+
+        try:
+            with self.db.session() as session:
+                if problem:
+                    raise_alert(session, "monitoring", problem, utcnow())
+                else:
+                    clear_alert(session, "monitoring")
+        except Exception as exc:  # noqa: BLE001 - monitoring must not stop the daemon
+            log.warning("alert_not_recorded", alert="monitoring", error=str(exc))
+
+    def _attention(self) -> str:
+        """What needs a person now, for systemd's ``STATUS=`` line: a folder's last error
+        or a standing alert (one small read), "" when nothing does or on a read error."""
+        from sqlalchemy import select  # noqa: PLC0415
+
+        from triage.store.alerts import read_alerts  # noqa: PLC0415
+        from triage.store.models import Folder  # noqa: PLC0415
+
+        try:
+            with self.db.read_session() as session:
+                found = [
+                    f"{name}: {error}"
+                    for name, error in session.execute(
+                        select(Folder.name, Folder.last_error)
+                        .where(Folder.last_error != "")
+                        .order_by(Folder.name)
+                    )
+                ]
+                found.extend(f"{name}: {problem}" for name, problem, _ in read_alerts(session))
+        except Exception:  # noqa: BLE001 - the status line must never stop the watchdog
+            return ""
+        if not found:
+            return ""
+        more = f" (and {len(found) - 1} more: triage status)" if len(found) > 1 else ""
+        return f"attention: {' '.join(found[0].split())[:200]}{more}; retrying"
 
     def _running_status(self) -> str:
         folders = ", ".join(w.folder for w in self.poller.watchers) if self.poller else "none"
@@ -424,6 +469,7 @@ class Daemon:
             notifier,
             interval=watchdog_interval(),
             running_status=self._running_status(),
+            attention=self._attention,
         )
         monitoring = self._start_monitoring()
         self.metrics.attach()

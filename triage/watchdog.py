@@ -12,6 +12,7 @@ that resumes is logged ``loop_recovered`` and the pings start again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -37,6 +38,10 @@ class Watchdog:
             and only log.
         running_status: the ``STATUS=`` text while everything is fine (restored
             after a stall ends).
+        attention: returns what needs a person while no loop is stalled (a folder's
+            login refused, the SMTP login refused ...), "" when nothing does; it
+            replaces ``running_status`` in ``STATUS=`` while non-empty. Called at
+            each check; it must not raise.
     """
 
     def __init__(
@@ -46,11 +51,14 @@ class Watchdog:
         *,
         interval: float,
         running_status: str = "running",
+        attention: Callable[[], str] | None = None,
     ) -> None:
         self.liveness = liveness
         self.notifier = notifier
         self.interval = interval
         self.running_status = running_status
+        self.attention = attention
+        self._status = running_status  # what READY=1 came with
         self._stalled: frozenset[str] = frozenset()
         self.pings = 0
         """WATCHDOG=1 messages sent (for tests and metrics)."""
@@ -71,6 +79,7 @@ class Watchdog:
         for loop in sorted(self._stalled - names):
             log.warning("loop_recovered", loop=loop)
         if stalls:
+            self._status = ""
             if names != self._stalled:
                 self.notifier.status(
                     "stalled: "
@@ -78,8 +87,10 @@ class Watchdog:
                     + (" (watchdog withheld)" if self.interval > 0 else "")
                 )
         else:
-            if self._stalled:
-                self.notifier.status(self.running_status)
+            text = (self.attention() if self.attention is not None else "") or (self.running_status)
+            if self._stalled or text != self._status:
+                self.notifier.status(text)
+                self._status = text
             if self.interval > 0 and self.notifier.watchdog():
                 self.pings += 1
         self._stalled = names
