@@ -17,7 +17,6 @@ import io
 import json
 import shutil
 import stat
-import subprocess
 import tarfile
 import threading
 import time
@@ -28,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from sqlalchemy import func, select
+from support.cli import run_triage
 from support.daemonproc import (
     DEFAULT_RULES,
     DaemonProcess,
     daemon_config,
-    triage_command,
     write_config,
 )
 from support.dovecot import Dovecot, ImapAccount
@@ -48,14 +48,8 @@ from triage.store import Database
 from triage.store.models import Folder, Message, OutboxMail, Ticket
 
 
-def triage(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*triage_command(), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def triage(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), *args)
 
 
 def _mail(n: int) -> bytes:
@@ -176,7 +170,7 @@ def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(  # noqa: 
         appender.start()
         daemon.wait_for(lambda: _count(source_db, Message) >= 15, 60, "more mail stored")
         done = triage(source_config, "backup", "--to", str(tmp_path / "backups"))
-        assert done.returncode == 0, done.stderr
+        assert done.exit_code == 0, done.stderr
         assert not appender.done.is_set(), "the backup must be taken while mail still arrives"
         after_backup = appender.last
         daemon.wait_for(lambda: appender.last >= after_backup + 5, 60, "mail after the backup")
@@ -210,7 +204,7 @@ def test_backup_while_ingesting_then_restore_and_resume_loses_nothing(  # noqa: 
         ),
     )
     done = triage(target_config, "restore", str(archive))
-    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.exit_code == 0, done.stderr + done.stdout
     assert "restored:" in done.stdout
     status = json.loads(triage(target_config, "status", "--json").stdout)
     (folder,) = status["folders"]
