@@ -14,7 +14,6 @@ import io
 import json
 import re
 import runpy
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from prometheus_client.parser import text_string_to_metric_families
-from support.daemonproc import DaemonProcess, daemon_config, triage_command, write_config
+from support.cli import run_triage
+from support.daemonproc import DaemonProcess, daemon_config, write_config
 from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import imap_table, message, settings_for
 from support.smtp import SmtpServer
@@ -181,11 +182,19 @@ def test_metrics_health_and_status_agree_on_a_running_daemon(
         daemon.wait_for(
             lambda: value(scrape(f"{base}/metrics"), "triage_healthy") == 0, 60, "unhealthy"
         )
+        # the first problem is the server's BYE; the failed login after it names the key
+        daemon.wait_for(
+            lambda: any(
+                "imap.password_file" in p for p in get_json(f"{base}/health")[1]["problems"]
+            ),
+            60,
+            "the failed login reported",
+        )
         metrics = scrape(f"{base}/metrics")
         done = _triage(config, "status", "--json")
         status = json.loads(done.stdout)
         health_code, health = get_json(f"{base}/health")
-        assert done.returncode == 1
+        assert done.exit_code == 1
         assert health_code == 503
         assert status["problems"]
         assert health["problems"] == status["problems"]
@@ -205,14 +214,8 @@ def test_metrics_health_and_status_agree_on_a_running_daemon(
         db.dispose()
 
 
-def _triage(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*triage_command(), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _triage(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), *args)
 
 
 # -- in-process: the event table, whatever the log level ---------------------------------
