@@ -1,16 +1,17 @@
-"""`triage train --from-imap 'Számlák=billing' ...` against the real Dovecot."""
+"""`triage train --from-imap 'Számlák=billing' ...` against the real Dovecot.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from support.cli import run_triage
 from support.dovecot import Dovecot, ImapAccount
 from support.mailtest import imap_table
 
@@ -19,7 +20,6 @@ from triage.training.corpus import read_records, render, shipped_corpus_files
 pytestmark = pytest.mark.imap
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 FOLDERS = {
     "billing": "Számlák",
     "scheduling": "Időpontok",
@@ -40,17 +40,8 @@ def _config(tmp_path: Path, account: ImapAccount) -> Path:
     return path
 
 
-def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=config.parent,
-        check=False,
-        timeout=300,
-    )
+def _run(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), *args, cwd=config.parent)
 
 
 def _fill(dovecot: Dovecot, account: ImapAccount) -> None:
@@ -70,7 +61,7 @@ def test_train_from_sorted_imap_folders(
         arg for queue, folder in FOLDERS.items() for arg in ("--from-imap", f"{folder}={queue}")
     ]
     done = _run(config, "train", *specs)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exit_code == 0, done.stdout + done.stderr
     count = 4 * PER_FOLDER
     assert (
         f"training data: {count} examples in 4 classes from IMAP Számlák=billing,"
@@ -92,7 +83,7 @@ def test_train_from_sorted_imap_folders(
         client.logout()
 
     with_shipped = _run(config, "train", "--shipped", *specs[:2], *specs[2:4])
-    assert with_shipped.returncode == 0, with_shipped.stderr
+    assert with_shipped.exit_code == 0, with_shipped.stderr
     assert "from IMAP Számlák=billing, Időpontok=scheduling + shipped set" in with_shipped.stdout
 
 
@@ -109,7 +100,7 @@ def test_bad_folder_specs_are_one_line_errors(
 ) -> None:
     config = _config(tmp_path, imap_account)
     done = _run(config, "train", "--from-imap", spec)
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.exit_code == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
