@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from structlog.testing import capture_logs
+from support.cli import run_triage
 from support.daemonproc import DaemonProcess, daemon_config, triage_command, write_config
 from support.dovecot import ImapAccount
 from support.mailtest import message
@@ -124,15 +126,9 @@ def xoauth2_config(
     return write_config(tmp_path / "triage.toml", data)
 
 
-def run_triage(config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*triage_command(), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
+def triage(config: Path, *args: str, env: dict[str, str]) -> Result:
+    """``triage --config CONFIG ARGS`` in-process, with ``env`` over the environment."""
+    return run_triage("--config", str(config), *args, env=env)
 
 
 def device_login(config: Path, idp: TokenEndpoint, user: str) -> str:
@@ -279,8 +275,8 @@ def test_device_code_sign_in_then_imap_and_smtp_log_in_with_xoauth2(
         "https://outlook.office.com/SMTP.Send",
         "offline_access",
     } <= scopes
-    done = run_triage(config, "auth", "status", env={"REQUESTS_CA_BUNDLE": idp.cafile})
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = triage(config, "auth", "status", env={"REQUESTS_CA_BUNDLE": idp.cafile})
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert f"XOAUTH2 login as {account.username} ok" in done.stdout
     assert f"SMTP 127.0.0.1:{smtp_xoauth2.port}: XOAUTH2 login" in done.stdout
     assert smtp_xoauth2.sink.logins == [(account.username, True)]
@@ -441,9 +437,9 @@ def test_daemon_with_a_revoked_sign_in_reports_it_retries_and_recovers(
         required = daemon.wait_event("oauth2_sign_in_required", 30)
         assert len(required) == 1  # one clear error, not one per retry
         assert "expired or was revoked" in required[0]["error"]
-        done = run_triage(config, "status", "--json", env=env)
+        done = triage(config, "status", "--json", env=env)
         status = json.loads(done.stdout)
-        assert done.returncode == 1
+        assert done.exit_code == 1
         problems = " ".join(status["problems"])
         assert "expired or was revoked" in problems
         assert "triage auth login" in problems
@@ -454,7 +450,7 @@ def test_daemon_with_a_revoked_sign_in_reports_it_retries_and_recovers(
         oauth2_dovecot.append(account, message(2, subject="After signing in again", date=now))
         daemon.wait_event("message_stored", 60, count=2)
         daemon.wait_for(
-            lambda: json.loads(run_triage(config, "status", "--json", env=env).stdout)["healthy"],
+            lambda: json.loads(triage(config, "status", "--json", env=env).stdout)["healthy"],
             60,
             "healthy again",
         )
@@ -533,8 +529,8 @@ def test_google_loopback_sign_in_with_pkce_then_imap_logs_in(
     cache = tmp_path / "oauth2-token.json"
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert json.loads(cache.read_text(encoding="utf-8"))["refresh_token"].startswith("rt-")
-    done = run_triage(config, "auth", "status", env={"REQUESTS_CA_BUNDLE": idp.cafile})
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = triage(config, "auth", "status", env={"REQUESTS_CA_BUNDLE": idp.cafile})
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert f"XOAUTH2 login as {account.username} ok" in done.stdout
 
 
