@@ -554,7 +554,7 @@ def scaling(results: list[Result]) -> bool:
     """Several workers against one (PostgreSQL): best rate of each worker count."""
     by_system: dict[str, float] = {}
     for r in results:
-        if r.database == "postgresql" and r.system.startswith("triage"):
+        if r.database == "postgresql" and (r.system == "triage" or r.system.startswith("triage x")):
             by_system[r.system] = max(by_system.get(r.system, 0.0), r.rate)
     one = by_system.get("triage")
     ok = True

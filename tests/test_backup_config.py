@@ -16,14 +16,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from click.testing import Result
 from prometheus_client import generate_latest
-from support.daemonproc import DEFAULT_RULES, triage_command
+from support.cli import run_triage
+from support.daemonproc import DEFAULT_RULES
 
 from triage.backup import restore_backup, run_backup
 from triage.config import load_config
@@ -35,15 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"
 
 
-def triage(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*triage_command(), "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "TRIAGE_IMAP_PASSWORD": "x", "TRIAGE_SMTP_PASSWORD": "y"},
-    )
+def triage(config: Path, *args: str) -> Result:
+    env = {"TRIAGE_IMAP_PASSWORD": "x", "TRIAGE_SMTP_PASSWORD": "y"}
+    return run_triage("--config", str(config), *args, env=env)
 
 
 def example_config(directory: Path, *, rule_files: str | None = None) -> Path:
@@ -75,7 +70,7 @@ def test_the_example_config_backs_up_and_shipped_rule_files_are_recorded_by_name
     assert 'rule_files = ["shipped:default.toml"]' in config.read_text(encoding="utf-8")
     Database.open(f"sqlite:///{tmp_path / 'etc' / 'triage.db'}").dispose()
     done = triage(config, "backup", "--to", str(tmp_path / "backups"), "--keep", "3")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "shipped rule files (come with triage, not copied): shipped:default.toml" in done.stdout
     (archive,) = (tmp_path / "backups").glob("triage-backup-*.tar.gz")
     with tarfile.open(archive) as tar:
@@ -103,20 +98,20 @@ def test_a_failed_backup_shows_in_status_health_and_metrics_until_one_works(
     db = Database.open(f"sqlite:///{tmp_path / 'etc' / 'triage.db'}")
     try:
         good = triage(config, "backup", "--to", str(tmp_path / "backups"))
-        assert good.returncode == 0, good.stderr
+        assert good.exit_code == 0, good.stderr
         text = metrics_text(db, config)
         assert "triage_backup_last_run_ok 1.0" in text
         # the rule file goes away after `init` checked it: the nightly backup fails
         (tmp_path / "etc" / "office.toml").unlink()
         bad = triage(config, "backup", "--to", str(tmp_path / "backups"))
-        assert bad.returncode == 1
+        assert bad.exit_code == 1
         *logged, last = bad.stderr.strip().splitlines()
         assert last.startswith("error: routing.rule_files: cannot read ")
         assert last.endswith("office.toml: No such file or directory")
         # and the journal has it as a structured event
         assert json.loads(logged[-1])["event"] == "backup_failed"
         status = triage(config, "status")
-        assert status.returncode == 1
+        assert status.exit_code == 1
         assert "Backup: FAILED " in status.stdout
         assert "last good one " in status.stdout
         as_json = json.loads(triage(config, "status", "--json").stdout)
@@ -138,7 +133,7 @@ def test_a_failed_backup_shows_in_status_health_and_metrics_until_one_works(
         assert abs(last_ok - datetime.now(UTC).timestamp()) < 300
         # fixed: the next backup works and the problem is gone
         shutil.copyfile(DEFAULT_RULES, tmp_path / "etc" / "office.toml")
-        assert triage(config, "backup", "--to", str(tmp_path / "backups")).returncode == 0
+        assert triage(config, "backup", "--to", str(tmp_path / "backups")).exit_code == 0
         assert not [
             p for p in read_health(db, load_config(config)).problems if p.startswith("backup")
         ]
@@ -182,12 +177,12 @@ def test_restore_under_a_config_elsewhere_puts_files_where_it_reads_them_and_war
     shutil.copyfile(DEFAULT_RULES, tmp_path / "old" / "rules.toml")
     Database.open(f"sqlite:///{tmp_path / 'old' / 'triage.db'}").dispose()
     done = triage(old, "backup", "--to", str(tmp_path / "backups"))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     (archive,) = (tmp_path / "backups").glob("triage-backup-*.tar.gz")
     # the "new machine": the same config in another directory, no rule file there yet
     new = example_config(tmp_path / "new", rule_files='["rules.toml"]')
     restored = triage(new, "restore", str(archive))
-    assert restored.returncode == 0, restored.stderr
+    assert restored.exit_code == 0, restored.stderr
     assert f"wrote: {tmp_path / 'new' / 'rules.toml'}" in restored.stdout
     assert (tmp_path / "new" / "rules.toml").read_bytes() == DEFAULT_RULES.read_bytes()
     taken, reads = tmp_path / "old" / "rules.toml", tmp_path / "new" / "rules.toml"
@@ -195,7 +190,7 @@ def test_restore_under_a_config_elsewhere_puts_files_where_it_reads_them_and_war
         f"warning: rule file rules.toml: the archive took it from {taken};"
         f" this config reads it from {reads}: restored there"
     ) in restored.stderr
-    assert triage(new, "rules", "check").returncode == 0
+    assert triage(new, "rules", "check").exit_code == 0
 
 
 def test_restore_warns_about_a_rule_file_the_config_names_but_the_archive_lacks(

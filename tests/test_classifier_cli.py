@@ -1,38 +1,30 @@
-"""`triage train` and `triage evaluate` as a user runs them: the installed executable."""
+"""`triage train` and `triage evaluate` as a user runs them: the installed executable.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
+from support.cli import run_triage
 from test_classifier_data import dataset, write_csv
 
 from triage.store import Database
 from triage.store.models import TrainingLabel
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or config.parent,
-        env=env,
-        check=False,
-        timeout=240,
-    )
+def run(config: Path, *args: str, cwd: Path | None = None) -> Result:
+    return run_triage("--config", str(config), *args, cwd=cwd or config.parent)
 
 
 @pytest.fixture
@@ -78,7 +70,7 @@ def test_train_from_csv_then_evaluate_prints_scores_and_writes_the_plot(
     test_csv = write_csv(tmp_path / "test.csv", *dataset(5, seed=9))
 
     done = run(config, "train", "--from", str(train_csv))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "training data: 120 examples in 4 classes" in done.stdout
     assert "saved and activated model queue-" in done.stdout
     assert [active for _, active in _models(config)] == [1]
@@ -86,7 +78,7 @@ def test_train_from_csv_then_evaluate_prints_scores_and_writes_the_plot(
     plot = tmp_path / "out" / "cm.png"
     plot.parent.mkdir()
     done = run(config, "evaluate", "--from", str(test_csv), "--plot", str(plot))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert _value(done.stdout, "accuracy") >= 0.9
     assert _value(done.stdout, "macro_f1") >= 0.9
     lines = done.stdout.splitlines()
@@ -104,16 +96,16 @@ def test_a_worse_model_is_kept_inactive_unless_forced(config: Path, tmp_path: Pa
     random.Random(1).shuffle(labels)
     scrambled = write_csv(tmp_path / "scrambled.csv", examples, labels)
 
-    assert run(config, "train", "--from", str(good)).returncode == 0
+    assert run(config, "train", "--from", str(good)).exit_code == 0
     done = run(config, "train", "--from", str(scrambled))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "kept it INACTIVE" in done.stdout
     assert "use --force" in done.stdout
     first, second = _models(config)
     assert (first[1], second[1]) == (1, 0)
 
     done = run(config, "train", "--from", str(scrambled), "--force")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "(forced)" in done.stdout
     assert [active for _, active in _models(config)] == [0, 0, 1]
 
@@ -123,12 +115,12 @@ def test_train_and_cross_validate_on_the_database_labels(config: Path, tmp_path:
     _store_corrections(tmp_path, list(zip(examples, labels, strict=True)))
 
     done = run(config, "train", "--no-shipped")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "64 examples in 4 classes from database" in done.stdout
     assert "saved and activated" in done.stdout
 
     done = run(config, "evaluate", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "stratified 5-fold cross-validation" in done.stdout
     assert _value(done.stdout, "accuracy") >= 0.8
     assert (tmp_path / "confusion-matrix.png").read_bytes().startswith(PNG_MAGIC)
@@ -140,7 +132,7 @@ def test_train_by_default_learns_the_shipped_set_and_the_corrections(
     examples, labels = dataset(8)
     _store_corrections(tmp_path, list(zip(examples, labels, strict=True)))
     done = run(config, "train")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "4 classes from database + shipped set" in done.stdout
     count = int(done.stdout.split("training data: ")[1].split(" examples")[0])
     assert count > 64 + 500
@@ -151,20 +143,20 @@ def test_a_tampered_active_model_is_refused_with_a_clear_error(
     config: Path, tmp_path: Path
 ) -> None:
     data = write_csv(tmp_path / "train.csv", *dataset(6))
-    assert run(config, "train", "--from", str(data)).returncode == 0
+    assert run(config, "train", "--from", str(data)).exit_code == 0
     with sqlite3.connect(tmp_path / "triage.db") as conn:
         blob = bytearray(conn.execute("select blob from models").fetchone()[0])
         blob[200] ^= 0xFF
         conn.execute("update models set blob = ?", (bytes(blob),))
     done = run(config, "evaluate", "--from", str(data))
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "SHA-256" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_evaluate_without_a_database_says_to_run_init(config: Path) -> None:
     done = run(config, "evaluate")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "no database at" in done.stderr
     assert "triage init" in done.stderr
 
@@ -187,9 +179,9 @@ def test_user_errors_are_one_line_and_exit_2(
     examples, _ = dataset(3)
     write_csv(tmp_path / "one-class.csv", examples, ["billing"] * len(examples))
     (tmp_path / "tree" / "billing").mkdir(parents=True)
-    assert run(config, "init").returncode == 0
+    assert run(config, "init").exit_code == 0
     done = run(config, *args)
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.exit_code == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
@@ -201,9 +193,9 @@ def test_labels_that_are_no_configured_queue_are_refused_unless_forced(
     """A model that can only answer unknown queues would send all mail to the fallback."""
     examples, labels = dataset(8)
     foreign = write_csv(tmp_path / "foreign.csv", examples, [f"x-{y}" for y in labels])
-    assert run(config, "init").returncode == 0
+    assert run(config, "init").exit_code == 0
     done = run(config, "train", "--from", str(foreign))
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.exit_code == 2, done.stdout + done.stderr
     error = done.stderr.strip()
     assert len(error.splitlines()) == 1
     assert error.startswith("error: none of the labels (x-")
@@ -213,7 +205,7 @@ def test_labels_that_are_no_configured_queue_are_refused_unless_forced(
     assert _models(config) == []
 
     done = run(config, "train", "--from", str(foreign), "--force")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "note: labels that are not configured queues: x-" in done.stdout
     assert [active for _, active in _models(config)] == [1]
 
@@ -230,9 +222,9 @@ def test_priority_labels_must_be_priorities(config: Path, tmp_path: Path) -> Non
         ["critical" if as_priority[y] == "urgent" else as_priority[y] for y in labels],
         label_column="priority",
     )
-    assert run(config, "init").returncode == 0
+    assert run(config, "init").exit_code == 0
     done = run(config, "train", "--target", "priority", "--from", str(bad))
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.exit_code == 2, done.stdout + done.stderr
     error = done.stderr.strip()
     assert error.startswith("error: labels that are not priorities (urgent, high, normal, low):")
     assert "critical" in error
@@ -241,12 +233,12 @@ def test_priority_labels_must_be_priorities(config: Path, tmp_path: Path) -> Non
     assert "fallback queue" not in error
 
     done = run(config, "train", "--target", "priority", "--from", str(bad), "--force")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "note: labels that are not priorities: critical" in done.stdout
     assert "fallback queue" not in done.stdout
 
     done = run(config, "train", "--target", "priority", "--from", str(good))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "note:" not in done.stdout
 
 
@@ -261,7 +253,7 @@ def test_too_few_database_labels_are_counted_consistently(config: Path, tmp_path
     )
     for command in (("train", "--no-shipped"), ("evaluate",)):
         done = run(config, *command)
-        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.exit_code == 2, done.stdout + done.stderr
         assert "2 examples in 1 classes" not in done.stdout
         assert "data: 2 examples in 1 class from database" in done.stdout
         assert done.stderr.strip() == expected
@@ -272,9 +264,9 @@ def test_evaluate_reports_reliability_and_the_threshold_a_target_accuracy_implie
 ) -> None:
     train_csv = write_csv(tmp_path / "train.csv", *dataset(15))
     test_csv = write_csv(tmp_path / "test.csv", *dataset(5, seed=9))
-    assert run(config, "train", "--from", str(train_csv)).returncode == 0
+    assert run(config, "train", "--from", str(train_csv)).exit_code == 0
     done = run(config, "evaluate", "--from", str(test_csv), "--target-accuracy", "0.95")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert "reliability (predictions binned by confidence" in out
     assert "confidence       n  mean_conf  accuracy" in out

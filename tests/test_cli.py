@@ -1,4 +1,7 @@
-"""The CLI as a user runs it: the installed `triage` command in a subprocess."""
+"""The CLI as a user runs it: arguments, exit statuses and messages.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner); the help and
+import-time checks run the installed `triage` command in a real subprocess."""
 
 from __future__ import annotations
 
@@ -10,21 +13,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from support.cli import run_triage
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 
 
-def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("TRIAGE_CONFIG", None) if env is None else None
-    return subprocess.run(
-        [TRIAGE, *args], capture_output=True, text=True, cwd=cwd, env=full_env, check=False
-    )
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    return run_triage(*args, cwd=cwd, env=env)
 
 
 def test_help_lists_commands() -> None:
-    done = run("--help")
+    # the installed console script, in a real process: its entry point works
+    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
+    done = subprocess.run([TRIAGE, "--help"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0
     assert "init" in done.stdout
     assert "Usage: triage" in done.stdout
@@ -34,7 +37,7 @@ def test_init_creates_and_migrates_the_database(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     shutil.copy(ROOT / "config.example.toml", config)
     done = run("--config", str(config), "init")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "applied migrations: 0001" in done.stdout
     db = tmp_path / "triage.db"
     assert db.exists()
@@ -46,7 +49,7 @@ def test_init_creates_and_migrates_the_database(tmp_path: Path) -> None:
     )
     assert mode == "wal"
     again = run("--config", str(config), "init")
-    assert again.returncode == 0
+    assert again.exit_code == 0
     assert "schema already current" in again.stdout
 
 
@@ -54,7 +57,7 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     shutil.copy(ROOT / "config.example.toml", config)
     done = run("init", env={"TRIAGE_CONFIG": str(config)})
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert (tmp_path / "triage.db").exists()
 
 
@@ -66,7 +69,7 @@ def test_typo_in_config_is_one_line_naming_the_key_no_traceback(tmp_path: Path) 
         .replace("fallback_queue =", "falback_queue =")
     )
     done = run("--config", str(config), "init")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "routing.falback_queue: unknown key" in done.stderr
     assert str(config) in done.stderr
     assert "Traceback" not in done.stderr
@@ -75,7 +78,7 @@ def test_typo_in_config_is_one_line_naming_the_key_no_traceback(tmp_path: Path) 
 
 def test_no_config_is_a_clear_error(tmp_path: Path) -> None:
     done = run("init", cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "no configuration" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -84,7 +87,7 @@ def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     config.write_text('[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:1/none"\n')
     done = run("--config", str(config), "init")
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert done.stderr.startswith("error: cannot open database")
     assert "Traceback" not in done.stderr
 
@@ -95,7 +98,7 @@ def test_init_checks_rule_files_and_warns_about_missing_secrets(tmp_path: Path) 
     config.write_text(text, encoding="utf-8")
     env = {"TRIAGE_IMAP_PASSWORD": "", "TRIAGE_SMTP_PASSWORD": ""}
     done = run("--config", str(config), "init", env=env)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "rules: 11 rules loaded" in done.stdout
     assert "TRIAGE_IMAP_PASSWORD is not set" in done.stderr
     broken = tmp_path / "rules.toml"
@@ -105,7 +108,7 @@ def test_init_checks_rule_files_and_warns_about_missing_secrets(tmp_path: Path) 
         encoding="utf-8",
     )
     done = run("--config", str(config), "init", env=env)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"{broken}: rule 'x'" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -115,10 +118,10 @@ def test_config_option_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     shutil.copy(ROOT / "config.example.toml", config)
     after = run("init", "--config", str(config), cwd=tmp_path)
-    assert after.returncode == 0, after.stderr
+    assert after.exit_code == 0, after.stderr
     assert f"config ok: {config}" in after.stdout
     before = run("--config", str(config), "init", cwd=tmp_path)
-    assert before.returncode == 0, before.stderr
+    assert before.exit_code == 0, before.stderr
     # nested commands and the outbox group take it after their name too
     for args in (
         ("rules", "check", "--config", str(config)),
@@ -128,7 +131,7 @@ def test_config_option_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
         ("queue", "--config", str(config)),
     ):
         done = run(*args, cwd=tmp_path)
-        assert done.returncode == 0, (args, done.stderr)
+        assert done.exit_code == 0, (args, done.stderr)
         assert "No such option" not in done.stderr
 
 
@@ -137,16 +140,16 @@ def test_subcommand_config_wins_over_group_config_and_environment(tmp_path: Path
     shutil.copy(ROOT / "config.example.toml", good)
     missing = tmp_path / "missing.toml"
     done = run("--config", str(missing), "init", "--config", str(good))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"config ok: {good}" in done.stdout
     done = run("init", "--config", str(good), env={"TRIAGE_CONFIG": str(missing)})
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     # the group option still beats the environment, and a wrong one is named
     done = run("--config", str(missing), "init", env={"TRIAGE_CONFIG": str(good)})
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"{missing}: config file not found" in done.stderr
     done = run("init", "--config", str(missing), env={"TRIAGE_CONFIG": str(good)})
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"{missing}: config file not found" in done.stderr
 
 
@@ -170,7 +173,7 @@ def test_init_refuses_what_run_and_poll_would_refuse(tmp_path: Path) -> None:
     )
     (tmp_path / "bad.pem").write_text("not a certificate\n")
     done = run("init", "--config", str(config), cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "Traceback" not in done.stderr
     assert "config ok" not in done.stdout
     lines = [line.removeprefix("error: ") for line in done.stderr.splitlines()]
@@ -186,7 +189,7 @@ def test_init_says_a_ca_file_that_is_a_directory_is_one(tmp_path: Path) -> None:
     config = _example_with(tmp_path, ('ca_file = ""', 'ca_file = "certs"'))
     (tmp_path / "certs").mkdir()
     done = run("init", "--config", str(config), cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"imap.ca_file: {tmp_path / 'certs'} is a directory, not a PEM file" in done.stderr
 
 
@@ -206,7 +209,7 @@ def test_init_refuses_addresses_that_are_not_mail_addresses(
 ) -> None:
     config = _example_with(tmp_path, (old, new))
     done = run("init", "--config", str(config), cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"{config}: {key}" in done.stderr
     assert "is not a mail address" in done.stderr
     assert "Traceback" not in done.stderr
@@ -216,7 +219,7 @@ def test_init_only_warns_about_an_unset_password_variable(tmp_path: Path) -> Non
     config = _example_with(tmp_path)
     env = {"TRIAGE_IMAP_PASSWORD": "", "TRIAGE_SMTP_PASSWORD": "", "TRIAGE_CONFIG": ""}
     done = run("init", "--config", str(config), cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "config ok" in done.stdout
     warning = done.stderr.strip()
     assert warning.startswith("warning: imap.password_env: environment variable")
@@ -233,7 +236,7 @@ def test_init_notes_that_no_owner_would_hear_of_escalations(tmp_path: Path) -> N
     owners_line = next(line for line in lines if line.startswith("addresses"))
     config.write_text(text.replace(owners_line, "addresses = []"), encoding="utf-8")
     done = run("init", "--config", str(config))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "note: [owners] addresses is empty" in done.stdout
     shutil.copy(ROOT / "config.example.toml", config)
     assert "[owners] addresses is empty" not in run("init", "--config", str(config)).stdout
@@ -263,7 +266,7 @@ def test_reading_commands_import_no_model_web_or_mail_client(
     # every command paid ~1 s of imports it never used (scikit-learn, the web page)
     config = tmp_path / "triage.toml"
     shutil.copy(ROOT / "config.example.toml", config)
-    assert run("--config", str(config), "init").returncode == 0
+    assert run("--config", str(config), "init").exit_code == 0
     done = subprocess.run(
         [sys.executable, "-X", "importtime", TRIAGE, "--config", str(config), *argv],
         capture_output=True,

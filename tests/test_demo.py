@@ -1,29 +1,26 @@
-"""`triage demo` as a new user runs it: the installed command, no server, a fresh folder."""
+"""`triage demo` as a new user runs it: no server, a fresh folder.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
+from click.testing import Result
+from support.cli import run_triage
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, *args], capture_output=True, text=True, cwd=cwd, env=env, check=False, timeout=120
-    )
+def run(*args: str, cwd: Path) -> Result:
+    return run_triage(*args, cwd=cwd)
 
 
 def test_demo_runs_the_main_job_and_prints_the_queue(tmp_path: Path) -> None:
     done = run("demo", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     work = tmp_path / "triage-demo"
     assert (work / "triage.db").exists()
@@ -66,10 +63,10 @@ def test_demo_runs_the_main_job_and_prints_the_queue(tmp_path: Path) -> None:
 
 
 def test_demo_database_answers_the_other_commands(tmp_path: Path) -> None:
-    assert run("demo", "--dir", "d", cwd=tmp_path).returncode == 0
+    assert run("demo", "--dir", "d", cwd=tmp_path).exit_code == 0
     config = str(tmp_path / "d" / "triage.toml")
     listing = run("--config", config, "queue", "--json", cwd=tmp_path)
-    assert listing.returncode == 0, listing.stderr
+    assert listing.exit_code == 0, listing.stderr
     tickets = json.loads(listing.stdout)
     assert {"ref", "queue", "priority", "status", "subject", "from", "assignee", "received_at",
             "due_at", "breached", "decided_by"} <= set(tickets[0])  # fmt: skip
@@ -77,14 +74,14 @@ def test_demo_database_answers_the_other_commands(tmp_path: Path) -> None:
     legal = [t for t in tickets if "legal action" in t["subject"]]
     assert legal[0]["priority"] == "urgent"
     shown = run("--config", config, "show", str(legal[0]["ref"]), cwd=tmp_path)
-    assert shown.returncode == 0
+    assert shown.exit_code == 0
     assert "rule 'legal-threat'" in shown.stdout
     # replaying the configured rules over the mail they routed changes nothing
     replay = run("--config", config, "rules", "test", cwd=tmp_path)
-    assert replay.returncode == 0, replay.stderr
+    assert replay.exit_code == 0, replay.stderr
     assert ": 0 would change" in replay.stdout
     # running the demo again starts afresh (no duplicate tickets)
-    assert run("demo", "--dir", "d", cwd=tmp_path).returncode == 0
+    assert run("demo", "--dir", "d", cwd=tmp_path).exit_code == 0
     again = json.loads(run("--config", config, "queue", "--json", cwd=tmp_path).stdout)
     assert len(again) == len(tickets)
 
@@ -94,7 +91,7 @@ def test_demo_never_empties_a_folder_it_did_not_make(tmp_path: Path) -> None:
     mine.mkdir()
     (mine / "triage.db").write_bytes(b"my tickets")
     done = run("demo", "--dir", "real", cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "is not a triage demo folder" in done.stderr
     assert "Traceback" not in done.stderr
     assert (mine / "triage.db").read_bytes() == b"my tickets"
@@ -103,6 +100,6 @@ def test_demo_never_empties_a_folder_it_did_not_make(tmp_path: Path) -> None:
 def test_demo_in_an_impossible_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     done = run("demo", "--dir", "afile/sub", cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert done.stderr.startswith("error: cannot use afile/sub for the demo")
     assert "Traceback" not in done.stderr

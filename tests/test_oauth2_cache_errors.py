@@ -8,8 +8,10 @@ token. ``triage auth login`` replaces such a file. Errors name the real config
 keys and the reason, not an exception class; library log lines come out in the
 structured log.
 
-Everything runs the real ``triage`` command on real files; the network case uses
-a name that cannot resolve (``.invalid``, RFC 2606) and the real msal/requests.
+The commands run in-process (:func:`support.cli.run_triage`) on real files; the
+unreadable cache is read by the installed command in a process without
+capabilities; the network case uses a name that cannot resolve (``.invalid``,
+RFC 2606) and the real msal/requests.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
+from click.testing import Result
+from support.cli import run_triage
 from support.daemonproc import to_toml, triage_command
 from support.token_endpoint import TokenEndpoint
 from test_oauth2 import device_login, microsoft_table
@@ -67,9 +72,14 @@ def write_config(tmp_path: Path, oauth2: dict[str, Any], **imap: Any) -> Path:
 MICROSOFT = {"provider": "microsoft", "client_id": "abc", "tenant": "example.onmicrosoft.com"}
 
 
-def triage(
-    config: Path, *args: str, prefix: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
+def triage(config: Path, *args: str) -> Result:
+    """``triage --config CONFIG ARGS`` in-process, without the caller's ``TRIAGE_*`` variables."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("TRIAGE_")}
+    return run_triage("--config", str(config), *args, env=env)
+
+
+def triage_process(config: Path, *args: str, prefix: tuple[str, ...]) -> CompletedProcess[str]:
+    """The installed command in a real process started through ``prefix`` (e.g. setpriv)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
     return subprocess.run(
         [*prefix, *triage_command(), "--config", str(config), *args],
@@ -122,7 +132,7 @@ def test_an_unusable_token_cache_is_one_line_from_every_command(tmp_path: Path, 
     expected = f"oauth2.token_cache: {cache} {BROKEN[kind][1]}"
     for args in (("run",), ("poll", "--once"), ("auth", "status")):
         done = triage(config, *args)
-        assert done.returncode == 2, (args, done.stderr)
+        assert done.exit_code == 2, (args, done.stderr)
         assert done.stderr.startswith(f"error: {expected}"), (args, done.stderr)
         assert "run `triage auth login` (it replaces the file)" in done.stderr
         assert "Traceback" not in done.stderr
@@ -130,7 +140,7 @@ def test_an_unusable_token_cache_is_one_line_from_every_command(tmp_path: Path, 
         # the cache is judged before any network: no "cannot reach" for a bad file
         assert "cannot reach" not in done.stderr
     init = triage(config, "init")
-    assert init.returncode == 0, init.stderr
+    assert init.exit_code == 0, init.stderr
     assert f"warning: {expected}" in init.stderr
     assert "refuse to start until it is fixed" in init.stderr
     assert "environment" not in init.stderr
@@ -142,7 +152,7 @@ def test_a_directory_or_a_fifo_as_token_cache_is_named_as_such(tmp_path: Path) -
     cache = tmp_path / "oauth2-token.json"
     cache.mkdir(mode=0o700)
     done = triage(config, "run")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert done.stderr.strip() == (
         f"error: oauth2.token_cache: {cache} is a directory; the key names the cache file"
         f" itself, e.g. {cache / 'oauth2-token.json'}"
@@ -150,7 +160,7 @@ def test_a_directory_or_a_fifo_as_token_cache_is_named_as_such(tmp_path: Path) -
     cache.rmdir()
     os.mkfifo(cache, 0o600)  # reading it would block forever
     done = triage(config, "auth", "status")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert done.stderr.strip() == (
         f"error: oauth2.token_cache: {cache} is not a regular file; name a file (mode 0600)"
     )
@@ -165,7 +175,7 @@ def test_an_unreadable_token_cache_says_who_must_be_able_to_read_it(tmp_path: Pa
     prefix = ("setpriv", "--bounding-set=-all", "--inh-caps=-all")
     if subprocess.run([*prefix, "true"], check=False).returncode != 0:
         pytest.skip("setpriv cannot drop capabilities here")
-    done = triage(config, "run", prefix=prefix)
+    done = triage_process(config, "run", prefix=prefix)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         f"error: oauth2.token_cache: cannot read {cache}: Permission denied (it must be"
@@ -185,7 +195,7 @@ def test_google_caches_of_the_wrong_shape_are_named_too(tmp_path: Path) -> None:
     cache.chmod(0o600)
     for args in (("run",), ("auth", "status")):
         done = triage(config, *args)
-        assert done.returncode == 2
+        assert done.exit_code == 2
         assert done.stderr.strip() == (
             f"error: oauth2.token_cache: {cache} is not a valid sign-in (no refresh token in"
             " it); run `triage auth login` (it replaces the file)"
@@ -219,7 +229,7 @@ def test_a_missing_client_secret_names_client_secret_env(tmp_path: Path) -> None
     )  # fmt: skip
     for args in (("run",), ("auth", "login")):
         done = triage(config, *args)
-        assert done.returncode == 2, done.stderr
+        assert done.exit_code == 2, done.stderr
         assert done.stderr.strip() == (
             "error: oauth2.client_secret_env: environment variable TRIAGE_OAUTH2_SECRET"
             " is not set or empty"
@@ -238,7 +248,7 @@ def test_a_missing_client_secret_names_client_secret_env(tmp_path: Path) -> None
 def test_an_imap_token_file_error_names_oauth2_token_file(tmp_path: Path) -> None:
     config = write_config(tmp_path, MICROSOFT, oauth2_token_file=str(tmp_path / "none"))
     done = triage(config, "run")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert done.stderr.strip() == (
         f"error: imap.oauth2_token_file: cannot read {tmp_path / 'none'}: No such file or directory"
     )
@@ -259,7 +269,7 @@ def test_a_bad_service_account_key_says_what_is_wrong_with_it(tmp_path: Path) ->
         {"provider": "google", "flow": "service_account", "service_account_file": str(key)},
     )
     done = triage(config, "auth", "login")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     line = done.stderr.strip()
     assert line.startswith(f"error: oauth2.service_account_file: cannot use {key} (")
     reason = line.split(" (", 1)[1].split(")", 1)[0]
@@ -274,7 +284,7 @@ def test_an_unreachable_sign_in_service_says_why_and_logs_through_structlog(
 ) -> None:
     config = write_config(tmp_path, {**MICROSOFT, "authority": "https://login.invalid/tenant"})
     done = triage(config, "--log-format", "json", "auth", "login")
-    assert done.returncode != 0
+    assert done.exit_code != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last == (
         "error: cannot reach the Microsoft sign-in service (https://login.invalid/tenant):"
@@ -319,6 +329,6 @@ def test_auth_login_replaces_a_corrupt_cache_and_the_sign_in_then_works(
     assert "replacing it." in shown
     assert SECRET not in shown
     status = triage(config, "auth", "status", "--no-servers")
-    assert status.returncode == 0, status.stderr
+    assert status.exit_code == 0, status.stderr
     assert "access token: ok" in status.stdout
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600

@@ -1,18 +1,19 @@
-"""`triage outbox` as an operator runs it: pending and failed mail, JSON, retry."""
+"""`triage outbox` as an operator runs it: pending and failed mail, JSON, retry.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import select
+from support.cli import run_triage
 from support.smtp import SmtpServer
 
 from triage.clock import FixedClock
@@ -25,7 +26,6 @@ from triage.store.models import OutboxMail, Ticket
 
 pytestmark = pytest.mark.smtp
 
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 T0 = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)  # 11:00 in Budapest
 
 CONFIG = """
@@ -43,15 +43,8 @@ timezone = "Europe/Budapest"
 """
 
 
-def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, "--config", str(config), "--log-format", "json", "outbox", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+def run(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), "--log-format", "json", "outbox", *args)
 
 
 @pytest.fixture
@@ -91,7 +84,7 @@ def test_lists_pending_and_failed_with_attempts_next_attempt_and_error(
 ) -> None:
     config, db = setup
     done = run(config)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "KIND", "STATUS", "TICKET"]
     failed = next(line for line in lines if "bad@example.net" in line)
@@ -133,16 +126,16 @@ def test_retry_requeues_a_failed_mail_and_refuses_a_sent_one(
     with db.session() as s:
         ids = {r.rcpt_key: r.id for r in s.scalars(select(OutboxMail))}
     done = run(config, "retry", str(ids["bad@example.net"]))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"outbox {ids['bad@example.net']}: queued for a new attempt" in done.stdout
     with db.session() as s:
         row = s.get_one(OutboxMail, ids["bad@example.net"])
         assert (row.status, row.attempts) == ("pending", 0)
     refused = run(config, "retry", str(ids["ok@example.net"]))
-    assert refused.returncode == 2
+    assert refused.exit_code == 2
     assert "already sent" in refused.stderr
     missing = run(config, "retry", "9999")
-    assert missing.returncode == 2
+    assert missing.exit_code == 2
     assert "no such mail" in missing.stderr
     # the requeued mail now goes out
     sender = SmtpSender("127.0.0.1", smtp_server.port, security="none", timeout=5)
@@ -157,11 +150,11 @@ def test_empty_outbox(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     config.write_text(CONFIG.format(port=2525), encoding="utf-8")
     missing = run(config)
-    assert missing.returncode == 2  # no database yet: not silently an empty one
+    assert missing.exit_code == 2  # no database yet: not silently an empty one
     assert "triage init" in missing.stderr
     Database.open(load_config(config).database_url).dispose()
     done = run(config)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "no pending or failed mail in the outbox" in done.stdout
 
 

@@ -1,17 +1,19 @@
-"""Learning from corrections: the daemon's retraining, `triage model list|activate|rollback`."""
+"""Learning from corrections: the daemon's retraining, `triage model list|activate|rollback`.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from support.cli import run_triage
 
 from classifiers.model import train
 from triage.config import Settings, load_config
@@ -22,7 +24,6 @@ from triage.store.models import Message, TrainingLabel
 from triage.training.corpus import CorpusRecord, render, shipped_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 # A topic the shipped set does not know (the office now also hands out parking cards
@@ -178,17 +179,8 @@ def test_a_model_that_learned_the_corrections_is_activated_on_unseen_corrected_m
     assert "0 corrected mails the active model has not seen" in again.reason
 
 
-def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=240,
-        cwd=config.parent,
-    )
+def run(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), *args, cwd=config.parent)
 
 
 def test_model_list_activate_and_one_command_rollback(tmp_path: Path) -> None:
@@ -212,13 +204,13 @@ def test_model_list_activate_and_one_command_rollback(tmp_path: Path) -> None:
         db.dispose()
 
     listed = run(config, "model", "list")
-    assert listed.returncode == 0, listed.stderr
+    assert listed.exit_code == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].startswith(f"* {third}  queue")
     assert lines[1].startswith(f"  {second}")
 
     back = run(config, "model", "rollback")
-    assert back.returncode == 0, back.stderr
+    assert back.exit_code == 0, back.stderr
     assert f"rolled back: {second} is the active queue model again (was {third})" in back.stdout
     as_json = json.loads(run(config, "model", "list", "--json").stdout)
     assert [m["version"] for m in as_json if m["active"]] == [second]
@@ -227,10 +219,10 @@ def test_model_list_activate_and_one_command_rollback(tmp_path: Path) -> None:
     assert f"rolled back: {first} is the active queue model again" in again.stdout
 
     chosen = run(config, "model", "activate", third)
-    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.exit_code == 0, chosen.stderr
     assert f"activated {third} (queue)" in chosen.stdout
     unknown = run(config, "model", "activate", "queue-nope")
-    assert unknown.returncode != 0
+    assert unknown.exit_code != 0
     assert "no model 'queue-nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
@@ -238,8 +230,8 @@ def test_model_list_activate_and_one_command_rollback(tmp_path: Path) -> None:
 def test_rollback_without_an_earlier_model_says_so(tmp_path: Path) -> None:
     config = tmp_path / "triage.toml"
     shutil.copy(ROOT / "config.example.toml", config)
-    assert run(config, "init").returncode == 0
+    assert run(config, "init").exit_code == 0
     done = run(config, "model", "rollback")
-    assert done.returncode != 0
+    assert done.exit_code != 0
     assert "no earlier active queue model to roll back to" in done.stderr
     assert "Traceback" not in done.stderr

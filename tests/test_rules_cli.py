@@ -1,19 +1,20 @@
-"""`triage rules check` and `triage rules test`, run as a user runs them (a subprocess)."""
+"""`triage rules check` and `triage rules test`, run as a user runs them.
+
+In-process through :func:`support.cli.run_triage` (click's CliRunner).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import select
+from support.cli import run_triage
 
 from rules import parse_rules
 from rules.replay import NO_LONGER_DECIDE, StoredDecision, compare
@@ -22,15 +23,10 @@ from triage.store import Database
 from triage.store.models import Message, RoutingDecision, TrainingLabel
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    full_env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    full_env.update(env or {})
-    return subprocess.run(
-        [TRIAGE, *args], capture_output=True, text=True, env=full_env, cwd=cwd, check=False
-    )
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+    return run_triage(*args, env=env, cwd=cwd)
 
 
 GOOD = """
@@ -116,7 +112,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def test_check_a_good_file_without_config(workdir):
     done = run("rules", "check", str(workdir / "rules.toml"))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "ok: 3 rules in 1 file" in done.stdout
     assert "no configuration given" in done.stdout
     assert "queue, list and assistant names were not checked" in done.stdout
@@ -125,7 +121,7 @@ def test_check_a_good_file_without_config(workdir):
 def test_check_prints_every_error_at_once_and_exits_2(workdir):
     broken = workdir / "broken.toml"
     done = run("--config", str(workdir / "triage.toml"), "rules", "check", str(broken))
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[-1] == "5 problems found"
@@ -144,7 +140,7 @@ def test_check_prints_every_error_at_once_and_exits_2(workdir):
 
 def test_check_without_config_checks_all_but_names(workdir):
     done = run("rules", "check", str(workdir / "broken.toml"), str(workdir / "rules.toml"))
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert done.stderr.splitlines()[-1] == "3 problems found"
     assert "unknown queue" not in done.stderr
     assert "unknown list" not in done.stderr
@@ -152,26 +148,26 @@ def test_check_without_config_checks_all_but_names(workdir):
 
 def test_check_uses_the_config_from_the_environment_and_its_rule_files(workdir):
     done = run("rules", "check", env={"TRIAGE_CONFIG": str(workdir / "triage.toml")})
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert done.stdout.strip() == "ok: 3 rules in 1 file"
 
 
 def test_check_the_shipped_rules_with_the_example_config():
     done = run("--config", str(ROOT / "config.example.toml"), "rules", "check", "--list")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "vip-client: when from address is in vip_clients → priority high, tag vip" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("ok: ")
 
 
 def test_check_without_files_or_config_is_a_usage_error(tmp_path):
     done = run("rules", "check", cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "name the rule files to check" in done.stderr
 
 
 def test_check_a_missing_file(tmp_path):
     done = run("rules", "check", str(tmp_path / "nope.toml"))
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert f"{tmp_path / 'nope.toml'}: rule file not found" in done.stderr
 
 
@@ -193,7 +189,7 @@ def test_deeply_nested_rules_are_one_line_not_a_traceback(workdir, levels, probl
         ("rules", "test", "--config", config, "--rules", str(deep)),
     ):
         done = run(*args)
-        assert done.returncode == 2, (args, done.stderr)
+        assert done.exit_code == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr
         assert "RecursionError" not in done.stderr
         first = done.stderr.splitlines()[0].removeprefix("error: ")
@@ -208,7 +204,7 @@ def test_deeply_nested_config_is_one_line_for_every_command(workdir):
     )
     for args in (("rules", "check"), ("init",), ("queue",)):
         done = run("--config", str(config), *args)
-        assert done.returncode == 2, (args, done.stderr)
+        assert done.exit_code == 2, (args, done.stderr)
         assert done.stderr.strip() == (
             f"error: {config}: nesting too deep: arrays or tables nested hundreds of levels deep"
         )
@@ -346,7 +342,7 @@ def test_replay_prints_changes_and_totals_and_writes_nothing(history):
     db_path = history / "triage.db"
     before = dump(db_path)
     done = run("--config", str(history / "triage.toml"), "rules", "test")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert dump(db_path) == before
 
@@ -405,14 +401,14 @@ def test_replay_on_each_database_kind(workdir, db_url):
     config.write_text(CONFIG.replace("sqlite:///triage.db", db_url), encoding="utf-8")
     before = snapshot(db_url)
     done = run("--config", str(config), "rules", "test")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "replayed 7 messages: 4 would change" in done.stdout
     assert snapshot(db_url) == before
 
 
 def test_replay_since_a_date_in_the_business_time_zone(history):
     done = run("--config", str(history / "triage.toml"), "rules", "test", "--since", "2026-05-01")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "Old invoice" not in done.stdout
     assert "replayed 6 messages" in done.stdout
     assert "since 2026-04-30 22:00 UTC" in done.stdout  # midnight in Budapest (CEST)
@@ -427,7 +423,7 @@ def test_replay_candidate_rules_from_the_command_line(history):
         encoding="utf-8",
     )
     done = run("--config", str(history / "triage.toml"), "rules", "test", "--rules", str(candidate))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "queue: client-support -> records  (rule 'all-to-records': every message" in done.stdout
     assert "queue: unsorted -> records" in done.stdout
     assert "queue changes: 6" in done.stdout
@@ -442,20 +438,20 @@ def test_replay_refuses_broken_candidate_rules(history):
         "--rules",
         str(history / "broken.toml"),
     )
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "unknown queue 'recrods'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_replay_needs_a_config(tmp_path):
     done = run("rules", "test", cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "no configuration" in done.stderr
 
 
 def test_replay_on_an_uninitialized_database_writes_nothing(workdir):
     done = run("--config", str(workdir / "triage.toml"), "rules", "test")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "run `triage init`" in done.stderr
     db = workdir / "triage.db"
     assert not db.exists() or dump(db) == dump(db)  # no schema was created
@@ -466,7 +462,7 @@ def test_replay_on_an_uninitialized_database_writes_nothing(workdir):
 
 def test_replay_bad_since_is_a_usage_error(history):
     done = run("--config", str(history / "triage.toml"), "rules", "test", "--since", "May 1st")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "is not a date" in done.stderr
 
 
@@ -535,7 +531,7 @@ def test_replay_reads_many_messages_in_batches(workdir):
     finally:
         db.dispose()
     done = run("--config", str(workdir / "triage.toml"), "rules", "test")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "replayed 230 messages: 230 would change" in done.stdout
     assert done.stdout.count("queue: client-support -> billing") == 230
 
@@ -560,7 +556,7 @@ def test_replay_reports_each_rules_accuracy_against_corrections(history):
     correct(url, "Invoice 42", "records")  # the invoice rule took a forwarded supplier invoice
     correct(url, "Invoice unchanged", "billing")
     done = run("--config", str(history / "triage.toml"), "rules", "test")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert "note: no active model, so only corrections check the rules" in out
     line = next(x for x in out.splitlines() if x.startswith("  invoice: chose"))
@@ -575,9 +571,9 @@ def test_replay_reports_each_rules_accuracy_against_corrections(history):
 def test_replay_checks_rules_against_a_confident_model(history):
     """Without corrections the active model, where it is confident, is the yardstick."""
     trained = run("--config", str(history / "triage.toml"), "train")
-    assert trained.returncode == 0, trained.stderr
+    assert trained.exit_code == 0, trained.stderr
     done = run("--config", str(history / "triage.toml"), "rules", "test")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("  invoice: chose"))
     checked = line.split("confident model: ")[1]
     agree, total = int(checked.split(" of ")[0]), int(checked.split(" of ")[1].split()[0])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from click.testing import Result
+from support.cli import run_triage
 
 from triage.clock import utcnow
 from triage.config import load_config
@@ -17,7 +17,6 @@ from triage.store import Database
 from triage.store.models import Folder, OutboxMail, Ticket
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 
 
 def setup(tmp_path: Path) -> tuple[Path, Database]:
@@ -27,12 +26,8 @@ def setup(tmp_path: Path) -> tuple[Path, Database]:
     return config, Database.open(settings.database_url)
 
 
-def status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIAGE_CONFIG"}
-    return subprocess.run(
-        [TRIAGE, "--config", str(config), "status", *args],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+def status(config: Path, *args: str) -> Result:
+    return run_triage("--config", str(config), "status", *args)
 
 
 def test_healthy_installation(tmp_path: Path) -> None:
@@ -51,7 +46,7 @@ def test_healthy_installation(tmp_path: Path) -> None:
             )
         )  # fmt: skip
     done = status(config)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert "INBOX: last poll 1m ago" in done.stdout
     assert "last UID 42" in done.stdout
     assert "Backlog: 1 tickets await an answer" in done.stdout
@@ -82,7 +77,7 @@ def test_stale_folder_and_failed_mail_make_it_unhealthy(tmp_path: Path) -> None:
             )
         )  # fmt: skip
     done = status(config)
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "STALE" in done.stdout
     assert "last error: connection refused" in done.stdout
     assert "1 failed" in done.stdout
@@ -107,7 +102,7 @@ def test_read_status_counts(tmp_path: Path) -> None:
 def test_a_watched_folder_never_polled_is_unhealthy(tmp_path: Path) -> None:
     config, db = setup(tmp_path)  # config.example.toml watches INBOX
     done = status(config)
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "INBOX: last poll never STALE" in done.stdout
     assert "Model: none" in done.stdout
     db.dispose()
@@ -128,7 +123,7 @@ def test_mail_stuck_in_the_outbox_makes_it_unhealthy_with_the_servers_answer(
                 created_at=now - timedelta(minutes=2),
             )
         )  # fmt: skip
-    assert status(config).returncode == 0  # pending for 2 minutes: normal
+    assert status(config).exit_code == 0  # pending for 2 minutes: normal
     with db.session() as s:
         s.add(
             OutboxMail(
@@ -139,7 +134,7 @@ def test_mail_stuck_in_the_outbox_makes_it_unhealthy_with_the_servers_answer(
             )
         )  # fmt: skip
     done = status(config)
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "STUCK: the oldest pending mail was queued 25m ago" in done.stdout
     assert "last error: 535 5.7.8 Authentication credentials invalid" in done.stdout
     assert json.loads(status(config, "--json").stdout)["outbox_stuck"] is True

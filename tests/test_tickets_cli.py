@@ -1,4 +1,4 @@
-"""The assistants' commands as a user runs them: the installed `triage` in a subprocess.
+"""The assistants' commands as a user runs them (in-process: `support.cli.run_triage`).
 
 The database is an SQLite file filled with SQLAlchemy; deadlines are set relative
 to the real clock, since the CLI reads it.
@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import email
 import json
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import select
+from support.cli import run_triage
 from support.tickets import make_policy, store_message, write_config
 
 from triage.store import Database
 from triage.store.models import OutboxMail, RoutingDecision, Ticket, TicketEvent, TrainingLabel
 from triage.tickets import open_ticket
 
-TRIAGE = shutil.which("triage", path=str(Path(sys.executable).parent)) or "triage"
 POLICY = make_policy()
 REQUIRED_KEYS = {
     "ref",
@@ -48,14 +45,9 @@ class Desk:
     db: Database
     tmp: Path
 
-    def run(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        full = {k: v for k, v in os.environ.items() if k not in ("TRIAGE_USER", "EDITOR")}
-        full.update({"TRIAGE_CONFIG": str(self.config), "COLUMNS": "200", **(env or {})})
-        return subprocess.run(
-            [TRIAGE, *args], capture_output=True, text=True, env=full, check=False, timeout=60
-        )
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        full = {"TRIAGE_CONFIG": str(self.config), "COLUMNS": "200", **(env or {})}
+        return run_triage(*args, env=full)
 
 
 @pytest.fixture
@@ -130,7 +122,7 @@ def _queue_fixture(db: Database) -> dict[str, int]:
 def test_queue_json_is_ordered_breached_due_priority_age(desk: Desk) -> None:
     refs = _queue_fixture(desk.db)
     done = desk.run("queue", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     rows = json.loads(done.stdout)
     order = [r["ref"] for r in rows]
     assert order == [refs[k] for k in ("B", "C", "H", "D", "E", "A", "F")]
@@ -169,7 +161,7 @@ def test_queue_filters(desk: Desk) -> None:
 def test_queue_table_on_a_pipe_is_plain_text(desk: Desk) -> None:
     refs = _queue_fixture(desk.db)
     done = desk.run("queue")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == [
         "REF",
@@ -202,7 +194,7 @@ def test_unknown_queue_ticket_and_assistant_are_one_line_exit_2(desk: Desk) -> N
         (("move", str(ref), "nowhere", "--as", "anna"), "no queue 'nowhere'"),
     ]:
         done = desk.run(*args)
-        assert done.returncode == 2, (args, done.stderr)
+        assert done.exit_code == 2, (args, done.stderr)
         assert done.stderr.startswith("error: "), args
         assert message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, args
@@ -212,22 +204,22 @@ def test_unknown_queue_ticket_and_assistant_are_one_line_exit_2(desk: Desk) -> N
 def test_claim_assign_wait_done(desk: Desk) -> None:
     ref = _add(desk.db, 1, due=timedelta(hours=1))
     claimed = desk.run("claim", f"#{ref}", "--as", "anna")
-    assert claimed.returncode == 0, claimed.stderr
+    assert claimed.exit_code == 0, claimed.stderr
     assert f"#{ref} claimed by anna" in claimed.stdout
     taken = desk.run("claim", str(ref), env={"TRIAGE_USER": "bela"})
-    assert taken.returncode == 2
+    assert taken.exit_code == 2
     assert f"#{ref} is already claimed by anna" in taken.stderr
-    assert desk.run("assign", str(ref), "bela", "--as", "anna").returncode == 0
-    assert desk.run("wait", str(ref), "--as", "bela").returncode == 0
+    assert desk.run("assign", str(ref), "bela", "--as", "anna").exit_code == 0
+    assert desk.run("wait", str(ref), "--as", "bela").exit_code == 0
     waiting = json.loads(desk.run("queue", "--json").stdout)
     assert (waiting[0]["status"], waiting[0]["assignee"]) == ("waiting", "bela")
     done = desk.run("done", str(ref), "--as", "bela")
-    assert done.returncode == 0
+    assert done.exit_code == 0
     assert "solved" in done.stdout
     assert json.loads(desk.run("queue", "--json").stdout) == []
     # claiming a solved ticket says it is solved (not "already claimed by bela")
     late = desk.run("claim", str(ref), "--as", "anna")
-    assert late.returncode == 2
+    assert late.exit_code == 2
     assert late.stderr.strip() == (
         f"error: #{ref} is solved (assigned to bela): there is nothing to claim;"
         " a new message from the client reopens it"
@@ -246,7 +238,7 @@ def test_claim_assign_wait_done(desk: Desk) -> None:
 def test_move_stores_a_training_label(desk: Desk) -> None:
     ref = _add(desk.db, 1, due=timedelta(hours=1))
     done = desk.run("move", str(ref), "scheduling", "--as", "bela")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"#{ref} moved to scheduling" in done.stdout
     with desk.db.session() as s:
         label = s.scalars(select(TrainingLabel)).one()
@@ -294,7 +286,7 @@ def test_show_prints_messages_routing_deadlines_and_audit(desk: Desk) -> None:
         ref = ticket.ref
     for arg in (str(ref), f"#{ref}"):
         done = desk.run("show", arg)
-        assert done.returncode == 0, done.stderr
+        assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert out.startswith(f"#{ref}  Számla kérdés")
     for section in (
@@ -319,7 +311,7 @@ def test_reply_from_a_file_and_from_the_editor(desk: Desk) -> None:
     body = desk.tmp / "reply.txt"
     body.write_text("Köszönjük, javítjuk.\n", encoding="utf-8")
     done = desk.run("reply", str(ref), "--body-file", str(body), "--as", "anna")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"reply to #{ref} queued for client1@example.com" in done.stdout
     editor = desk.tmp / "editor.sh"
     editor.write_text(
@@ -327,7 +319,7 @@ def test_reply_from_a_file_and_from_the_editor(desk: Desk) -> None:
     )
     editor.chmod(0o755)
     again = desk.run("reply", str(ref), "--as", "bela", env={"EDITOR": str(editor)})
-    assert again.returncode == 0, again.stderr
+    assert again.exit_code == 0, again.stderr
     with desk.db.session() as s:
         rows = s.scalars(select(OutboxMail).order_by(OutboxMail.id)).all()
         assert [r.kind for r in rows] == ["reply", "reply"]
@@ -351,7 +343,7 @@ def test_empty_reply_sends_nothing(desk: Desk) -> None:
     body = desk.tmp / "empty.txt"
     body.write_text("\n", encoding="utf-8")
     done = desk.run("reply", str(ref), "--body-file", str(body), "--as", "anna")
-    assert done.returncode == 2
+    assert done.exit_code == 2
     assert "empty" in done.stderr
     with desk.db.session() as s:
         assert s.scalars(select(OutboxMail)).all() == []
@@ -362,7 +354,7 @@ def test_an_editor_that_cannot_start_is_a_one_line_user_error(desk: Desk) -> Non
     done = desk.run(
         "reply", str(ref), "--as", "anna", env={"EDITOR": "nonexistent-editor", "VISUAL": ""}
     )
-    assert done.returncode == 2, done.stderr
+    assert done.exit_code == 2, done.stderr
     error = done.stderr.strip()
     assert len(error.splitlines()) == 1
     assert error.startswith("error: cannot write the reply in the editor: ")

@@ -265,8 +265,9 @@ class MicrosoftTokens(TokenSource):
         if loaded is None:
             return None
         cache = loaded[1]
-        accounts = cache.find(msal.TokenCache.CredentialType.ACCOUNT)
-        refresh = cache.find(msal.TokenCache.CredentialType.REFRESH_TOKEN)
+        # search(), not find(): msal deprecates find() (a DeprecationWarning each call)
+        accounts = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT))
+        refresh = list(cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN))
         if not accounts or not refresh:
             return None
         names = ", ".join(sorted(str(a.get("username", "?")) for a in accounts))
