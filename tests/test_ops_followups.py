@@ -256,3 +256,21 @@ def test_a_taken_monitoring_port_is_a_standing_problem_until_a_start_binds_it(
     finally:
         taken.close()
         db.dispose()
+
+
+@pytest.mark.parametrize("section", ["imap", "smtp", "monitoring", "web"])
+def test_a_port_written_as_a_string_is_refused_naming_the_key(tmp_path: Path, section: str) -> None:
+    # tester-ops: `port = "11143"` was silently accepted
+    base: dict[str, dict[str, object]] = {
+        "imap": {"host": "h", "username": "u", "password_env": "A"},
+        "smtp": {"host": "h", "from_address": "a@example.com"},
+        "monitoring": {},
+        "web": {},
+    }
+    with pytest.raises(ConfigError, match=rf"{section}\.port: Input should be a valid integer"):
+        parse_config(
+            {section: {**base[section], "port": "11143"}}, source="t.toml", base_dir=tmp_path
+        )
+    assert parse_config(
+        {section: {**base[section], "port": 11143}}, source="t.toml", base_dir=tmp_path
+    )

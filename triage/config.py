@@ -32,6 +32,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -256,7 +257,7 @@ class ImapSettings(_Tls, _Login):
     """
 
     host: str
-    port: int = Field(default=993, ge=1, le=65535)
+    port: StrictInt = Field(default=993, ge=1, le=65535)
     auth: Literal["password", "xoauth2"] = "password"
     oauth2_token_file: str = ""
     """File holding an OAuth2 access token (XOAUTH2, for Gmail and Microsoft 365)."""
@@ -405,7 +406,7 @@ class SmtpSettings(_Tls, _Login):
 
     mode: Literal["send", "folder"] = "send"
     host: str = ""
-    port: int = Field(default=587, ge=1, le=65535)
+    port: StrictInt = Field(default=587, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "starttls"
     auth: Literal["password", "xoauth2"] = "password"
     """``password``: AUTH PLAIN/LOGIN with password_env/password_file (when username is
@@ -534,7 +535,7 @@ class MonitoringSettings(_Section):
     enabled: StrictBool = True
     host: str = "127.0.0.1"
     """Address of the metrics/health listener; keep it on loopback (no authentication)."""
-    port: int = Field(default=9479, ge=0, le=65535)
+    port: StrictInt = Field(default=9479, ge=0, le=65535)
     """0 picks a free port (logged as ``monitoring_listening``)."""
     stall_timeout: Seconds = 300.0
 
@@ -892,7 +893,7 @@ class WebSettings(_Section):
     enabled: StrictBool = False
     """Serve the page from ``triage run`` as well (one process for a small office)."""
     host: str = "127.0.0.1"
-    port: int = Field(default=8025, ge=1, le=65535)
+    port: StrictInt = Field(default=8025, ge=1, le=65535)
     base_url: str = ""
     """The public address, e.g. ``https://desk.example.com``; "" means ``http://host:port``.
     An ``https`` address makes the session cookie ``Secure``."""
