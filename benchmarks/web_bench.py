@@ -53,7 +53,7 @@ from triage.accounts import add_user  # noqa: E402
 from triage.clock import FixedClock  # noqa: E402
 from triage.config import Settings, parse_config  # noqa: E402
 from triage.store import Database  # noqa: E402
-from triage.store.models import Message, Ticket, TicketEvent  # noqa: E402
+from triage.store.models import Message, Ticket, TicketEvent, queue_key  # noqa: E402
 from triage.tickets import claim, get_ticket  # noqa: E402
 from triage.web import create_app  # noqa: E402
 
@@ -195,6 +195,10 @@ def fill(db: Database, count: int, seed: int = 7) -> None:
                     "detail": {},
                 }
             )
+        for row in tickets:
+            # the queue's sort key, as the model's insert hook would set it (a Core
+            # insert bypasses the hook; without it no ticket would be in the queue)
+            row["in_queue"], row["queue_due"], row["priority_rank"] = queue_key(Ticket(**row))
         with db.session() as session:
             session.execute(insert(Ticket), tickets)
             session.execute(insert(Message), messages)
