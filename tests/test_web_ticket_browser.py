@@ -112,7 +112,7 @@ def test_two_assistants_collide_and_the_stale_reply_is_refused_with_text_kept(
     expect(bela.locator(f".facts [data-presence='{ref}']")).to_contain_text("anna")
     # ... and on the ticket's queue row; typing a reply shows as ✎
     olga = pages.new()
-    log_in(olga, base, "olga")
+    log_in(olga, base, "olga", "/?view=all")  # an owner lands on Escalated
     expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("anna")
     expect(olga.locator(f"#row-{ref} .presence")).to_contain_text("bela")
     anna.locator("#reply-body").fill("Kedd")
