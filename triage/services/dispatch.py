@@ -314,19 +314,7 @@ class Dispatcher:
             if row is None:
                 return None
             row.lease_until = now + self.lease
-            ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
-            return _Claimed(
-                mail=OutgoingMail(
-                    message_id=row.message_id,
-                    mail_from=row.mail_from,
-                    rcpt_to=tuple(str(r) for r in row.rcpt_to),
-                    raw=row.raw,
-                    outbox_id=row.id,
-                ),
-                kind=row.kind,
-                ticket=ticket.ref if ticket is not None else None,
-                attempts=row.attempts,
-            )
+            return self._claimed(s, row)
 
     def _claim_many(self, ids: list[int], due: datetime) -> list[_Claimed]:
         """Lease each of ``ids`` still due and unleased, in one transaction (SQLite)."""
