@@ -320,6 +320,8 @@ class Ticket(Base):
             "opened_at",
             "id",
         ),
+        # covers the one grouped query that counts every view (store.tickets.queue_tally)
+        Index("ix_tickets_tally", "in_queue", "queue", "assignee", "status", "queue_due", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
