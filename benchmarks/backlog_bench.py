@@ -30,7 +30,7 @@ taken under load are lower bounds).
 
     .venv/bin/python benchmarks/backlog_bench.py [--count 10000] [--runs 2]
         [--databases sqlite,postgresql] [--peer DIR] [--peer-python PY] [--no-peer]
-        [--workers 1,2] [--folders 2] [--before DIR] [--statements]
+        [--workers 1,2] [--folders 2] [--before DIR] [--statements] [--py-spy DIR]
 
 ``--root DIR``: run that checkout's ``triage`` package instead of the installed one
 (a fixed copy while the working tree changes). ``--before DIR``: also run the
@@ -39,7 +39,10 @@ taken under load are lower bounds).
 system ``triage-before``. ``--statements``: run triage through
 ``benchmarks/counted_triage.py``, which counts every SQL statement by kind, and
 report statements and transactions per message (the counting costs a few
-microseconds per statement; both systems pay it).
+microseconds per statement; both systems pay it). ``--py-spy DIR``: sample each
+single-worker triage run with ``py-spy record`` (100 samples/s, raw collapsed
+stacks, one file per run in DIR; summarize with ``benchmarks/profile_summary.py``);
+the sampling slows the run a little, so take rates from runs without it.
 
 Several workers (``--workers 1,2``, PostgreSQL only): that many ``poll --once``
 processes start together on the same mailbox; the folders (``--folders N``: the
@@ -277,6 +280,10 @@ def run_triage(  # noqa: PLR0917 - one run's parts
     db.dispose()
     load_before = load_average()
     argv = [*command, "--config", str(config), "poll", "--once"]
+    if workers == 1 and bench.args.py_spy:
+        profile = Path(bench.args.py_spy) / f"{work.name}-{system}.txt"
+        spy = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-f", "raw"]
+        argv = [*spy, "-o", str(profile), "--", *argv]
     if workers == 1:
         seconds, rss = timed(argv, env, work / "triage.log", work)
     else:
@@ -589,6 +596,7 @@ def main() -> int:
     parser.add_argument("--before", default="", help="a checkout to run as triage-before")
     parser.add_argument("--root", default="", help="a checkout to run as triage (not installed)")
     parser.add_argument("--statements", action="store_true", help="count SQL statements")
+    parser.add_argument("--py-spy", default="", help="a folder for py-spy profiles of triage")
     args = parser.parse_args()
     databases = args.databases.split(",")
     if "postgresql" in databases and (reason := postgres_unavailable_reason()):
