@@ -57,12 +57,12 @@ from triage.store.models import Mention, Message, Ticket, TicketEvent, TicketNot
 from triage.store.tickets import (
     QueueFilter,
     QueueKey,
-    count_by_queue,
-    count_queue,
+    QueueTally,
     due_snoozes,
     events_since,
     queue_batches,
     queue_page,
+    queue_tally,
     ticket_by_ref,
     ticket_corrections,
     ticket_message,
@@ -223,17 +223,18 @@ class TicketDesk:
             )
             more = limit is not None and len(tickets) > limit
             tickets = tickets[:limit] if limit is not None else tickets
-            total = count_queue(session, where)
-            breached = count_queue(session, where, due_before=now)
+            tally = queue_tally(session, now)
             rows = tuple(queue_row(t, self.policy, now) for t in tickets)
             last = QueueKey.of(tickets[-1]) if more and tickets else None
+        listed = _count(tally, where)
         return QueuePage(
             view=chosen,
             queue=queue,
             rows=rows,
-            total=total,
-            breached=breached,
+            total=listed.total,
+            breached=listed.breached,
             next_cursor=encode_cursor(last) if last is not None else None,
+            counts=self._counts(tally, actor),
         )
 
     def queue_stream(
@@ -265,22 +266,27 @@ class TicketDesk:
                     yield queue_row(cast("Ticket", row), self.policy, now)
 
     def counts(self, *, actor: str | None = None) -> QueueCounts:
-        """How many tickets each view lists, and per configured queue (with breaches)."""
+        """How many tickets each view lists, and per configured queue (with breaches).
+
+        One grouped query (:func:`~triage.store.tickets.queue_tally`); the same
+        figures as :attr:`QueuePage.counts <triage.desk.values.QueuePage.counts>`.
+        """
         now = self.clock.now()
         with self.db.read_session() as session:
-            views: dict[View, QueueCount] = {}
-            for view in View:
-                if view is View.MINE and not actor:
-                    views[view] = QueueCount(0, 0)
-                    continue
-                where = self._filter(view, None, actor)
-                views[view] = QueueCount(
-                    count_queue(session, where), count_queue(session, where, due_before=now)
-                )
-            per_queue = count_by_queue(session, now)
-        queues = {name: QueueCount(*per_queue.get(name, (0, 0))) for name in self.settings.queues}
-        for name, (n, b) in per_queue.items():  # a queue removed from the config meanwhile
-            queues.setdefault(name, QueueCount(n, b))
+            tally = queue_tally(session, now)
+        return self._counts(tally, actor)
+
+    def _counts(self, tally: Sequence[QueueTally], actor: str | None) -> QueueCounts:
+        views: dict[View, QueueCount] = {}
+        for view in View:
+            if view is View.MINE and not actor:
+                views[view] = QueueCount(0, 0)
+                continue
+            views[view] = _count(tally, self._filter(view, None, actor))
+        queues = {name: QueueCount(0, 0) for name in self.settings.queues}
+        # a queue removed from the config meanwhile still shows its tickets
+        for name in sorted({t.queue for t in tally}):
+            queues[name] = _count(tally, QueueFilter(queue=name))
         return QueueCounts(views=views, queues=queues)
 
     def attachment(self, ref: int | str, message_id: int, index: int) -> AttachmentContent:
@@ -692,6 +698,12 @@ def _moved(detail: dict[str, object]) -> str:
         old, new = detail.get("priority_from"), detail.get("priority_to")
         parts.append(f"changed its priority from {old} to {new}")
     return " and ".join(parts) or "moved it"
+
+
+def _count(tally: Sequence[QueueTally], where: QueueFilter) -> QueueCount:
+    """The tickets (and breached ones) of ``tally`` that ``where`` lists."""
+    listed = [t for t in tally if where.lists(t)]
+    return QueueCount(sum(t.tickets for t in listed), sum(t.breached for t in listed))
 
 
 def _number(ref: int | str) -> int:

@@ -32,14 +32,15 @@ from triage.store.models import (
 __all__ = [
     "QueueFilter",
     "QueueKey",
+    "QueueTally",
     "claim_ticket",
-    "count_by_queue",
     "count_queue",
     "due_snoozes",
     "events_since",
     "lock_ticket",
     "queue_batches",
     "queue_page",
+    "queue_tally",
     "ticket_by_ref",
     "ticket_corrections",
     "ticket_decisions",
@@ -89,6 +90,20 @@ class QueueFilter:
     waiting: bool = False
     escalated: bool = False
 
+    def lists(self, tally: QueueTally) -> bool:
+        """Whether this view lists the open tickets of one :class:`QueueTally` group.
+
+        The same conditions as :meth:`where`, in Python: every view's count is summed
+        from one grouped query (:func:`queue_tally`) instead of one COUNT per view.
+        """
+        return (
+            (self.queue is None or tally.queue == self.queue)
+            and (self.assignee is None or tally.assignee == self.assignee)
+            and (not self.unassigned or (tally.assignee is None and not tally.waiting))
+            and (not self.waiting or tally.waiting)
+            and (not self.escalated or tally.escalated)
+        )
+
     def where(self) -> list[ColumnElement[bool]]:
         """The WHERE terms (the first one is always ``in_queue``, the index's prefix)."""
         terms: list[ColumnElement[bool]] = [Ticket.in_queue.is_(True)]
@@ -102,9 +117,36 @@ class QueueFilter:
         if self.waiting:
             terms.append(Ticket.status == TicketStatus.WAITING.value)
         if self.escalated:
-            owners = select(Escalation.ticket_id).where(~Escalation.kind.startswith("warning"))
-            terms.append(Ticket.id.in_(owners))
+            terms.append(_escalated())
         return terms
+
+
+def _escalated() -> ColumnElement[bool]:
+    """The ticket was escalated to the owners (a breach or a rule; warnings are not)."""
+    owners = select(Escalation.ticket_id).where(~Escalation.kind.startswith("warning"))
+    return Ticket.id.in_(owners)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTally:
+    """One group of open tickets alike in everything a queue view selects on.
+
+    Attributes:
+        queue: the queue name.
+        assignee: who has them (None: nobody).
+        waiting: status ``waiting`` (else ``new`` or ``open``).
+        escalated: escalated to the owners.
+        tickets: how many tickets the group holds (>= 1).
+        breached: how many of them are past their running deadline at the ``now`` of
+            :func:`queue_tally` (``queue_due < now``).
+    """
+
+    queue: str
+    assignee: str | None
+    waiting: bool
+    escalated: bool
+    tickets: int
+    breached: int
 
 
 _ORDER = (Ticket.queue_due, Ticket.priority_rank, Ticket.opened_at, Ticket.id)
@@ -184,15 +226,52 @@ def count_queue(session: Session, view: QueueFilter, *, due_before: datetime | N
     return int(session.scalar(stmt) or 0)
 
 
-def count_by_queue(session: Session, now: datetime) -> dict[str, tuple[int, int]]:
-    """Open tickets per queue: ``{queue: (tickets, breached at now)}``."""
+def queue_tally(session: Session, now: datetime) -> list[QueueTally]:
+    """Every open ticket counted once, grouped by what the queue views select on.
+
+    Two aggregate queries: every open ticket grouped by ``(queue, assignee, status)``
+    in the order of the covering index ``ix_tickets_tally`` (``in_queue, queue,
+    assignee, status, queue_due``: an index-only scan that streams into the groups,
+    no table rows and no sort), and the same for the tickets escalated to the owners
+    (driven from ``escalations``, usually few). Every view's and queue's count is then
+    summed in Python from these few dozen groups (:meth:`QueueFilter.lists`).
+
+    Args:
+        now: aware; ``breached`` counts ``queue_due < now``.
+
+    Returns:
+        One :class:`QueueTally` per non-empty group, escalated and not apart.
+    """
     breached = func.sum(case((Ticket.queue_due < now, 1), else_=0))
-    rows = session.execute(
-        select(Ticket.queue, func.count(Ticket.id), breached)
-        .where(Ticket.in_queue.is_(True))
-        .group_by(Ticket.queue)
-    )
-    return {queue: (int(n), int(b or 0)) for queue, n, b in rows}
+    groups = (Ticket.queue, Ticket.assignee, Ticket.status)
+    listed = select(*groups, func.count(), breached).where(Ticket.in_queue.is_(True))
+    everything = session.execute(listed.group_by(*groups)).all()
+    escalated = {
+        (queue, assignee, status): (int(n), int(b or 0))
+        for queue, assignee, status, n, b in session.execute(
+            listed.where(_escalated()).group_by(*groups)
+        )
+    }
+    out: list[QueueTally] = []
+    for queue, assignee, status, n, b in everything:
+        waiting = status == TicketStatus.WAITING.value
+        up_n, up_b = escalated.get((queue, assignee, status), (0, 0))
+        if up_n:
+            out.append(
+                QueueTally(queue, assignee, waiting, escalated=True, tickets=up_n, breached=up_b)
+            )
+        if int(n) > up_n:
+            out.append(
+                QueueTally(
+                    queue,
+                    assignee,
+                    waiting,
+                    escalated=False,
+                    tickets=int(n) - up_n,
+                    breached=int(b or 0) - up_b,
+                )
+            )
+    return out
 
 
 def ticket_by_ref(session: Session, ref: int, *, lock: bool = False) -> Ticket | None:
