@@ -53,7 +53,7 @@ from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import structlog
 from sqlalchemy import delete, or_, select, update
@@ -84,6 +84,13 @@ from triage.imap.watch import (
 from triage.liveness import child_event
 from triage.mail import parse_message
 from triage.oauth2 import token_getter
+from triage.services.contract import (
+    BatchPipeline,
+    MessagePipeline,
+    ModelAnswer,
+    NoPipeline,
+    Prepared,
+)
 from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
 from triage.store import Database
 from triage.store.models import Folder, Message
@@ -106,45 +113,6 @@ ParseFunction = Callable[..., InboundMessage]
 
 _MAX_ERROR = 2000
 """Characters of an error kept in ``parse_error`` / ``folders.last_error``."""
-
-
-class MessagePipeline(Protocol):
-    """What happens to a stored message inside its transaction (routing, ticket, outbox).
-
-    ``process`` runs after ``row`` was added and flushed (``row.id`` is set) in
-    the same ``session``; whatever it adds commits or rolls back together with
-    the message and the folder's progress. It must not commit. It is called for
-    every new row, imported ones too (``row.source == "import"``: no
-    acknowledgment for history), and for rows stored with ``parse_status ==
-    "error"`` (route those to the fallback queue). It is NOT called for a
-    message recognized as already stored.
-    """
-
-    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
-        """Add this message's rows to ``session``. Any exception rolls the message back."""
-        ...
-
-
-@runtime_checkable
-class BatchPipeline(Protocol):
-    """A :class:`MessagePipeline` that can do part of its work for a whole fetched batch.
-
-    ``prepare`` gets the parsed messages of a batch before each is stored in its
-    own transaction (e.g. to classify them all in one call, much cheaper than one
-    call per message); ``process`` then gets the very same objects. It must not
-    touch the database, and a failure only loses the head start.
-    """
-
-    def prepare(self, messages: Sequence[InboundMessage]) -> None:
-        """Work ahead for ``messages`` (kept until the next call)."""
-        ...
-
-
-class NoPipeline:
-    """The default pipeline: store the message, nothing more."""
-
-    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
-        """Do nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,22 +430,28 @@ class Intake:
         raises: a message that fails here is parsed again, inside its failure
         boundary, when it is stored.
         """
-        prepared: dict[str, InboundMessage] = {}
-        self._ahead.parsed = prepared
+        parsed: dict[str, InboundMessage] = {}
         for message in batch:
             target = self._fetched_target(plan, message)
             try:
-                prepared[target.scope] = self._parse(message.raw, target)
+                parsed[target.scope] = self._parse(message.raw, target)
             except Exception:  # noqa: BLE001, S112 - store() meets it again and records it
                 continue
-        if isinstance(self.pipeline, BatchPipeline) and prepared:
+        prepared = {scope: Prepared(message) for scope, message in parsed.items()}
+        if isinstance(self.pipeline, BatchPipeline) and parsed:
             try:
-                self.pipeline.prepare(list(prepared.values()))
+                answers = self.pipeline.prepare(list(parsed.values()))
+                prepared = {
+                    scope: Prepared(message, answer)
+                    for (scope, message), answer in zip(parsed.items(), answers, strict=True)
+                }
             except Exception as exc:  # noqa: BLE001 - only the head start is lost
                 log.warning("pipeline_prepare_failed", folder=plan.folder, error=_describe(exc))
+        self._ahead.prepared = prepared
 
-    def _parsed_ahead(self, scope: str) -> InboundMessage | None:
-        prepared: dict[str, InboundMessage] | None = getattr(self._ahead, "parsed", None)
+    def _prepared(self, scope: str) -> Prepared | None:
+        """The batch's head start for the message at ``scope`` (taken once), or None."""
+        prepared: dict[str, Prepared] | None = getattr(self._ahead, "prepared", None)
         return prepared.pop(scope, None) if prepared else None
 
     def _fetched_target(self, plan: SyncPlan, message: FetchedMessage) -> _Target:
@@ -898,9 +872,17 @@ class Intake:
             )
         parsed: InboundMessage | None = None
         try:
-            parsed = self._parsed_ahead(target.scope) or self._parse(item.raw, target)
+            ahead = self._prepared(target.scope)
+            parsed = ahead.message if ahead is not None else self._parse(item.raw, target)
             self._insert(
-                session, item.raw, sha, parsed, target, run_pipeline=True, savepoint=savepoint
+                session,
+                item.raw,
+                sha,
+                parsed,
+                target,
+                run_pipeline=True,
+                answer=ahead.answer if ahead is not None else None,
+                savepoint=savepoint,
             )
         except _AlreadyStoredError as done:
             return _Done(done.outcome, target, parsed, done.existing)
@@ -1015,11 +997,13 @@ class Intake:
         run_pipeline: bool,
         *,
         after: Callable[[Session, Message], None] | None = None,
+        answer: ModelAnswer | None = None,
         savepoint: bool = True,
     ) -> None:
         """One savepoint: the row, the pipeline's rows and ``after``; rolled back alone
-        when any of it raises. Without ``savepoint``: the same rows, flushed before it
-        returns (so that a failure surfaces here, for this message), no savepoint."""
+        when any of it raises. ``answer``: the batch's head start for ``message``.
+        Without ``savepoint``: the same rows, flushed before it returns (so that a
+        failure surfaces here, for this message), no savepoint."""
         with session.begin_nested() if savepoint else nullcontext():
             if target.dedupe:
                 existing = self._find_same(session, message, sha)
@@ -1029,7 +1013,10 @@ class Intake:
             session.add(row)
             session.flush()
             if run_pipeline:
-                self.pipeline.process(session, row, message)
+                if answer is None:  # a pipeline without batch work takes no ``answer``
+                    self.pipeline.process(session, row, message)
+                else:
+                    self.pipeline.process(session, row, message, answer=answer)
             if after is not None:
                 after(session, row)
             if not savepoint:

@@ -51,6 +51,7 @@ from triage.outbox import compose_ack, decide_ack, enqueue
 from triage.outbox.policy import AckReason, responder_sign
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, route, routing_threshold
+from triage.services.contract import ModelAnswer
 from triage.sla.deadlines import SlaPolicy
 from triage.store.committed_log import log_after_commit
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
@@ -140,7 +141,6 @@ class ModelHolder:
 
 _Answer = tuple[Prediction | None, Prediction | None]
 """(queue prediction, priority prediction) of one message."""
-_Models = tuple[TrainedModel | None, TrainedModel | None]
 
 
 @dataclass
@@ -192,39 +192,36 @@ class RoutingPipeline:
         self.acknowledge_imports = acknowledge_imports
         self.open_import_tickets = open_import_tickets
         self.stats = PipelineStats()
-        self._ahead = threading.local()
 
     # -- the BatchPipeline protocol ----------------------------------------------------
 
-    def prepare(self, messages: Sequence[InboundMessage]) -> None:
-        """Classify a fetched batch in one call; :meth:`process` uses the answers.
-
-        Kept per thread (one watcher thread per folder) until the next batch; an
-        answer is used only for the same message object and while the same
-        models are active.
-        """
+    def prepare(self, messages: Sequence[InboundMessage]) -> list[ModelAnswer | None]:
+        """Classify a fetched batch in one call: one :class:`ModelAnswer` per message,
+        in order, which the caller hands back to :meth:`process` with its message."""
         models = (self.models.queue, self.models.priority)
-        answers = self.models.predict_many(messages)
-        self._ahead.predictions = {
-            id(m): (m, models, answer) for m, answer in zip(messages, answers, strict=True)
-        }
+        return [
+            ModelAnswer(queue, priority, models)
+            for queue, priority in self.models.predict_many(messages)
+        ]
 
-    def _predict(self, message: InboundMessage) -> _Answer:
-        ahead: dict[int, tuple[InboundMessage, _Models, _Answer]] | None = getattr(
-            self._ahead, "predictions", None
-        )
-        if ahead:
-            entry = ahead.pop(id(message), None)
-            if entry is not None:
-                same, models, answer = entry
-                if same is message and models == (self.models.queue, self.models.priority):
-                    return answer
+    def _predict(self, message: InboundMessage, answer: ModelAnswer | None) -> _Answer:
+        """The prepared ``answer`` while the models that gave it are active, else ask."""
+        if answer is not None and answer.models == (self.models.queue, self.models.priority):
+            return answer.queue, answer.priority
         return self.models.predict(message)
 
     # -- the MessagePipeline protocol ------------------------------------------------
 
-    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
-        """Join, route, open, escalate and acknowledge ``message`` (stored as ``row``).
+    def process(
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        *,
+        answer: ModelAnswer | None = None,
+    ) -> None:
+        """Join, route, open, escalate and acknowledge ``message`` (stored as ``row``);
+        ``answer`` is the models' answer prepared for its batch (:meth:`prepare`).
 
         Adds rows to ``session``; never commits. An exception rolls the message back
         (the intake then stores it raw with the error, and calls this again for the
@@ -259,7 +256,7 @@ class RoutingPipeline:
         ):  # a rule may still send a no-reply sender's mail to a queue (a bank's notice)
             self._machine_without_ticket(session, row, message)
             return
-        queue_prediction, priority_prediction = self._predict(message)
+        queue_prediction, priority_prediction = self._predict(message, answer)
         routed = route(
             message,
             settings=self.settings.routing,
@@ -645,7 +642,14 @@ class SentPipeline:
         self.policy = SlaPolicy(settings)
         self.clock: Clock = clock or SystemClock()
 
-    def process(self, session: Session, row: Message, message: InboundMessage) -> None:
+    def process(
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        *,
+        answer: ModelAnswer | None = None,  # noqa: ARG002 - the MessagePipeline protocol
+    ) -> None:
         """Record ``message`` as the team's reply on the ticket it answers, if any."""
         ticket = record_sent_reply(
             session, message, policy=self.policy, now=self.clock.now(), stored=row
