@@ -331,6 +331,8 @@ class Ticket(Base):
         ),
         # covers the grouped query that counts every view (store.tickets.queue_tally)
         Index("ix_tickets_tally", "in_queue", "queue", "assignee", "status", "queue_due", "id"),
+        # covers `triage status`'s backlog: how many await an answer, since when
+        Index("ix_tickets_awaiting", "status", "awaiting_since"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
