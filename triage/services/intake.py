@@ -49,7 +49,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -202,6 +202,11 @@ class _Done:
     target: _Target
     message: InboundMessage | None
     existing: int | None = None
+
+
+class _RetryWithSavepointsError(Exception):
+    """A message failed in a transaction taken without savepoints: roll it all back and
+    store the same items again, each in its own savepoint (:meth:`Intake._transaction`)."""
 
 
 class _AlreadyStoredError(Exception):
@@ -773,8 +778,51 @@ class Intake:
         limit: bool,
         stop: threading.Event | None = None,
     ) -> list[_Done]:
-        """One transaction for a prefix of ``items`` (all of them unless ``limit``), each
-        in its own savepoint; the folder's mark moved once; logged after the commit."""
+        """One transaction for a prefix of ``items`` (all of them unless ``limit``); the
+        folder's mark moved once; logged after the commit.
+
+        Optimistic: the transaction is first taken without a savepoint per message (two
+        statements less per message, issue 18.2). When a message fails in it, the whole
+        transaction is rolled back (nothing of it was committed) and the same items are
+        stored again with each message in its own savepoint, so that the failing one is
+        rolled back alone and stored raw with its error, as before. A pipeline's counters
+        (``PipelineStats``) count the messages of such a retried transaction twice.
+        """
+        try:
+            done = self._attempt(
+                items, plan=plan, mark_with=mark_with, limit=limit, stop=stop, savepoints=False
+            )
+        except _RetryWithSavepointsError as retry:
+            log.debug("batch_retried_with_savepoints", error=_describe(retry.__cause__ or retry))
+            done = self._attempt(
+                items, plan=plan, mark_with=mark_with, limit=limit, stop=stop, savepoints=True
+            )
+        if self.on_commit is not None:
+            self.on_commit()
+        for d in done:
+            if d.outcome in {StoreOutcome.DUPLICATE, StoreOutcome.RECOGNIZED}:
+                self._already(_AlreadyStoredError(d.outcome, d.existing), d.target, d.message)
+            elif d.message is not None:
+                self._log_stored(d.message, d.target, d.outcome)
+        return done
+
+    def _attempt(
+        self,
+        items: Sequence[_Item],
+        *,
+        plan: SyncPlan | None,
+        mark_with: Callable[[Sequence[int]], int] | None,
+        limit: bool,
+        stop: threading.Event | None,
+        savepoints: bool,
+    ) -> list[_Done]:
+        """One try of :meth:`_transaction`: committed when it returns.
+
+        Raises:
+            StoreError: the database cannot be written; nothing was committed.
+            _RetryWithSavepointsError: without ``savepoints``, a message failed;
+                nothing was committed.
+        """
         started = time.monotonic()
         done: list[_Done] = []
         try:
@@ -791,7 +839,7 @@ class Intake:
                         )
                     ):
                         break
-                    done.append(self._one(s, item, last_uid))
+                    done.append(self._one(s, item, last_uid, savepoint=savepoints))
                 if plan is not None and mark_with is not None and not plan.rescan:
                     mark = mark_with([d.target.uid for d in done if d.target.uid is not None])
                     if mark > last_uid:
@@ -801,18 +849,11 @@ class Intake:
                             .values(uidvalidity=plan.uidvalidity, last_uid=mark),
                             execution_options={"synchronize_session": False},
                         )
-        except StoreError:
+        except (StoreError, _RetryWithSavepointsError):
             raise
         except DBAPIError as exc:  # the commit, or a rollback on a dead connection
             where = self._where(done[0].target) if done else "messages"
             raise StoreError(f"cannot store {where}: {_describe(exc)}") from None
-        if self.on_commit is not None:
-            self.on_commit()
-        for d in done:
-            if d.outcome in {StoreOutcome.DUPLICATE, StoreOutcome.RECOGNIZED}:
-                self._already(_AlreadyStoredError(d.outcome, d.existing), d.target, d.message)
-            elif d.message is not None:
-                self._log_stored(d.message, d.target, d.outcome)
         return done
 
     def _claim(self, session: Session, plan: SyncPlan) -> int:
@@ -839,8 +880,13 @@ class Intake:
             )
         return int(last_uid)
 
-    def _one(self, session: Session, item: _Item, last_uid: int) -> _Done:
-        """Store one item in a savepoint of ``session`` (the per-message failure boundary)."""
+    def _one(self, session: Session, item: _Item, last_uid: int, *, savepoint: bool) -> _Done:
+        """Store one item in a savepoint of ``session`` (the per-message failure boundary).
+
+        Without ``savepoint`` the item is stored straight into the transaction, and a
+        failure raises :class:`_RetryWithSavepointsError` (the caller rolls back and
+        tries again with savepoints) instead of being handled here.
+        """
         target = item.target
         if target.uid is not None and target.progress and target.uid <= last_uid:
             return _Done(StoreOutcome.DUPLICATE, target, None)
@@ -868,14 +914,17 @@ class Intake:
                 target,
                 run_pipeline=True,
                 answer=ahead.answer if ahead is not None else None,
+                savepoint=savepoint,
             )
         except _AlreadyStoredError as done:
             return _Done(done.outcome, target, parsed, done.existing)
         except StoreError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the per-message failure boundary
+        except Exception as exc:  # the per-message failure boundary (re-raised without savepoint)
             if _is_database_down(exc):
                 raise StoreError(f"cannot store {self._where(target)}: {_describe(exc)}") from None
+            if not savepoint and parsed is not None:  # a parse error wrote nothing yet
+                raise _RetryWithSavepointsError from exc
             if isinstance(exc, IntegrityError) and self._uid_stored(target, session):
                 return _Done(StoreOutcome.DUPLICATE, target, parsed)
             error = _describe(exc)
@@ -981,10 +1030,13 @@ class Intake:
         *,
         after: Callable[[Session, Message], None] | None = None,
         answer: ModelAnswer | None = None,
+        savepoint: bool = True,
     ) -> None:
         """One savepoint: the row, the pipeline's rows and ``after``; rolled back alone
-        when any of it raises. ``answer``: the batch's head start for ``message``."""
-        with session.begin_nested():
+        when any of it raises. ``answer``: the batch's head start for ``message``.
+        Without ``savepoint``: the same rows, flushed before it returns (so that a
+        failure surfaces here, for this message), no savepoint."""
+        with session.begin_nested() if savepoint else nullcontext():
             if target.dedupe:
                 existing = self._find_same(session, message, sha)
                 if existing is not None:
@@ -1006,6 +1058,8 @@ class Intake:
                 after(session, row)
             if streamed:
                 _write_raw(session, row.id, raw)
+            if not savepoint:
+                session.flush()
 
     @staticmethod
     def _uid_stored(target: _Target, session: Session) -> bool:
