@@ -6,8 +6,8 @@ waits for the team's answer and finds the oldest such wait: ``status IN ('new',
 read every ticket row, 0.16 s at 100,000 tickets on a loaded machine (issue 13.8);
 ``(status, awaiting_since)`` answers it from the index alone.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-03 19:10:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
