@@ -223,7 +223,8 @@ class Systems:
 
     def argv(self, system: str, config: Path) -> list[str]:
         if self.roots[system]:
-            return [sys.executable, "-m", "triage", "--config", str(config)]
+            # -P: not the current directory first on sys.path (it may be a checkout too)
+            return [sys.executable, "-P", "-m", "triage", "--config", str(config)]
         return [*triage_command(), "--config", str(config)]
 
     def env(self, system: str) -> dict[str, str]:
