@@ -253,7 +253,13 @@ def store(
 
 
 def model(queue: str, priority: str = "normal") -> dict:
-    return {"queue": queue, "priority": priority, "decided_by": "model", "confidence": 0.9}
+    return {
+        "queue": queue,
+        "priority": priority,
+        "decided_by": "model",
+        "confidence": 0.9,
+        "ack": "no_smtp",  # the config has no [smtp] section
+    }
 
 
 @pytest.fixture
@@ -278,7 +284,12 @@ def fill_history(url: str) -> None:
             subject="Hello there",
             sender="x@other.example",
             received=day.replace(hour=10),
-            decision={"queue": "unsorted", "priority": "normal", "decided_by": "fallback"},
+            decision={
+                "queue": "unsorted",
+                "priority": "normal",
+                "decided_by": "fallback",
+                "ack": "no_smtp",
+            },
         )
         store(
             db,
@@ -291,6 +302,7 @@ def fill_history(url: str) -> None:
                 "decided_by": "rule",
                 "rules_matched": ["scheduling"],
                 "explanation": ["rule 'scheduling': x"],
+                "ack": "no_smtp",
             },
         )
         store(
@@ -357,22 +369,29 @@ def test_replay_prints_changes_and_totals_and_writes_nothing(history):
         in invoice
     )
 
+    # the whole decision is replayed: where no rule decides now, the active model or
+    # (none here) the fallback queue does, and the output says which
     meeting = next(b for b in blocks if "'Meeting tomorrow'" in b)
-    assert f"queue: scheduling -> ?  ({NO_LONGER_DECIDE})" in meeting
+    assert (
+        "queue: scheduling -> unsorted  (no rule chose a queue and no classifier model is"
+        " active; fallback queue 'unsorted')" in meeting
+    )
     assert "priority: high -> normal  (no rule sets it)" in meeting
 
     legal = next(b for b in blocks if "'Kérdés'" in b)
     assert "escalation: none -> rule 'legal': possible legal threat" in legal
+    assert "queue: client-support -> unsorted" in legal  # the model is not active now
     assert "priority" not in legal  # urgent stays urgent
 
     new = next(b for b in blocks if "'Számla május'" in b)
-    assert "no stored decision; the rules would choose queue billing" in new
+    assert "no stored decision; it would be: open in billing (rule)" in new
 
     assert "'Hello there'" not in out  # fallback stays fallback when no rule decides
     assert "Invoice unchanged" not in out
     assert "our reply" not in out  # outbound mail is not replayed
+    assert "  acknowledgment changes: 0" in out  # no [smtp]: no_smtp before and after
     assert "replayed 7 messages: 4 would change" in out
-    assert "  queue changes: 3 (of which rules no longer decide: 1)" in out
+    assert "  queue changes: 4" in out
     assert "  priority changes: 2" in out
     assert "  escalation changes: 1" in out
     assert "  without a stored decision: 1" in out

@@ -481,8 +481,8 @@ class RoutingPipeline:
             return f"acknowledgment template {chosen} not found: acknowledged with {mail.template}"
         return ""
 
-    @staticmethod
     def _record(
+        self,
         session: Session,
         row: Message,
         ticket: Ticket | None,
@@ -490,7 +490,9 @@ class RoutingPipeline:
         routed: Route,
     ) -> None:
         """Add the message's ``routing_decisions`` row (``routed``: the decision's route
-        with what applying it added to the explanation)."""
+        with what applying it added to the explanation), dated by the pipeline's clock:
+        the time the facts were read (``triage rules test`` replays them as of then)."""
+        now = self.clock.now()
         reason = decision.ack_reason
         record = RoutingDecision(
             message_id=row.id,
@@ -508,6 +510,8 @@ class RoutingPipeline:
             ack=reason.value if reason is not None else "",
             ack_template=routed.ack_template or "",
             assignee=routed.assignee or "",
+            checks=decision.checks,
+            created_at=now,
         )
         session.add(record)
         row.decision = record
