@@ -31,6 +31,7 @@ from triage.handling import (
     TicketFact,
     decide,
 )
+from triage.handling.replay import StoredOutcome, compare_decisions, stored_action
 
 NOW = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)
 TICKET = TicketFact(id=7, ref=1007, queue="billing", priority="high", decided_by="rule")
@@ -255,3 +256,52 @@ def test_every_ack_reason_is_the_outcome_of_a_row_or_a_notes_kind() -> None:
     notes = {AckReason.of_note(kind) for kind in NOTE_KINDS}
     assert (outcomes | notes) - {None} == set(AckReason)
     assert ACK_POLICY[-1].outcome is None  # the last row acknowledges
+
+
+# -- comparing a replayed decision with the stored one (triage rules test) --------------
+
+
+def stored(action: Action, queue: str = "general", **fields: Any) -> StoredOutcome:
+    values: dict[str, Any] = {"priority": "normal", "decided_by": "fallback", "ack": ""}
+    values.update(fields)
+    return StoredOutcome(action=action, queue=queue, **values)
+
+
+def test_the_same_decision_replayed_is_no_change(settings: Settings) -> None:
+    decision, _ = run(settings, message())
+    assert compare_decisions(stored(Action.OPEN), decision) == ()
+
+
+def test_a_rule_that_now_decides_changes_queue_priority_and_acknowledgment(
+    settings: Settings,
+) -> None:
+    from rules import parse_rules  # noqa: PLC0415 - the rule file is the test's input
+
+    rules = parse_rules(
+        "[[rule]]\nname = 'inv'\nwhen = { field = 'subject', contains = 'invoice' }\n"
+        "then = { queue = 'billing', priority = 'high', no_ack = true }\n"
+    ).evaluate(message())
+    decision, _ = run(settings, message(), FixedFacts(rule_decision=rules))
+    changes = [str(c) for c in compare_decisions(stored(Action.OPEN), decision)]
+    assert changes[0].startswith("queue: general -> billing  (rule 'inv': subject")
+    assert changes[1].startswith("priority: normal -> high  (rule 'inv'")
+    assert changes[2] == ("acknowledgment: queued -> rule  (a rule marked it: no acknowledgment)")
+
+
+def test_what_became_of_it_is_compared_and_a_joined_messages_queue_is_not(
+    settings: Settings,
+) -> None:
+    thread = ThreadFact(TICKET, "the thread as stored", "")
+    joined, _ = run(settings, message(), FixedFacts(joins=thread))
+    # the ticket was moved since: its queue is the ticket's, not a change of the decision
+    before = stored(Action.JOIN, "records", ack="follow_up")
+    assert compare_decisions(before, joined) == ()
+    opened, _ = run(settings, message())
+    assert [str(c) for c in compare_decisions(before, opened)] == [
+        "action: join -> open",
+        "acknowledgment: follow_up -> queued",
+    ]
+    assert stored_action("", "no_reply_sender", ()) is Action.STORE
+    assert stored_action("billing", "duplicate", ()) is Action.DUPLICATE
+    assert stored_action("billing", "follow_up", ("joined ticket #1007 by x",)) is Action.JOIN
+    assert stored_action("billing", "", ("rule 'inv': ...",)) is Action.OPEN

@@ -16,9 +16,6 @@ from click.testing import Result
 from sqlalchemy import select
 from support.cli import run_triage
 
-from rules import parse_rules
-from rules.replay import NO_LONGER_DECIDE, StoredDecision, compare
-from triage.domain import Address, InboundMessage, Priority
 from triage.store import Database
 from triage.store.models import Message, RoutingDecision, TrainingLabel
 
@@ -483,56 +480,6 @@ def test_replay_bad_since_is_a_usage_error(history):
     done = run("--config", str(history / "triage.toml"), "rules", "test", "--since", "May 1st")
     assert done.exit_code == 2
     assert "is not a date" in done.stderr
-
-
-# -- the comparison itself ------------------------------------------------------------------
-
-
-def _decision(text: str, subject: str = "Invoice 1"):
-    msg = InboundMessage(
-        message_id="<m@x>",
-        subject=subject,
-        received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        from_=Address("", "a@b.example"),
-    )
-    return parse_rules(text).evaluate(msg)
-
-
-INVOICE = "[[rule]]\nname = 'inv'\nwhen = { field = 'subject', contains = 'invoice' }\n"
-
-
-def test_compare_same_queue_from_model_is_no_change():
-    candidate = _decision(INVOICE + "then.queue = 'billing'\n")
-    stored = StoredDecision(queue="billing", priority="normal", decided_by="model")
-    assert compare(stored, candidate, default_priority=Priority.NORMAL) == ()
-
-
-def test_compare_model_decision_kept_when_rules_set_no_queue():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(queue="records", priority="normal", decided_by="model")
-    assert compare(stored, candidate, default_priority=Priority.NORMAL) == ()
-
-
-def test_compare_rule_decision_lost():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(
-        queue="billing", priority="normal", decided_by="rule", rules_matched=("old",)
-    )
-    changes = compare(stored, candidate, default_priority=Priority.NORMAL)
-    assert [str(c) for c in changes] == [f"queue: billing -> ?  ({NO_LONGER_DECIDE})"]
-
-
-def test_compare_escalation_removed():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(
-        queue="billing",
-        priority="normal",
-        decided_by="model",
-        escalate=("rule 'legal': threat",),
-        rules_matched=("legal",),
-    )
-    changes = compare(stored, candidate, default_priority=Priority.NORMAL)
-    assert [str(c) for c in changes] == ["escalation: rule 'legal': threat -> none"]
 
 
 def test_replay_reads_many_messages_in_batches(workdir):
