@@ -6,6 +6,7 @@ Runs against SQLite and (when it answers) PostgreSQL, with a fixed clock.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -168,19 +169,27 @@ def test_the_streamed_queue_is_the_whole_queue_read_in_batches(
     # keyset batches (size 2 here: the boundaries fall between tied due times too)
     _mixed(database)
     whole = desk.queue(limit=None).rows
-    real = store_tickets.queue_batches
-    sizes: list[int] = []
+    real = store_tickets.queue_listing
+    rows: list[int] = []
 
-    def small(session: Session, view: QueueFilter, *, size: int = 1000) -> Any:
-        for batch in real(session, view, size=2):
-            sizes.append(len(batch))
-            yield batch
+    def small(
+        session: Session, view: QueueFilter, *, limit: int | None = None, size: int = 2000
+    ) -> Any:
+        for row in real(session, view, limit=limit, size=2):
+            rows.append(1)
+            yield row
 
-    monkeypatch.setattr(desk_module, "queue_batches", small)
+    monkeypatch.setattr(desk_module, "queue_listing", small)
     assert tuple(desk.queue_stream()) == whole
-    assert sizes == [2, 2, 2, 2, 1]
+    assert len(rows) == 9
     mine = [r.ref for r in desk.queue_stream(view=View.MINE, actor="anna")]
     assert mine == _reference_order(database, assignee="anna")
+    # the JSON lines are json.dumps of the rows' JSON, byte for byte, without the rows
+    lines = list(desk.queue_json_lines())
+    assert lines == [json.dumps(r.to_json(), ensure_ascii=False) for r in whole]
+    assert [r.ref for r in desk.queue_stream(limit=3)] == [r.ref for r in whole[:3]]
+    assert list(desk.queue_json_lines(limit=0)) == []
+    assert desk.queue_total() == 9
 
 
 def test_views_mine_unassigned_waiting_and_per_queue(desk: TicketDesk, database: Database) -> None:

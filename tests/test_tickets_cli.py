@@ -180,6 +180,28 @@ def test_queue_table_on_a_pipe_is_plain_text(desk: Desk) -> None:
     assert "\x1b[" not in done.stdout  # no colour codes in a pipe
 
 
+def test_queue_table_lists_the_most_urgent_and_says_how_many_more(desk: Desk) -> None:
+    refs = _queue_fixture(desk.db)  # 7 open tickets, B most urgent, F (waiting) last
+    first = desk.run("queue", "--limit", "2")
+    assert first.exit_code == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == [f"#{refs['B']}", f"#{refs['C']}"]
+    assert lines[3] == (
+        "... and 5 more open tickets (triage queue --all lists them all, --limit N the first N)"
+    )
+    every = desk.run("queue", "--all").stdout.splitlines()
+    assert len(every) == 1 + 7
+    assert "more open tickets" not in desk.run("queue", "--limit", "7").stdout
+    # --json lists every ticket (the contract) unless --limit says otherwise
+    assert len(json.loads(desk.run("queue", "--json").stdout)) == 7
+    top = json.loads(desk.run("queue", "--json", "--limit", "3").stdout)
+    assert [r["ref"] for r in top] == [refs["B"], refs["C"], refs["H"]]
+    assert json.loads(desk.run("queue", "--json", "--limit", "0").stdout) == []
+    both = desk.run("queue", "--all", "--limit", "3")
+    assert both.exit_code == 2
+    assert "--all and --limit" in both.stderr
+
+
 def test_unknown_queue_ticket_and_assistant_are_one_line_exit_2(desk: Desk) -> None:
     ref = _add(desk.db, 1, due=timedelta(hours=1))
     for args, message in [

@@ -28,7 +28,9 @@ def test_work_a_ticket_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     version = page.text.split('name="version" value="', 1)[1].split('"', 1)[0]
     claimed = client.post(f"/t/{ref}/claim", data={"version": version}, headers=SAME)
     assert claimed.status_code == 303
-    stale = client.post(f"/t/{ref}/done", data={"version": version}, headers=SAME)
+    refused = client.post(f"/t/{ref}/done", data={"version": version}, headers=SAME)
+    assert refused.status_code == 303  # POST-redirect-GET: a reload does not post again
+    stale = client.get(refused.headers["location"])
     assert stale.status_code == 409
     assert "anna claimed the ticket" in stale.text
     found = client.get("/search?q=szamla+kovacs")

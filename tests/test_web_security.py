@@ -291,7 +291,8 @@ def test_a_mangled_ticket_version_is_refused_as_stale_not_a_server_error(
     ref = site.ticket()
     login(client)
     response = client.post(f"/t/{ref}/claim", data={"version": version}, headers=SAME)
-    assert response.status_code == 409
+    assert response.status_code == 303
+    assert client.get(response.headers["location"]).status_code == 409
     from triage.tickets import get_ticket  # noqa: PLC0415
 
     with site.db.read_session() as session:

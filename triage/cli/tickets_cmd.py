@@ -10,9 +10,9 @@ line on stderr and exit status 2; so is a ticket someone else claimed first.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from triage.cli.tables import plain_table_lines, rich_table
 from triage.cli.terminal import terminal_safe
 from triage.cli.ticket_text import render_ticket
 from triage.config import Settings
-from triage.desk import TicketDesk, View
+from triage.desk import QueueRow, TicketDesk, View
 from triage.errors import NotFoundError, UserError
 
 __all__ = ["resolve_user"]
@@ -58,6 +58,12 @@ def _desk(app: AppContext) -> TicketDesk:
 # --- queue -------------------------------------------------------------------------------
 
 
+TABLE_LIMIT = 100
+"""Tickets the table form of ``triage queue`` lists unless ``--all`` or ``--limit``: the
+most urgent ones, then a line saying how many more there are (a person reads the top
+of a queue; a program reads ``--json``, which lists every ticket by default)."""
+
+
 @cli.command("queue")
 @click.option("--queue", "queue_name", metavar="Q", help="Only this queue.")
 @click.option("--mine", is_flag=True, help="Only tickets assigned to me.")
@@ -67,7 +73,14 @@ def _desk(app: AppContext) -> TicketDesk:
     help="Only tickets escalated to the owners (a missed deadline or a rule).",
 )
 @_AS
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (every ticket).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"Only the N most urgent tickets (the table's default: {TABLE_LIMIT}).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every ticket in the table too.")
 @pass_app
 def queue_cmd(  # noqa: PLR0917 - one per option
     app: AppContext,
@@ -76,43 +89,72 @@ def queue_cmd(  # noqa: PLR0917 - one per option
     escalated: bool,
     as_name: str | None,
     as_json: bool,
+    limit: int | None,
+    show_all: bool,
 ) -> None:
-    """The prioritized queue: breached first, then by due time, priority and age."""
+    """The prioritized queue: breached first, then by due time, priority and age.
+
+    The table lists the 100 most urgent tickets and says how many more there are
+    (--all lists them all); --json lists every ticket unless --limit is given.
+    """
     settings = app.settings
     if mine and escalated:
         raise UserError("--mine and --escalated are two views: choose one")
+    if show_all and limit is not None:
+        raise UserError("--all and --limit N: choose one")
     me = resolve_user(settings, as_name) if mine else None
     view = View.MINE if mine else View.ESCALATED if escalated else View.ALL
-    rows = _desk(app).queue_stream(view=view, queue=queue_name, actor=me)
+    desk = _desk(app)
     if as_json:
         # a JSON array, one ticket a line, written as the rows are read (flat memory)
+        out = sys.stdout
         count = 0
         chunk: list[str] = []
-        for row in rows:
-            chunk.append(
-                ("[\n" if count == 0 else ",\n") + json.dumps(row.to_json(), ensure_ascii=False)
-            )
+        for line in desk.queue_json_lines(view=view, queue=queue_name, actor=me, limit=limit):
+            chunk.append(("[\n" if count == 0 else ",\n") + line)
             count += 1
             if len(chunk) == 1000:
-                click.echo("".join(chunk), nl=False)
+                out.write("".join(chunk))
                 chunk = []
-        click.echo("".join(chunk) + ("\n]" if count else "[]"))
+        out.write("".join(chunk) + ("\n]\n" if count else "[]\n"))
+        out.flush()
         return
+    shown = None if show_all else (limit if limit is not None else TABLE_LIMIT)
+    # one row more than shown: whether to count the rest
+    rows = desk.queue_stream(
+        view=view, queue=queue_name, actor=me, limit=None if shown is None else shown + 1
+    )
+    listed = 0
+    beyond = False  # a row after the shown ones exists
+
+    def counted() -> Iterator[QueueRow]:
+        nonlocal listed, beyond
+        for row in rows:
+            if shown is not None and listed == shown:
+                beyond = True
+                return
+            listed += 1
+            yield row
+
     from rich.console import Console  # noqa: PLC0415 - rich is slow to import
 
     if Console().is_terminal:
-        listed = list(rows)
-        if listed:
-            rich_table(listed)
-        else:
-            click.echo("no open tickets")
-        return
-    printed = False
-    for lines in plain_table_lines(rows):
-        click.echo(lines)
-        printed = True
-    if not printed:
+        table = list(counted())
+        if table:
+            rich_table(table)
+    else:
+        for lines in plain_table_lines(counted()):
+            click.echo(lines)
+    more = 0
+    if beyond and shown is not None:
+        more = desk.queue_total(view=view, queue=queue_name, actor=me) - shown
+    if not listed and not more:
         click.echo("no open tickets")
+    elif more > 0:
+        click.echo(
+            f"... and {more:,} more open tickets (triage queue --all lists them all,"
+            " --limit N the first N)"
+        )
 
 
 # --- show --------------------------------------------------------------------------------

@@ -70,6 +70,9 @@ class QueuePage:
         total: how many tickets the whole view lists.
         breached: how many of those are past a deadline.
         next_cursor: pass it back for the next page; None on the last page.
+        counts: every view's and queue's size, read with the page (the tabs of the
+            web page; the same figures as :meth:`TicketDesk.counts
+            <triage.desk.TicketDesk.counts>`); None when not read.
     """
 
     view: View
@@ -78,6 +81,7 @@ class QueuePage:
     total: int
     breached: int
     next_cursor: str | None
+    counts: QueueCounts | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,17 @@ from triage.mail.mime import Limits, Part, decode_transfer
 from triage.mail.sanitize import clean_body, one_line
 from triage.mail.tnef import is_tnef, read_tnef
 
-__all__ = ["BodyResult", "extract_body"]
+__all__ = ["MAX_TEXT_BYTES", "BodyResult", "extract_body"]
+
+MAX_TEXT_BYTES = 4_000_000
+"""Bytes of one text part decoded for the body text (after the transfer encoding).
+
+The parser keeps 1,000,000 characters of body text (``parse.MAX_BODY_TEXT``);
+UTF-8 needs at most 4 bytes a character, so a longer part cannot add to what is
+kept. Decoding, cleaning and splitting a 25 MB text part whole made copies of it
+worth about 180 MB (issue 13.9); the whole part stays in the raw message."""
+
+_NOT_BLANK = re.compile(rb"[^ \t\r\n\x0b\x0c]")
 
 _TEXT_TYPES = frozenset({"text/plain", "text/html"})
 _REPORT_PARTS = frozenset(
@@ -128,7 +138,7 @@ def _is_attachment(part: Part) -> bool:
 
 
 def _has_text(part: Part) -> bool:
-    return bool(decode_transfer(part).strip())
+    return _NOT_BLANK.search(decode_transfer(part)) is not None
 
 
 def _body_parts(part: Part) -> list[Part]:
@@ -197,9 +207,31 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out)
 
 
+def _text_cut(data: bytes, label: str | None, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``data`` or fewer, ended where no character is split:
+    after the last line break, else before a UTF-8 continuation byte; for UTF-16 and
+    UTF-32 a multiple of 4 bytes."""
+    if len(data) <= limit:
+        return data
+    if label and ("16" in label or "32" in label):
+        return data[: limit - limit % 4]
+    end = data.rfind(b"\n", 0, limit) + 1
+    if end <= 0:
+        end = limit
+        while end > limit - 3 and 0x80 <= data[end] < 0xC0:
+            end -= 1
+    return data[:end]
+
+
 def _leaf_text(part: Part, decoder: TextDecoder, defects: list[str]) -> str:
-    data = decode_transfer(part)
+    data = decode_transfer(part, max_bytes=MAX_TEXT_BYTES + 1)
     label = part.charset
+    if len(data) > MAX_TEXT_BYTES:
+        defects.append(
+            f"a {part.content_type} part over {MAX_TEXT_BYTES:,} bytes: the first"
+            f" {MAX_TEXT_BYTES:,} at most read for the body text (the whole is in the raw message)"
+        )
+        data = _text_cut(data, label, MAX_TEXT_BYTES)
     if part.content_type == "text/html":
         text = decoder.decode_bytes(data, label or html_charset(data), "text/html body")
         text, defect = html_to_text(text)

@@ -27,6 +27,7 @@ __all__ = ["Limits", "Part", "decode_transfer", "parse_structure"]
 MAX_PARTS = 1000
 """MIME parts read per message; a message with more is truncated (a mail bomb)."""
 
+_EMPTY = memoryview(b"")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -68,7 +69,9 @@ class Part:
         disposition: lowercased Content-Disposition type, "" when absent.
         filename: the decoded filename (RFC 2231 / RFC 2047), "" when none.
         transfer_encoding: lowercased Content-Transfer-Encoding, "" when absent.
-        body: the entity's body bytes, still transfer-encoded ("" for multiparts).
+        body: the entity's body bytes, still transfer-encoded (empty for multiparts):
+            a read-only view into the message's bytes, so that a 25 MB part is not
+            copied until :func:`decode_transfer` reads it (issue 13.9).
         children: the parts of a multipart, in order.
         depth: nesting level (0 = the message).
     """
@@ -79,7 +82,7 @@ class Part:
     disposition: str
     filename: str
     transfer_encoding: str
-    body: bytes
+    body: memoryview
     children: tuple[Part, ...] = ()
     depth: int = 0
 
@@ -104,25 +107,31 @@ class Part:
         return out
 
 
-def decode_transfer(part: Part, limits: Limits | None = None) -> bytes:
+def decode_transfer(
+    part: Part, limits: Limits | None = None, *, max_bytes: int | None = None
+) -> bytes:
     """The body of a leaf part with its Content-Transfer-Encoding removed (RFC 2045 §6).
 
     base64 is decoded leniently (characters outside the alphabet skipped, bad
     padding repaired); quoted-printable with ``binascii.a2b_qp``; x-uuencode line
     by line; 7bit/8bit/binary and unknown encodings are returned as they are.
+    ``max_bytes``: for those, only the first ``max_bytes`` are copied out of the
+    message (the encoded ones are decoded whole, then cut).
     """
     data = part.body
     cte = part.transfer_encoding
     if cte == "base64":
-        return _base64(data, limits)
-    if cte == "quoted-printable":
-        return binascii.a2b_qp(data)
-    if cte in {"x-uuencode", "uuencode", "x-uue", "uue"}:
-        return _uudecode(data)
-    return data
+        decoded = _base64(data, limits)
+    elif cte == "quoted-printable":
+        decoded = binascii.a2b_qp(data)
+    elif cte in {"x-uuencode", "uuencode", "x-uue", "uue"}:
+        decoded = _uudecode(bytes(data))
+    else:
+        return bytes(data if max_bytes is None else data[:max_bytes])
+    return decoded if max_bytes is None else decoded[:max_bytes]
 
 
-def _base64(data: bytes, limits: Limits | None) -> bytes:
+def _base64(data: memoryview, limits: Limits | None) -> bytes:
     try:
         return binascii.a2b_base64(data)
     except binascii.Error:
@@ -265,7 +274,7 @@ def parse_structure(
             message/rfc822 inside multipart/digest).
 
     Never raises for any input; recursion is bounded by ``limits.max_depth``, and
-    only leaf bodies are copied out of ``data``.
+    nothing is copied out of ``data`` (leaf bodies are views into it).
     """
     start, end = span if span is not None else (0, len(data))
     limits.parts += 1
@@ -285,18 +294,18 @@ def parse_structure(
     cte = cte_raw.decode("ascii", "replace").strip().lower() if cte_raw else ""
     body_start = block.body_offset
     if not content_type.startswith("multipart/"):
-        body = data[body_start:end]
+        body = memoryview(data)[body_start:end]
         return Part(block, content_type, params, disposition, filename, cte, body, (), depth)
 
     boundary = params.get("boundary", "").encode("utf-8", "replace")
     spans = _split_multipart(data, body_start, end, boundary, limits) if boundary else None
     if spans is None:
         limits.note("multipart without boundary or delimiter; read as text/plain")
-        body = data[body_start:end]
+        body = memoryview(data)[body_start:end]
         return Part(block, "text/plain", params, disposition, filename, cte, body, (), depth)
     if depth >= limits.max_depth:
         limits.too_deep = True
-        return Part(block, content_type, params, disposition, filename, "", b"", (), depth)
+        return Part(block, content_type, params, disposition, filename, "", _EMPTY, (), depth)
     child_type = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
     children: list[Part] = []
     for child_span in spans:
@@ -308,4 +317,6 @@ def parse_structure(
                 data, decoder, limits, span=child_span, depth=depth + 1, default_type=child_type
             )
         )
-    return Part(block, content_type, params, disposition, filename, "", b"", tuple(children), depth)
+    return Part(
+        block, content_type, params, disposition, filename, "", _EMPTY, tuple(children), depth
+    )

@@ -267,8 +267,9 @@ def _parse(
     data, skipped = _skip_leading_blank(_strip_envelope(data))
     if skipped:
         defects.append(skipped)
+    end = len(data)
     if len(data) > max_size > 0:
-        data = data[:max_size]
+        end = max_size  # read up to here; slicing would copy up to 25 MB (issue 13.9)
         status = ParseStatus.TRUNCATED_SIZE
         errors.append(
             f"message is {len(raw)} bytes, over the {max_size}-byte limit: "
@@ -276,7 +277,7 @@ def _parse(
         )
     decoder = TextDecoder(default_charset)
     limits = Limits(max_depth=max(0, min(max_depth, HARD_MAX_DEPTH)))
-    root = parse_structure(data, decoder, limits)
+    root = parse_structure(data, decoder, limits, span=(0, end))
     block = root.block
     if not looks_like_mail(block):
         errors.insert(0, NOT_MAIL_ERROR)

@@ -65,6 +65,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from triage.clock import Clock, SystemClock
 from triage.config import ImapSettings, Settings
@@ -97,6 +98,7 @@ from triage.store.models import Folder, Message
 from triage.store.models import MissingUid as MissingUidRow
 
 __all__ = [
+    "STREAM_RAW_MIN",
     "BatchPipeline",
     "FolderProgress",
     "FolderResult",
@@ -261,6 +263,36 @@ def _missing(row: MissingUidRow, now: datetime) -> MissingUid:
 
 def _addresses(values: Iterable[Address]) -> list[dict[str, str]]:
     return [{"name": a.name, "addr": a.addr} for a in values]
+
+
+STREAM_RAW_MIN = 1024 * 1024
+"""Raw messages of this many bytes or more are written to SQLite last (issue 13.9).
+
+SQLite copies a bound value whole and builds the row's record from it, and every
+later UPDATE of the row (the pipeline sets its ticket) rewrites the whole record:
+a 30 MB message took the daemon about 90 MB above its own size. Such a row is
+inserted without its raw bytes, and they are written by one UPDATE at the end of
+the same savepoint, when nothing changes the row any more. (SQLite's incremental
+blob I/O would need no whole copy, but it refuses a table with an expression
+index, and ``messages`` has one.) PostgreSQL keeps an unchanged large value on an
+UPDATE, so it gets the row whole at once."""
+
+
+def _sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _write_raw(session: Session, message_id: int, raw: bytes) -> None:
+    """Write ``raw`` into the ``messages`` row ``message_id``, after flushing what is
+    pending (so that nothing rewrites the row after it). Raises what the database
+    raises (the savepoint is then rolled back)."""
+    session.flush()
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(raw=raw)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class Intake:
@@ -957,9 +989,14 @@ class Intake:
                 existing = self._find_same(session, message, sha)
                 if existing is not None:
                     raise _AlreadyStoredError(StoreOutcome.RECOGNIZED, existing)
+            streamed = len(raw) >= STREAM_RAW_MIN and _sqlite(session)
             row = self._row(raw, sha, message, target)
+            if streamed:
+                row.raw = b""  # written last (_write_raw); raw_size, raw_sha256 as they are
             session.add(row)
             session.flush()
+            if streamed:  # the ORM takes the row as holding ``raw``: no UPDATE carries it
+                set_committed_value(row, "raw", raw)
             if run_pipeline:
                 if answer is None:  # a pipeline without batch work takes no ``answer``
                     self.pipeline.process(session, row, message)
@@ -967,6 +1004,8 @@ class Intake:
                     self.pipeline.process(session, row, message, answer=answer)
             if after is not None:
                 after(session, row)
+            if streamed:
+                _write_raw(session, row.id, raw)
 
     @staticmethod
     def _uid_stored(target: _Target, session: Session) -> bool:

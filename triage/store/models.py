@@ -320,6 +320,17 @@ class Ticket(Base):
             "opened_at",
             "id",
         ),
+        Index(  # the Waiting view: its tickets' paused clocks sort last in the other orders
+            "ix_tickets_status_order",
+            "in_queue",
+            "status",
+            "queue_due",
+            "priority_rank",
+            "opened_at",
+            "id",
+        ),
+        # covers the grouped query that counts every view (store.tickets.queue_tally)
+        Index("ix_tickets_tally", "in_queue", "queue", "assignee", "status", "queue_due", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

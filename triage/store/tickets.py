@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, case, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    Text,
+    case,
+    func,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -30,16 +42,20 @@ from triage.store.models import (
 )
 
 __all__ = [
+    "LISTING_COLUMNS",
     "QueueFilter",
     "QueueKey",
+    "QueueTally",
     "claim_ticket",
-    "count_by_queue",
     "count_queue",
     "due_snoozes",
     "events_since",
+    "listing_time",
     "lock_ticket",
     "queue_batches",
+    "queue_listing",
     "queue_page",
+    "queue_tally",
     "ticket_by_ref",
     "ticket_corrections",
     "ticket_decisions",
@@ -89,6 +105,20 @@ class QueueFilter:
     waiting: bool = False
     escalated: bool = False
 
+    def lists(self, tally: QueueTally) -> bool:
+        """Whether this view lists the open tickets of one :class:`QueueTally` group.
+
+        The same conditions as :meth:`where`, in Python: every view's count is summed
+        from one grouped query (:func:`queue_tally`) instead of one COUNT per view.
+        """
+        return (
+            (self.queue is None or tally.queue == self.queue)
+            and (self.assignee is None or tally.assignee == self.assignee)
+            and (not self.unassigned or (tally.assignee is None and not tally.waiting))
+            and (not self.waiting or tally.waiting)
+            and (not self.escalated or tally.escalated)
+        )
+
     def where(self) -> list[ColumnElement[bool]]:
         """The WHERE terms (the first one is always ``in_queue``, the index's prefix)."""
         terms: list[ColumnElement[bool]] = [Ticket.in_queue.is_(True)]
@@ -102,9 +132,36 @@ class QueueFilter:
         if self.waiting:
             terms.append(Ticket.status == TicketStatus.WAITING.value)
         if self.escalated:
-            owners = select(Escalation.ticket_id).where(~Escalation.kind.startswith("warning"))
-            terms.append(Ticket.id.in_(owners))
+            terms.append(_escalated())
         return terms
+
+
+def _escalated() -> ColumnElement[bool]:
+    """The ticket was escalated to the owners (a breach or a rule; warnings are not)."""
+    owners = select(Escalation.ticket_id).where(~Escalation.kind.startswith("warning"))
+    return Ticket.id.in_(owners)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTally:
+    """One group of open tickets alike in everything a queue view selects on.
+
+    Attributes:
+        queue: the queue name.
+        assignee: who has them (None: nobody).
+        waiting: status ``waiting`` (else ``new`` or ``open``).
+        escalated: escalated to the owners.
+        tickets: how many tickets the group holds (>= 1).
+        breached: how many of them are past their running deadline at the ``now`` of
+            :func:`queue_tally` (``queue_due < now``).
+    """
+
+    queue: str
+    assignee: str | None
+    waiting: bool
+    escalated: bool
+    tickets: int
+    breached: int
 
 
 _ORDER = (Ticket.queue_due, Ticket.priority_rank, Ticket.opened_at, Ticket.id)
@@ -176,6 +233,97 @@ def queue_batches(
         after = (last.queue_due, last.priority_rank, last.opened_at, last.id)
 
 
+_PLAIN_TIME = String()
+"""Datetimes read without SQLAlchemy's per-value Python step (for SQLite a regular
+expression, then :class:`~triage.store.models.UtcDateTime`'s zone): SQLite gives its
+stored text (``2026-03-16 09:00:00.000000``, UTC), PostgreSQL's driver an aware
+datetime; :func:`listing_time` reads either."""
+
+_LISTING = (
+    Ticket.ref,
+    Ticket.queue,
+    Ticket.priority,
+    Ticket.status,
+    Ticket.subject,
+    Ticket.client_addr,
+    Ticket.client_name,
+    Ticket.assignee,
+    Ticket.decided_by,
+    type_coerce(Ticket.tags, Text),
+    type_coerce(Ticket.opened_at, _PLAIN_TIME),
+    type_coerce(Ticket.first_response_due, _PLAIN_TIME),
+    Ticket.first_response_at.is_(None),
+    type_coerce(Ticket.next_response_due, _PLAIN_TIME),
+    Ticket.awaiting_since.is_not(None),
+    type_coerce(Ticket.resolution_due, _PLAIN_TIME),
+    Ticket.version,
+    Ticket.id,
+    type_coerce(Ticket.queue_due, _PLAIN_TIME),
+    Ticket.priority_rank,
+)
+LISTING_COLUMNS = (
+    "ref",
+    "queue",
+    "priority",
+    "status",
+    "subject",
+    "client_addr",
+    "client_name",
+    "assignee",
+    "decided_by",
+    "tags",
+    "opened_at",
+    "first_response_due",
+    "unanswered",
+    "next_response_due",
+    "awaiting",
+    "resolution_due",
+    "version",
+    "id",
+    "queue_due",
+    "priority_rank",
+)
+"""The fields of a :func:`queue_listing` tuple, in order (see there)."""
+
+
+def queue_listing(
+    session: Session, view: QueueFilter, *, limit: int | None = None, size: int = 2000
+) -> Iterator[tuple[Any, ...]]:
+    """The tickets of ``view`` in queue order as plain tuples (:data:`LISTING_COLUMNS`),
+    read in keyset batches of ``size`` (each one indexed range scan), at most ``limit``.
+
+    The cheap form of :func:`queue_batches` for long listings (``triage queue`` at
+    100,000 tickets): only the columns a queue row shows, no ORM and no per-value
+    Python type step. Datetimes are as the driver gives them (:data:`_PLAIN_TIME`;
+    :func:`listing_time` makes them aware);
+    ``unanswered`` is "no first response yet", ``awaiting`` "a client's later
+    message awaits an answer"; ``tags`` is a list (or its JSON text).
+    """
+    after: tuple[Any, ...] | None = None
+    left = limit
+    connection = session.connection()  # Core rows: no ORM loading step per row
+    while left is None or left > 0:
+        take = size if left is None else min(size, left)
+        stmt = select(*_LISTING).where(*view.where()).order_by(*_ORDER).limit(take)
+        if after is not None:
+            stmt = stmt.where(tuple_(*_ORDER) > tuple_(*after))
+        rows = connection.execute(stmt).all()
+        yield from (tuple(row) for row in rows)
+        if len(rows) < take:
+            return
+        if left is not None:
+            left -= len(rows)
+        last = rows[-1]
+        after = (listing_time(last[18]), last[19], listing_time(last[10]), last[17])
+
+
+def listing_time(value: str | datetime) -> datetime:
+    """A datetime column of a :func:`queue_listing` tuple as an aware UTC datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 def count_queue(session: Session, view: QueueFilter, *, due_before: datetime | None = None) -> int:
     """How many tickets ``view`` lists (those due before ``due_before`` only, if given)."""
     stmt = select(func.count(Ticket.id)).where(*view.where())
@@ -184,15 +332,52 @@ def count_queue(session: Session, view: QueueFilter, *, due_before: datetime | N
     return int(session.scalar(stmt) or 0)
 
 
-def count_by_queue(session: Session, now: datetime) -> dict[str, tuple[int, int]]:
-    """Open tickets per queue: ``{queue: (tickets, breached at now)}``."""
+def queue_tally(session: Session, now: datetime) -> list[QueueTally]:
+    """Every open ticket counted once, grouped by what the queue views select on.
+
+    Two aggregate queries: every open ticket grouped by ``(queue, assignee, status)``
+    in the order of the covering index ``ix_tickets_tally`` (``in_queue, queue,
+    assignee, status, queue_due``: an index-only scan that streams into the groups,
+    no table rows and no sort), and the same for the tickets escalated to the owners
+    (driven from ``escalations``, usually few). Every view's and queue's count is then
+    summed in Python from these few dozen groups (:meth:`QueueFilter.lists`).
+
+    Args:
+        now: aware; ``breached`` counts ``queue_due < now``.
+
+    Returns:
+        One :class:`QueueTally` per non-empty group, escalated and not apart.
+    """
     breached = func.sum(case((Ticket.queue_due < now, 1), else_=0))
-    rows = session.execute(
-        select(Ticket.queue, func.count(Ticket.id), breached)
-        .where(Ticket.in_queue.is_(True))
-        .group_by(Ticket.queue)
-    )
-    return {queue: (int(n), int(b or 0)) for queue, n, b in rows}
+    groups = (Ticket.queue, Ticket.assignee, Ticket.status)
+    listed = select(*groups, func.count(), breached).where(Ticket.in_queue.is_(True))
+    everything = session.execute(listed.group_by(*groups)).all()
+    escalated = {
+        (queue, assignee, status): (int(n), int(b or 0))
+        for queue, assignee, status, n, b in session.execute(
+            listed.where(_escalated()).group_by(*groups)
+        )
+    }
+    out: list[QueueTally] = []
+    for queue, assignee, status, n, b in everything:
+        waiting = status == TicketStatus.WAITING.value
+        up_n, up_b = escalated.get((queue, assignee, status), (0, 0))
+        if up_n:
+            out.append(
+                QueueTally(queue, assignee, waiting, escalated=True, tickets=up_n, breached=up_b)
+            )
+        if int(n) > up_n:
+            out.append(
+                QueueTally(
+                    queue,
+                    assignee,
+                    waiting,
+                    escalated=False,
+                    tickets=int(n) - up_n,
+                    breached=int(b or 0) - up_b,
+                )
+            )
+    return out
 
 
 def ticket_by_ref(session: Session, ref: int, *, lock: bool = False) -> Ticket | None:

@@ -21,6 +21,7 @@ from triage.sla.calendar import BusinessCalendar
 from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.web.i18n import Translator
+from triage.web.refusals import Refusals
 
 __all__ = ["Viewer", "Web", "visible", "web_of"]
 
@@ -77,8 +78,11 @@ class Web:
     policy: SlaPolicy = field(init=False)
     calendar: BusinessCalendar = field(init=False)
     templates: Jinja2Templates = field(init=False)
+    refusals: Refusals = field(init=False)
+    """Refused ticket forms, shown again after their redirect."""
 
     def __post_init__(self) -> None:
+        self.refusals = Refusals()
         self.policy = SlaPolicy(self.settings)
         self.calendar = self.policy.calendar
         env = jinja2.Environment(

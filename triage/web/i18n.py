@@ -8,6 +8,7 @@ counted by the :class:`~triage.sla.calendar.BusinessCalendar`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,47 @@ _MONTHS = {
         "dec.",
     ),
 }
+
+
+_SECOND = " (second stage)"
+_EXPLAINED = (
+    # the model sentences of triage.routing.route, stored in English with the decision
+    (
+        "why.line_model",
+        re.compile(
+            r"model (?P<version>\S+?)(?P<second> \(second stage\))?: (?P<queue>\S+) with"
+            r" probability (?P<p>[\d.]+) \(threshold (?P<threshold>[\d.]+); top: (?P<top>.*)\)"
+        ),
+    ),
+    (
+        "why.line_model_unsure",
+        re.compile(
+            r"model (?P<version>\S+?)(?P<second> \(second stage\))? unsure: (?P<label>\S+)"
+            r" (?P<p>[\d.]+) is under the threshold (?P<threshold>[\d.]+) \(top: (?P<top>.*)\);"
+            r" fallback queue '(?P<fallback>[^']*)'"
+        ),
+    ),
+    (
+        "why.line_model_unknown",
+        re.compile(
+            r"model (?P<version>\S+) answered '(?P<label>[^']*)', which is not a configured"
+            r" queue; fallback queue '(?P<fallback>[^']*)'"
+        ),
+    ),
+    (
+        "why.line_no_model",
+        re.compile(
+            r"no rule chose a queue and no classifier model is active;"
+            r" fallback queue '(?P<fallback>[^']*)'"
+        ),
+    ),
+    (
+        "why.line_priority_model",
+        re.compile(
+            r"priority model (?P<version>\S+): (?P<priority>\S+) with probability (?P<p>[\d.]+)"
+        ),
+    ),
+)
 
 
 class _Blank(dict[str, object]):
@@ -91,6 +133,27 @@ class Translator:
         values.update(actor=actor, action=action)
         key = f"event.{action}" if self.has(f"event.{action}") else "event.other"
         return self(key, **values)
+
+    def explanation(self, line: str) -> str:
+        """One sentence of a stored routing explanation in this language.
+
+        The routing stores its explanation in English (it is also logged and shown by
+        the CLI); the model's sentences (:func:`triage.routing.route`: answered,
+        unsure, an unknown queue, no model, the priority model) are recognized and
+        told again from the catalog (``why.line_*``). Any other line (a rule's own
+        text) is returned as stored.
+        """
+        for key, pattern in _EXPLAINED:
+            match = pattern.fullmatch(line)
+            if match is None:
+                continue
+            values: dict[str, object] = dict(match.groupdict(default=""))
+            if values.get("second"):
+                values["second"] = self("why.second_stage")
+            if "priority" in values:
+                values["priority"] = self(f"priority.{values['priority']}")
+            return self(key, **values)
+        return line
 
     def has(self, key: str) -> bool:
         """True when ``key`` is a message."""

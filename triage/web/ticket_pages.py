@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from triage.errors import ConflictError, NotFoundError, UserError
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
 from triage.web.mailview import CleanHtml, clean_html, safe_filename
+from triage.web.refusals import Refusal
 from triage.web.saved import saved_replies_for
 
 __all__ = [
@@ -106,7 +108,25 @@ def _missing(request: Request, viewer: Viewer) -> Response:
 def ticket_page(request: Request, viewer: Viewer) -> Response:
     """GET /t/{ref}: the ticket, newest message first (404 page when there is none)."""
     try:
-        return _render(request, viewer, _number(request))
+        ref = _number(request)
+        token = request.query_params.get("refused")
+        web = web_of(request)
+        refused = (
+            web.refusals.get(token, session_id=viewer.session_id, ref=ref, now=web.clock.now())
+            if token
+            else None
+        )
+        if refused is None:
+            return _render(request, viewer, ref)
+        return _render(
+            request,
+            viewer,
+            ref,
+            status_code=refused.status_code,
+            conflict=refused.conflict,
+            error=refused.error,
+            typed=dict(refused.typed),
+        )
     except NotFoundError:
         return _missing(request, viewer)
 
@@ -161,7 +181,9 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
 
     Every form carries the ticket version it was rendered with; when the ticket
     changed since, the desk refuses (ConflictError naming who changed what) and the
-    page comes back with 409, the changes listed and the typed text kept.
+    page comes back with 409, the changes listed and the typed text kept; a bad value
+    with 422. A refusal answers 303 to ``/t/REF?refused=TOKEN`` (:func:`_refused`), so
+    reloading the refused page does not post the form again.
     """
     name = str(request.path_params.get("action", ""))
     try:
@@ -174,14 +196,41 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
     try:
         _do(desk_of(request), name, ref, form, viewer)
     except ConflictError as exc:
-        return _render(request, viewer, ref, status_code=409, conflict=exc, typed=typed)
+        return _refused(request, viewer, ref, 409, typed, conflict=exc)
     except NotFoundError as exc:
         if str(exc).startswith("no ticket"):
             return _missing(request, viewer)
-        return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
+        return _refused(request, viewer, ref, 422, typed, error=str(exc))
     except UserError as exc:
-        return _render(request, viewer, ref, status_code=422, error=str(exc), typed=typed)
+        return _refused(request, viewer, ref, 422, typed, error=str(exc))
     return RedirectResponse(f"/t/{ref}?done={name}", status_code=303)
+
+
+def _refused(
+    request: Request,
+    viewer: Viewer,
+    ref: int,
+    status_code: int,
+    typed: dict[str, str],
+    *,
+    conflict: ConflictError | None = None,
+    error: str = "",
+) -> Response:
+    """303 to the ticket page showing the refusal (POST-redirect-GET: reloading it does
+    not send the form again); the refusal and the typed text wait in ``web.refusals``."""
+    web = web_of(request)
+    token = web.refusals.put(
+        Refusal(
+            ref=ref,
+            session_id=viewer.session_id,
+            status_code=status_code,
+            conflict=conflict,
+            error=error,
+            typed=MappingProxyType(dict(typed)),
+            at=web.clock.now(),
+        )
+    )
+    return RedirectResponse(f"/t/{ref}?refused={token}", status_code=303)
 
 
 def _clean(request: Request, *, remote_images: bool) -> CleanHtml | None:
