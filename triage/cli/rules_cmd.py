@@ -219,8 +219,9 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
                     now=now,
                     source=source,
                     imported=message.source == "import",
+                    # how `triage import` was run is not stored: told by its decision
                     acknowledge_imports=outcome is not None and outcome.ack != "import",
-                    open_import_tickets=outcome is None or outcome.action is not Action.STORE,
+                    open_import_tickets=not _stored_as_history(outcome),
                     can_send=settings.smtp is not None,
                     model_note="" if model is not None else "no classifier model is active",
                     threshold=threshold,
@@ -268,6 +269,12 @@ def _describe(decision: Decision) -> str:
         what += f" in {decision.route.queue} ({decision.route.decided_by})"
     reason = decision.ack_reason
     return f"{what}, {'acknowledged' if reason is None else f'no acknowledgment: {reason}'}"
+
+
+def _stored_as_history(outcome: StoredOutcome | None) -> bool:
+    """The message was imported as history that opens no ticket (``triage import``
+    without tickets): stored only, not acknowledged because imported."""
+    return outcome is not None and outcome.action is Action.STORE and outcome.ack == "import"
 
 
 def _outcome(stored: RoutingDecision) -> StoredOutcome:
