@@ -54,7 +54,7 @@ from classifiers.calibration import (
 )
 from classifiers.cascade import DEFAULT_GATE, Encoder, SecondStage, train_second_stage
 from classifiers.features import COLUMNS, STEM_PATTERN, Example, encoder_text, feature_columns
-from triage.domain import DecidedBy
+from classifiers.prediction import Prediction, choose
 from triage.errors import UserError
 
 __all__ = [
@@ -180,37 +180,6 @@ def fingerprint(example: Example) -> int:
         f"{example.subject}\0{example.body}".encode("utf-8", "surrogatepass"), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big")
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """The model's answer for one example.
-
-    Attributes:
-        label: the most probable class (a queue, or a priority).
-        confidence: its calibrated probability, 0..1.
-        top: up to :data:`TOP_K` ``(label, probability)`` pairs, most probable first.
-        model_version: the version of the model that answered.
-        stage: 1 for the fast first stage, 2 when the cascade's second stage answered.
-    """
-
-    label: str
-    confidence: float
-    top: tuple[tuple[str, float], ...]
-    model_version: str
-    stage: int = 1
-
-
-def choose(prediction: Prediction, threshold: float, fallback: str) -> tuple[str, DecidedBy]:
-    """The routing decision: the predicted queue when confident enough, else ``fallback``.
-
-    Returns ``(prediction.label, DecidedBy.MODEL)`` when ``prediction.confidence >=
-    threshold`` (``[routing] confidence_threshold``), ``(fallback, DecidedBy.FALLBACK)``
-    otherwise.
-    """
-    if prediction.confidence >= threshold:
-        return prediction.label, DecidedBy.MODEL
-    return fallback, DecidedBy.FALLBACK
 
 
 @dataclass(frozen=True, eq=False)

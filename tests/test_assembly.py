@@ -6,16 +6,20 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from structlog.testing import capture_logs
+from test_classifier_data import dataset
 
-from triage.assembly import assemble
+from classifiers.model import train
+from triage.assembly import LazyModels, assemble
 from triage.clock import FixedClock
 from triage.config import Settings, load_config
 from triage.escalation import EmailNotifier
 from triage.imap.watch import StoreOutcome
+from triage.modelstore import save_model
 from triage.services.pipeline import ModelHolder
 from triage.store import Database
-from triage.store.models import Message, RoutingDecision
+from triage.store.models import Message, Model, RoutingDecision
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -74,3 +78,46 @@ def test_an_intake_that_stores_only_routes_nothing(
         assert row.source == "import"
         assert row.ticket_id is None
         assert s.scalars(select(RoutingDecision)).all() == []
+
+
+def test_lazy_models_load_when_the_first_message_is_routed(
+    database: Database, tmp_path: Path, db_url: str
+) -> None:
+    """`poll --once` with nothing new never loads the model (nor scikit-learn); the first
+    routed message loads it, and routes by it as an eagerly loaded model would."""
+    examples, labels = dataset(4)
+    model = train(examples, labels, trained_at=NOW)
+    with database.session() as s:
+        save_model(s, model, activate=True)
+    settings = settings_for(tmp_path, db_url, smtp=False, imap=False)
+    parts = assemble(settings, database, clock=FixedClock(NOW), lazy_models=True)
+    assert isinstance(parts.models, LazyModels)
+    assert not parts.models.loaded
+    assert parts.intake.import_message(mail()) is StoreOutcome.STORED
+    assert parts.models.loaded
+    assert parts.models.queue is not None
+    assert parts.models.queue.version == model.version
+    with database.session() as s:
+        decision = s.scalars(select(RoutingDecision)).one()
+        assert decision.model_version == model.version
+
+
+def test_a_refused_model_is_reported_when_lazily_loaded_as_at_start(
+    database: Database, tmp_path: Path, db_url: str
+) -> None:
+    examples, labels = dataset(4)
+    with database.session() as s:
+        save_model(s, train(examples, labels, trained_at=NOW), activate=True)
+        blob = bytearray(s.execute(select(Model.blob)).scalar_one())
+        blob[100] ^= 0xFF
+        s.execute(update(Model).values(blob=bytes(blob)))
+    settings = settings_for(tmp_path, db_url, smtp=False, imap=False)
+    eager = assemble(settings, database, clock=FixedClock(NOW))
+    with capture_logs() as logs:
+        lazy = assemble(settings, database, clock=FixedClock(NOW), lazy_models=True)
+        assert not [e for e in logs if e["event"] == "model_refused"]  # nothing read yet
+        assert lazy.models.queue is None
+    assert [e["target"] for e in logs if e["event"] == "model_refused"] == ["queue"]
+    assert lazy.models.note == eager.models.note
+    assert "the active model was refused" in lazy.models.note
+    assert "SHA-256" in lazy.models.note

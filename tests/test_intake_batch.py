@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,12 +165,15 @@ def test_a_fetched_batch_commits_in_one_transaction_with_one_mark_update(
     poller.intake.folder_id("INBOX")
     commits: list[str] = []
     marks: list[str] = []
+    savepoints: list[str] = []
 
     def on_commit(_conn: Any) -> None:
         commits.append("commit")
 
     def on_statement(*args: Any) -> None:
         sql = str(args[2])
+        if sql.startswith("SAVEPOINT"):
+            savepoints.append(sql)
         if sql.startswith("UPDATE folders SET") and "last_uid" in sql.split("WHERE", maxsplit=1)[0]:
             marks.append(sql)
 
@@ -188,6 +192,8 @@ def test_a_fetched_batch_commits_in_one_transaction_with_one_mark_update(
     assert 1 <= stored_transactions <= 10, commits
     # one mark update per message transaction, plus end_pass's
     assert len(marks) <= stored_transactions + 1
+    # no message failed: no savepoint per message (issue 18.2; taken only on a retry)
+    assert savepoints == []
     with database.read_session() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 30
         assert s.scalar(select(Folder.last_uid)) == 30
@@ -263,3 +269,34 @@ def test_the_repeat_check_on_every_new_message_uses_an_index_not_a_scan(
             assert "ix_messages_sender_received" in plan, plan
             assert "Seq Scan on messages" not in plan, plan
         cursor.close()
+
+
+@pytest.mark.imap
+def test_the_next_batch_is_parsed_in_another_thread_while_this_one_is_stored(
+    dovecot: Dovecot, imap_account: ImapAccount, database: Database, db_url: str, tmp_path: Path
+) -> None:
+    """Issue 18.3: batch k+1 is parsed (and classified) by the prepare thread while batch
+    k commits; each message is parsed once (the head start is used, not thrown away)."""
+    client = dovecot.client(imap_account)
+    append_many(client, [message(n) for n in range(1, 31)])
+    client.logout()
+    poller = Poller(_settings(imap_account, db_url, tmp_path, batch_size=10), database)
+    parse = poller.intake._parse_fn
+    calls: list[tuple[int, str]] = []
+
+    def recording(raw: bytes, **kwargs: Any) -> InboundMessage:
+        uid = int(kwargs["scope"].rsplit("/", 1)[1])
+        calls.append((uid, threading.current_thread().name))
+        return parse(raw, **kwargs)
+
+    poller.intake._parse_fn = recording
+    [result] = poller.poll_once()
+    assert result.report is not None
+    assert result.report.stored == 30
+    assert sorted(uid for uid, _ in calls) == list(range(1, 31))  # each parsed once
+    threads = dict(calls)
+    # the first batch is parsed before anything is stored; the next ones ahead
+    assert not threads[1].startswith("triage-prepare")
+    assert {threads[uid].split("_")[0] for uid in range(11, 31)} == {"triage-prepare"}
+    with database.read_session() as s:
+        assert s.scalar(select(Folder.last_uid)) == 30

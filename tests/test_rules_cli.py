@@ -394,6 +394,20 @@ def test_replay_prints_changes_and_totals_and_writes_nothing(history):
     assert "  without a stored decision: 1" in out
 
 
+def test_replay_shows_a_progress_bar_on_a_terminal_proportional_to_the_mail(history):
+    # stderr a terminal (FORCE_COLOR makes rich treat it as one): "replaying" with
+    # messages done of the 7 replayed; the report itself on stdout is unchanged
+    config = str(history / "triage.toml")
+    plain = run("--config", config, "rules", "test", env={"FORCE_COLOR": ""})
+    shown = run("--config", config, "rules", "test", env={"FORCE_COLOR": "1"})
+    assert shown.exit_code == 0, shown.stderr
+    assert "replaying" in shown.stderr
+    assert "7/7" in shown.stderr
+    assert "replaying" not in plain.stderr  # not a terminal: no bar
+    assert "replayed 7 messages: 4 would change" in shown.stdout
+    assert shown.stdout == plain.stdout
+
+
 def snapshot(url: str) -> list[tuple]:
     db = Database.open(url, migrate=False)
     try:

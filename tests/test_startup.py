@@ -5,14 +5,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support.tickets import write_config
+from test_classifier_data import dataset
 
-from classifiers.model import TARGETS
-from triage.modelstore import MODEL_TARGETS
+from classifiers.model import TARGETS, train
+from triage.modelstore import MODEL_TARGETS, save_model
+from triage.store import Database
 
 ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 PROBE = """
 import sys
@@ -55,3 +60,24 @@ def test_commands_without_a_model_import_no_scikit_learn(config: Path, command: 
 
 def test_the_model_targets_read_without_scikit_learn_match_the_classifiers() -> None:
     assert MODEL_TARGETS == TARGETS
+
+
+def test_poll_once_with_nothing_new_loads_no_model_even_with_one_active(tmp_path: Path) -> None:
+    # the daemon's pass loads the active model when the first new message needs it
+    # (triage.assembly.LazyModels); with nothing new it never imports scikit-learn
+    url = f"sqlite:///{tmp_path / 'triage.db'}"
+    config = write_config(tmp_path / "triage.toml", url)  # no [imap]: nothing to fetch
+    db = Database.open(url, migrate=True)
+    examples, labels = dataset(3)
+    with db.session() as s:
+        save_model(s, train(examples, labels, trained_at=NOW), activate=True)
+    db.dispose()
+    assert loaded_by(config, "poll", "--once") == "-"
+    # the probe does see scikit-learn when a message is routed by the model
+    box = tmp_path / "one.mbox"
+    box.write_bytes(
+        b"From client@example.com Tue Nov 24 09:55:00 2026\n"
+        b"From: client@example.com\nTo: inbox@example.com\nSubject: Invoice 5\n"
+        b"Message-ID: <i5@example.com>\n\nIs invoice 5 paid?\n"
+    )
+    assert "sklearn" in loaded_by(config, "import", str(box), "--open-tickets")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from support.tickets import local, make_policy, store_message
 
 from triage.domain import Address, InboundMessage
@@ -26,8 +26,15 @@ POLICY = make_policy()
 HOUR = 3600
 
 
-def _open(s, received_at: datetime, *, queue: str = "billing", assignee: str | None = None):
-    m = store_message(s, message_id="<first@client.example>", received_at=received_at)
+def _open(
+    s,
+    received_at: datetime,
+    *,
+    queue: str = "billing",
+    assignee: str | None = None,
+    message_id: str = "<first@client.example>",
+):
+    m = store_message(s, message_id=message_id, received_at=received_at)
     return open_ticket(
         s,
         m,
@@ -78,6 +85,55 @@ def test_open_ticket_gets_ref_deadlines_and_an_audit_row(database: Database) -> 
         assert event.detail["queue"] == "billing"
         assert event.detail["decided_by"] == "model"
         assert event.detail["first_response_due"] == "2026-03-16T10:30:00Z"
+
+
+def test_a_ticket_gets_its_reference_in_its_own_insert(database: Database) -> None:
+    """Issue 18.2: no UPDATE follows the INSERT of a new ticket (reference and version
+    are written by it), and the reference is ``1000 + id`` also when two transactions
+    open tickets at once (PostgreSQL: interleaved; SQLite takes turns)."""
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    received = local(2026, 3, 13, 16, 30)
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        opened: dict[int, int] = {}
+        with database.session() as first:
+            if database.engine.dialect.name == "postgresql":
+                with database.session() as second:
+                    for n in range(3):
+                        for s, who in ((first, "a"), (second, "b")):
+                            m = store_message(
+                                s, message_id=f"<{who}{n}@client.example>", received_at=received
+                            )
+                            t = open_ticket(
+                                s,
+                                m,
+                                policy=POLICY,
+                                queue="billing",
+                                priority="normal",
+                                decided_by="model",
+                                now=received,
+                            )
+                            opened[t.id] = t.ref or 0
+            else:
+                for n in range(6):
+                    t = _open(first, received, message_id=f"<a{n}@client.example>")
+                    opened[t.id] = t.ref or 0
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    assert not [x for x in statements if x.startswith("UPDATE tickets")]
+    with database.session() as s:
+        stored = {t.id: (t.ref, t.version) for t in s.scalars(select(Ticket))}
+        events = list(s.scalars(select(TicketEvent)))
+    assert len(stored) == 6
+    assert stored == {i: (1000 + i, 2) for i in opened}  # read back = what open_ticket said
+    assert opened == {i: 1000 + i for i in opened}
+    assert sorted((e.ticket_id, e.version, e.action) for e in events) == [
+        (i, 2, "opened") for i in sorted(opened)
+    ]
 
 
 def test_ticket_opened_with_an_assignee_is_open(database: Database) -> None:

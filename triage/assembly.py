@@ -15,16 +15,17 @@ for all of them: ``triage run`` and ``triage poll --once`` (through
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
-from triage.embeddings import load_encoder
 from triage.errors import ModelError
 from triage.escalation import EmailNotifier, Notifier, notify_escalations
 from triage.escalation.sla import scan
@@ -42,7 +43,11 @@ from triage.smtp.base import Sender
 from triage.store import Database
 from triage.store.models import Escalation
 
-__all__ = ["Assembly", "assemble", "load_models", "load_rules"]
+if TYPE_CHECKING:  # scikit-learn: only once a model is loaded
+    from classifiers.cascade import Encoder
+    from classifiers.model import TrainedModel
+
+__all__ = ["Assembly", "LazyModels", "assemble", "load_models", "load_rules"]
 
 log = structlog.get_logger("triage.daemon")
 
@@ -78,6 +83,8 @@ def load_models(db: Database, settings: Settings) -> ModelHolder:
         holder.second_stage_max_batch = settings.classifier.second_stage_max_batch
         if holder.queue is not None and holder.queue.second_stage is not None:
             if settings.classifier.second_stage:
+                from triage.embeddings import load_encoder  # noqa: PLC0415 - numpy
+
                 holder.encoder, why = load_encoder()
                 if holder.encoder is None:
                     log.warning("second_stage_unavailable", reason=why)
@@ -94,6 +101,93 @@ def load_models(db: Database, settings: Settings) -> ModelHolder:
         priority=holder.priority.version if holder.priority else None,
     )
     return holder
+
+
+class LazyModels(ModelHolder):
+    """The active classifier models, loaded by :func:`load_models` when first read.
+
+    ``triage poll --once`` with no new mail never reads them, so it never imports
+    scikit-learn; the first message that is routed reads them (``queue``,
+    ``priority``, ``note``, ``encoder``, or a prediction) and loads them then, once,
+    under a lock (the intake's threads share the holder). What loading reports is
+    what it reports at a daemon's start: a refused model is logged as
+    ``model_refused`` and its reason becomes :attr:`note` (shown in every routing
+    explanation). Setting an attribute (the daemon's model refresh) counts as loaded.
+
+    Args:
+        db: the store the active models are read from.
+        settings: the configuration (``[classifier]``).
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        # no super().__init__(): its assignments would count as loaded
+        self._db = db
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] | None = None
+        self.second_stage_max_batch = settings.classifier.second_stage_max_batch
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the models have been read (or set) yet."""
+        return self._values is not None
+
+    def _get(self, name: str) -> Any:
+        values = self._values
+        if values is None:
+            with self._lock:
+                if self._values is None:
+                    fresh = load_models(self._db, self._settings)
+                    self._values = {
+                        "queue": fresh.queue,
+                        "priority": fresh.priority,
+                        "note": fresh.note,
+                        "encoder": fresh.encoder,
+                    }
+                values = self._values
+        return values[name]
+
+    def _set(self, name: str, value: Any) -> None:
+        with self._lock:
+            if self._values is None:
+                self._values = {"queue": None, "priority": None, "note": "", "encoder": None}
+            self._values[name] = value
+
+    @property
+    def queue(self) -> TrainedModel | None:
+        """The queue model (loaded on first read)."""
+        return cast("TrainedModel | None", self._get("queue"))
+
+    @queue.setter
+    def queue(self, value: TrainedModel | None) -> None:
+        self._set("queue", value)
+
+    @property
+    def priority(self) -> TrainedModel | None:
+        """The priority model (loaded on first read)."""
+        return cast("TrainedModel | None", self._get("priority"))
+
+    @priority.setter
+    def priority(self, value: TrainedModel | None) -> None:
+        self._set("priority", value)
+
+    @property
+    def note(self) -> str:
+        """Why there is no queue model (loaded on first read)."""
+        return str(self._get("note"))
+
+    @note.setter
+    def note(self, value: str) -> None:
+        self._set("note", value)
+
+    @property
+    def encoder(self) -> Encoder | None:
+        """The second stage's encoder (loaded on first read)."""
+        return cast("Encoder | None", self._get("encoder"))
+
+    @encoder.setter
+    def encoder(self, value: Encoder | None) -> None:
+        self._set("encoder", value)
 
 
 @dataclass
@@ -158,6 +252,7 @@ def assemble(
     open_mailbox: Callable[[], WatchedMailbox] | None = None,
     poll: bool = True,
     max_message_size: int | None = None,
+    lazy_models: bool = False,
 ) -> Assembly:
     """Assemble triage from ``settings`` and the migrated ``db``.
 
@@ -177,6 +272,9 @@ def assemble(
         poll: False to leave out the IMAP poller even with ``[imap]``.
         max_message_size: the intake's limit in bytes (default: ``imap.max_message_size``
             with ``[imap]``, else none).
+        lazy_models: load the default models when the first message needs them
+            (:class:`LazyModels`: ``poll --once`` with nothing new never imports
+            scikit-learn), not now.
 
     Raises:
         RuleFileError: a configured rule file is broken.
@@ -187,7 +285,12 @@ def assemble(
     if rules is None:
         rules = load_rules(settings) if route else RulesHolder()
     if models is None:
-        models = load_models(db, settings) if route else ModelHolder()
+        if not route:
+            models = ModelHolder()
+        elif lazy_models and settings.classifier.enabled:
+            models = LazyModels(db, settings)
+        else:
+            models = load_models(db, settings)
     pipeline = (
         RoutingPipeline(
             settings,

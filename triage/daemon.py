@@ -40,7 +40,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from triage.assembly import assemble, load_models
+from triage.assembly import LazyModels, assemble, load_models
 from triage.clock import Clock, SystemClock, utcnow
 from triage.config import Settings, load_config
 from triage.errors import ConfigError
@@ -109,6 +109,8 @@ class Daemon:
         open_mailbox: IMAP connection factory (tests); default from ``[imap]``.
         sla_interval: seconds between SLA watch passes.
         model_check_interval: seconds between checks for a newly activated model.
+        lazy_models: load the models when the first message needs them
+            (:class:`~triage.assembly.LazyModels`; ``poll --once``), not at start.
 
     Without ``[smtp]`` (and no ``sender``) there is no dispatcher: :meth:`poll_once`
     stores and routes without sending (acknowledgments are not queued, reason
@@ -128,12 +130,18 @@ class Daemon:
         open_mailbox: Callable[[], WatchedMailbox] | None = None,
         sla_interval: float = 30.0,
         model_check_interval: float = 60.0,
+        lazy_models: bool = False,
     ) -> None:
         self.settings = settings
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self.parts = assemble(
-            settings, db, clock=self.clock, sender=sender, open_mailbox=open_mailbox
+            settings,
+            db,
+            clock=self.clock,
+            sender=sender,
+            open_mailbox=open_mailbox,
+            lazy_models=lazy_models,
         )
         """The parts, assembled by the composition root (:func:`triage.assembly.assemble`)."""
         self.rules = self.parts.rules
@@ -148,9 +156,14 @@ class Daemon:
         self.templates = self.parts.templates
         self.sla_interval = sla_interval
         self.model_check_interval = model_check_interval
+        # the versions in use: what was loaded, or (lazily) what will be loaded
         self._versions = (
-            self.models.queue.version if self.models.queue else None,
-            self.models.priority.version if self.models.priority else None,
+            _active_versions(db)
+            if isinstance(self.models, LazyModels) and not self.models.loaded
+            else (
+                self.models.queue.version if self.models.queue else None,
+                self.models.priority.version if self.models.priority else None,
+            )
         )
         self.liveness = Liveness()
         """Progress of the intake, dispatch and SLA loops (the watchdog and /metrics read it)."""

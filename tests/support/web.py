@@ -24,6 +24,7 @@ from support.tickets import config_text, store_message
 from triage.accounts import add_user
 from triage.clock import Clock, FixedClock
 from triage.config import Settings, parse_config
+from triage.mail.parts import has_html_body
 from triage.sla.deadlines import SlaPolicy
 from triage.store import Database
 from triage.store.models import RoutingDecision, Ticket, User
@@ -107,6 +108,7 @@ class Site:
             if raw is not None:
                 message.raw = raw
                 message.raw_size = len(raw)
+                message.has_html = has_html_body(raw)  # as the INSERT hook would
             session.add(
                 RoutingDecision(
                     message_id=message.id,

@@ -46,10 +46,12 @@ def poll(app: AppContext, once: bool) -> None:
     settings = app.settings
     # what `triage run` refuses, refused here the same way (one line naming the key)
     check_secrets(settings)
-    from triage.daemon import Daemon  # noqa: PLC0415 - loads the models (scikit-learn)
+    from triage.daemon import Daemon  # noqa: PLC0415 - the daemon's parts
 
-    # One pass of the daemon (cron's `triage run`): it migrates at start like the daemon.
-    summary = Daemon(settings, app.database(create=True, migrate=True)).poll_once()
+    # One pass of the daemon (cron's `triage run`): it migrates at start like the daemon;
+    # the models load when the first new message needs them (none: no scikit-learn).
+    daemon = Daemon(settings, app.database(create=True, migrate=True), lazy_models=True)
+    summary = daemon.poll_once()
     results = summary.folders
     if settings.imap is None:
         click.echo("no [imap] section: nothing fetched")

@@ -10,10 +10,10 @@ read transactions, always rolled back, never migrated).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # scikit-learn loads only when `rules test` replays with a mo
 __all__ = ["rules"]
 
 REPLAY_BATCH = 100
+_T = TypeVar("_T")
 """Messages read per (short, rolled back) read transaction during replay."""
 
 
@@ -130,9 +131,11 @@ def _since(value: str | None, zone: ZoneInfo) -> datetime | None:
 
 
 def _stored_messages(
-    db: Database, since: datetime | None
+    db: Database, since: datetime | None, *, on_total: Callable[[int], None] | None = None
 ) -> Iterator[tuple[Message, RoutingDecision | None]]:
     """Inbound messages (oldest first) with their decisions, read in short batches.
+
+    ``on_total`` is told how many there are before the first one (the progress bar).
 
     Read-only: nothing is added or changed, every transaction is rolled back, and
     each batch's transaction ends before its messages are replayed (on SQLite a
@@ -144,6 +147,8 @@ def _stored_messages(
     query = query.order_by(Message.received_at, Message.id)
     with db.read_session() as session:
         ids = list(session.scalars(query))
+    if on_total is not None:
+        on_total(len(ids))
     for start in range(0, len(ids), REPLAY_BATCH):
         batch = ids[start : start + REPLAY_BATCH]
         with db.read_session() as session:
@@ -201,7 +206,8 @@ def replay(app: AppContext, rule_files: tuple[Path, ...], since: str | None) -> 
     corrections = _corrections(db)
     model, threshold = _confident_model(app, db)
     priority_model = _priority_model(app, db)
-    for message, stored in _stored_messages(db, start):
+    bar = _ReplayBar(show=not app.verbose)
+    for message, stored in bar.track(_stored_messages(db, start, on_total=bar.set_total)):
         totals.messages += 1
         parsed = parse_message(message.raw, received_at=message.received_at)
         if parsed.parse_status is not ParseStatus.OK:
@@ -430,6 +436,51 @@ def _predict(
         queue_model.predict(example)[0] if queue_model is not None else None,
         priority_model.predict(example)[0] if priority_model is not None else None,
     )
+
+
+class _ReplayBar:
+    """A progress bar on stderr while mail is replayed, when stderr is a terminal:
+    messages replayed of how many (rich; the lines printed meanwhile go above it)."""
+
+    def __init__(self, *, show: bool) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich is slow to import
+
+        self.console = Console(stderr=True)
+        self.show = show and self.console.is_terminal
+        self._total: int | None = None
+        self._set: Callable[[int], None] = lambda _n: None
+
+    def set_total(self, total: int) -> None:
+        """How many messages the replay reads (before the first one)."""
+        self._total = total
+        self._set(total)
+
+    def track(self, items: Iterator[_T]) -> Iterator[_T]:
+        """``items``, advancing the bar by one for each (a plain pass-through when hidden)."""
+        if not self.show:
+            yield from items
+            return
+        from rich.progress import (  # noqa: PLC0415 - only on a terminal
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("replay", total=self._total)
+            self._set = lambda n: progress.update(task, total=n)
+            for item in items:
+                yield item
+                progress.advance(task)
 
 
 def _corrections(db: Database) -> dict[int, str]:

@@ -175,6 +175,7 @@ def _message(m: Message) -> MessageView:
         defects=tuple(str(d) for d in m.defects or ()),
         delivery_status=str(report.get("status") or ""),
         failed_recipients=tuple(str(a) for a in report.get("failed_recipients") or ()),
+        has_html=m.has_html,
     )
 
 

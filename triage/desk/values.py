@@ -225,6 +225,7 @@ class MessageView:
             broken header lines, a guessed charset).
         delivery_status: a bounce's RFC 3464 status code (``5.1.1``), "" otherwise.
         failed_recipients: the addresses a bounce says could not be delivered to.
+        has_html: the mail has an HTML body to show on request; None when not known.
     """
 
     id: int
@@ -246,6 +247,7 @@ class MessageView:
     defects: tuple[str, ...] = ()
     delivery_status: str = ""
     failed_recipients: tuple[str, ...] = ()
+    has_html: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from triage.mail.html import html_charset
 from triage.mail.mime import Limits, Part, decode_transfer, parse_structure
 from triage.mail.tnef import is_tnef, read_tnef
 
-__all__ = ["attachment_data", "html_body", "part_by_content_id"]
+__all__ = ["attachment_data", "has_html_body", "html_body", "part_by_content_id"]
 
 DEFAULT_CHARSET = "windows-1250"
 
@@ -63,6 +63,19 @@ def part_by_content_id(raw: bytes, content_id: str) -> tuple[str, bytes] | None:
     return None
 
 
+def _is_html_body(part: Part) -> bool:
+    return (
+        part.content_type == "text/html" and part.disposition != "attachment" and not part.filename
+    )
+
+
+def has_html_body(raw: bytes) -> bool:
+    """Whether :func:`html_body` finds an HTML body in ``raw`` (the ticket page offers
+    "Show the HTML version" only then). Walks the MIME structure without decoding any
+    part: tens of microseconds for ordinary mail."""
+    return any(_is_html_body(p) for p in _leaves(raw, TextDecoder(DEFAULT_CHARSET)))
+
+
 def html_body(raw: bytes) -> str | None:
     """The first ``text/html`` part that is not an attachment, as text; None when none.
 
@@ -70,9 +83,7 @@ def html_body(raw: bytes) -> str | None:
     """
     decoder = TextDecoder(DEFAULT_CHARSET)
     for part in _leaves(raw, decoder):
-        if part.content_type != "text/html":
-            continue
-        if part.disposition == "attachment" or part.filename:
+        if not _is_html_body(part):
             continue
         data = decode_transfer(part)
         return decoder.decode_bytes(data, part.charset or html_charset(data), "text/html body")

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
-from classifiers.model import Prediction
+from classifiers.prediction import Prediction
 from triage.domain import InboundMessage
 from triage.store.models import Message
 

@@ -31,16 +31,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from classifiers.cascade import Encoder
 from classifiers.features import example_from_message
-from classifiers.model import Prediction, TrainedModel
+from classifiers.prediction import Prediction
 from rules import RuleSet
 from rules.model import RuleDecision
 from triage.clock import Clock, SystemClock
@@ -79,6 +78,10 @@ from triage.tickets import (
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
 from triage.tickets.matching import ThreadMatch
+
+if TYPE_CHECKING:  # scikit-learn: imported when a model is loaded, not with the pipeline
+    from classifiers.cascade import Encoder
+    from classifiers.model import TrainedModel
 
 __all__ = ["ModelHolder", "RoutingPipeline", "RulesHolder", "SentPipeline"]
 

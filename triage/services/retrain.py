@@ -27,15 +27,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import structlog
 from sqlalchemy import func, select
 
-from classifiers.evaluation import Scores, at_least_as_good, score
 from classifiers.features import Example, example_from_message
-from classifiers.model import TrainedModel, train
 from triage.config import Settings
 from triage.mail import parse_message
 from triage.modelstore import list_models, load_active_model, save_model
@@ -43,6 +42,10 @@ from triage.store import Database
 from triage.store.models import Message, TrainingLabel
 from triage.training.corpus import shipped_dataset
 from triage.training.sources import Dataset, combine, load_database
+
+if TYPE_CHECKING:  # scikit-learn is imported only when retraining runs (start-up)
+    from classifiers.evaluation import Scores
+    from classifiers.model import TrainedModel
 
 __all__ = [
     "MIN_EVALUATION",
@@ -152,6 +155,9 @@ def _candidate_scores(
     now: datetime,
 ) -> Scores:
     """Each evaluation mail answered by the new recipe trained without it (folds)."""
+    from classifiers.evaluation import score  # noqa: PLC0415 - scikit-learn
+    from classifiers.model import train  # noqa: PLC0415 - scikit-learn
+
     examples, labels = corrections
     order = sorted(evaluation)
     folds = max(2, min(EVALUATION_FOLDS, len(order)))
@@ -183,6 +189,8 @@ def retrain(db: Database, settings: Settings, now: datetime, *, reason: str = ""
         UserError: the data cannot train a model (too few classes).
         ModelError: never; a refused active model counts as none.
     """
+    from classifiers.evaluation import at_least_as_good, score  # noqa: PLC0415 - scikit-learn
+    from classifiers.model import train  # noqa: PLC0415 - scikit-learn
     from triage.errors import ModelError  # noqa: PLC0415 - keeps the module's imports short
 
     corrections = corrected_mail(db)

@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
 from triage.domain import PRIORITIES, TicketStatus
+from triage.mail.parts import has_html_body
 
 __all__ = [
     "NO_DUE",
@@ -252,6 +253,11 @@ class Message(Base):
     lines, a charset guessed): sentences, shown with the message."""
     charset_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     body_missing: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_html: Mapped[bool | None] = mapped_column(Boolean)
+    """The mail has an HTML body (:func:`triage.mail.parts.has_html_body`): set from
+    ``raw`` when the row is inserted (:func:`_note_html`), filled for older rows by
+    migration 0016. None: not known (the raw bytes were written after the INSERT, as
+    the intake does for SQLite mail of 1 MB or more, or a bulk Core insert)."""
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -331,6 +337,8 @@ class Ticket(Base):
         ),
         # covers the grouped query that counts every view (store.tickets.queue_tally)
         Index("ix_tickets_tally", "in_queue", "queue", "assignee", "status", "queue_due", "id"),
+        # covers `triage status`'s backlog: how many await an answer, since when
+        Index("ix_tickets_awaiting", "status", "awaiting_since"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -577,6 +585,13 @@ def queue_key(ticket: Ticket) -> tuple[bool, datetime, int]:
             due = min(candidates)
     ranks = {p.value: n for n, p in enumerate(PRIORITIES)}
     return status in _IN_QUEUE, due, ranks.get(ticket.priority, len(PRIORITIES))
+
+
+@event.listens_for(Message, "before_insert")
+def _note_html(_mapper: Mapper[Message], _connection: Any, message: Message) -> None:
+    """Record whether the mail has an HTML body, from its raw bytes (when it has them)."""
+    if message.has_html is None and message.raw:
+        message.has_html = has_html_body(message.raw)
 
 
 @event.listens_for(Ticket, "before_insert")

@@ -60,14 +60,16 @@ def record_event(
     """Add one audit row for ``ticket`` (flushed with the session; not committed).
 
     Raises the ticket's ``version`` by one; the row carries the new value, so the
-    changes since a version a person saw are the rows above it. ``ticket`` must
-    have been flushed (it has an id). ``detail`` values must be JSON-serializable;
+    changes since a version a person saw are the rows above it. ``ticket`` may be
+    pending (added, not yet flushed): the flush then inserts it and this row after it.
+    ``detail`` values must be JSON-serializable;
     datetimes are written as ISO 8601 UTC.
     """
     clean = {k: iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
     ticket.version = (ticket.version or 1) + 1
     event = TicketEvent(
-        ticket_id=ticket.id,
+        # a ticket not yet flushed (no id): the flush inserts it first, then this row
+        **({"ticket_id": ticket.id} if ticket.id is not None else {"ticket": ticket}),
         at=at,
         actor=actor,
         action=action,

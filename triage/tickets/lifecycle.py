@@ -25,12 +25,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import ColumnElement, func, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from triage.domain import DecidedBy, Priority, TicketStatus
 from triage.handling import NOTE_KINDS, STORED_ONLY_KINDS
-from triage.refs import normalize_subject, ref_for
+from triage.refs import REF_OFFSET, normalize_subject, ref_for
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, RoutingDecision, Ticket
 from triage.tickets.audit import SERVICE_ACTOR, record_event
@@ -108,11 +109,10 @@ def open_ticket(
         first_response_due=policy.due(queue, prio, SlaKind.FIRST_RESPONSE, start),
         resolution_due=policy.due(queue, prio, SlaKind.RESOLUTION, start),
     )
+    ticket.ref = _ref_at_insert(session)  # SQL, evaluated by the INSERT
     session.add(ticket)
-    session.flush()
-    ticket.ref = ref_for(ticket.id)
-    message.ticket_id = ticket.id
-    _link_decision(session, message, ticket)
+    # the audit row before the flush: the ticket is INSERTed with its version and its
+    # reference, and the row after it in the same flush (no UPDATE of the new ticket)
     record_event(
         session,
         ticket,
@@ -129,7 +129,34 @@ def open_ticket(
         first_response_due=ticket.first_response_due,
         resolution_due=ticket.resolution_due,
     )
+    session.flush()
+    # the value the INSERT computed (see _ref_at_insert), known without reading it back
+    set_committed_value(ticket, "ref", ref_for(ticket.id))
+    message.ticket_id = ticket.id
+    _link_decision(session, message, ticket)
     return ticket
+
+
+def _ref_at_insert(session: Session) -> ColumnElement[int]:
+    """The new ticket's reference (``1000 + id``, :func:`~triage.refs.ref_for`) as a SQL
+    expression evaluated by its own INSERT, so that no UPDATE has to follow it.
+
+    - SQLite: the new row's id is one above the table's highest (``INTEGER PRIMARY
+      KEY`` without ``AUTOINCREMENT``: https://sqlite.org/autoinc.html), and the
+      writer holds the database's write lock, so ``max(id) + 1 + 1000`` read by the
+      INSERT itself is that id's reference.
+    - PostgreSQL: the id's default ``nextval`` of the table's sequence is evaluated
+      before the other columns of the row, so ``currval`` of that sequence (this
+      session's last value: no other session can change it) is the new id.
+
+    ``tests/test_tickets.py`` checks on both databases, with two writers, that every
+    reference is ``1000 + id``; the unique key on ``ref`` refuses any other collision.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(Ticket.__tablename__, "id")
+        return func.currval(sequence) + REF_OFFSET
+    highest = select(func.coalesce(func.max(Ticket.id), 0)).scalar_subquery()
+    return highest + (REF_OFFSET + 1)
 
 
 def _link_decision(session: Session, message: Message, ticket: Ticket) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from triage.domain import InboundMessage, TicketStatus
@@ -56,23 +56,33 @@ def _tickets_by_message_id(
     """
     if not ids:
         return {}
+    # one statement (issue 18.2: a round trip less per threaded mail): the mail we sent
+    # (trust 0) before the stored mail (trust 1), each in the order it was stored
+    sent = select(
+        OutboxMail.message_id,
+        OutboxMail.ticket_id,
+        literal("", String).label("from_addr"),
+        literal(0).label("trust"),
+        OutboxMail.id.label("seq"),
+    ).where(OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None))
+    stored = select(
+        Message.message_id,
+        Message.ticket_id,
+        Message.from_addr,
+        literal(1).label("trust"),
+        Message.id.label("seq"),
+    ).where(Message.message_id.in_(ids), Message.ticket_id.is_not(None))
+    both = union_all(sent, stored).subquery()
+    rows = session.execute(select(both).order_by(both.c.trust, both.c.seq))
     found: dict[str, int] = {}
-    sent = select(OutboxMail.message_id, OutboxMail.ticket_id).where(
-        OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
-    )
-    for message_id, ticket_id in session.execute(sent):
-        if ticket_id is not None:
-            found.setdefault(message_id, ticket_id)
-    stored = (
-        select(Message.message_id, Message.ticket_id, Message.from_addr)
-        .where(Message.message_id.in_(ids), Message.ticket_id.is_not(None))
-        .order_by(Message.id)
-    )
     first: dict[str, int] = {}
     own: dict[str, int] = {}
     key = sender.lower()
-    for message_id, ticket_id, from_addr in session.execute(stored):
+    for message_id, ticket_id, from_addr, trust, _seq in rows:
         if ticket_id is None:
+            continue
+        if trust == 0:
+            found.setdefault(message_id, ticket_id)
             continue
         first.setdefault(message_id, ticket_id)
         if key and (from_addr or "").lower() == key:

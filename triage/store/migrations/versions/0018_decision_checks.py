@@ -5,8 +5,8 @@ looked at; the trail is stored with the decision as JSON ``[[table, check, match
 ...]`` (``Decision.checks``), so ``triage show`` and a person debugging a decision can
 see which checks ran. Null for decisions stored before this revision.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-03 19:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
