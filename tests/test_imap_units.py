@@ -57,20 +57,6 @@ def test_batches_respect_count_and_bytes() -> None:
     assert list(batches_by_size({}, max_count=1, max_bytes=1)) == []
 
 
-def test_the_first_batch_can_be_smaller_so_the_head_of_a_burst_goes_first() -> None:
-    sizes = dict.fromkeys(range(1, 8), 10)
-    batches = list(batches_by_size(sizes, max_count=3, max_bytes=1000, first_count=1))
-    assert batches == [[1], [2, 3, 4], [5, 6, 7]]
-    # never above max_count, never below one
-    assert next(batches_by_size(sizes, max_count=3, max_bytes=1000, first_count=9)) == [1, 2, 3]
-    assert next(batches_by_size(sizes, max_count=3, max_bytes=1000, first_count=0)) == [1]
-    # the byte cap still holds in the first batch
-    assert list(batches_by_size({1: 60, 2: 60}, max_count=9, max_bytes=100, first_count=5)) == [
-        [1],
-        [2],
-    ]
-
-
 def _answer(*responses: bytes | tuple[bytes, bytes]) -> list[tuple[int, dict[bytes, list[Any]]]]:
     """imaplib's raw FETCH data (a literal is a (line, bytes) pair followed by its trailer)."""
     data: list[Any] = []

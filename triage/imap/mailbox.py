@@ -58,10 +58,6 @@ command and the IDLE command is not announced during IDLE (Dovecot reports it on
 when the next command completes), so the first IDLE is ended early to collect it."""
 FETCH_ITEMS = "(UID INTERNALDATE RFC822.SIZE BODY.PEEK[])"
 """BODY.PEEK[] rather than BODY[]: fetching must not set \\Seen (RFC 3501 section 6.4.5)."""
-FIRST_BATCH = 20
-"""UIDs in a pass's first FETCH at most (issue 13.3): the intake parses and classifies
-a fetched batch before it stores the first message of it, so with 200 the head of
-a burst waited for 200 messages' work before its acknowledgment could go out."""
 SIZE_ITEMS = "(UID RFC822.SIZE)"
 NEWS = ("EXISTS", "RECENT")
 """Untagged responses that can announce new mail (RFC 3501 sections 7.3.1, 7.3.2)."""
@@ -323,9 +319,8 @@ class ImapMailbox:
 
         Batches hold at most ``batch_size`` messages and ``batch_bytes`` bytes
         (sizes are asked first), so memory stays bounded; a UID the size answer
-        left out travels alone. The first holds at most :data:`FIRST_BATCH`.
-        ``alone``: one UID per FETCH (retries: a server that fails a batch over one
-        message often delivers it by itself).
+        left out travels alone. ``alone``: one UID per FETCH (retries: a server
+        that fails a batch over one message often delivers it by itself).
 
         Each :class:`FetchBatch` names the UIDs asked for but not delivered, with
         the reason (see :func:`~triage.imap.responses.read_fetch_answer`); whether
@@ -347,10 +342,7 @@ class ImapMailbox:
             answer = self._read_fetch(f"fetching sizes in {self._folder!r}", chunk, SIZE_ITEMS)
             sizes.update(answer.sizes)
         for batch in batches_by_size(
-            sizes,
-            max_count=self.settings.batch_size,
-            max_bytes=self.settings.batch_bytes,
-            first_count=FIRST_BATCH,
+            sizes, max_count=self.settings.batch_size, max_bytes=self.settings.batch_bytes
         ):
             yield self._fetch_batch(batch)
 

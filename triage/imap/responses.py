@@ -84,31 +84,22 @@ def uids_from(found: Iterable[int], first_uid: int) -> list[int]:
 
 
 def batches_by_size(
-    sizes: Mapping[int, int | None],
-    *,
-    max_count: int,
-    max_bytes: int,
-    first_count: int | None = None,
+    sizes: Mapping[int, int | None], *, max_count: int, max_bytes: int
 ) -> Iterator[list[int]]:
     """Group UIDs (ascending) into batches of at most ``max_count`` UIDs and ``max_bytes`` bytes.
 
     A single message larger than ``max_bytes`` gets a batch of its own, and so
     does a message whose size is unknown (None: the server left it out of its
     RFC822.SIZE answer), so memory stays bounded whatever it turns out to be.
-    ``first_count``: the first batch holds at most this many UIDs (the oldest
-    mail of a burst is then stored, and acknowledged, before the rest is fetched
-    and parsed); None: ``max_count``.
     """
     batch: list[int] = []
     total = 0
-    limit = max_count if first_count is None else max(1, min(first_count, max_count))
     for uid in sorted(sizes):
         known = sizes[uid]
         size = max_bytes if known is None else max(0, known)
-        if batch and (len(batch) >= limit or total + size > max_bytes):
+        if batch and (len(batch) >= max_count or total + size > max_bytes):
             yield batch
             batch, total = [], 0
-            limit = max_count
         batch.append(uid)
         total += size
     if batch:
