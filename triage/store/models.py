@@ -419,6 +419,9 @@ class RoutingDecision(Base):
     """Why no acknowledgment was sent ("" when one was)."""
     ack_template: Mapped[str] = mapped_column(String(100), default="")
     assignee: Mapped[str] = mapped_column(String(200), default="")
+    checks: Mapped[list[Any] | None] = mapped_column(default=None)
+    """The rows of the decision tables looked at, ``[[table, check, matched], ...]``
+    (:attr:`triage.handling.Decision.checks`); None for decisions older than them."""
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     message: Mapped[Message] = relationship(back_populates="decision")
