@@ -23,7 +23,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,34 +268,3 @@ def test_the_repeat_check_on_every_new_message_uses_an_index_not_a_scan(
             assert "ix_messages_sender_received" in plan, plan
             assert "Seq Scan on messages" not in plan, plan
         cursor.close()
-
-
-@pytest.mark.imap
-def test_the_next_batch_is_parsed_in_another_thread_while_this_one_is_stored(
-    dovecot: Dovecot, imap_account: ImapAccount, database: Database, db_url: str, tmp_path: Path
-) -> None:
-    """Issue 18.3: batch k+1 is parsed (and classified) by the prepare thread while batch
-    k commits; each message is parsed once (the head start is used, not thrown away)."""
-    client = dovecot.client(imap_account)
-    append_many(client, [message(n) for n in range(1, 31)])
-    client.logout()
-    poller = Poller(_settings(imap_account, db_url, tmp_path, batch_size=10), database)
-    parse = poller.intake._parse_fn
-    calls: list[tuple[int, str]] = []
-
-    def recording(raw: bytes, **kwargs: Any) -> InboundMessage:
-        uid = int(kwargs["scope"].rsplit("/", 1)[1])
-        calls.append((uid, threading.current_thread().name))
-        return parse(raw, **kwargs)
-
-    poller.intake._parse_fn = recording
-    [result] = poller.poll_once()
-    assert result.report is not None
-    assert result.report.stored == 30
-    assert sorted(uid for uid, _ in calls) == list(range(1, 31))  # each parsed once
-    threads = dict(calls)
-    # the first batch is parsed before anything is stored; the next ones ahead
-    assert not threads[1].startswith("triage-prepare")
-    assert {threads[uid].split("_")[0] for uid in range(11, 31)} == {"triage-prepare"}
-    with database.read_session() as s:
-        assert s.scalar(select(Folder.last_uid)) == 30

@@ -45,7 +45,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -418,56 +417,37 @@ class FolderWatcher:
         complete = True
         # retries first and one by one: a server failing a batch over one message
         # often delivers it alone, and the mark can only move once it is handled
-        batches = itertools.chain(mailbox.fetch(retry, alone=True), mailbox.fetch(fresh))
-        # issue 18.3: the next batch is fetched before this one is stored, and parsed and
-        # classified in another thread while this one commits (the database's waits and
-        # the parser overlap); at most two batches are held at a time
-        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-prepare")
-        try:
-            batch = next(batches, None)
-            if batch is not None:
-                self.sink.prepare(plan, batch.messages)
-            while batch is not None:
+        for batch in itertools.chain(mailbox.fetch(retry, alone=True), mailbox.fetch(fresh)):
+            if stop.is_set():
+                complete = False
+                break
+            if batch.missing:
+                self._settle_missing(mailbox, plan, batch.missing, progress, tally)
+            self.sink.prepare(plan, batch.messages)
+            done: list[int] = []
+            left = list(batch.messages)
+            while left:
                 if stop.is_set():
                     complete = False
                     break
-                following = next(batches, None)
-                prepared = (
-                    ahead.submit(self.sink.prepare, plan, following.messages)
-                    if following is not None
-                    else None
+                # one transaction for as many as the sink takes at once; the mark it
+                # writes with them never passes a listed UID not handled
+                outcomes = self.sink.store_batch(
+                    plan, left, mark_with=progress.mark_with, stop=stop
                 )
-                if batch.missing:
-                    self._settle_missing(mailbox, plan, batch.missing, progress, tally)
-                done: list[int] = []
-                left = list(batch.messages)
-                while left:
-                    if stop.is_set():
-                        complete = False
-                        break
-                    # one transaction for as many as the sink takes at once; the mark it
-                    # writes with them never passes a listed UID not handled
-                    outcomes = self.sink.store_batch(
-                        plan, left, mark_with=progress.mark_with, stop=stop
-                    )
-                    for message, outcome in zip(left, outcomes, strict=False):
-                        tally.counts[outcome] += 1
-                        progress.handle(message.uid)
-                        done.append(message.uid)
-                        tally.highest = max(tally.highest, message.uid)
-                    left = left[len(outcomes) :]
-                recovered = [uid for uid in done if uid in plan.missing]
-                if recovered:
-                    self.sink.forget_missing(plan, recovered)
-                    log.info("message_recovered", folder=self.folder, uids=recovered)
-                warnings += self._after_ingest(mailbox, done)
-                if not complete:
-                    break
-                if prepared is not None:
-                    prepared.result()  # never raises (FolderSink.prepare)
-                batch = following
-        finally:
-            ahead.shutdown(wait=True, cancel_futures=True)
+                for message, outcome in zip(left, outcomes, strict=False):
+                    tally.counts[outcome] += 1
+                    progress.handle(message.uid)
+                    done.append(message.uid)
+                    tally.highest = max(tally.highest, message.uid)
+                left = left[len(outcomes) :]
+            recovered = [uid for uid in done if uid in plan.missing]
+            if recovered:
+                self.sink.forget_missing(plan, recovered)
+                log.info("message_recovered", folder=self.folder, uids=recovered)
+            warnings += self._after_ingest(mailbox, done)
+            if not complete:
+                break
         if tally.waiting:
             warnings.insert(0, self._waiting_warning(tally.waiting))
         counts = tally.counts
