@@ -381,7 +381,7 @@ def rss_of_run(url: str, base: Path, count: int) -> float:
                 for path in ("/", f"/t/{1001 + (i * 997) % count}", "/search?q=szamla"):
                     assert client.get(path).status_code == 200, path
             client.close()
-            return daemon.rss_peak_kib() / 1024
+            return daemon.rss_peak_kib / 1024
         finally:
             # the first SLA pass over tens of thousands of overdue tickets holds SIGTERM
             # until its transaction ends (seen: more than 30 s)
