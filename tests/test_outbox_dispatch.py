@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import random
 import time
 import uuid
@@ -103,6 +105,60 @@ def test_smtp_down_for_a_while_loses_nothing_and_sends_each_once(
     assert asyncio.run(d.run_once()).handled == 0
     time.sleep(0.2)
     assert len(smtp_server.sink.messages) == 4
+
+
+def test_an_smtp_outage_logs_two_lines_not_one_per_mail_per_retry(
+    database: Database, smtp_server: SmtpServer
+) -> None:
+    """Issue 13.11: a failure is logged when it starts and when it ends, with counts;
+    the deferrals in between still reach the metrics (the log tap) but not the log."""
+    from triage import logtap  # noqa: PLC0415
+    from triage.logs import configure_logging  # noqa: PLC0415
+
+    seen: list[str] = []
+
+    class Tap:
+        def observe(self, event: str, _fields: Any) -> None:
+            seen.append(event)
+
+    tap = Tap()
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out)
+    logtap.attach(tap)
+    clock = FixedClock(T0)
+    d = dispatcher(database, smtp_server, clock)
+    try:
+        smtp_server.stop()
+        queue_mail(database, 5)
+        assert asyncio.run(d.run_once()).deferred == 5
+        clock.advance(timedelta(minutes=5))
+        assert asyncio.run(d.run_once()).deferred == 5
+        smtp_server.start()
+        clock.advance(timedelta(hours=1))
+        assert asyncio.run(d.run_once()).sent == 5
+    finally:
+        logtap.detach(tap)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    events = [line["event"] for line in lines]
+    assert events.count("mail_deferred") == 1  # the outage's first line
+    [recovered] = [line for line in lines if line["event"] == "sending_recovered"]
+    assert (recovered["deferrals"], recovered["mails"]) == (10, 5)
+    assert recovered["seconds"] == 3900.0  # from the first deferral to the acceptance
+    assert events.count("mail_sent") == 5
+    assert "quiet" not in out.getvalue()
+    assert seen.count("mail_deferred") == 10  # every deferral is still counted
+
+    # At debug level every deferral is written.
+    out = io.StringIO()
+    configure_logging("json", "debug", stream=out)
+    smtp_server.stop()
+    queue_mail(database, 2)
+    clock.advance(timedelta(hours=2))
+    asyncio.run(d.run_once())
+    clock.advance(timedelta(hours=2))
+    asyncio.run(d.run_once())
+    assert out.getvalue().count('"mail_deferred"') == 4
+    smtp_server.start()
 
 
 def test_451_twice_then_250_is_delivered_once_after_three_attempts(

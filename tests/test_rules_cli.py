@@ -16,9 +16,6 @@ from click.testing import Result
 from sqlalchemy import select
 from support.cli import run_triage
 
-from rules import parse_rules
-from rules.replay import NO_LONGER_DECIDE, StoredDecision, compare
-from triage.domain import Address, InboundMessage, Priority
 from triage.store import Database
 from triage.store.models import Message, RoutingDecision, TrainingLabel
 
@@ -253,7 +250,13 @@ def store(
 
 
 def model(queue: str, priority: str = "normal") -> dict:
-    return {"queue": queue, "priority": priority, "decided_by": "model", "confidence": 0.9}
+    return {
+        "queue": queue,
+        "priority": priority,
+        "decided_by": "model",
+        "confidence": 0.9,
+        "ack": "no_smtp",  # the config has no [smtp] section
+    }
 
 
 @pytest.fixture
@@ -278,7 +281,12 @@ def fill_history(url: str) -> None:
             subject="Hello there",
             sender="x@other.example",
             received=day.replace(hour=10),
-            decision={"queue": "unsorted", "priority": "normal", "decided_by": "fallback"},
+            decision={
+                "queue": "unsorted",
+                "priority": "normal",
+                "decided_by": "fallback",
+                "ack": "no_smtp",
+            },
         )
         store(
             db,
@@ -291,6 +299,7 @@ def fill_history(url: str) -> None:
                 "decided_by": "rule",
                 "rules_matched": ["scheduling"],
                 "explanation": ["rule 'scheduling': x"],
+                "ack": "no_smtp",
             },
         )
         store(
@@ -357,25 +366,46 @@ def test_replay_prints_changes_and_totals_and_writes_nothing(history):
         in invoice
     )
 
+    # the whole decision is replayed: where no rule decides now, the active model or
+    # (none here) the fallback queue does, and the output says which
     meeting = next(b for b in blocks if "'Meeting tomorrow'" in b)
-    assert f"queue: scheduling -> ?  ({NO_LONGER_DECIDE})" in meeting
+    assert (
+        "queue: scheduling -> unsorted  (no rule chose a queue and no classifier model is"
+        " active; fallback queue 'unsorted')" in meeting
+    )
     assert "priority: high -> normal  (no rule sets it)" in meeting
 
     legal = next(b for b in blocks if "'Kérdés'" in b)
     assert "escalation: none -> rule 'legal': possible legal threat" in legal
+    assert "queue: client-support -> unsorted" in legal  # the model is not active now
     assert "priority" not in legal  # urgent stays urgent
 
     new = next(b for b in blocks if "'Számla május'" in b)
-    assert "no stored decision; the rules would choose queue billing" in new
+    assert "no stored decision; it would be: open in billing (rule)" in new
 
     assert "'Hello there'" not in out  # fallback stays fallback when no rule decides
     assert "Invoice unchanged" not in out
     assert "our reply" not in out  # outbound mail is not replayed
+    assert "  acknowledgment changes: 0" in out  # no [smtp]: no_smtp before and after
     assert "replayed 7 messages: 4 would change" in out
-    assert "  queue changes: 3 (of which rules no longer decide: 1)" in out
+    assert "  queue changes: 4" in out
     assert "  priority changes: 2" in out
     assert "  escalation changes: 1" in out
     assert "  without a stored decision: 1" in out
+
+
+def test_replay_shows_a_progress_bar_on_a_terminal_proportional_to_the_mail(history):
+    # stderr a terminal (FORCE_COLOR makes rich treat it as one): "replaying" with
+    # messages done of the 7 replayed; the report itself on stdout is unchanged
+    config = str(history / "triage.toml")
+    plain = run("--config", config, "rules", "test", env={"FORCE_COLOR": ""})
+    shown = run("--config", config, "rules", "test", env={"FORCE_COLOR": "1"})
+    assert shown.exit_code == 0, shown.stderr
+    assert "replaying" in shown.stderr
+    assert "7/7" in shown.stderr
+    assert "replaying" not in plain.stderr  # not a terminal: no bar
+    assert "replayed 7 messages: 4 would change" in shown.stdout
+    assert shown.stdout == plain.stdout
 
 
 def snapshot(url: str) -> list[tuple]:
@@ -464,56 +494,6 @@ def test_replay_bad_since_is_a_usage_error(history):
     done = run("--config", str(history / "triage.toml"), "rules", "test", "--since", "May 1st")
     assert done.exit_code == 2
     assert "is not a date" in done.stderr
-
-
-# -- the comparison itself ------------------------------------------------------------------
-
-
-def _decision(text: str, subject: str = "Invoice 1"):
-    msg = InboundMessage(
-        message_id="<m@x>",
-        subject=subject,
-        received_at=datetime(2026, 1, 1, tzinfo=UTC),
-        from_=Address("", "a@b.example"),
-    )
-    return parse_rules(text).evaluate(msg)
-
-
-INVOICE = "[[rule]]\nname = 'inv'\nwhen = { field = 'subject', contains = 'invoice' }\n"
-
-
-def test_compare_same_queue_from_model_is_no_change():
-    candidate = _decision(INVOICE + "then.queue = 'billing'\n")
-    stored = StoredDecision(queue="billing", priority="normal", decided_by="model")
-    assert compare(stored, candidate, default_priority=Priority.NORMAL) == ()
-
-
-def test_compare_model_decision_kept_when_rules_set_no_queue():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(queue="records", priority="normal", decided_by="model")
-    assert compare(stored, candidate, default_priority=Priority.NORMAL) == ()
-
-
-def test_compare_rule_decision_lost():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(
-        queue="billing", priority="normal", decided_by="rule", rules_matched=("old",)
-    )
-    changes = compare(stored, candidate, default_priority=Priority.NORMAL)
-    assert [str(c) for c in changes] == [f"queue: billing -> ?  ({NO_LONGER_DECIDE})"]
-
-
-def test_compare_escalation_removed():
-    candidate = _decision(INVOICE + "then.tags = 'x'\n")
-    stored = StoredDecision(
-        queue="billing",
-        priority="normal",
-        decided_by="model",
-        escalate=("rule 'legal': threat",),
-        rules_matched=("legal",),
-    )
-    changes = compare(stored, candidate, default_priority=Priority.NORMAL)
-    assert [str(c) for c in changes] == ["escalation: rule 'legal': threat -> none"]
 
 
 def test_replay_reads_many_messages_in_batches(workdir):

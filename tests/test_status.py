@@ -6,8 +6,10 @@ import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from click.testing import Result
+from sqlalchemy import event
 from support.cli import run_triage
 
 from triage.clock import utcnow
@@ -139,3 +141,33 @@ def test_mail_stuck_in_the_outbox_makes_it_unhealthy_with_the_servers_answer(
     assert "last error: 535 5.7.8 Authentication credentials invalid" in done.stdout
     assert json.loads(status(config, "--json").stdout)["outbox_stuck"] is True
     db.dispose()
+
+
+def test_every_ticket_query_of_status_is_served_by_an_index(tmp_path: Path) -> None:
+    # issue 13.8: at 100,000 tickets `triage status` read every ticket row twice (the
+    # open tickets per queue, the backlog awaiting an answer); each of its queries on
+    # tickets is now answered by a covering index (EXPLAIN QUERY PLAN: no SCAN)
+    _config, db = setup(tmp_path)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM tickets" in statement and not statement.startswith("EXPLAIN"):
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.read_session() as session:
+            read_status(session, utcnow())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(seen) >= 3
+    with db.engine.connect() as conn:
+        for statement in seen:
+            params = tuple(["new"] * statement.count("?"))
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            assert "SCAN tickets" not in plan, (statement, plan)
+            if "awaiting_since" in statement or "GROUP BY tickets.queue" in statement:
+                assert "COVERING INDEX" in plan, (statement, plan)

@@ -34,13 +34,19 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
 
 
 def _drop_below(level: int) -> Any:
-    """A processor dropping events under ``level`` (after the metrics tap saw them)."""
+    """A processor dropping events under ``level`` (after the metrics tap saw them).
+
+    An event marked ``quiet=True`` (a repeat inside a failure episode the first line
+    already announced, e.g. the dispatcher's deferrals) is written only at debug level.
+    """
     names = logging.getLevelNamesMapping()
 
     def drop(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
         # "exception" logs at error level; "warn" is warning's old name
         name = {"exception": "ERROR", "warn": "WARNING"}.get(method, method.upper())
         if names.get(name, logging.ERROR) < level:
+            raise structlog.DropEvent
+        if event_dict.pop("quiet", False) and level > logging.DEBUG:
             raise structlog.DropEvent
         return event_dict
 

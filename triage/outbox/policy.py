@@ -1,6 +1,9 @@
 """Whether a message gets an acknowledgment: a pure decision with a stable reason code.
 
-The checks, in order (the first that applies decides):
+The policy itself is the table :data:`triage.handling.ACK_POLICY` (one row per reason,
+read by :func:`triage.handling.first_match`); :func:`plan_ack` runs it alone for
+callers that know the facts already. The rows, in order (the first that applies
+decides):
 
 ===================  =========================================================
 reason               when
@@ -55,17 +58,14 @@ kind detection misses a case. A message that passes every check gets
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from fnmatch import fnmatchcase
 
+from rules.model import RuleDecision
 from triage.config import Settings
-from triage.domain import InboundMessage, MessageKind
-from triage.mail.kind import machine_address
-from triage.outbox.headers import ascii_address, parse_mailbox, valid_address
-from triage.refs import extract_refs
+from triage.domain import InboundMessage
+from triage.handling import ACK_POLICY, AckReason, Facts, FixedFacts, decide_acknowledgment
+from triage.handling.checks import RESPONDER_SECONDS, history_age, our_addresses, responder_sign
 
 __all__ = [
     "RESPONDER_SECONDS",
@@ -76,55 +76,6 @@ __all__ = [
     "plan_ack",
     "responder_sign",
 ]
-
-RESPONDER_SECONDS = 120
-"""A reply to our acknowledgment faster than this is a machine's, not a person's."""
-
-
-class AckReason(StrEnum):
-    """Why no acknowledgment is sent: every value ``routing_decisions.ack`` holds but ""
-    (one was queued).
-
-    :func:`plan_ack` answers most of them; the routing pipeline the rest:
-    ``no_smtp`` (no [smtp] section), ``import`` (imported history, not acknowledged
-    unless the import asks), ``parse_error`` (unparsable mail: we cannot tell whom or
-    what we would answer), ``duplicate`` (a second copy of mail already stored),
-    ``follow_up`` (mail on a ticket already open) and the machine kinds of mail that
-    join a ticket as a note.
-    """
-
-    DISABLED = "disabled"
-    BOUNCE = "bounce"
-    FEEDBACK_REPORT = "feedback_report"
-    READ_RECEIPT = "read_receipt"
-    AUTO_REPLY = "auto_reply"
-    SUPPRESSED = "suppressed"
-    MAILING_LIST = "mailing_list"
-    NO_ADDRESS = "no_address"
-    OWN_ADDRESS = "own_address"
-    NO_REPLY_SENDER = "no_reply_sender"
-    FOLLOW_UP = "follow_up"
-    RULE = "rule"
-    TOO_OLD = "too_old"
-    REPLY_TO_ACK = "reply_to_ack"
-    REPEAT = "repeat"
-    RATE_LIMITED = "rate_limited"
-    NO_SMTP = "no_smtp"
-    IMPORT = "import"
-    PARSE_ERROR = "parse_error"
-    DUPLICATE = "duplicate"
-
-    @classmethod
-    def of_note(cls, kind: str) -> AckReason:
-        """The reason for machine mail of ``kind`` (a ``MessageKind`` value) filed as a note:
-        its own kind's reason, ``no_reply_sender`` for a no-reply notification.
-
-        Raises:
-            ValueError: ``kind`` is not a kind of machine mail.
-        """
-        if kind == MessageKind.NOTIFICATION:
-            return cls.NO_REPLY_SENDER
-        return cls(kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,141 +96,6 @@ class AckDecision:
     def no(cls, reason: AckReason, detail: str) -> AckDecision:
         """A decision not to acknowledge, for ``reason``."""
         return cls(send=False, reason=reason.value, detail=detail)
-
-
-def our_addresses(settings: Settings) -> frozenset[str]:
-    """Our own addresses, lowercased: smtp.from_address, team.addresses, team.assistants."""
-    found = set()
-    if settings.smtp is not None:
-        _, addr = parse_mailbox(settings.smtp.from_address)
-        if addr:
-            found.add(addr.lower())
-    for text in [*settings.team.addresses, *settings.team.assistants.values()]:
-        _, addr = parse_mailbox(text)
-        if addr:
-            found.add(addr.lower())
-    return frozenset(found)
-
-
-def _first_token(value: str) -> str:
-    return value.split(";", 1)[0].strip().lower()
-
-
-def _list_ids(message: InboundMessage) -> set[str]:
-    ids = set()
-    if message.list_id:
-        ids.add(message.list_id.strip().strip("<>").lower())
-    for value in message.header_all("List-Id"):
-        match = re.search(r"<([^<>]+)>", value)
-        ids.add((match.group(1) if match else value).strip().lower())
-    return ids
-
-
-def _bounce(message: InboundMessage) -> str:
-    if message.kind == MessageKind.BOUNCE or message.delivery_report is not None:
-        return "the parser classified it as a delivery status notification (RFC 3464)"
-    for value in message.header_all("Return-Path"):
-        if value.strip() in {"<>", ""}:
-            return "null Return-Path <> (RFC 5321 section 4.5.5: a bounce)"
-    content_type = (message.header("Content-Type") or "").lower()
-    if content_type.startswith("multipart/report") and "delivery-status" in content_type:
-        return "multipart/report; report-type=delivery-status (RFC 3464)"
-    return ""
-
-
-def _auto_reply(message: InboundMessage) -> str:
-    if message.kind == MessageKind.AUTO_REPLY:
-        return "the parser classified it as an automatic reply"
-    for value in message.header_all("Auto-Submitted"):
-        if _first_token(value) not in {"", "no"}:
-            return f"Auto-Submitted: {_first_token(value)} (RFC 3834 section 5)"
-    if any(_first_token(v) == "auto_reply" for v in message.header_all("Precedence")):
-        return "Precedence: auto_reply"
-    for name in (
-        "X-Autoreply",
-        "X-Autorespond",
-        "X-Autoresponder",
-        "X-Autogenerated",
-        "X-Auto-Generated",
-    ):
-        if message.header(name) is not None:
-            return f"{name} header"
-    if message.header("X-MS-Exchange-Inbox-Rules-Loop") is not None:
-        return "forwarded by an Exchange inbox rule (X-MS-Exchange-Inbox-Rules-Loop)"
-    forwarded = message.header("X-MS-Exchange-Organization-AutoForwarded") or ""
-    if forwarded.strip().lower() == "true":
-        return "forwarded automatically (X-MS-Exchange-Organization-AutoForwarded: true)"
-    return ""
-
-
-def _suppressed(message: InboundMessage) -> str:
-    for value in message.header_all("X-Auto-Response-Suppress"):
-        words = {w.strip().lower() for w in value.split(",")}
-        if words & {"all", "autoreply", "oof"}:
-            return f"X-Auto-Response-Suppress: {' '.join(value.split())}"
-    return ""
-
-
-def _mailing_list(message: InboundMessage, own_list_ids: set[str]) -> str:
-    ids = _list_ids(message)
-    if ids and ids <= own_list_ids:
-        return ""
-    if message.kind == MessageKind.MAILING_LIST:
-        return "the parser classified it as mailing-list mail"
-    if ids:
-        return f"List-Id {min(ids)} (RFC 2919)"
-    for name in ("List-Unsubscribe", "List-Post"):
-        if message.header(name) is not None:
-            return f"{name} header (RFC 2369)"
-    for value in message.header_all("Precedence"):
-        if _first_token(value) in {"bulk", "list", "junk"}:
-            return f"Precedence: {_first_token(value)}"
-    return ""
-
-
-def responder_sign(
-    message: InboundMessage, *, ack_ref: int | None, ack_sent_at: datetime | None
-) -> str:
-    """Why a reply to our acknowledgment (it names the ack in In-Reply-To/References)
-    was written by an auto-responder that sends no RFC 3834 headers; "" when it looks
-    like a person's.
-
-    Signs: its subject no longer carries the ticket reference ``[#ref]`` that every
-    client's "Reply" keeps (a ticket system's or responder's own subject: "Ticket
-    8841 opened", "We received your message"); or it reached the mailbox less than
-    :data:`RESPONDER_SECONDS` after the ack was sent. Such mail is filed on the
-    ticket as a note: never acknowledged, never reopens (issue 12.4).
-
-    Args:
-        message: the parsed reply.
-        ack_ref: the ticket reference the ack carried (None when unknown).
-        ack_sent_at: when the ack was handed to the SMTP server (None if not yet).
-    """
-    if ack_ref is not None and ack_ref not in extract_refs(message.subject):
-        return (
-            f"a reply to our acknowledgment whose subject ({message.subject[:80]!r}) dropped"
-            f" [#{ack_ref}]: an auto-responder's, not a person's answer"
-        )
-    if ack_sent_at is not None:
-        delay = (message.received_at - ack_sent_at).total_seconds()
-        if 0 <= delay < RESPONDER_SECONDS:
-            return (
-                f"a reply to our acknowledgment {delay:.0f} s after it was sent:"
-                " an auto-responder's, not a person's answer"
-            )
-    return ""
-
-
-def history_age(message: InboundMessage, settings: Settings, now: datetime) -> float | None:
-    """Seconds since ``message`` reached the mailbox, when that is more than
-    ``acknowledgments.max_age`` (mail triage first sees as history: no acknowledgment,
-    no escalation mail); None otherwise, or when max_age is 0 (no limit).
-
-    ``now`` is the processing time, timezone-aware.
-    """
-    max_age = settings.acknowledgments.max_age
-    age = (now - message.received_at).total_seconds()
-    return age if max_age > 0 and age > max_age else None
 
 
 def plan_ack(
@@ -312,82 +128,17 @@ def plan_ack(
     Returns:
         An :class:`AckDecision`; ``reason`` is "" when ``send`` is True.
     """
-    ack = settings.acknowledgments
-    if not ack.enabled:
-        return AckDecision.no(AckReason.DISABLED, "acknowledgments.enabled is false")
-    if settings.smtp is None:
-        return AckDecision.no(AckReason.DISABLED, "there is no [smtp] section")
-    checks = (
-        (
-            AckReason.FEEDBACK_REPORT,
-            message.kind_reason if message.kind == MessageKind.FEEDBACK_REPORT else "",
+    facts = Facts(
+        message=message,
+        settings=settings,
+        now=now,
+        source=FixedFacts(
+            rule_decision=RuleDecision(suppress_ack=rule_no_ack),
+            acks_in_last_hour=recent_acks,
+            answers_ack=answers_ack,
+            repeat=repeat_of,
         ),
-        (
-            AckReason.READ_RECEIPT,
-            message.kind_reason if message.kind == MessageKind.READ_RECEIPT else "",
-        ),
-        (AckReason.BOUNCE, _bounce(message)),
-        (AckReason.AUTO_REPLY, _auto_reply(message)),
-        (AckReason.SUPPRESSED, _suppressed(message)),
-        (
-            AckReason.MAILING_LIST,
-            _mailing_list(message, {i.lower() for i in settings.routing.own_list_ids}),
-        ),
+        follow_up=follow_up,
     )
-    for reason, detail in checks:
-        if detail:
-            return AckDecision.no(reason, detail)
-    recipient = message.reply_address
-    if recipient is None or not valid_address(recipient.addr):
-        return AckDecision.no(AckReason.NO_ADDRESS, "no usable Reply-To or From address")
-    if ascii_address(recipient.addr) is None:
-        return AckDecision.no(
-            AckReason.NO_ADDRESS,
-            f"{recipient.addr} has a non-ASCII local part (needs SMTPUTF8, RFC 6531)"
-            " or an invalid international domain",
-        )
-    candidates = [recipient.key]
-    if message.from_ is not None and message.from_.key not in candidates:
-        candidates.append(message.from_.key)
-    ours = our_addresses(settings)
-    for address in candidates:
-        if address in ours:
-            return AckDecision.no(AckReason.OWN_ADDRESS, f"{address} is one of our addresses")
-    if message.kind == MessageKind.NOTIFICATION:
-        return AckDecision.no(AckReason.NO_REPLY_SENDER, message.kind_reason or "a machine's mail")
-    for address in candidates:
-        if why := machine_address(address):
-            return AckDecision.no(AckReason.NO_REPLY_SENDER, why)
-        for pattern in ack.no_reply_patterns:
-            if fnmatchcase(address, pattern.lower()):
-                return AckDecision.no(
-                    AckReason.NO_REPLY_SENDER,
-                    f"{address} matches acknowledgments.no_reply_patterns {pattern!r}",
-                )
-    if follow_up:
-        return AckDecision.no(AckReason.FOLLOW_UP, "the message joined an existing ticket")
-    if answers_ack:
-        return AckDecision.no(
-            AckReason.REPLY_TO_ACK,
-            f"it answers our acknowledgment {answers_ack}: acknowledging it could start a"
-            " mail loop (RFC 3834 section 2)",
-        )
-    if rule_no_ack:
-        return AckDecision.no(AckReason.RULE, "a rule marked it: no acknowledgment")
-    if now is not None and (age := history_age(message, settings, now)) is not None:
-        return AckDecision.no(
-            AckReason.TOO_OLD,
-            f"it reached the mailbox {age / 3600:.0f} h before it was processed"
-            f" (acknowledgments.max_age = {ack.max_age / 3600:.0f} h)",
-        )
-    if repeat_of:
-        return AckDecision.no(
-            AckReason.REPEAT, f"the same subject and text as {repeat_of}: a repeat, not a request"
-        )
-    if recent_acks >= ack.max_per_sender_per_hour:
-        return AckDecision.no(
-            AckReason.RATE_LIMITED,
-            f"{recipient.key} already got {recent_acks} acknowledgment(s) in the last hour"
-            f" (acknowledgments.max_per_sender_per_hour = {ack.max_per_sender_per_hour})",
-        )
-    return AckDecision(send=True)
+    reason, detail, _trail = decide_acknowledgment(facts, ACK_POLICY)
+    return AckDecision(send=True) if reason is None else AckDecision.no(reason, detail)

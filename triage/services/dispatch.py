@@ -43,7 +43,12 @@ login works.
 Log events: ``smtp_login_refused`` (once, when sending stops), ``smtp_sending_resumed``,
 ``mail_sent``, ``mail_deferred``, ``mail_failed`` with the keys
 ``outbox`` (row id), ``kind``, ``ticket`` (reference), ``message_id``,
-``attempts``; never bodies or secrets.
+``attempts``; never bodies or secrets. Temporary failures are logged as an episode
+(issue 13.11): the first ``mail_deferred`` of a run of them is a warning line, the
+following ones are marked ``quiet`` (counted by the metrics, written only at debug
+level, :func:`triage.logs.configure_logging`), and the first acceptance after them
+logs ``sending_recovered`` with how many deferrals of how many mails it ended and
+how long it lasted. A 60-second outage is two lines, not one per mail per retry.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import os
 import random
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,6 +146,15 @@ def retry_delay(attempts: int, initial: float, maximum: float, jitter: float) ->
     return base * (0.5 + min(max(jitter, 0.0), 1.0) / 2)
 
 
+@dataclass
+class _Deferrals:
+    """A run of temporary send failures (one log line at its start, one at its end)."""
+
+    since: datetime
+    deferrals: int = 0
+    mails: set[int] = field(default_factory=set)
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchStats:
     """What one pass did: rows sent, deferred (to retry) and failed (given up)."""
@@ -223,6 +237,8 @@ class Dispatcher:
         """The alert still to be written: the problem, "" to clear it, None: nothing to do."""
         self._checked_start = False
         self._held: dict[int, _Claimed] = {}
+        self._deferring: _Deferrals | None = None
+        """The run of temporary failures in progress (None: the last attempt worked)."""
 
     @classmethod
     def from_settings(
@@ -476,6 +492,7 @@ class Dispatcher:
                     count=len(batch),
                 )
                 await asyncio.sleep(delay)
+        self._recovered()
         for claimed, receipt, slot in batch:
             self.journal.done(slot)
             log().info(
@@ -535,13 +552,33 @@ class Dispatcher:
         await asyncio.to_thread(
             self._finish, outbox_id, attempts=attempts, next_attempt_at=next_at, last_error=error
         )
+        episode = self._deferring
+        first = episode is None
+        if episode is None:
+            episode = self._deferring = _Deferrals(since=self.clock.now())
+        episode.deferrals += 1
+        episode.mails.add(outbox_id)
+        extra: dict[str, object] = {"quiet": True} if not first else {}
         log().warning(
             "mail_deferred",
             **self._keys(claimed, attempts),
             next_attempt_at=next_at.isoformat(),
             error=error,
+            **extra,
         )
         return False
+
+    def _recovered(self) -> None:
+        """End the run of temporary failures, if any, with one summary line."""
+        episode, self._deferring = self._deferring, None
+        if episode is None:
+            return
+        log().info(
+            "sending_recovered",
+            deferrals=episode.deferrals,
+            mails=len(episode.mails),
+            seconds=round((self.clock.now() - episode.since).total_seconds(), 1),
+        )
 
     async def _failed(self, claimed: _Claimed, error: str) -> None:
         attempts = claimed.attempts + 1

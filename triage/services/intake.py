@@ -344,8 +344,10 @@ class Intake:
         self._parse_fn = parse
         self._parse_takes_max_size = "max_size" in inspect.signature(parse).parameters
         self._folder_ids: dict[str, int] = {}
-        self._ahead = threading.local()
-        """Per watcher thread (folders share an Intake): the current batch parsed ahead."""
+        self._ahead: dict[str, dict[str, Prepared]] = {}
+        """Folder -> scope -> a fetched message parsed and classified ahead (the folders'
+        watcher threads share an Intake)."""
+        self._ahead_lock = threading.Lock()
 
     # -- folders ----------------------------------------------------------------
 
@@ -395,6 +397,8 @@ class Intake:
         Raises:
             StoreError: the database cannot be read or written.
         """
+        with self._ahead_lock:  # what an interrupted pass prepared and never stored
+            self._ahead.pop(state.folder, None)
         progress = self.progress(state.folder)
         plan = plan_sync(state.folder, progress, state.uidvalidity)
         fid = self.folder_id(state.folder)
@@ -460,7 +464,13 @@ class Intake:
         :meth:`store` then uses these parsed messages (the classifier answers a
         batch in one call about ten times faster than message by message). Never
         raises: a message that fails here is parsed again, inside its failure
-        boundary, when it is stored.
+        boundary, when it is stored. Thread-safe, and it touches no database. Kept
+        until stored, or until the folder's next pass begins.
+
+        Issue 18.3 tried running it for the next batch in a thread while this one is
+        stored: slower, not faster (the storing thread releases the GIL on every
+        statement and then waits for the parsing thread to give it back), so the
+        watcher calls it before storing each batch; a process would be needed.
         """
         parsed: dict[str, InboundMessage] = {}
         for message in batch:
@@ -479,12 +489,14 @@ class Intake:
                 }
             except Exception as exc:  # noqa: BLE001 - only the head start is lost
                 log.warning("pipeline_prepare_failed", folder=plan.folder, error=_describe(exc))
-        self._ahead.prepared = prepared
+        with self._ahead_lock:
+            self._ahead.setdefault(plan.folder, {}).update(prepared)
 
-    def _prepared(self, scope: str) -> Prepared | None:
-        """The batch's head start for the message at ``scope`` (taken once), or None."""
-        prepared: dict[str, Prepared] | None = getattr(self._ahead, "prepared", None)
-        return prepared.pop(scope, None) if prepared else None
+    def _prepared(self, target: _Target) -> Prepared | None:
+        """The head start for the message at ``target`` (taken once), or None."""
+        with self._ahead_lock:
+            ahead = self._ahead.get(target.folder)
+            return ahead.pop(target.scope, None) if ahead else None
 
     def _fetched_target(self, plan: SyncPlan, message: FetchedMessage) -> _Target:
         return _Target(
@@ -904,7 +916,7 @@ class Intake:
             )
         parsed: InboundMessage | None = None
         try:
-            ahead = self._prepared(target.scope)
+            ahead = self._prepared(target)
             parsed = ahead.message if ahead is not None else self._parse(item.raw, target)
             self._insert(
                 session,

@@ -44,12 +44,26 @@ from rules import RuleSet
 from rules.model import RuleDecision
 from triage.clock import Clock, SystemClock
 from triage.config import Settings
-from triage.domain import DecidedBy, InboundMessage, MessageKind, ParseStatus
+from triage.domain import InboundMessage, ParseStatus
 from triage.escalation.history import history_reason
-from triage.outbox import compose_ack, decide_ack, enqueue
-from triage.outbox.policy import AckReason, responder_sign
+from triage.handling import (
+    Acknowledge,
+    AckReason,
+    Action,
+    Decision,
+    EarlierCopy,
+    Facts,
+    Predictions,
+    SentAck,
+    ThreadFact,
+    TicketFact,
+    decide,
+)
+from triage.handling.checks import our_addresses
+from triage.outbox import compose_ack, enqueue, recent_ack_count
+from triage.outbox.enqueue import ACK_WINDOW, answered_ack, earlier_repeat
 from triage.outbox.templates import MailTemplates
-from triage.routing import Route, route, routing_threshold
+from triage.routing import Route, routing_threshold
 from triage.services.contract import ModelAnswer
 from triage.sla.deadlines import SlaPolicy
 from triage.store.committed_log import log_after_commit
@@ -63,7 +77,6 @@ from triage.tickets import (
     record_sent_reply,
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.lifecycle import STORED_ONLY_KINDS
 from triage.tickets.matching import ThreadMatch
 
 if TYPE_CHECKING:  # scikit-learn: imported when a model is loaded, not with the pipeline
@@ -195,6 +208,7 @@ class RoutingPipeline:
         self.acknowledge_imports = acknowledge_imports
         self.open_import_tickets = open_import_tickets
         self.stats = PipelineStats()
+        self._ours = our_addresses(settings)
 
     # -- the BatchPipeline protocol ----------------------------------------------------
 
@@ -207,13 +221,39 @@ class RoutingPipeline:
             for queue, priority in self.models.predict_many(messages)
         ]
 
-    def _predict(self, message: InboundMessage, answer: ModelAnswer | None) -> _Answer:
+    def predict_one(self, message: InboundMessage, answer: ModelAnswer | None) -> _Answer:
         """The prepared ``answer`` while the models that gave it are active, else ask."""
         if answer is not None and answer.models == (self.models.queue, self.models.priority):
             return answer.queue, answer.priority
         return self.models.predict(message)
 
     # -- the MessagePipeline protocol ------------------------------------------------
+
+    def facts(
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        *,
+        answer: ModelAnswer | None = None,
+        now: datetime,
+    ) -> Facts:
+        """The :class:`~triage.handling.Facts` about ``message`` (stored as ``row``),
+        read from ``session`` lazily: each lookup runs only when a row of the tables
+        needs it (:class:`_StoreFacts`)."""
+        return Facts(
+            message=message,
+            settings=self.settings,
+            now=now,
+            source=_StoreFacts(self, session, row, message, answer, now),
+            imported=row.source == "import",
+            acknowledge_imports=self.acknowledge_imports,
+            open_import_tickets=self.open_import_tickets,
+            can_send=self.settings.smtp is not None and self.templates is not None,
+            model_note=self.models.note,
+            threshold=routing_threshold(self.settings.routing, self.models.queue)[0],
+            ours=self._ours,
+        )
 
     def process(
         self,
@@ -223,8 +263,9 @@ class RoutingPipeline:
         *,
         answer: ModelAnswer | None = None,
     ) -> None:
-        """Join, route, open, escalate and acknowledge ``message`` (stored as ``row``);
-        ``answer`` is the models' answer prepared for its batch (:meth:`prepare`).
+        """Decide what becomes of ``message`` (stored as ``row``; :func:`triage.handling.decide`)
+        and write it: join, open, escalate, acknowledge. ``answer`` is the models' answer
+        prepared for its batch (:meth:`prepare`).
 
         Adds rows to ``session``; never commits. An exception rolls the message back
         (the intake then stores it raw with the error, and calls this again for the
@@ -235,41 +276,39 @@ class RoutingPipeline:
         # (this pipeline adds it last). Saying so spares open_ticket() an UPDATE of
         # routing_decisions that would match nothing (a round trip per message).
         set_committed_value(row, "decision", None)
-        if row.source == "import" and not self.open_import_tickets:
-            self._decision(
-                session, row, None, self._stored_only("imported history"), ack=AckReason.IMPORT
-            )
-            return
-        original = self._earlier_copy(session, row, message)
-        if original is not None:
-            self._duplicate(session, row, original, now)
-            return
-        decision = self.rules.evaluate(message)
-        match = find_ticket_for(session, message) if message.parse_status != "error" else None
-        if match is not None:
-            responder = self._responder(session, message, match)
-            if responder:  # issue 12.4: a machine's answer to our ack, filed as a note
-                row.kind = MessageKind.AUTO_REPLY.value
-            via = f"{match.via}" + (f"; {responder}" if responder else "")
-            self._join(session, row, message, match.ticket, via, decision, now)
-            return
-        ruled = decision is not None and bool(decision.queue)
-        if message.kind in STORED_ONLY_KINDS and not (
-            ruled and message.kind == MessageKind.NOTIFICATION
-        ):  # a rule may still send a no-reply sender's mail to a queue (a bank's notice)
-            self._machine_without_ticket(session, row, message)
-            return
-        queue_prediction, priority_prediction = self._predict(message, answer)
-        routed = route(
-            message,
-            settings=self.settings.routing,
-            queues=self.settings.queues.keys(),
-            rules=decision,
-            prediction=queue_prediction,
-            priority_prediction=priority_prediction,
-            model_note=self.models.note,
-            threshold=routing_threshold(self.settings.routing, self.models.queue)[0],
-        )
+        facts = self.facts(session, row, message, answer=answer, now=now)
+        decision = decide(facts)
+        source = facts.source
+        assert isinstance(source, _StoreFacts)  # noqa: S101 - made just above
+        if decision.action is Action.OPEN:
+            self._open(session, row, message, decision, now)
+        elif decision.action is Action.JOIN:
+            assert source.match is not None  # noqa: S101 - the decision joined it
+            self._join(session, row, message, source.match.ticket, decision, now)
+        elif decision.action is Action.DUPLICATE:
+            self._duplicate(session, row, source.original_ticket, decision, now)
+        else:
+            if decision.ack_reason is not AckReason.IMPORT:
+                self.stats.no_ticket += 1
+                self._suppressed(decision)
+            self._record(session, row, None, decision, decision.route)
+
+    # -- applying the decision -------------------------------------------------------
+
+    def _suppressed(self, decision: Decision) -> None:
+        reason = decision.ack_reason
+        if reason is not None:
+            self.stats.suppressed(reason)
+
+    def _open(
+        self,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        routed = decision.route
         ticket = open_ticket(
             session,
             row,
@@ -281,14 +320,17 @@ class RoutingPipeline:
             tags=routed.tags,
             assignee=routed.assignee,
         )
-        if routed.escalate:
-            self._escalate(session, ticket, routed.escalate, row, message, now)
-        ack, why = self._acknowledge(session, row, message, ticket, routed, now)
-        if why:  # shown on the ticket (show, the web page) with the routing explanation
-            line = f"no acknowledgment: {why}" if ack is not None else why
-            routed = replace(routed, explanation=(*routed.explanation, line))
-        self._decision(session, row, ticket, routed, ack=ack)
+        if decision.escalate:
+            self._escalate(session, ticket, decision.escalate, row, message, now)
+        if isinstance(decision.ack, Acknowledge):
+            line = self._acknowledge(session, row, message, ticket, decision.ack, now)
+            if line:  # shown on the ticket (show, the web page) with the explanation
+                routed = replace(routed, explanation=(*routed.explanation, line))
+        else:
+            self._suppressed(decision)
+        self._record(session, row, ticket, decision, routed)
         self.stats.routed[str(routed.decided_by)] += 1
+        ack = decision.ack_reason
         log_after_commit(  # once, when stored: not again for every retry of the transaction
             session,
             log,
@@ -304,8 +346,6 @@ class RoutingPipeline:
             rules=list(routed.rules_matched),
             ack=str(ack) if ack else "queued",
         )
-
-    # -- steps -------------------------------------------------------------------------
 
     def _escalate(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
@@ -331,48 +371,17 @@ class RoutingPipeline:
             escalation.notified_at = now
             log.info("rule_escalation_not_mailed", ticket=ticket.ref, reason=history)
 
-    @staticmethod
-    def _earlier_copy(session: Session, row: Message, message: InboundMessage) -> Message | None:
-        """An inbound message stored before ``row`` with the same Message-ID and sender.
-
-        The same mail delivered twice (two routes, a resend by the client's
-        server, an import of mail the poller also fetched) carries the same
-        Message-ID (RFC 5322 section 3.6.4). The sender must match too, so that a
-        stranger reusing a client's Message-ID cannot slip into her ticket.
-        Synthesized Message-IDs and unparsable mail are never matched.
-        """
-        if message.message_id_synthetic or message.parse_status == ParseStatus.ERROR:
-            return None
-        if not row.message_id or not row.from_addr:
-            return None
-        return session.scalars(
-            select(Message)
-            .where(
-                Message.message_id == row.message_id,
-                Message.id != row.id,
-                Message.direction == "in",
-                func.lower(Message.from_addr) == row.from_addr.lower(),
-            )
-            .order_by(Message.id)
-            .limit(1)
-        ).first()
-
-    def _duplicate(self, session: Session, row: Message, original: Message, now: datetime) -> None:
-        """File a second copy of ``original`` with its ticket: no new ticket, no acknowledgment."""
-        ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
-        self.stats.suppressed(AckReason.DUPLICATE)
-        if ticket is None:
-            self._decision(
-                session,
-                row,
-                None,
-                self._stored_only(
-                    f"a second copy of message {original.id} (same Message-ID and sender),"
-                    " which has no ticket: kept without one"
-                ),
-                ack=AckReason.DUPLICATE,
-            )
-        else:
+    def _duplicate(
+        self,
+        session: Session,
+        row: Message,
+        ticket: Ticket | None,
+        decision: Decision,
+        now: datetime,
+    ) -> None:
+        """File a second copy with its ticket: no new ticket, no acknowledgment."""
+        self._suppressed(decision)
+        if ticket is not None:
             row.ticket_id = ticket.id
             record_event(
                 session,
@@ -381,66 +390,17 @@ class RoutingPipeline:
                 action="duplicate_added",
                 at=now,
                 message_id=row.message_id,
-                duplicate_of=original.id,
+                duplicate_of=decision.duplicate_of,
             )
-            explanation = (
-                f"a second copy of message {original.id} (same Message-ID and sender):"
-                f" filed with ticket {format_ref(ticket.ref or 0)}, nothing else changes"
-            )
-            self._decision(
-                session, row, ticket, _ticket_route(ticket, (explanation,)), ack=AckReason.DUPLICATE
-            )
+        self._record(session, row, ticket, decision, decision.route)
         log_after_commit(
             session,
             log,
             "message_duplicate_delivery",
             message_id=row.message_id,
-            duplicate_of=original.id,
+            duplicate_of=decision.duplicate_of,
             ticket=ticket.ref if ticket is not None else None,
         )
-
-    @staticmethod
-    def _responder(session: Session, message: InboundMessage, match: ThreadMatch) -> str:
-        """Why a normal-looking reply threaded by one of our acknowledgments' Message-ID
-        is an auto-responder's (:func:`~triage.outbox.policy.responder_sign`); ""."""
-        if message.kind != MessageKind.NORMAL or match.via not in {"in_reply_to", "references"}:
-            return ""
-        ack = session.scalars(
-            select(OutboxMail).where(
-                OutboxMail.message_id == match.matched, OutboxMail.kind == "ack"
-            )
-        ).first()
-        if ack is None:
-            return ""
-        return responder_sign(message, ack_ref=match.ticket.ref, ack_sent_at=ack.sent_at)
-
-    @staticmethod
-    def _undeliverable(
-        session: Session, ticket: Ticket, message: InboundMessage, now: datetime
-    ) -> list[str]:
-        """Mark the ticket when a bounce says the client's address cannot be delivered to
-        (RFC 3464): the tag ``undeliverable`` and an ``address_undeliverable`` audit row
-        with the address and status; the explanation lines saying so."""
-        report = message.delivery_report
-        if message.kind != MessageKind.BOUNCE or report is None:
-            return []
-        client = (ticket.client_addr or "").lower()
-        failed = [a for a in report.failed_recipients if a.lower() == client]
-        if not failed:
-            return []
-        if "undeliverable" not in (ticket.tags or []):
-            ticket.tags = [*(ticket.tags or []), "undeliverable"]
-        status = report.status or "no status code"
-        record_event(
-            session,
-            ticket,
-            actor=SERVICE_ACTOR,
-            action="address_undeliverable",
-            at=now,
-            address=failed[0],
-            status=report.status,
-        )
-        return [f"the client's address {failed[0]} is undeliverable ({status}, RFC 3464)"]
 
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
@@ -448,33 +408,33 @@ class RoutingPipeline:
         row: Message,
         message: InboundMessage,
         ticket: Ticket,
-        via: str,
-        decision: RuleDecision | None,
+        decision: Decision,
         now: datetime,
     ) -> None:
+        if decision.kind is not None:  # issue 12.4: a machine's answer to our ack, a note
+            row.kind = decision.kind.value
         joined = add_client_message(session, ticket, row, policy=self.policy, now=now)
-        explanation = [f"joined ticket {format_ref(ticket.ref or 0)} by {via} ({joined})"]
-        explanation.extend(self._undeliverable(session, ticket, message, now))
-        escalate: Sequence[str] = ()
-        if decision is not None:
-            explanation.extend(decision.explanation)
-            if joined != "note" and decision.escalate:
-                escalate = decision.escalate
-                self._escalate(session, ticket, escalate, row, message, now)
-        reason = AckReason.of_note(row.kind) if joined == "note" else AckReason.FOLLOW_UP
-        self.stats.joined += 1
-        self.stats.suppressed(reason)
-        self._decision(
-            session,
-            row,
-            ticket,
-            _ticket_route(
+        if decision.undeliverable is not None:
+            address, status = decision.undeliverable
+            if "undeliverable" not in (ticket.tags or []):
+                ticket.tags = [*(ticket.tags or []), "undeliverable"]
+            record_event(
+                session,
                 ticket,
-                tuple(explanation),
-                rules_matched=decision.matched if decision else (),
-                escalate=tuple(escalate),
-            ),
-            ack=reason,
+                actor=SERVICE_ACTOR,
+                action="address_undeliverable",
+                at=now,
+                address=address,
+                status=status,
+            )
+        if decision.escalate:
+            self._escalate(session, ticket, decision.escalate, row, message, now)
+        self.stats.joined += 1
+        self._suppressed(decision)
+        line = f"joined ticket {format_ref(ticket.ref or 0)} by {decision.via} ({joined})"
+        routed = decision.route
+        self._record(
+            session, row, ticket, decision, replace(routed, explanation=(line, *routed.explanation))
         )
         log_after_commit(
             session,
@@ -482,7 +442,7 @@ class RoutingPipeline:
             "message_joined",
             ticket=ticket.ref,
             message_id=row.message_id,
-            via=via,
+            via=decision.via,
             joined=str(joined),
             kind=str(message.kind),
         )
@@ -493,35 +453,12 @@ class RoutingPipeline:
         row: Message,
         message: InboundMessage,
         ticket: Ticket,
-        routed: Route,
+        ack: Acknowledge,
         now: datetime,
-    ) -> tuple[AckReason | None, str]:
-        """Queue the acknowledgment; return (None, "") when queued, else (why not, the
-        sentence a person reads). Queued with the queue's template although a rule chose
-        one that does not exist: (None, the sentence saying so)."""
-        detail = ""
-        reason: AckReason | None = None
-        if self.settings.smtp is None or self.templates is None:
-            reason = AckReason.NO_SMTP
-        elif row.source == "import" and not self.acknowledge_imports:
-            reason = AckReason.IMPORT
-        elif message.parse_status == ParseStatus.ERROR:
-            reason = AckReason.PARSE_ERROR
-        else:
-            plan = decide_ack(
-                session,
-                message,
-                self.settings,
-                now=now,
-                follow_up=False,
-                rule_no_ack=routed.suppress_ack,
-            )
-            reason = None if plan.send else AckReason(plan.reason)
-            detail = plan.detail
-        if reason is not None:
-            self.stats.suppressed(reason)
-            return reason, detail
-        # plan_ack answered no_address for a reply address compose_ack could not use.
+    ) -> str:
+        """Queue the acknowledgment with ``ack.template`` (the queue's when ""); the
+        sentence to show when that template does not exist (the queue's is used), ""."""
+        assert self.templates is not None  # noqa: S101 - the table's no_smtp row said so
         mail = compose_ack(
             message,
             ticket_ref=ticket.ref or 0,
@@ -530,7 +467,7 @@ class RoutingPipeline:
             settings=self.settings,
             now=now,
             templates=self.templates,
-            template=routed.ack_template or "",
+            template=ack.template,
         )
         enqueue(
             session,
@@ -542,64 +479,25 @@ class RoutingPipeline:
             cause_message_id=row.id,
         )
         self.stats.acks_queued += 1
-        chosen = routed.ack_template
+        chosen = ack.template
         if chosen and not mail.template.startswith(f"ack/{chosen}."):
-            return None, (
-                f"acknowledgment template {chosen} not found: acknowledged with {mail.template}"
-            )
-        return None, ""
+            return f"acknowledgment template {chosen} not found: acknowledged with {mail.template}"
+        return ""
 
-    def _machine_without_ticket(
-        self, session: Session, row: Message, message: InboundMessage
-    ) -> None:
-        """Machine mail about no ticket we know (a bounce, a feedback report, a read
-        receipt, a no-reply notification): stored, no ticket, no acknowledgment."""
-        report = message.delivery_report
-        what = {
-            MessageKind.BOUNCE: "a bounce (RFC 3464)",
-            MessageKind.FEEDBACK_REPORT: "a feedback report (RFC 5965)",
-            MessageKind.READ_RECEIPT: "a read receipt (RFC 8098)",
-        }.get(message.kind, f"machine mail ({message.kind_reason})")
-        failed = (
-            f" (failed: {', '.join(report.failed_recipients)})"
-            if report is not None and report.failed_recipients
-            else ""
-        )
-        reason = {
-            MessageKind.BOUNCE: AckReason.BOUNCE,
-            MessageKind.FEEDBACK_REPORT: AckReason.FEEDBACK_REPORT,
-            MessageKind.READ_RECEIPT: AckReason.READ_RECEIPT,
-        }.get(message.kind, AckReason.NO_REPLY_SENDER)
-        self.stats.no_ticket += 1
-        self.stats.suppressed(reason)
-        self._decision(
-            session,
-            row,
-            None,
-            self._stored_only(f"{what} about mail no ticket knows{failed}: kept without a ticket"),
-            ack=reason,
-        )
-
-    def _stored_only(self, why: str) -> Route:
-        """The decision of a message that opens no ticket: no queue ("")."""
-        return Route(
-            queue="",
-            priority=self.settings.routing.default_priority,
-            decided_by=DecidedBy.FALLBACK,
-            explanation=(why,),
-        )
-
-    @staticmethod
-    def _decision(
+    def _record(
+        self,
         session: Session,
         row: Message,
         ticket: Ticket | None,
+        decision: Decision,
         routed: Route,
-        *,
-        ack: AckReason | None = None,
     ) -> None:
-        """Add the message's ``routing_decisions`` row; ``ack`` None when one was queued."""
-        decision = RoutingDecision(
+        """Add the message's ``routing_decisions`` row (``routed``: the decision's route
+        with what applying it added to the explanation), dated by the pipeline's clock:
+        the time the facts were read (``triage rules test`` replays them as of then)."""
+        now = self.clock.now()
+        reason = decision.ack_reason
+        record = RoutingDecision(
             message_id=row.id,
             ticket_id=ticket.id if ticket is not None else None,
             queue=routed.queue,
@@ -612,30 +510,117 @@ class RoutingPipeline:
             explanation=list(routed.explanation),
             tags=list(routed.tags),
             escalate=list(routed.escalate),
-            ack=ack.value if ack is not None else "",
+            ack=reason.value if reason is not None else "",
             ack_template=routed.ack_template or "",
             assignee=routed.assignee or "",
+            checks=decision.checks,
+            created_at=now,
         )
-        session.add(decision)
-        row.decision = decision
+        session.add(record)
+        row.decision = record
 
 
-def _ticket_route(
-    ticket: Ticket,
-    explanation: tuple[str, ...],
-    *,
-    rules_matched: Sequence[str] = (),
-    escalate: tuple[str, ...] = (),
-) -> Route:
-    """The decision of a message filed with an existing ``ticket``: its queue and priority."""
-    return Route(
+def _ticket_fact(ticket: Ticket) -> TicketFact:
+    return TicketFact(
+        id=ticket.id,
+        ref=ticket.ref,
         queue=ticket.queue,
-        priority=ticket.priority,  # type: ignore[arg-type]
-        decided_by=DecidedBy(ticket.decided_by),
-        rules_matched=tuple(rules_matched),
-        explanation=explanation,
-        escalate=escalate,
+        priority=ticket.priority,
+        decided_by=ticket.decided_by,
+        client_addr=ticket.client_addr or "",
     )
+
+
+class _StoreFacts:
+    """The :class:`~triage.handling.FactSource` of a message being stored: each answer
+    read from the message's own transaction when a row of the tables asks for it. Keeps
+    the rows it found (the ticket to join, the earlier copy's ticket) for the apply."""
+
+    def __init__(  # noqa: PLR0917 - private; the arguments are the message in hand
+        self,
+        pipeline: RoutingPipeline,
+        session: Session,
+        row: Message,
+        message: InboundMessage,
+        answer: ModelAnswer | None,
+        now: datetime,
+    ) -> None:
+        self.pipeline = pipeline
+        self.session = session
+        self.row = row
+        self.message = message
+        self.answer = answer
+        self.now = now
+        self.match: ThreadMatch | None = None
+        self.original_ticket: Ticket | None = None
+
+    def earlier_copy(self) -> EarlierCopy | None:
+        """An inbound message stored before this row with the same Message-ID and sender.
+
+        The same mail delivered twice (two routes, a resend by the client's server, an
+        import of mail the poller also fetched) carries the same Message-ID (RFC 5322
+        section 3.6.4). The sender must match too, so that a stranger reusing a
+        client's Message-ID cannot slip into her ticket. Synthesized Message-IDs and
+        unparsable mail are never matched.
+        """
+        message, row, session = self.message, self.row, self.session
+        if message.message_id_synthetic or message.parse_status == ParseStatus.ERROR:
+            return None
+        if not row.message_id or not row.from_addr:
+            return None
+        original = session.scalars(
+            select(Message)
+            .where(
+                Message.message_id == row.message_id,
+                Message.id != row.id,
+                Message.direction == "in",
+                func.lower(Message.from_addr) == row.from_addr.lower(),
+            )
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
+        if original is None:
+            return None
+        ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
+        self.original_ticket = ticket
+        return EarlierCopy(original.id, _ticket_fact(ticket) if ticket is not None else None)
+
+    def thread(self) -> ThreadFact | None:
+        """:func:`~triage.tickets.find_ticket_for`."""
+        self.match = find_ticket_for(self.session, self.message)
+        if self.match is None:
+            return None
+        return ThreadFact(_ticket_fact(self.match.ticket), self.match.via, self.match.matched)
+
+    def sent_ack(self, message_id: str) -> SentAck | None:
+        """Our acknowledgment with ``message_id``, when it is one."""
+        ack = self.session.scalars(
+            select(OutboxMail).where(OutboxMail.message_id == message_id, OutboxMail.kind == "ack")
+        ).first()
+        return SentAck(ack.sent_at) if ack is not None else None
+
+    def rules(self) -> RuleDecision | None:
+        """The current rules' decision."""
+        return self.pipeline.rules.evaluate(self.message)
+
+    def predictions(self) -> Predictions:
+        """The batch's prepared answer while its models are active, else the models'."""
+        return self.pipeline.predict_one(self.message, self.answer)
+
+    def recent_acks(self) -> int:
+        """:func:`~triage.outbox.recent_ack_count` for the reply address, last hour."""
+        recipient = self.message.reply_address
+        if recipient is None:
+            return 0
+        return recent_ack_count(self.session, recipient.addr, self.now - ACK_WINDOW)
+
+    def answered_ack(self) -> str:
+        """:func:`~triage.outbox.enqueue.answered_ack`."""
+        return answered_ack(self.session, self.message)
+
+    def repeat_of(self) -> str:
+        """:func:`~triage.outbox.enqueue.earlier_repeat` within the last hour."""
+        return earlier_repeat(self.session, self.message, self.now - ACK_WINDOW)
 
 
 class SentPipeline:

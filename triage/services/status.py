@@ -224,16 +224,15 @@ def read_status(session: Session, now: datetime, *, watched: Sequence[str] = ())
         for name in watched
         if name not in known
     )
-    open_statuses = OPEN_STATUSES
-    awaiting = session.execute(
+    awaiting = session.execute(  # ix_tickets_awaiting alone
         select(func.count(), func.min(Ticket.awaiting_since)).where(
             Ticket.status.in_(("new", "open")), Ticket.awaiting_since.is_not(None)
         )
     ).one()
-    by_queue = dict(
+    by_queue = dict(  # in_queue: status new, open or waiting; ix_tickets_tally alone
         session.execute(
             select(Ticket.queue, func.count())
-            .where(Ticket.status.in_(open_statuses))
+            .where(Ticket.in_queue.is_(True))
             .group_by(Ticket.queue)
             .order_by(Ticket.queue)
         ).all()

@@ -337,6 +337,8 @@ class Ticket(Base):
         ),
         # covers the grouped query that counts every view (store.tickets.queue_tally)
         Index("ix_tickets_tally", "in_queue", "queue", "assignee", "status", "queue_due", "id"),
+        # covers `triage status`'s backlog: how many await an answer, since when
+        Index("ix_tickets_awaiting", "status", "awaiting_since"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -417,6 +419,9 @@ class RoutingDecision(Base):
     """Why no acknowledgment was sent ("" when one was)."""
     ack_template: Mapped[str] = mapped_column(String(100), default="")
     assignee: Mapped[str] = mapped_column(String(200), default="")
+    checks: Mapped[list[Any] | None] = mapped_column(default=None)
+    """The rows of the decision tables looked at, ``[[table, check, matched], ...]``
+    (:attr:`triage.handling.Decision.checks`); None for decisions older than them."""
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     message: Mapped[Message] = relationship(back_populates="decision")

@@ -29,7 +29,8 @@ from sqlalchemy import ColumnElement, func, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from triage.domain import DecidedBy, MessageKind, Priority, TicketStatus
+from triage.domain import DecidedBy, Priority, TicketStatus
+from triage.handling import NOTE_KINDS, STORED_ONLY_KINDS
 from triage.refs import REF_OFFSET, normalize_subject, ref_for
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, RoutingDecision, Ticket
@@ -46,26 +47,6 @@ __all__ = [
     "status_after_reopen",
     "wake",
 ]
-
-NOTE_KINDS = frozenset(
-    {
-        MessageKind.AUTO_REPLY.value,
-        MessageKind.BOUNCE.value,
-        MessageKind.FEEDBACK_REPORT.value,
-        MessageKind.READ_RECEIPT.value,
-        MessageKind.NOTIFICATION.value,
-    }
-)
-"""Message kinds linked to a ticket as a note (machine mail): no reopening, no SLA change."""
-STORED_ONLY_KINDS = frozenset(
-    {
-        MessageKind.BOUNCE.value,
-        MessageKind.FEEDBACK_REPORT.value,
-        MessageKind.READ_RECEIPT.value,
-        MessageKind.NOTIFICATION.value,
-    }
-)
-"""Machine mail that opens no ticket of its own when it concerns none (issue 12.5)."""
 
 _CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 
