@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,73 @@ def test_triage_run_serves_the_page_when_web_is_enabled(
         code, _seconds = daemon.terminate()
     assert code == 0, daemon.tail()
     assert daemon.events("web_stopped")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket listens on for the test's length."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_triage_web_on_a_taken_port_is_one_line_and_exit_2(config: Path, taken_port: int) -> None:
+    code, out = run(config, "web", "--port", str(taken_port))
+    assert code == 2
+    assert f"127.0.0.1:{taken_port}" in out
+    assert "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_demo_serve_on_a_taken_port_fails_before_the_demo(tmp_path: Path, taken_port: int) -> None:
+    demo = ["demo", "--dir", str(tmp_path / "demo"), "--serve", "--port", str(taken_port)]
+    process = subprocess.run(
+        [*triage_command(), *demo],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert f"127.0.0.1:{taken_port}" in process.stderr
+    assert "Traceback" not in process.stderr
+    assert "Log in as" not in process.stdout  # no logins for a server that never starts
+    assert not (tmp_path / "demo").exists()  # and none of the demo's work
+
+
+@pytest.mark.imap
+@pytest.mark.smtp
+def test_triage_run_with_web_on_a_taken_port_fails_at_once(
+    imap_account: ImapAccount, smtp_server: SmtpServer, tmp_path: Path, taken_port: int
+) -> None:
+    data = daemon_config(
+        imap_account,
+        smtp_server.port,
+        f"sqlite:///{tmp_path / 'run.db'}",
+        tmp_path,
+        web={"enabled": True, "port": taken_port},
+    )
+    config = write_config(tmp_path / "run.toml", data)
+    code, out = run(config, "run")
+    assert code == 2
+    assert f"127.0.0.1:{taken_port}" in out
+    assert "Traceback" not in out
+
+
+def test_the_served_address_is_the_origin_of_links_in_mail(config: Path) -> None:
+    from triage.config import load_config  # noqa: PLC0415
+    from triage.web.serve import build  # noqa: PLC0415
+
+    settings = load_config(config)
+    db = Database.open(settings.database_url)
+    try:
+        app, _ = build(settings, db, port=8142)
+        assert app.state.web.settings.web.origin() == "http://127.0.0.1:8142"
+        explicit = settings.model_copy(
+            update={"web": settings.web.model_copy(update={"base_url": "https://desk.example"})}
+        )
+        app, _ = build(explicit, db, port=8142)
+        assert app.state.web.settings.web.origin() == "https://desk.example"  # set: it wins
+    finally:
+        db.dispose()

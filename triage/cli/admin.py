@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import sys
 import time
@@ -160,13 +161,14 @@ def unwritable_places(settings: Settings) -> list[str]:
 @click.option(
     "--serve",
     is_flag=True,
-    help="Then serve the assistants' web page on 127.0.0.1 with demo accounts (printed).",
+    help="Then serve the assistants' web page with demo accounts (printed).",
 )
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --serve.")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8025, show_default=True, help="With --serve."
 )
 @click.pass_obj
-def demo(app: AppContext, workdir: Path, serve: bool, port: int) -> None:
+def demo(app: AppContext, workdir: Path, serve: bool, host: str, port: int) -> None:
     """Run the main job on an embedded default: sample inbox, SQLite, acks as files.
 
     Trains the model on the sample data shipped with triage, ingests the sample
@@ -179,6 +181,10 @@ def demo(app: AppContext, workdir: Path, serve: bool, port: int) -> None:
     from triage.demo import run_demo  # noqa: PLC0415 - loads scikit-learn
 
     configure_logging(app.log_format or "auto", "debug" if app.verbose else "warning")
+    if serve:  # a taken port fails here, in one line, before the demo's work
+        from triage.web.serve import check_bindable  # noqa: PLC0415 - uvicorn
+
+        check_bindable(host, port)
     started = time.monotonic()
     result = run_demo(workdir)
     elapsed = time.monotonic() - started
@@ -212,24 +218,30 @@ def demo(app: AppContext, workdir: Path, serve: bool, port: int) -> None:
     for command in (f"show {first}", "queue --json", "status"):
         click.echo(f"  {program} --config {config} {command}")
     if serve:
-        _serve_demo(config, port)
+        _serve_demo(config, host, port)
 
 
-def _serve_demo(config: Path, port: int) -> None:
-    """Serve the demo's web page on loopback with fresh demo accounts, until Ctrl-C."""
+def _serve_demo(config: Path, host: str, port: int) -> None:
+    """Serve the demo's web page with fresh demo accounts, until Ctrl-C.
+
+    The served address goes into the demo's config as ``[web] host``/``port``, so links
+    in mail (mentions) sent by any later command on that config point at this page.
+    """
     from triage.config import load_config  # noqa: PLC0415
     from triage.store import Database  # noqa: PLC0415
     from triage.web.demo import make_demo_accounts  # noqa: PLC0415
     from triage.web.serve import serve_forever  # noqa: PLC0415 - starlette, uvicorn
 
+    with config.open("a", encoding="utf-8") as out:  # the demo's own config has no [web]
+        out.write(f"\n[web]\nhost = {json.dumps(host)}\nport = {port}\n")
     settings = load_config(config)
     db = Database.open(settings.database_url)
     accounts = make_demo_accounts(db, settings)
-    click.echo(f"\nThe web page: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    click.echo(f"\nThe web page: {settings.web.origin()}/  (Ctrl-C stops it)")
     click.echo("Log in as (throwaway demo passwords):")
     for account in accounts:
         click.echo(f"  {account.name:<8} {account.password}   ({account.role})")
     try:
-        serve_forever(settings, db, host="127.0.0.1", port=port)
+        serve_forever(settings, db)
     finally:
         db.dispose()

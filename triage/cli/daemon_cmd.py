@@ -32,6 +32,10 @@ def run(app: AppContext) -> None:
     if settings.smtp is None:
         raise ConfigError(f"{settings.path}: no [smtp] section: acknowledgments cannot be sent")
     check_secrets(settings)
+    if settings.web.enabled:  # a taken port: one line now, not a traceback after the start
+        from triage.web.serve import check_bindable  # noqa: PLC0415 - uvicorn
+
+        check_bindable(settings.web.host, settings.web.port)
     from triage.daemon import Daemon, run_until_signalled  # noqa: PLC0415 - scikit-learn
     from triage.services.workers import sqlite_daemon_lock  # noqa: PLC0415
 

@@ -22,9 +22,10 @@ def web(app: AppContext, host: str | None, port: int | None) -> None:
     Accounts come from `triage user add`. Put a TLS proxy in front of it and set
     [web] base_url when people reach it from other machines.
     """
-    from triage.web.serve import serve_forever  # noqa: PLC0415 - starlette and uvicorn
+    from triage.web.serve import check_bindable, serve_forever  # noqa: PLC0415 - uvicorn
 
     settings = app.settings
+    check_bindable(host or settings.web.host, port or settings.web.port)  # before the database
     db = app.database(create=True)
     serve_forever(settings, db, host=host, port=port)
 
