@@ -56,7 +56,8 @@ class Pages:
 
     def new(self, **options: Any) -> Any:
         """A new page in its own context (its own cookies): one assistant."""
-        options.setdefault("locale", "hu-HU")
+        # English pages: a user with no saved language gets the browser's (Accept-Language)
+        options.setdefault("locale", "en-GB")
         options.setdefault("timezone_id", "Europe/Budapest")
         ctx = self.browser.new_context(**options)
         self._contexts.append(ctx)

@@ -20,7 +20,7 @@ from triage.accounts import Account, authenticate, end_session, find_session, st
 from triage.accounts.sessions import needs_touch, touch_session
 from triage.errors import LoginError
 from triage.web.context import Viewer, Web, web_of
-from triage.web.i18n import Translator, translator
+from triage.web.i18n import LANGUAGES, Translator, translator
 
 __all__ = [
     "COOKIE_MAX_AGE",
@@ -28,10 +28,12 @@ __all__ = [
     "action",
     "cookie_name",
     "fragment",
+    "language_cookie",
     "login_page",
     "login_submit",
     "logout",
     "page",
+    "request_language",
     "viewer_of",
 ]
 
@@ -51,11 +53,56 @@ def cookie_name(web: Web) -> str:
     return "__Host-triage" if web.secure_cookie else "triage"
 
 
-def default_translator(web: Web, request: Request | None = None) -> Translator:
-    """The configured default language (or ``?lang=``) for pages shown before login."""
+def language_cookie(web: Web) -> str:
+    """The cookie keeping the language chosen on the login page (``hu`` or ``en``)."""
+    return f"{cookie_name(web)}-lang"
+
+
+def accepted_language(header: str) -> str | None:
+    """The page language the browser prefers: of ``hu`` and ``en``, the one with the
+    highest ``q`` in ``Accept-Language`` (RFC 9110 section 12.5.4; the first on a tie,
+    a region such as ``hu-HU`` counts as ``hu``); None when it names neither."""
+    best: str | None = None
+    best_q = 0.0
+    for item in header.split(",")[:50]:
+        tag, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+def request_language(web: Web, request: Request, chosen: str = "") -> str:
+    """The language of a page for someone without a saved preference.
+
+    In order: ``?lang=``, ``chosen`` (the login form's ``lang``), the language cookie
+    set at login (:func:`language_cookie`), the browser's ``Accept-Language``, and
+    ``[web] default_language``.
+    """
+    for candidate in (
+        request.query_params.get("lang"),
+        chosen,
+        request.cookies.get(language_cookie(web)),
+    ):
+        if candidate in LANGUAGES:
+            return str(candidate)
+    accepted = accepted_language(request.headers.get("accept-language", ""))
+    return accepted or web.settings.web.default_language
+
+
+def default_translator(web: Web, request: Request | None = None, chosen: str = "") -> Translator:
+    """The language of pages shown before login (:func:`request_language`)."""
     language: str = web.settings.web.default_language
-    if request is not None and request.query_params.get("lang") in ("hu", "en"):
-        language = request.query_params["lang"]
+    if request is not None:
+        language = request_language(web, request, chosen)
     return translator(language, web.calendar.zone)
 
 
@@ -77,7 +124,7 @@ def viewer_of(request: Request) -> Viewer | None:
     if touch:
         with web.db.session() as session:
             touch_session(session, session_id, now=now, lifetime=web.session_lifetime)
-    language = account.language or web.settings.web.default_language
+    language = account.language or request_language(web, request)
     return Viewer(account=account, session_id=session_id, t=translator(language, web.calendar.zone))
 
 
@@ -170,7 +217,7 @@ async def login_submit(request: Request) -> Response:
     name = str(form.get("name", ""))[:200]
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "")))
-    t = default_translator(web, request)
+    t = default_translator(web, request, str(form.get("lang", "")))
     now = web.clock.now()
 
     def check() -> str:
@@ -213,6 +260,16 @@ async def login_submit(request: Request) -> Response:
         token,
         # the server ends an idle session ([web] session_hours, renewed by every
         # request) and logout revokes it; the cookie itself outlives a working day
+        max_age=COOKIE_MAX_AGE,
+        path="/",
+        secure=web.secure_cookie,
+        httponly=True,
+        samesite="lax",
+    )
+    # the login page's language, for a user who has not chosen one in the settings
+    response.set_cookie(
+        language_cookie(web),
+        t.language,
         max_age=COOKIE_MAX_AGE,
         path="/",
         secure=web.secure_cookie,

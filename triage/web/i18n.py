@@ -87,6 +87,50 @@ _EXPLAINED = (
 )
 
 
+_REFUSALS = (
+    # the desk's refusals (triage.desk, triage.tickets), raised in English for the CLI;
+    # the page tells them again from the catalog with their details (refs, names)
+    ("refusal.claimed", re.compile(r"#(?P<ref>\d+) is already claimed by (?P<who>.+)")),
+    (
+        "refusal.closed_claim",
+        re.compile(
+            r"#(?P<ref>\d+) is (?P<status>\w+)(?: \(assigned to (?P<who>[^)]*)\))?: there is"
+            r" nothing to claim; a new message from the client reopens it"
+        ),
+    ),
+    ("refusal.changed", re.compile(r"#(?P<ref>\d+) changed since version (?P<version>\d+)")),
+    (
+        "refusal.changed_meanwhile",
+        re.compile(r"the ticket was changed by someone else meanwhile; try again"),
+    ),
+    ("refusal.empty_reply", re.compile(r"the reply is empty: nothing was sent")),
+    ("refusal.empty_note", re.compile(r"the note is empty: nothing was added")),
+    ("refusal.wait_past", re.compile(r"the time to wait until has already passed")),
+    ("refusal.wait_zone", re.compile(r"the time to wait until needs a time zone")),
+    (
+        "refusal.wait_max",
+        re.compile(r"a ticket waits at most (?P<days>\d+) days: choose an earlier time"),
+    ),
+    (
+        "refusal.wait_closed",
+        re.compile(r"#(?P<ref>\d+) is (?P<status>\w+): reopen it before waiting on the client"),
+    ),
+    ("refusal.no_address", re.compile(r"ticket #(?P<ref>\d+) has no client address to answer")),
+    ("refusal.move_empty", re.compile(r"move needs a queue or a priority")),
+    (
+        "refusal.no_assistant",
+        re.compile(r"no assistant '(?P<name>[^']*)' in \[team\.assistants\] \((?P<known>.*)\)"),
+    ),
+    ("refusal.no_queue", re.compile(r"no queue '(?P<name>[^']*)' \(queues: (?P<known>.*)\)")),
+    (
+        "refusal.no_priority",
+        re.compile(r"no priority '(?P<name>[^']*)' \(priorities: (?P<known>.*)\)"),
+    ),
+)
+
+_DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
+
+
 class _Blank(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return ""
@@ -152,8 +196,40 @@ class Translator:
                 values["second"] = self("why.second_stage")
             if "priority" in values:
                 values["priority"] = self(f"priority.{values['priority']}")
+            for name in ("p", "threshold"):
+                if name in values:
+                    values[name] = self.decimals(str(values[name]))
+            if values.get("top") and self.language == "hu":  # "a 0,83; b 0,10"
+                values["top"] = "; ".join(self.decimals(x) for x in str(values["top"]).split(", "))
             return self(key, **values)
         return line
+
+    def refusal(self, message: str) -> str:
+        """A refusal of the desk (a :class:`~triage.errors.UserError`'s English text) in
+        this language, keeping its details (the ticket's ref, who holds it, the names);
+        ``refusal.*`` in the catalog. A message not recognized is returned as it is.
+        """
+        for key, pattern in _REFUSALS:
+            match = pattern.fullmatch(message.strip())
+            if match is None:
+                continue
+            values: dict[str, object] = dict(match.groupdict(default=""))
+            if values.get("status") and self.has(f"status.{values['status']}"):
+                values["status"] = self(f"status.{values['status']}")
+            if values.get("who"):
+                values["held"] = self("refusal.held_by", who=values["who"])
+            return self(key, **values)
+        return message
+
+    def number(self, value: float, digits: int | None = None) -> str:
+        """``value`` with ``digits`` after the decimal separator (None: as short as
+        exact, ``0.6``), which is a comma in Hungarian (``0,6``) and a point in English."""
+        text = f"{value:.{digits}f}" if digits is not None else f"{value:g}"
+        return self.decimals(text)
+
+    def decimals(self, text: str) -> str:
+        """``text`` with the decimal points between digits made commas in Hungarian."""
+        return _DECIMAL.sub(",", text) if self.language == "hu" else text
 
     def has(self, key: str) -> bool:
         """True when ``key`` is a message."""
