@@ -371,6 +371,19 @@ def test_empty_reply_sends_nothing(desk: Desk) -> None:
         assert s.scalars(select(OutboxMail)).all() == []
 
 
+def test_a_reply_over_the_desks_limit_is_refused_as_on_the_web_page(desk: Desk) -> None:
+    ref = _add(desk.db, 1, due=timedelta(hours=1))
+    body = desk.tmp / "huge.txt"
+    body.write_text("x" * (12 * 1024 * 1024), encoding="utf-8")  # the tester's 12 MB
+    done = desk.run("reply", str(ref), "--body-file", str(body), "--as", "anna")
+    assert done.exit_code == 2, done.stderr
+    error = done.stderr.strip()
+    assert len(error.splitlines()) == 1
+    assert "over the limit of 1,048,576 bytes (1 MiB)" in error
+    with desk.db.session() as s:
+        assert s.scalars(select(OutboxMail)).all() == []
+
+
 def test_an_editor_that_cannot_start_is_a_one_line_user_error(desk: Desk) -> None:
     ref = _add(desk.db, 1, due=timedelta(hours=1))
     done = desk.run(

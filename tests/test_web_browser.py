@@ -65,6 +65,25 @@ def test_login_shows_the_queue_in_urgency_order(base: str, page: Any) -> None:
     expect(page.locator("#rows")).to_contain_text("Invoice copy please")
 
 
+def test_a_wrong_password_shows_the_form_again_without_a_console_error(
+    base: str, pages: Any
+) -> None:
+    page = pages.new()
+    page.goto(base + "/")
+    page.get_by_label(re.compile("Name|Név")).fill("anna")
+    page.get_by_label(re.compile("Password|Jelszó")).fill("not her password")
+    page.get_by_role("button", name=re.compile("Log in|Belépés")).click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+    expect(page.get_by_label(re.compile("Name|Név"))).to_have_value("anna")
+    expect(page.get_by_label(re.compile("Password|Jelszó"))).to_have_value("")
+    assert "not her password" not in page.url
+    assert pages.errors == []  # a 401 page would be "Failed to load resource"
+    # and the right password still goes to the page first asked for
+    page.get_by_label(re.compile("Password|Jelszó")).fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("Log in|Belépés")).click()
+    expect(page.locator("#rows")).to_be_visible()
+
+
 def test_keyboard_moves_through_the_queue_and_opens_help(base: str, page: Any) -> None:
     log_in(page, base)
     page.keyboard.press("j")

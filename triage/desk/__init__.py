@@ -6,7 +6,13 @@ claim, assign, move, wait, done, reopen, reply, note — one transaction each, w
 the business rules inside (see :mod:`triage.desk.desk`).
 """
 
-from triage.desk.desk import MAX_PAGE, MAX_SNOOZE, TicketDesk, mentioned
+from triage.desk.desk import (
+    MAX_BODY_BYTES,
+    MAX_PAGE,
+    MAX_SNOOZE,
+    TicketDesk,
+    mentioned,
+)
 from triage.desk.values import (
     ActionResult,
     AttachmentContent,
@@ -28,6 +34,7 @@ from triage.desk.values import (
 )
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "MAX_PAGE",
     "MAX_SNOOZE",
     "ActionResult",

@@ -74,13 +74,33 @@ from triage.tickets.lifecycle import set_status, status_after_reopen, wake
 from triage.tickets.queue import QueueListing, QueueRow, queue_row
 from triage.tickets.reply import queue_reply
 
-__all__ = ["MAX_PAGE", "MAX_SNOOZE", "TicketDesk", "mentioned"]
+__all__ = ["MAX_BODY_BYTES", "MAX_PAGE", "MAX_SNOOZE", "TicketDesk", "check_body_size", "mentioned"]
 
 MAX_SNOOZE = timedelta(days=366)
 """The furthest a ticket may be snoozed: a year (a date in 9999 is a typing slip)."""
 
 MAX_PAGE = 500
 """The most tickets one page may hold."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""The most a reply or an internal note may hold: 1 MiB of UTF-8 text (1,048,576
+bytes). The CLI (``reply --body-file``, ``note``) and the web page both call the desk,
+so both refuse a longer text with the same :class:`~triage.errors.UserError`."""
+
+
+def check_body_size(body: str, what: str) -> None:
+    """Refuse a reply or note (``what``: "reply" or "note") over :data:`MAX_BODY_BYTES`.
+
+    Raises:
+        UserError: the text's UTF-8 size is over the limit (the message names both).
+    """
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        raise UserError(
+            f"the {what} is {size:,} bytes, over the limit of {MAX_BODY_BYTES:,} bytes"
+            f" (1 MiB): nothing was {'sent' if what == 'reply' else 'added'}"
+        )
+
 
 _CLOSED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 _MENTION = re.compile(r"(?<![\w@.+-])@([\w][\w.-]*)")
@@ -579,9 +599,11 @@ class TicketDesk:
         subject; the response clock stops. ``recipient`` of the result is the address.
 
         Raises:
-            UserError: an empty body, no ``[smtp]`` section, no client address.
+            UserError: an empty body, a body over :data:`MAX_BODY_BYTES`, no ``[smtp]``
+                section, no client address.
         """
         me = self._actor(actor)
+        check_body_size(body, "reply")
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             row = queue_reply(
@@ -609,9 +631,10 @@ class TicketDesk:
         ``@name`` are recorded in ``mentions``, each to be told once by a notifier.
 
         Raises:
-            UserError: an empty note.
+            UserError: an empty note, or one over :data:`MAX_BODY_BYTES`.
         """
         me = self._actor(actor)
+        check_body_size(body, "note")
         text = body.strip()
         if not text:
             raise UserError("the note is empty: nothing was added")

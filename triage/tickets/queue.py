@@ -49,6 +49,8 @@ class QueueRow:
         due_text: ``"due in 2h 10m"``, ``"overdue by 35m"`` (business time),
             ``"paused (waiting)"`` or ``"no SLA"``.
         version: the ticket's version (``expected_version`` of an action on it).
+        wait_until: a waiting ticket's alarm (UTC, when it wakes); None when it has
+            none, and always None from :class:`QueueListing` (which does not read it).
     """
 
     ticket_id: int
@@ -69,6 +71,7 @@ class QueueRow:
     due_text: str
     due_seconds: float | None = None
     version: int = 0
+    wait_until: datetime | None = None
 
     @property
     def ref_text(self) -> str:
@@ -151,6 +154,7 @@ def queue_row(ticket: Ticket, policy: SlaPolicy, now: datetime) -> QueueRow:
         due_text=text,
         due_seconds=seconds,
         version=ticket.version,
+        wait_until=ticket.wait_until if ticket.status == TicketStatus.WAITING.value else None,
     )
 
 

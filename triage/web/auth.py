@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from triage.accounts import Account, authenticate, end_session, find_session, start_session
 from triage.accounts.sessions import needs_touch, touch_session
+from triage.desk import MAX_BODY_BYTES
 from triage.errors import LoginError
 from triage.web.context import Viewer, Web, web_of
 from triage.web.i18n import Translator, translator
 
 __all__ = [
     "COOKIE_MAX_AGE",
+    "FORM_FIELD_MOST",
+    "LOGIN_FAILURES",
     "Form",
     "action",
     "cookie_name",
@@ -111,16 +116,32 @@ def _login_required(handler: Handler, *, redirect: bool) -> Callable[[Request], 
     return endpoint
 
 
+FORM_FIELD_MOST = 4 * MAX_BODY_BYTES
+"""The most bytes one submitted form field may take (Starlette's own limit is 1 MiB).
+A reply of :data:`~triage.desk.MAX_BODY_BYTES` percent-encoded may be three times its
+UTF-8 size, so a text just over the desk's limit still arrives and is refused by the
+desk with its message and the text kept."""
+
+
 def action(handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a sync ``handler(request, viewer, form)`` for a POST: login required (401).
 
-    The form is read in the event loop; the handler runs in the thread pool.
+    The form is read in the event loop; the handler runs in the thread pool. A form
+    with a field over :data:`FORM_FIELD_MOST` bytes (or too many fields) reaches the
+    handler empty with ``request.state.form_too_large`` True, so that the page can
+    refuse it in its own words (not Starlette's plain-text 400).
     """
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        data = await request.form()
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        request.state.form_too_large = False
+        try:
+            data = await request.form(max_part_size=FORM_FIELD_MOST)
+        except (HTTPException, MultiPartException):
+            request.state.form_too_large = True
+            form: Form = {}
+        else:
+            form = {k: v for k, v in data.items() if isinstance(v, str)}
 
         def run() -> Response:
             viewer = viewer_of(request)
@@ -147,30 +168,43 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+LOGIN_FAILURES = ("wrong", "throttled")
+"""The ``failed=`` values of ``/login`` after a refused login (POST-redirect-GET)."""
+
+
 def login_page(request: Request) -> Response:
-    """GET /login: the form (or straight to the queue when already logged in)."""
+    """GET /login: the form (or straight to the queue when already logged in).
+
+    ``?failed=wrong`` or ``?failed=throttled`` (where a refused login sends the browser)
+    shows why, with the name typed (``?name=``) kept; never the password. It answers
+    200: a refusal is not a failed page load (no console error in the browser).
+    """
     web = web_of(request)
     if viewer_of(request) is not None:
         return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    t = default_translator(web, request)
+    failed = request.query_params.get("failed", "")
     return web.render(
         request,
         None,
         "login.html",
-        default_translator(web, request),
+        t,
         next=_safe_next(request.query_params.get("next")),
-        error="",
-        name="",
+        error=t(f"login.{failed}") if failed in LOGIN_FAILURES else "",
+        name=request.query_params.get("name", "")[:200] if failed else "",
     )
 
 
 async def login_submit(request: Request) -> Response:
-    """POST /login: check the password (throttled), start a session, set the cookie."""
+    """POST /login: check the password (throttled), start a session, set the cookie.
+
+    A refused login answers ``303`` to ``/login?failed=wrong|throttled&name=...``
+    (:func:`login_page`), the same for a wrong password and an unknown name."""
     web = web_of(request)
     form = await request.form()
     name = str(form.get("name", ""))[:200]
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "")))
-    t = default_translator(web, request)
     now = web.clock.now()
 
     def check() -> str:
@@ -193,20 +227,14 @@ async def login_submit(request: Request) -> Response:
     try:
         token = await run_in_threadpool(check)
     except LoginError as exc:
-        message = t("login.throttled") if exc.retry_after else t("login.wrong")
-        page_response = web.render(
-            request,
-            None,
-            "login.html",
-            t,
-            status_code=429 if exc.retry_after else 401,
-            next=target,
-            error=message,
-            name=name,
-        )
-        if exc.retry_after:
-            page_response.headers["Retry-After"] = str(exc.retry_after)
-        return page_response
+        # POST-redirect-GET: the browser lands on a 200 page showing why (a 401/429
+        # would be logged as a failed resource load); the password is never sent back
+        query = {"failed": "throttled" if exc.retry_after else "wrong", "name": name}
+        if target != "/":
+            query["next"] = target
+        if request.query_params.get("lang") in ("hu", "en"):
+            query["lang"] = request.query_params["lang"]
+        return RedirectResponse(f"/login?{urlencode(query)}", status_code=303)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         cookie_name(web),

@@ -8,6 +8,7 @@ counted by the :class:`~triage.sla.calendar.BusinessCalendar`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -128,11 +129,29 @@ class Translator:
         return text.format_map(_Blank(values)) if "{" in text else text
 
     def event(self, action: str, actor: str, detail: Mapping[str, object] | None = None) -> str:
-        """One audit event as a sentence ("anna claimed the ticket")."""
+        """One audit event as a sentence ("anna claimed the ticket").
+
+        A move that changed the priority names both changes (``priority_from`` /
+        ``priority_to``, as ``triage show`` does); a wait or snooze with an alarm
+        (``until``, ISO 8601) names it in the business's time zone."""
         values = {str(k): "" if v is None else str(v) for k, v in (detail or {}).items()}
         values.update(actor=actor, action=action)
         key = f"event.{action}" if self.has(f"event.{action}") else "event.other"
+        if action == "moved" and values.get("priority_to"):
+            # a correction may change the priority too (or only it)
+            for name in ("priority_from", "priority_to"):
+                values[name] = self.priority(values.get(name, ""))
+            key = "event.moved_priority" if values.get("to") else "event.priority_changed"
+        elif values.get("until") and self.has(f"event.{action}_until"):
+            # a wait with an alarm: when it wakes, on the business's clock
+            with contextlib.suppress(ValueError):  # else shown as stored
+                values["until"] = self.local(datetime.fromisoformat(values["until"]))
+            key = f"event.{action}_until"
         return self(key, **values)
+
+    def priority(self, value: str) -> str:
+        """A priority's name in this language (an unknown one as it is)."""
+        return self(f"priority.{value}") if self.has(f"priority.{value}") else value
 
     def explanation(self, line: str) -> str:
         """One sentence of a stored routing explanation in this language.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from triage.accounts import set_preferences
 from triage.desk import QueuePage, TicketDesk, View
@@ -127,7 +127,10 @@ def settings_page(request: Request, viewer: Viewer) -> Response:
 
 @action
 def settings_submit(request: Request, viewer: Viewer, form: Form) -> Response:
-    """POST /settings: store the user's language and shortcut choice."""
+    """POST /settings: store the user's language and shortcut choice (413 for a form
+    too large to read, never read as "all settings off")."""
+    if request.state.form_too_large:
+        return PlainTextResponse("form too large\n", status_code=413)
     web = web_of(request)
     language = str(form.get("language", ""))
     shortcuts = form.get("shortcuts") == "on"

@@ -5,7 +5,7 @@ A reply or action refused (409: the ticket changed since the page was rendered;
 posted the form again. Now the refusal (what changed or what was wrong, and the text
 the person typed) is kept here under a random token, the POST answers ``303 See
 Other`` to ``/t/REF?refused=TOKEN``, and that GET shows the ticket with the refusal
-and the typed text (RFC 9110 section 15.4.4: the 303 makes the browser's reload a
+and the typed text, answering 200 (RFC 9110 section 15.4.4: the 303 makes the browser's reload a
 GET). Only the login that was refused can read it back.
 
 Kept in the process's memory only (the text typed for a client is not written to the

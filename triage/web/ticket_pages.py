@@ -12,7 +12,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from triage.desk import ActionResult, TicketDesk, TicketView
+from triage.desk import MAX_BODY_BYTES, ActionResult, TicketDesk, TicketView
 from triage.errors import ConflictError, NotFoundError, UserError
 from triage.web.auth import Form, action, fragment, page
 from triage.web.context import Viewer, web_of
@@ -106,7 +106,10 @@ def _missing(request: Request, viewer: Viewer) -> Response:
 
 @page
 def ticket_page(request: Request, viewer: Viewer) -> Response:
-    """GET /t/{ref}: the ticket, newest message first (404 page when there is none)."""
+    """GET /t/{ref}: the ticket, newest message first (404 page when there is none).
+
+    ``?refused=TOKEN`` (after a refused action's 303) shows the refusal and the typed
+    text with status 200: the browser logs any 4xx page as a failed load."""
     try:
         ref = _number(request)
         token = request.query_params.get("refused")
@@ -118,11 +121,12 @@ def ticket_page(request: Request, viewer: Viewer) -> Response:
         )
         if refused is None:
             return _render(request, viewer, ref)
+        # 200, not the refusal's 409/422: the browser would log the page it was
+        # redirected to as a failed load (a console error); the refusal is on the page
         return _render(
             request,
             viewer,
             ref,
-            status_code=refused.status_code,
             conflict=refused.conflict,
             error=refused.error,
             typed=dict(refused.typed),
@@ -181,8 +185,8 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
 
     Every form carries the ticket version it was rendered with; when the ticket
     changed since, the desk refuses (ConflictError naming who changed what) and the
-    page comes back with 409, the changes listed and the typed text kept; a bad value
-    with 422. A refusal answers 303 to ``/t/REF?refused=TOKEN`` (:func:`_refused`), so
+    page comes back with the changes listed and the typed text kept; a bad value
+    likewise with why. A refusal answers 303 to ``/t/REF?refused=TOKEN`` (:func:`_refused`), so
     reloading the refused page does not post the form again.
     """
     name = str(request.path_params.get("action", ""))
@@ -192,6 +196,10 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
         return _missing(request, viewer)
     if name not in ACTIONS:
         return PlainTextResponse("no such action\n", status_code=404)
+    if request.state.form_too_large:
+        return _refused(
+            request, viewer, ref, 422, {}, error=viewer.t("error.form_too_large", limit=_LIMIT)
+        )
     typed = {"body": form.get("body", ""), "note": form.get("note", "")}
     try:
         _do(desk_of(request), name, ref, form, viewer)
@@ -202,8 +210,22 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
             return _missing(request, viewer)
         return _refused(request, viewer, ref, 422, typed, error=str(exc))
     except UserError as exc:
-        return _refused(request, viewer, ref, 422, typed, error=str(exc))
+        error = str(exc)
+        cut = {k: _cut(v) for k, v in typed.items()}
+        if cut != typed:  # kept for the page, but no more than the limit (memory)
+            typed = cut
+            error += " " + viewer.t("error.text_cut", limit=_LIMIT)
+        return _refused(request, viewer, ref, 422, typed, error=error)
     return RedirectResponse(f"/t/{ref}?done={name}", status_code=303)
+
+
+_LIMIT = "1 MiB"
+""":data:`~triage.desk.MAX_BODY_BYTES` as people read it."""
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to at most :data:`~triage.desk.MAX_BODY_BYTES` of UTF-8 (whole characters)."""
+    return text.encode("utf-8", "surrogatepass")[:MAX_BODY_BYTES].decode("utf-8", "ignore")
 
 
 def _refused(
