@@ -41,7 +41,8 @@ class Refusal:
     Attributes:
         ref: the ticket's reference.
         session_id: the login (``web_sessions`` row) that sent the form.
-        status_code: 409 (changed meanwhile: ``conflict``) or 422 (``error``).
+        status_code: the kind of refusal: 409 (changed meanwhile: ``conflict``) or 422
+            (``error``); the page showing it answers 200 (no console error).
         conflict: who changed what since the page was rendered; None for a 422.
         error: why the value was refused ("" for a 409).
         typed: the text typed in the form (``body``, ``note``).
