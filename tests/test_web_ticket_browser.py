@@ -150,6 +150,23 @@ def test_a_claim_made_elsewhere_appears_in_the_open_queue_live(
     expect(page.locator(f"#row-{new}")).to_be_visible(timeout=5000)
 
 
+def test_a_claim_made_elsewhere_updates_the_view_counts_live(
+    site: Site, base: str, page: Any
+) -> None:
+    refs = [site.ticket("Count one"), site.ticket("Count two")]
+    log_in(page, base, path="/?view=unassigned")
+    unassigned = page.locator("#views a[href='/?view=unassigned'] .count").first
+    mine = page.locator("#views a[href='/?view=mine'] .count").first
+    expect(unassigned).to_have_text("2")
+    expect(mine).to_have_text("0")
+    with site.db.session() as session:  # another process (the CLI) claims it for anna
+        claim(session, get_ticket(session, refs[0]), "anna", now=NOW)
+    expect(page.locator(f"#row-{refs[0]}")).to_have_count(0, timeout=5000)
+    expect(unassigned).to_have_text("1", timeout=5000)  # without a reload
+    expect(mine).to_have_text("1")
+    expect(page.locator("#views")).to_have_count(1)  # swapped in place, not added
+
+
 def test_one_click_correction_becomes_a_training_label(site: Site, base: str, page: Any) -> None:
     ref = site.ticket("Wrongly routed")
     log_in(page, base, path=f"/t/{ref}")

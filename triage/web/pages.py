@@ -85,7 +85,8 @@ def queue_page(request: Request, viewer: Viewer) -> Response:
 
 @fragment
 def queue_rows(request: Request, viewer: Viewer) -> Response:
-    """GET /queue/rows: the rows alone (live updates replace them)."""
+    """GET /queue/rows: the rows, and the view tabs with fresh counts marked
+    ``hx-swap-oob`` (live updates replace both: a claim elsewhere changes the counts)."""
     web = web_of(request)
     view, listed = _rows(request, viewer)
     return web.render(
@@ -96,8 +97,11 @@ def queue_rows(request: Request, viewer: Viewer) -> Response:
         view=view,
         listed=listed,
         rows=listed.rows,
+        counts=listed.counts,
         cursor=request.query_params.get("cursor", ""),
         now=web.clock.now(),
+        queues=sorted(web.settings.queues),
+        oob=True,
     )
 
 
