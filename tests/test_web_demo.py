@@ -8,13 +8,21 @@ import re
 import signal
 import subprocess
 import time
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 from support.daemonproc import triage_command
 from support.ports import free_port
+
+from triage.clock import utcnow
+from triage.config import load_config
+from triage.escalation import mail_mentions
+from triage.store import Database
+from triage.store.models import OutboxMail
 
 
 @pytest.mark.slow
@@ -70,9 +78,24 @@ def test_demo_serve_to_done(tmp_path: Path, pages: Any) -> None:
         page.locator("#reply-body").fill("Dear client, it is done.")
         page.get_by_role("button", name="Send reply").click()
         expect(page.locator("#flash")).to_contain_text("Reply queued")
+        page.locator("#note-body").fill("Look at this, @bela")
+        page.get_by_role("button", name="Add note").click()
+        expect(page.locator(".thread .msg.note")).to_contain_text("@bela")
         page.get_by_role("button", name="Done").click()
         expect(page.locator(".facts .status")).to_have_text("solved")
         page.close()
+        # the mention mail links to the page as served (--port), not [web]'s default 8025
+        settings = load_config(tmp_path / "demo" / "triage.toml")
+        assert settings.web.origin() == f"http://127.0.0.1:{port}"
+        db = Database.open(settings.database_url)
+        try:
+            with db.session() as session:
+                assert mail_mentions(session, settings, utcnow()) == 1
+                mail = session.scalars(select(OutboxMail).where(OutboxMail.kind == "mention")).one()
+                text = message_from_bytes(mail.raw, policy=policy.default)
+                assert f"http://127.0.0.1:{port}/t/" in text.get_content()  # type: ignore[attr-defined]
+        finally:
+            db.dispose()
     finally:
         process.send_signal(signal.SIGTERM)
         try:
