@@ -7,17 +7,36 @@ test gets its own mailbox user.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from browser import browser, page, pages  # noqa: F401 - fixtures of the browser tests
 from support.dovecot import Dovecot, ImapAccount, missing_binaries
 from support.postgres import postgres_unavailable_reason, throwaway_database
 from support.smtp import SmtpServer
 
 from triage.store import Database
+
+
+@pytest.fixture(autouse=True)
+def _logging_config_restored() -> Iterator[None]:
+    """Put structlog's configuration and the root logger back after each test.
+
+    A test that calls :func:`triage.logs.configure_logging` (at info level, say) would
+    otherwise filter the debug events a later test captures with ``capture_logs``.
+    """
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRIAGE_SHARED", ROOT.parent / "shared"))
