@@ -42,7 +42,7 @@ from triage.handling import (
 )
 from triage.handling.replay import ReplayCounts, StoredOutcome, compare_decisions, stored_action
 from triage.mail import parse_message
-from triage.outbox.enqueue import ACK_WINDOW, answered_ack
+from triage.outbox.enqueue import ACK_WINDOW, answered_ack, earlier_repeat
 from triage.routing import routing_threshold
 from triage.rule_files import load_configured_rules
 from triage.store import Database
@@ -397,27 +397,9 @@ class _ReplayFacts:
         return answered_ack(self.session, self.parsed)
 
     def repeat_of(self) -> str:
-        message = self.parsed
-        if message.from_ is None or not (message.subject or message.body_text):
-            return ""
-        since = self.now - ACK_WINDOW
-        found = self.session.execute(
-            select(Message.id, Message.received_at)
-            .where(
-                func.lower(Message.from_addr) == message.from_.key,
-                Message.direction == "in",
-                Message.id < self.row.id,
-                Message.received_at >= since,
-                Message.message_id != message.message_id,
-                Message.subject == message.subject,
-                Message.body_text == message.body_text,
-            )
-            .order_by(Message.id)
-            .limit(1)
-        ).first()
-        if found is None:
-            return ""
-        return f"message {found.id} of {found.received_at.strftime('%Y-%m-%d %H:%M UTC')}"
+        return earlier_repeat(
+            self.session, self.parsed, self.now - ACK_WINDOW, before_id=self.row.id
+        )
 
 
 def _predict(

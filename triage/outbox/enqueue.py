@@ -164,17 +164,25 @@ def answered_ack(session: Session, message: InboundMessage) -> str:
     return found or ""
 
 
-def earlier_repeat(session: Session, message: InboundMessage, since: datetime) -> str:
+def earlier_repeat(
+    session: Session, message: InboundMessage, since: datetime, *, before_id: int | None = None
+) -> str:
     """An earlier message from the same sender with the same subject and text, received
     at or after ``since`` (with another Message-ID: the same one is a duplicate
-    delivery, handled before); "" when none, else ``"message N of <time>"``."""
+    delivery, handled before); "" when none, else ``"message N of <time>"``.
+
+    ``before_id``: only rows stored before that message row (a replay over stored
+    mail, ``triage rules test``, asks as of when the message was decided).
+    """
     if message.from_ is None or not (message.subject or message.body_text):
         return ""
+    earlier = (Message.id < before_id,) if before_id is not None else ()
     row = session.execute(
         select(Message.id, Message.received_at)
         .where(
             func.lower(Message.from_addr) == message.from_.key,
             Message.direction == "in",
+            *earlier,
             Message.received_at >= since,
             Message.message_id != message.message_id,
             Message.subject == message.subject,
