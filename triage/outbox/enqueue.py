@@ -29,6 +29,11 @@ __all__ = [
 ACK_WINDOW = timedelta(hours=1)
 """The window of acknowledgments.max_per_sender_per_hour."""
 
+_messages = Message.__table__.c
+_outbox = OutboxMail.__table__.c
+"""The lookups below are SQLAlchemy Core on the session's connection (issue 18.2: no ORM
+compilation or autoflush on the intake's path): they read what the session flushed."""
+
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
@@ -112,12 +117,11 @@ def recent_ack_count(session: Session, address: str, since: datetime) -> int:
 
     Counts outbox rows with kind ``ack`` whose rcpt_key is ``address`` lowercased.
     """
-    query = select(func.count(OutboxMail.id)).where(
-        OutboxMail.kind == "ack",
-        OutboxMail.rcpt_key == address.lower(),
-        OutboxMail.created_at >= since,
+    o = _outbox
+    query = select(func.count(o.id)).where(
+        o.kind == "ack", o.rcpt_key == address.lower(), o.created_at >= since
     )
-    return int(session.scalar(query) or 0)
+    return int(session.connection().scalar(query) or 0)
 
 
 def decide_ack(
@@ -156,10 +160,9 @@ def answered_ack(session: Session, message: InboundMessage) -> str:
     ids = [i for i in (message.in_reply_to, *message.references) if i]
     if not ids:
         return ""
-    found = session.scalar(
-        select(OutboxMail.message_id)
-        .where(OutboxMail.kind == "ack", OutboxMail.message_id.in_(ids))
-        .limit(1)
+    o = _outbox
+    found = session.connection().scalar(
+        select(o.message_id).where(o.kind == "ack", o.message_id.in_(ids)).limit(1)
     )
     return found or ""
 
@@ -176,21 +179,26 @@ def earlier_repeat(
     """
     if message.from_ is None or not (message.subject or message.body_text):
         return ""
-    earlier = (Message.id < before_id,) if before_id is not None else ()
-    row = session.execute(
-        select(Message.id, Message.received_at)
-        .where(
-            func.lower(Message.from_addr) == message.from_.key,
-            Message.direction == "in",
-            *earlier,
-            Message.received_at >= since,
-            Message.message_id != message.message_id,
-            Message.subject == message.subject,
-            Message.body_text == message.body_text,
+    m = _messages
+    earlier = (m.id < before_id,) if before_id is not None else ()
+    row = (
+        session.connection()
+        .execute(
+            select(m.id, m.received_at)
+            .where(
+                func.lower(m.from_addr) == message.from_.key,
+                m.direction == "in",
+                *earlier,
+                m.received_at >= since,
+                m.message_id != message.message_id,
+                m.subject == message.subject,
+                m.body_text == message.body_text,
+            )
+            .order_by(m.id)
+            .limit(1)
         )
-        .order_by(Message.id)
-        .limit(1)
-    ).first()
+        .first()
+    )
     if row is None:
         return ""
     return f"message {row.id} of {row.received_at:%Y-%m-%d %H:%M} UTC"

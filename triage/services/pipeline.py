@@ -70,14 +70,13 @@ from triage.store.committed_log import log_after_commit
 from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
 from triage.tickets import (
     add_client_message,
-    find_ticket_for,
     format_ref,
     open_ticket,
     record_rule_escalation,
     record_sent_reply,
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.matching import ThreadMatch
+from triage.tickets.matching import ThreadHit, find_thread_for
 
 if TYPE_CHECKING:  # scikit-learn: imported when a model is loaded, not with the pipeline
     from classifiers.cascade import Encoder
@@ -284,9 +283,12 @@ class RoutingPipeline:
             self._open(session, row, message, decision, now)
         elif decision.action is Action.JOIN:
             assert source.match is not None  # noqa: S101 - the decision joined it
-            self._join(session, row, message, source.match.ticket, decision, now)
+            ticket = session.get_one(Ticket, source.match.ticket.id)
+            self._join(session, row, message, ticket, decision, now)
         elif decision.action is Action.DUPLICATE:
-            self._duplicate(session, row, source.original_ticket, decision, now)
+            original = source.original_ticket
+            earlier = session.get_one(Ticket, original.id) if original is not None else None
+            self._duplicate(session, row, earlier, decision, now)
         else:
             if decision.ack_reason is not AckReason.IMPORT:
                 self.stats.no_ticket += 1
@@ -520,15 +522,9 @@ class RoutingPipeline:
         row.decision = record
 
 
-def _ticket_fact(ticket: Ticket) -> TicketFact:
-    return TicketFact(
-        id=ticket.id,
-        ref=ticket.ref,
-        queue=ticket.queue,
-        priority=ticket.priority,
-        decided_by=ticket.decided_by,
-        client_addr=ticket.client_addr or "",
-    )
+_messages = Message.__table__.c
+_outbox = OutboxMail.__table__.c
+_tickets = Ticket.__table__.c
 
 
 class _StoreFacts:
@@ -551,8 +547,8 @@ class _StoreFacts:
         self.message = message
         self.answer = answer
         self.now = now
-        self.match: ThreadMatch | None = None
-        self.original_ticket: Ticket | None = None
+        self.match: ThreadHit | None = None
+        self.original_ticket: TicketFact | None = None
 
     def earlier_copy(self) -> EarlierCopy | None:
         """An inbound message stored before this row with the same Message-ID and sender.
@@ -568,35 +564,58 @@ class _StoreFacts:
             return None
         if not row.message_id or not row.from_addr:
             return None
-        original = session.scalars(
-            select(Message)
+        # SQLAlchemy Core on the session's connection: no ORM objects, no autoflush
+        # (issue 18.2); the intake has flushed everything before this message
+        m = _messages
+        connection = session.connection()
+        original = connection.execute(
+            select(m.id, m.ticket_id)
             .where(
-                Message.message_id == row.message_id,
-                Message.id != row.id,
-                Message.direction == "in",
-                func.lower(Message.from_addr) == row.from_addr.lower(),
+                m.message_id == row.message_id,
+                m.id != row.id,
+                m.direction == "in",
+                func.lower(m.from_addr) == row.from_addr.lower(),
             )
-            .order_by(Message.id)
+            .order_by(m.id)
             .limit(1)
         ).first()
         if original is None:
             return None
-        ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
+        ticket = None
+        if original.ticket_id is not None:
+            t = _tickets
+            found = connection.execute(
+                select(t.id, t.ref, t.queue, t.priority, t.decided_by, t.client_addr).where(
+                    t.id == original.ticket_id
+                )
+            ).first()
+            if found is not None:
+                ticket = TicketFact(
+                    id=found.id,
+                    ref=found.ref,
+                    queue=found.queue,
+                    priority=found.priority,
+                    decided_by=found.decided_by,
+                    client_addr=found.client_addr or "",
+                )
         self.original_ticket = ticket
-        return EarlierCopy(original.id, _ticket_fact(ticket) if ticket is not None else None)
+        return EarlierCopy(original.id, ticket)
 
     def thread(self) -> ThreadFact | None:
-        """:func:`~triage.tickets.find_ticket_for`."""
-        self.match = find_ticket_for(self.session, self.message)
+        """:func:`~triage.tickets.matching.find_thread_for` (SQLAlchemy Core)."""
+        self.match = find_thread_for(self.session, self.message)
         if self.match is None:
             return None
-        return ThreadFact(_ticket_fact(self.match.ticket), self.match.via, self.match.matched)
+        return ThreadFact(self.match.ticket, self.match.via, self.match.matched)
 
     def sent_ack(self, message_id: str) -> SentAck | None:
         """Our acknowledgment with ``message_id``, when it is one."""
-        ack = self.session.scalars(
-            select(OutboxMail).where(OutboxMail.message_id == message_id, OutboxMail.kind == "ack")
-        ).first()
+        o = _outbox
+        ack = (
+            self.session.connection()
+            .execute(select(o.sent_at).where(o.message_id == message_id, o.kind == "ack"))
+            .first()
+        )
         return SentAck(ack.sent_at) if ack is not None else None
 
     def rules(self) -> RuleDecision | None:
