@@ -191,7 +191,14 @@ class Translator:
             with contextlib.suppress(ValueError):  # else shown as stored
                 values["until"] = self.local(datetime.fromisoformat(values["until"]))
             key = f"event.{action}_until"
+        if action == "status_changed":  # "from waiting to open" in this language
+            for name in ("from", "to"):
+                values[name] = self.status(values.get(name, ""))
         return self(key, **values)
+
+    def status(self, value: str) -> str:
+        """A ticket status's name in this language (an unknown one as it is)."""
+        return self(f"status.{value}") if self.has(f"status.{value}") else value
 
     def priority(self, value: str) -> str:
         """A priority's name in this language (an unknown one as it is)."""
