@@ -127,6 +127,20 @@ _REFUSALS = (
         "refusal.no_priority",
         re.compile(r"no priority '(?P<name>[^']*)' \(priorities: (?P<known>.*)\)"),
     ),
+    (
+        "refusal.reply_too_big",
+        re.compile(
+            r"the reply is (?P<size>[\d,]+) bytes, over the limit of (?P<limit>[\d,]+) bytes"
+            r" \(1 MiB\): nothing was sent"
+        ),
+    ),
+    (
+        "refusal.note_too_big",
+        re.compile(
+            r"the note is (?P<size>[\d,]+) bytes, over the limit of (?P<limit>[\d,]+) bytes"
+            r" \(1 MiB\): nothing was added"
+        ),
+    ),
 )
 
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
@@ -244,6 +258,10 @@ class Translator:
                 values["status"] = self(f"status.{values['status']}")
             if values.get("who"):
                 values["held"] = self("refusal.held_by", who=values["who"])
+            if self.language == "hu":  # 1,048,576 -> 1 048 576 (no-break spaces)
+                for name in ("size", "limit"):
+                    if name in values:
+                        values[name] = str(values[name]).replace(",", "\u00a0")
             return self(key, **values)
         return message
 

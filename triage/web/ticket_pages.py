@@ -210,7 +210,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
             return _missing(request, viewer)
         return _refused(request, viewer, ref, 422, typed, error=str(exc))
     except UserError as exc:
-        error = str(exc)
+        error = viewer.t.refusal(str(exc))  # before the note on the cut is added
         cut = {k: _cut(v) for k, v in typed.items()}
         if cut != typed:  # kept for the page, but no more than the limit (memory)
             typed = cut
