@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from triage.outbox.compose import ComposedMail
 from triage.outbox.policy import AckDecision, plan_ack
 from triage.store.models import Message, OutboxMail
 from triage.store.notify import OUTBOX_CHANNEL, notify
+from triage.store.rows import insert_outbox
 
 __all__ = [
     "ACK_WINDOW",
@@ -23,6 +25,7 @@ __all__ = [
     "decide_ack",
     "earlier_repeat",
     "enqueue",
+    "enqueue_row",
     "recent_ack_count",
 ]
 
@@ -81,20 +84,14 @@ def enqueue(
         if existing is not None:
             return Enqueued(existing, created=False)
     row = OutboxMail(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        ticket_id=ticket_id,
-        cause_message_id=cause_message_id,
-        message_id=mail.message_id,
-        mail_from=mail.mail_from,
-        rcpt_to=list(mail.rcpt_to),
-        rcpt_key=mail.rcpt_to[0].lower() if mail.rcpt_to else "",
-        raw=mail.raw,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        last_error="",
+        **_outbox_values(
+            mail,
+            kind=kind,
+            now=now,
+            dedupe_key=dedupe_key,
+            ticket_id=ticket_id,
+            cause_message_id=cause_message_id,
+        )
     )
     try:
         with session.begin_nested():
@@ -110,6 +107,68 @@ def enqueue(
         return Enqueued(existing, created=False)
     notify(session, OUTBOX_CHANNEL)  # wakes every worker's dispatcher when this commits
     return Enqueued(row, created=True)
+
+
+def _outbox_values(
+    mail: ComposedMail,
+    *,
+    kind: str,
+    now: datetime,
+    dedupe_key: str | None,
+    ticket_id: int | None,
+    cause_message_id: int | None,
+) -> dict[str, Any]:
+    """The column values of a new outbox row (pure): pending, first attempt due ``now``."""
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "ticket_id": ticket_id,
+        "cause_message_id": cause_message_id,
+        "message_id": mail.message_id,
+        "mail_from": mail.mail_from,
+        "rcpt_to": list(mail.rcpt_to),
+        "rcpt_key": mail.rcpt_to[0].lower() if mail.rcpt_to else "",
+        "raw": mail.raw,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "last_error": "",
+    }
+
+
+def enqueue_row(
+    session: Session,
+    mail: ComposedMail,
+    *,
+    kind: str,
+    now: datetime,
+    dedupe_key: str,
+    ticket_id: int | None = None,
+    cause_message_id: int | None = None,
+) -> int | None:
+    """:func:`enqueue` in SQLAlchemy Core, for the intake (issue 18.2): one INSERT that
+    does nothing when a row with ``dedupe_key`` exists (no SELECT, no savepoint, no ORM
+    object). The same row as :func:`enqueue`; committed with the caller's transaction,
+    which wakes the dispatchers (PostgreSQL NOTIFY) when the row is new.
+
+    Returns:
+        The new row's id, None when the mail was queued before (same ``dedupe_key``).
+    """
+    new_id = insert_outbox(
+        session,
+        _outbox_values(
+            mail,
+            kind=kind,
+            now=now,
+            dedupe_key=dedupe_key,
+            ticket_id=ticket_id,
+            cause_message_id=cause_message_id,
+        ),
+    )
+    if new_id is not None:
+        notify(session, OUTBOX_CHANNEL)
+    return new_id
 
 
 def recent_ack_count(session: Session, address: str, since: datetime) -> int:
