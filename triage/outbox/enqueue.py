@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,42 @@ ACK_WINDOW = timedelta(hours=1)
 _messages = Message.__table__.c
 _outbox = OutboxMail.__table__.c
 """The lookups below are SQLAlchemy Core on the session's connection (issue 18.2: no ORM
-compilation or autoflush on the intake's path): they read what the session flushed."""
+compilation or autoflush on the intake's path): they read what the session flushed.
+Their statements are built once, with bound parameters: building one per call (and its
+cache key) cost about as much as running it."""
+
+_RECENT_ACKS = select(func.count(_outbox.id)).where(
+    _outbox.kind == "ack",
+    _outbox.rcpt_key == bindparam("address"),
+    _outbox.created_at >= bindparam("since"),
+)
+_ANSWERED_ACK = (
+    select(_outbox.message_id)
+    .where(_outbox.kind == "ack", _outbox.message_id.in_(bindparam("ids", expanding=True)))
+    .limit(1)
+)
+
+
+def _repeat_query(*, before: bool) -> Select[Any]:
+    m = _messages
+    earlier = (m.id < bindparam("before_id"),) if before else ()
+    return (
+        select(m.id, m.received_at)
+        .where(
+            func.lower(m.from_addr) == bindparam("sender"),
+            m.direction == "in",
+            *earlier,
+            m.received_at >= bindparam("since"),
+            m.message_id != bindparam("message_id"),
+            m.subject == bindparam("subject"),
+            m.body_text == bindparam("body_text"),
+        )
+        .order_by(m.id)
+        .limit(1)
+    )
+
+
+_REPEAT = {False: _repeat_query(before=False), True: _repeat_query(before=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +211,8 @@ def recent_ack_count(session: Session, address: str, since: datetime) -> int:
 
     Counts outbox rows with kind ``ack`` whose rcpt_key is ``address`` lowercased.
     """
-    o = _outbox
-    query = select(func.count(o.id)).where(
-        o.kind == "ack", o.rcpt_key == address.lower(), o.created_at >= since
-    )
-    return int(session.connection().scalar(query) or 0)
+    found = session.connection().scalar(_RECENT_ACKS, {"address": address.lower(), "since": since})
+    return int(found or 0)
 
 
 def decide_ack(
@@ -219,10 +251,7 @@ def answered_ack(session: Session, message: InboundMessage) -> str:
     ids = [i for i in (message.in_reply_to, *message.references) if i]
     if not ids:
         return ""
-    o = _outbox
-    found = session.connection().scalar(
-        select(o.message_id).where(o.kind == "ack", o.message_id.in_(ids)).limit(1)
-    )
+    found = session.connection().scalar(_ANSWERED_ACK, {"ids": ids})
     return found or ""
 
 
@@ -238,26 +267,16 @@ def earlier_repeat(
     """
     if message.from_ is None or not (message.subject or message.body_text):
         return ""
-    m = _messages
-    earlier = (m.id < before_id,) if before_id is not None else ()
-    row = (
-        session.connection()
-        .execute(
-            select(m.id, m.received_at)
-            .where(
-                func.lower(m.from_addr) == message.from_.key,
-                m.direction == "in",
-                *earlier,
-                m.received_at >= since,
-                m.message_id != message.message_id,
-                m.subject == message.subject,
-                m.body_text == message.body_text,
-            )
-            .order_by(m.id)
-            .limit(1)
-        )
-        .first()
-    )
+    parameters = {
+        "sender": message.from_.key,
+        "since": since,
+        "message_id": message.message_id,
+        "subject": message.subject,
+        "body_text": message.body_text,
+    }
+    if before_id is not None:
+        parameters["before_id"] = before_id
+    row = session.connection().execute(_REPEAT[before_id is not None], parameters).first()
     if row is None:
         return ""
     return f"message {row.id} of {row.received_at:%Y-%m-%d %H:%M} UTC"

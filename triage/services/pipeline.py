@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from classifiers.features import example_from_message
@@ -573,6 +573,38 @@ _outbox = OutboxMail.__table__.c
 _tickets = Ticket.__table__.c
 
 
+def _earlier_query(*, exclude: bool) -> Select[Any]:
+    m = _messages
+    itself = (m.id != bindparam("row_id"),) if exclude else ()
+    return (
+        select(m.id, m.ticket_id)
+        .where(
+            m.message_id == bindparam("message_id"),
+            *itself,
+            m.direction == "in",
+            func.lower(m.from_addr) == bindparam("sender"),
+        )
+        .order_by(m.id)
+        .limit(1)
+    )
+
+
+# The lookups' statements, built once with bound parameters (issue 18.2): building a
+# statement and its cache key per message cost about as much as running it.
+_EARLIER = {False: _earlier_query(exclude=False), True: _earlier_query(exclude=True)}
+_TICKET_FACT = select(
+    _tickets.id,
+    _tickets.ref,
+    _tickets.queue,
+    _tickets.priority,
+    _tickets.decided_by,
+    _tickets.client_addr,
+).where(_tickets.id == bindparam("id"))
+_SENT_ACK = select(_outbox.sent_at).where(
+    _outbox.message_id == bindparam("message_id"), _outbox.kind == "ack"
+)
+
+
 class _StoreFacts:
     """The :class:`~triage.handling.FactSource` of a message being stored: each answer
     read from the message's own transaction when a row of the tables asks for it. Keeps
@@ -612,30 +644,19 @@ class _StoreFacts:
             return None
         # SQLAlchemy Core on the session's connection: no ORM objects, no autoflush
         # (issue 18.2); the intake has flushed everything before this message
-        m = _messages
         connection = session.connection()
-        stored = (m.id != row.id,) if row.id is not None else ()  # not the row itself
-        original = connection.execute(
-            select(m.id, m.ticket_id)
-            .where(
-                m.message_id == row.message_id,
-                *stored,
-                m.direction == "in",
-                func.lower(m.from_addr) == row.from_addr.lower(),
-            )
-            .order_by(m.id)
-            .limit(1)
-        ).first()
+        parameters: dict[str, Any] = {
+            "message_id": row.message_id,
+            "sender": row.from_addr.lower(),
+        }
+        if row.id is not None:  # not the row itself
+            parameters["row_id"] = row.id
+        original = connection.execute(_EARLIER[row.id is not None], parameters).first()
         if original is None:
             return None
         ticket = None
         if original.ticket_id is not None:
-            t = _tickets
-            found = connection.execute(
-                select(t.id, t.ref, t.queue, t.priority, t.decided_by, t.client_addr).where(
-                    t.id == original.ticket_id
-                )
-            ).first()
+            found = connection.execute(_TICKET_FACT, {"id": original.ticket_id}).first()
             if found is not None:
                 ticket = TicketFact(
                     id=found.id,
@@ -657,12 +678,7 @@ class _StoreFacts:
 
     def sent_ack(self, message_id: str) -> SentAck | None:
         """Our acknowledgment with ``message_id``, when it is one."""
-        o = _outbox
-        ack = (
-            self.session.connection()
-            .execute(select(o.sent_at).where(o.message_id == message_id, o.kind == "ack"))
-            .first()
-        )
+        ack = self.session.connection().execute(_SENT_ACK, {"message_id": message_id}).first()
         return SentAck(ack.sent_at) if ack is not None else None
 
     def rules(self) -> RuleDecision | None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, literal, select, union_all
+from sqlalchemy import BindParameter, Select, String, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from triage.domain import InboundMessage, TicketStatus
@@ -49,6 +49,35 @@ _TICKET_FACT = (
     _tickets.status,
 )
 """The columns of a :class:`~triage.handling.TicketFact`, and the status."""
+
+
+def _by_message_id() -> Select[Any]:
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    # the mail we sent (trust 0) before the stored mail (trust 1), each in the order it
+    # was stored; one statement (a round trip less per threaded mail)
+    sent = select(
+        _outbox.message_id,
+        _outbox.ticket_id,
+        literal("", String).label("from_addr"),
+        literal(0).label("trust"),
+        _outbox.id.label("seq"),
+    ).where(_outbox.message_id.in_(ids), _outbox.ticket_id.is_not(None))
+    stored = select(
+        _messages.message_id,
+        _messages.ticket_id,
+        _messages.from_addr,
+        literal(1).label("trust"),
+        _messages.id.label("seq"),
+    ).where(_messages.message_id.in_(ids), _messages.ticket_id.is_not(None))
+    both = union_all(sent, stored).subquery()
+    return select(both).order_by(both.c.trust, both.c.seq)
+
+
+# Built once, with bound parameters (issue 18.2): SQLAlchemy Core on the session's
+# connection, no ORM compilation, no autoflush, no statement rebuilt per message.
+_BY_MESSAGE_ID = _by_message_id()
+_TICKETS_BY_ID = select(*_TICKET_FACT).where(_tickets.id.in_(bindparam("ids", expanding=True)))
+_TICKETS_BY_REF = select(*_TICKET_FACT).where(_tickets.ref.in_(bindparam("refs", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,26 +122,8 @@ def _tickets_by_message_id(
     """
     if not ids:
         return {}
-    # one statement (issue 18.2: a round trip less per threaded mail): the mail we sent
-    # (trust 0) before the stored mail (trust 1), each in the order it was stored
-    # SQLAlchemy Core on the session's connection (issue 18.2): no ORM compilation, no
-    # autoflush; the caller has flushed what it wrote (the intake flushes every message)
-    sent = select(
-        _outbox.message_id,
-        _outbox.ticket_id,
-        literal("", String).label("from_addr"),
-        literal(0).label("trust"),
-        _outbox.id.label("seq"),
-    ).where(_outbox.message_id.in_(ids), _outbox.ticket_id.is_not(None))
-    stored = select(
-        _messages.message_id,
-        _messages.ticket_id,
-        _messages.from_addr,
-        literal(1).label("trust"),
-        _messages.id.label("seq"),
-    ).where(_messages.message_id.in_(ids), _messages.ticket_id.is_not(None))
-    both = union_all(sent, stored).subquery()
-    rows = session.connection().execute(select(both).order_by(both.c.trust, both.c.seq))
+    # the caller has flushed what it wrote (the intake flushes every message)
+    rows = session.connection().execute(_BY_MESSAGE_ID, {"ids": list(ids)})
     found: dict[str, int] = {}
     first: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -180,9 +191,7 @@ def find_thread(
         }
 
     if by_id:
-        tickets = usable(
-            connection.execute(select(*_TICKET_FACT).where(_tickets.id.in_(set(by_id.values()))))
-        )
+        tickets = usable(connection.execute(_TICKETS_BY_ID, {"ids": sorted(set(by_id.values()))}))
         for via, message_id in candidates:
             ticket_id = by_id.get(message_id)
             found = tickets.get(ticket_id) if ticket_id is not None else None
@@ -191,9 +200,7 @@ def find_thread(
     if refs:
         by_ref = {
             t.ref: t
-            for t in usable(
-                connection.execute(select(*_TICKET_FACT).where(_tickets.ref.in_(refs)))
-            ).values()
+            for t in usable(connection.execute(_TICKETS_BY_REF, {"refs": list(refs)})).values()
         }
         for ref in refs:
             found = by_ref.get(ref)
