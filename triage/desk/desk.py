@@ -448,6 +448,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.assignment import claim  # noqa: PLC0415 - the write side loads on use
+
             claim(session, ticket, me, now=now, expected_version=expected_version)
             return _Done()
 
@@ -467,6 +468,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.assignment import assign  # noqa: PLC0415 - the write side loads on use
+
             assign(session, ticket, who, actor=me, now=now)
             return _Done()
 
@@ -495,6 +497,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.assignment import move  # noqa: PLC0415 - the write side loads on use
+
             move(
                 session,
                 ticket,
@@ -536,6 +539,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             if ticket.status in _CLOSED:
                 raise UserError(
                     f"{format_ref(ticket.ref or 0)} is {ticket.status}: reopen it before"
@@ -562,6 +566,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             set_status(session, ticket, TicketStatus.SOLVED, actor=me, policy=self.policy, now=now)
             return _Done()
 
@@ -576,6 +581,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.lifecycle import set_status, status_after_reopen  # noqa: PLC0415
+
             if ticket.status in _CLOSED:
                 set_status(
                     session,
@@ -610,6 +616,7 @@ class TicketDesk:
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             from triage.tickets.reply import queue_reply  # noqa: PLC0415 - the write side loads on use
+
             row = queue_reply(
                 session,
                 ticket,
@@ -673,6 +680,7 @@ class TicketDesk:
     def wake_snoozed(self) -> list[int]:
         """Wake waiting tickets whose alarm has come (one transaction); their references."""
         from triage.tickets.lifecycle import wake  # noqa: PLC0415 - write side, on use
+
         now = self.clock.now()
         with self._change() as session:
             return [

@@ -118,7 +118,7 @@ class BusinessCalendar:
 
     @property
     def _holidays(self) -> Any:
-        """The ``holidays`` set of :attr:`country` (None for no country), built once on first use."""
+        """The ``holidays`` set of :attr:`country` (None for none), built once on first use."""
         if not self.country:
             return None
         if self._built is None:
