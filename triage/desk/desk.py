@@ -71,7 +71,15 @@ from triage.store.tickets import (
 from triage.tickets.audit import SERVICE_ACTOR, record_event
 from triage.tickets.queue import QueueListing, QueueRow, queue_row
 
-__all__ = ["MAX_BODY_BYTES", "MAX_PAGE", "MAX_SNOOZE", "TicketDesk", "check_body_size", "mentioned"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_PAGE",
+    "MAX_SNOOZE",
+    "TicketDesk",
+    "check_body_size",
+    "mentioned",
+    "unknown_mentions",
+]
 
 MAX_SNOOZE = timedelta(days=366)
 """The furthest a ticket may be snoozed: a year (a date in 9999 is a typing slip)."""
@@ -107,16 +115,31 @@ _MENTION = re.compile(r"(?<![\w@.+-])@([\w][\w.-]*)")
 def mentioned(text: str, assistants: Sequence[str]) -> tuple[str, ...]:
     """The assistants named as ``@name`` in ``text`` (case-insensitive), in order, once each.
 
-    Unknown names and e-mail addresses are not mentions.
+    Unknown names and e-mail addresses are not mentions (:func:`unknown_mentions` lists
+    the unknown names, so that the writer can be told nobody was).
     """
+    return _mentions(text, assistants)[0]
+
+
+def unknown_mentions(text: str, assistants: Sequence[str]) -> tuple[str, ...]:
+    """The ``@name`` words in ``text`` that name no assistant (as written, without ``@``,
+    in order, once each, case-insensitive): ``"ask @nobody"`` -> ``("nobody",)``.
+    E-mail addresses are not mentions at all."""
+    return _mentions(text, assistants)[1]
+
+
+def _mentions(text: str, assistants: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     known = {name.lower(): name for name in assistants}
     found: list[str] = []
+    unknown: dict[str, str] = {}
     for match in _MENTION.finditer(text):
         word = match.group(1).rstrip(".-")
         name = known.get(word.lower())
-        if name is not None and name not in found:
+        if name is None:
+            unknown.setdefault(word.lower(), word)
+        elif name not in found:
             found.append(name)
-    return tuple(found)
+    return tuple(found), tuple(unknown.values())
 
 
 _Apply = Callable[[Session, Ticket, datetime], "_Done"]
@@ -125,14 +148,20 @@ _Apply = Callable[[Session, Ticket, datetime], "_Done"]
 class _Done:
     """What an action's body reports besides its audit rows."""
 
-    __slots__ = ("mentions", "note_id", "recipient")
+    __slots__ = ("mentions", "note_id", "recipient", "unknown_mentions")
 
     def __init__(
-        self, *, recipient: str = "", note_id: int | None = None, mentions: tuple[str, ...] = ()
+        self,
+        *,
+        recipient: str = "",
+        note_id: int | None = None,
+        mentions: tuple[str, ...] = (),
+        unknown_mentions: tuple[str, ...] = (),
     ) -> None:
         self.recipient = recipient
         self.note_id = note_id
         self.mentions = mentions
+        self.unknown_mentions = unknown_mentions
 
 
 class TicketDesk:
@@ -639,7 +668,9 @@ class TicketDesk:
         expected_version: int | None = None,
     ) -> ActionResult:
         """Add an internal note (never mailed to the client). Assistants named with
-        ``@name`` are recorded in ``mentions``, each to be told once by a notifier.
+        ``@name`` are recorded in ``mentions``, each to be told once by a notifier;
+        ``@name`` words that name no assistant come back in ``unknown_mentions`` (the note
+        is added all the same: the writer is told that nobody was notified).
 
         Raises:
             UserError: an empty note, or one over :data:`MAX_BODY_BYTES`.
@@ -649,7 +680,7 @@ class TicketDesk:
         text = body.strip()
         if not text:
             raise UserError("the note is empty: nothing was added")
-        names = mentioned(text, list(self.settings.team.assistants))
+        names, unknown = _mentions(text, list(self.settings.team.assistants))
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             note = TicketNote(
@@ -671,7 +702,7 @@ class TicketDesk:
                 mentions=list(names),
             )
             session.flush()
-            return _Done(note_id=note.id, mentions=names)
+            return _Done(note_id=note.id, mentions=names, unknown_mentions=unknown)
 
         return self._act(ref, expected_version, apply)
 
@@ -726,6 +757,7 @@ class TicketDesk:
                 recipient=done.recipient,
                 note_id=done.note_id,
                 mentions=done.mentions,
+                unknown_mentions=done.unknown_mentions,
             )
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
