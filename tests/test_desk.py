@@ -20,6 +20,8 @@ from support.tickets import local, make_settings, store_message
 from triage.clock import FixedClock
 from triage.desk import DeadlineState, TicketDesk, View, mentioned
 from triage.desk import desk as desk_module
+from triage.desk.desk import unknown_mentions
+from triage.desk.values import AttachmentView
 from triage.errors import ConflictError, NotFoundError, UserError
 from triage.services.intake import Intake
 from triage.services.pipeline import RoutingPipeline
@@ -497,6 +499,7 @@ def test_a_note_stays_inside_and_records_mentions(desk: TicketDesk, database: Da
         actor="anna",
     )
     assert done.mentions == ("bela", "anna")
+    assert done.unknown_mentions == ("nobody",)  # the writer is told nobody was notified
     assert [e.action for e in done.events] == ["note_written"]
     view = desk.show(ref)
     assert view.notes[0].body.startswith("@Bela")
@@ -515,6 +518,8 @@ def test_a_note_stays_inside_and_records_mentions(desk: TicketDesk, database: Da
 def test_mentions_ignore_addresses_and_unknown_names() -> None:
     assert mentioned("mail bela@x.hu or @zoe", ["anna", "bela"]) == ()
     assert mentioned("@anna, @ANNA and @bela!", ["anna", "bela"]) == ("anna", "bela")
+    assert unknown_mentions("mail bela@x.hu or @zoe, @Zoe and @anna.", ["anna", "bela"]) == ("zoe",)
+    assert unknown_mentions("@anna and @bela", ["anna", "bela"]) == ()
 
 
 def test_queue_rows_carry_version_and_business_seconds(
@@ -655,3 +660,21 @@ def test_attachments_inline_parts_and_html_come_from_the_stored_mail(
         desk.inline_part(ref, message.id, "other@client")
     with pytest.raises(NotFoundError, match="no message"):
         desk.html(ref, message.id + 1000)
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (38, "38 B"),
+        (1023, "1023 B"),
+        (1024, "1 KB"),
+        (20_480, "20 KB"),
+        (1024 * 1024, "1.0 MB"),
+        (int(2.4 * 1024 * 1024), "2.4 MB"),
+        (None, ""),
+    ],
+)
+def test_attachment_size_text_never_says_zero_kb(size: int | None, text: str) -> None:
+    view = AttachmentView(index=0, filename="a", content_type="text/plain", size=size)
+    assert view.size_text == text

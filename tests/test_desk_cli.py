@@ -53,6 +53,11 @@ def test_note_is_kept_inside_and_tells_who_is_mentioned(office) -> None:
     with db.read_session() as s:
         assert s.scalars(select(Mention.assistant)).all() == ["bela"]
         assert s.scalars(select(OutboxMail)).all() == []
+    unknown = run_triage("note", str(ref), "@bela and @nobody, see above", "--as", "anna", env=env)
+    assert unknown.exit_code == 0, unknown.stderr
+    assert unknown.stdout.strip() == (
+        f"note added to #{ref}; bela will be told; @nobody: no such assistant, nobody was told"
+    )
 
 
 def test_wait_until_and_reopen(office) -> None:

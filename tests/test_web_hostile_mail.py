@@ -174,6 +174,7 @@ def test_attachment_with_path_and_lying_type_is_only_ever_a_download(site: Site)
     page = client.get(f"/t/{ref}")
     link = re.search(r'href="(/t/\d+/m/\d+/a/\d+)" download><bdi>\.\./\.\./x\.html', page.text)
     assert link is not None
+    assert "(image/png, 38 B)" in page.text  # a small part's size, never "0 KB"
     response = client.get(link.group(1))
     assert response.status_code == 200
     assert response.headers["content-disposition"].startswith('attachment; filename="x.html"')

@@ -104,3 +104,16 @@ def test_the_model_threshold_has_a_decimal_comma_in_hungarian(site: Site) -> Non
     assert "küszöb: 0,6" in text
     assert "0,83" in text
     assert "küszöb: 0.6" not in text
+
+
+def test_status_names_in_the_hungarian_trail_are_hungarian(site: Site) -> None:
+    ref = site.ticket("Várakozás")
+    client = _client(site)
+    _log_in(client, lang="hu")
+    seen = re.findall(r'name="version" value="(\d+)"', client.get(f"/t/{ref}").text)[0]
+    data = {"version": seen, "until": ""}
+    assert client.post(f"/t/{ref}/wait", data=data, headers=SAME).status_code == 303
+    text = client.get(f"/t/{ref}").text
+    assert re.findall(r"az állapotot[^<]*", text) == [
+        "az állapotot új helyett várakozik értékre állította"
+    ]  # not the stored names "new" and "waiting"

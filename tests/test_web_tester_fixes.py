@@ -132,3 +132,22 @@ def test_the_trail_names_a_priority_correction_and_a_wake_time(site: Site) -> No
     assert "eddig: 2026. márc. 12. (cs) 10:00" in page
     rows = anna.get("/?view=waiting").text
     assert "szünetel (várakozik eddig: 2026. márc. 12. (cs) 10:00)" in rows
+
+
+def test_an_over_long_note_is_refused_in_hungarian_on_the_hungarian_page(site: Site) -> None:
+    ref = site.ticket()
+    anna = _client(site)
+    with site.db.session() as session:
+        session.execute(update(User).where(User.name == "anna").values(language="hu"))
+    body = "x" * (MAX_BODY_BYTES + 10)
+    refused = anna.post(
+        f"/t/{ref}/note", data={"version": _version(anna, ref), "note": body}, headers=SAME
+    )
+    page = anna.get(refused.headers["location"]).text
+    assert (
+        "A megjegyzés 1\u00a0048\u00a0586 bájt, több a megengedett 1\u00a0048\u00a0576 bájtnál"
+        " (1 MiB): nem került be semmi. Az alábbi szöveget az első 1 MiB után levágtuk."
+    ) in page
+    assert "over the limit" not in page
+    with site.db.read_session() as session:
+        assert session.scalars(select(TicketNote)).all() == []

@@ -274,6 +274,13 @@ def test_note_with_mention_snooze_and_priority_correction(site: Site, base: str,
     note = page.locator(".thread .msg.note")
     expect(note).to_contain_text("Can you check this, @bela?")
     expect(note).to_contain_text("→ bela")
+    page.keyboard.press("n")
+    page.keyboard.type("and @nobody <b>too</b>")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#flash")).to_have_text(
+        "Note added. @nobody: no such assistant, nobody was told."
+    )
+    expect(page.locator(".thread .msg.note").first).to_contain_text("and @nobody <b>too</b>")
     with site.db.read_session() as session:
         assert session.scalars(select(OutboxMail)).all() == []  # never mailed to the client
     page.locator("form.snooze input[name=until]").fill("2026-03-12T09:30")

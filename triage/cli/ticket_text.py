@@ -25,19 +25,11 @@ def _local(zone: ZoneInfo, t: datetime | None) -> str:
     return t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.0f} KB"
-    return f"{n / (1024 * 1024):.1f} MB"
-
-
 def _attachment(item: AttachmentView) -> str:
     name = item.filename or "(no name)"
     kind = item.content_type or "?"
     if item.size is not None:
-        return f"{name} ({kind}, {_size(item.size)})"
+        return f"{name} ({kind}, {item.size_text})"
     return f"{name} ({kind})"
 
 

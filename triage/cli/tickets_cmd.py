@@ -288,6 +288,9 @@ def note_cmd(app: AppContext, ref: str, text: str, as_name: str | None) -> None:
     me = resolve_user(app.settings, as_name)
     done = _desk(app).note(ref, text, actor=me)
     told = f"; {', '.join(done.mentions)} will be told" if done.mentions else ""
+    if done.unknown_mentions:
+        names = ", ".join(f"@{name}" for name in done.unknown_mentions)
+        told += f"; {names}: no such assistant, nobody was told"
     click.echo(f"note added to {done.ref_text}{told}")
 
 

@@ -68,13 +68,18 @@ from triage.store.tickets import (
     ticket_corrections,
     ticket_message,
 )
-from triage.tickets.assignment import assign, claim, move
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.lifecycle import set_status, status_after_reopen, wake
 from triage.tickets.queue import QueueListing, QueueRow, queue_row
-from triage.tickets.reply import queue_reply
 
-__all__ = ["MAX_BODY_BYTES", "MAX_PAGE", "MAX_SNOOZE", "TicketDesk", "check_body_size", "mentioned"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_PAGE",
+    "MAX_SNOOZE",
+    "TicketDesk",
+    "check_body_size",
+    "mentioned",
+    "unknown_mentions",
+]
 
 MAX_SNOOZE = timedelta(days=366)
 """The furthest a ticket may be snoozed: a year (a date in 9999 is a typing slip)."""
@@ -110,16 +115,31 @@ _MENTION = re.compile(r"(?<![\w@.+-])@([\w][\w.-]*)")
 def mentioned(text: str, assistants: Sequence[str]) -> tuple[str, ...]:
     """The assistants named as ``@name`` in ``text`` (case-insensitive), in order, once each.
 
-    Unknown names and e-mail addresses are not mentions.
+    Unknown names and e-mail addresses are not mentions (:func:`unknown_mentions` lists
+    the unknown names, so that the writer can be told nobody was).
     """
+    return _mentions(text, assistants)[0]
+
+
+def unknown_mentions(text: str, assistants: Sequence[str]) -> tuple[str, ...]:
+    """The ``@name`` words in ``text`` that name no assistant (as written, without ``@``,
+    in order, once each, case-insensitive): ``"ask @nobody"`` -> ``("nobody",)``.
+    E-mail addresses are not mentions at all."""
+    return _mentions(text, assistants)[1]
+
+
+def _mentions(text: str, assistants: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     known = {name.lower(): name for name in assistants}
     found: list[str] = []
+    unknown: dict[str, str] = {}
     for match in _MENTION.finditer(text):
         word = match.group(1).rstrip(".-")
         name = known.get(word.lower())
-        if name is not None and name not in found:
+        if name is None:
+            unknown.setdefault(word.lower(), word)
+        elif name not in found:
             found.append(name)
-    return tuple(found)
+    return tuple(found), tuple(unknown.values())
 
 
 _Apply = Callable[[Session, Ticket, datetime], "_Done"]
@@ -128,14 +148,20 @@ _Apply = Callable[[Session, Ticket, datetime], "_Done"]
 class _Done:
     """What an action's body reports besides its audit rows."""
 
-    __slots__ = ("mentions", "note_id", "recipient")
+    __slots__ = ("mentions", "note_id", "recipient", "unknown_mentions")
 
     def __init__(
-        self, *, recipient: str = "", note_id: int | None = None, mentions: tuple[str, ...] = ()
+        self,
+        *,
+        recipient: str = "",
+        note_id: int | None = None,
+        mentions: tuple[str, ...] = (),
+        unknown_mentions: tuple[str, ...] = (),
     ) -> None:
         self.recipient = recipient
         self.note_id = note_id
         self.mentions = mentions
+        self.unknown_mentions = unknown_mentions
 
 
 class TicketDesk:
@@ -450,6 +476,8 @@ class TicketDesk:
         me = self.check_assistant(self._actor(actor))
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import claim  # noqa: PLC0415 - the write side loads on use
+
             claim(session, ticket, me, now=now, expected_version=expected_version)
             return _Done()
 
@@ -468,6 +496,8 @@ class TicketDesk:
         who = self.check_assistant(assignee)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import assign  # noqa: PLC0415 - the write side loads on use
+
             assign(session, ticket, who, actor=me, now=now)
             return _Done()
 
@@ -495,6 +525,8 @@ class TicketDesk:
             raise NotFoundError(f"no priority {priority!r} (priorities: {known})")
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import move  # noqa: PLC0415 - the write side loads on use
+
             move(
                 session,
                 ticket,
@@ -535,6 +567,8 @@ class TicketDesk:
                 )
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             if ticket.status in _CLOSED:
                 raise UserError(
                     f"{format_ref(ticket.ref or 0)} is {ticket.status}: reopen it before"
@@ -560,6 +594,8 @@ class TicketDesk:
         me = self._actor(actor)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             set_status(session, ticket, TicketStatus.SOLVED, actor=me, policy=self.policy, now=now)
             return _Done()
 
@@ -573,6 +609,8 @@ class TicketDesk:
         me = self._actor(actor)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status, status_after_reopen  # noqa: PLC0415
+
             if ticket.status in _CLOSED:
                 set_status(
                     session,
@@ -606,6 +644,8 @@ class TicketDesk:
         check_body_size(body, "reply")
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.reply import queue_reply  # noqa: PLC0415 - the write side loads on use
+
             row = queue_reply(
                 session,
                 ticket,
@@ -628,7 +668,9 @@ class TicketDesk:
         expected_version: int | None = None,
     ) -> ActionResult:
         """Add an internal note (never mailed to the client). Assistants named with
-        ``@name`` are recorded in ``mentions``, each to be told once by a notifier.
+        ``@name`` are recorded in ``mentions``, each to be told once by a notifier;
+        ``@name`` words that name no assistant come back in ``unknown_mentions`` (the note
+        is added all the same: the writer is told that nobody was notified).
 
         Raises:
             UserError: an empty note, or one over :data:`MAX_BODY_BYTES`.
@@ -638,7 +680,7 @@ class TicketDesk:
         text = body.strip()
         if not text:
             raise UserError("the note is empty: nothing was added")
-        names = mentioned(text, list(self.settings.team.assistants))
+        names, unknown = _mentions(text, list(self.settings.team.assistants))
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
             note = TicketNote(
@@ -660,7 +702,7 @@ class TicketDesk:
                 mentions=list(names),
             )
             session.flush()
-            return _Done(note_id=note.id, mentions=names)
+            return _Done(note_id=note.id, mentions=names, unknown_mentions=unknown)
 
         return self._act(ref, expected_version, apply)
 
@@ -668,6 +710,8 @@ class TicketDesk:
 
     def wake_snoozed(self) -> list[int]:
         """Wake waiting tickets whose alarm has come (one transaction); their references."""
+        from triage.tickets.lifecycle import wake  # noqa: PLC0415 - write side, on use
+
         now = self.clock.now()
         with self._change() as session:
             return [
@@ -713,6 +757,7 @@ class TicketDesk:
                 recipient=done.recipient,
                 note_id=done.note_id,
                 mentions=done.mentions,
+                unknown_mentions=done.unknown_mentions,
             )
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 

@@ -188,6 +188,19 @@ class AttachmentView:
     inline: bool = False
     content_id: str = ""
 
+    @property
+    def size_text(self) -> str:
+        """The size for people: ``"512 B"``, ``"13 KB"``, ``"2.4 MB"`` (1 KB = 1,024 bytes;
+        a decimal point, which the Hungarian page turns into a comma); "" when unknown.
+        Never "0 KB" for a small part."""
+        if self.size is None:
+            return ""
+        if self.size < 1024:
+            return f"{self.size} B"
+        if self.size < 1024 * 1024:
+            return f"{self.size / 1024:.0f} KB"
+        return f"{self.size / (1024 * 1024):.1f} MB"
+
 
 @dataclass(frozen=True, slots=True)
 class AttachmentContent:
@@ -387,6 +400,8 @@ class ActionResult:
         recipient: for a reply, the address it is queued for.
         note_id: for a note, its ``ticket_notes.id``.
         mentions: for a note, the assistants it names (each is told once).
+        unknown_mentions: for a note, the ``@name`` words that name no assistant (as
+            written, without ``@``): nobody was told of them.
     """
 
     ref: int
@@ -396,6 +411,7 @@ class ActionResult:
     recipient: str = ""
     note_id: int | None = None
     mentions: tuple[str, ...] = ()
+    unknown_mentions: tuple[str, ...] = ()
 
     @property
     def ref_text(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from triage.outbox.compose import ComposedMail
 from triage.outbox.policy import AckDecision, plan_ack
 from triage.store.models import Message, OutboxMail
 from triage.store.notify import OUTBOX_CHANNEL, notify
+from triage.store.rows import insert_outbox
 
 __all__ = [
     "ACK_WINDOW",
@@ -23,11 +25,17 @@ __all__ = [
     "decide_ack",
     "earlier_repeat",
     "enqueue",
+    "enqueue_row",
     "recent_ack_count",
 ]
 
 ACK_WINDOW = timedelta(hours=1)
 """The window of acknowledgments.max_per_sender_per_hour."""
+
+_messages = Message.__table__.c
+_outbox = OutboxMail.__table__.c
+"""The lookups below are SQLAlchemy Core on the session's connection (issue 18.2: no ORM
+compilation or autoflush on the intake's path): they read what the session flushed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +84,14 @@ def enqueue(
         if existing is not None:
             return Enqueued(existing, created=False)
     row = OutboxMail(
-        kind=kind,
-        dedupe_key=dedupe_key,
-        ticket_id=ticket_id,
-        cause_message_id=cause_message_id,
-        message_id=mail.message_id,
-        mail_from=mail.mail_from,
-        rcpt_to=list(mail.rcpt_to),
-        rcpt_key=mail.rcpt_to[0].lower() if mail.rcpt_to else "",
-        raw=mail.raw,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        last_error="",
+        **_outbox_values(
+            mail,
+            kind=kind,
+            now=now,
+            dedupe_key=dedupe_key,
+            ticket_id=ticket_id,
+            cause_message_id=cause_message_id,
+        )
     )
     try:
         with session.begin_nested():
@@ -107,17 +109,78 @@ def enqueue(
     return Enqueued(row, created=True)
 
 
+def _outbox_values(
+    mail: ComposedMail,
+    *,
+    kind: str,
+    now: datetime,
+    dedupe_key: str | None,
+    ticket_id: int | None,
+    cause_message_id: int | None,
+) -> dict[str, Any]:
+    """The column values of a new outbox row (pure): pending, first attempt due ``now``."""
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "ticket_id": ticket_id,
+        "cause_message_id": cause_message_id,
+        "message_id": mail.message_id,
+        "mail_from": mail.mail_from,
+        "rcpt_to": list(mail.rcpt_to),
+        "rcpt_key": mail.rcpt_to[0].lower() if mail.rcpt_to else "",
+        "raw": mail.raw,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "last_error": "",
+    }
+
+
+def enqueue_row(
+    session: Session,
+    mail: ComposedMail,
+    *,
+    kind: str,
+    now: datetime,
+    dedupe_key: str,
+    ticket_id: int | None = None,
+    cause_message_id: int | None = None,
+) -> int | None:
+    """:func:`enqueue` in SQLAlchemy Core, for the intake (issue 18.2): one INSERT that
+    does nothing when a row with ``dedupe_key`` exists (no SELECT, no savepoint, no ORM
+    object). The same row as :func:`enqueue`; committed with the caller's transaction,
+    which wakes the dispatchers (PostgreSQL NOTIFY) when the row is new.
+
+    Returns:
+        The new row's id, None when the mail was queued before (same ``dedupe_key``).
+    """
+    new_id = insert_outbox(
+        session,
+        _outbox_values(
+            mail,
+            kind=kind,
+            now=now,
+            dedupe_key=dedupe_key,
+            ticket_id=ticket_id,
+            cause_message_id=cause_message_id,
+        ),
+    )
+    if new_id is not None:
+        notify(session, OUTBOX_CHANNEL)
+    return new_id
+
+
 def recent_ack_count(session: Session, address: str, since: datetime) -> int:
     """Acknowledgments queued to ``address`` (any status) at or after ``since``.
 
     Counts outbox rows with kind ``ack`` whose rcpt_key is ``address`` lowercased.
     """
-    query = select(func.count(OutboxMail.id)).where(
-        OutboxMail.kind == "ack",
-        OutboxMail.rcpt_key == address.lower(),
-        OutboxMail.created_at >= since,
+    o = _outbox
+    query = select(func.count(o.id)).where(
+        o.kind == "ack", o.rcpt_key == address.lower(), o.created_at >= since
     )
-    return int(session.scalar(query) or 0)
+    return int(session.connection().scalar(query) or 0)
 
 
 def decide_ack(
@@ -156,10 +219,9 @@ def answered_ack(session: Session, message: InboundMessage) -> str:
     ids = [i for i in (message.in_reply_to, *message.references) if i]
     if not ids:
         return ""
-    found = session.scalar(
-        select(OutboxMail.message_id)
-        .where(OutboxMail.kind == "ack", OutboxMail.message_id.in_(ids))
-        .limit(1)
+    o = _outbox
+    found = session.connection().scalar(
+        select(o.message_id).where(o.kind == "ack", o.message_id.in_(ids)).limit(1)
     )
     return found or ""
 
@@ -176,21 +238,26 @@ def earlier_repeat(
     """
     if message.from_ is None or not (message.subject or message.body_text):
         return ""
-    earlier = (Message.id < before_id,) if before_id is not None else ()
-    row = session.execute(
-        select(Message.id, Message.received_at)
-        .where(
-            func.lower(Message.from_addr) == message.from_.key,
-            Message.direction == "in",
-            *earlier,
-            Message.received_at >= since,
-            Message.message_id != message.message_id,
-            Message.subject == message.subject,
-            Message.body_text == message.body_text,
+    m = _messages
+    earlier = (m.id < before_id,) if before_id is not None else ()
+    row = (
+        session.connection()
+        .execute(
+            select(m.id, m.received_at)
+            .where(
+                func.lower(m.from_addr) == message.from_.key,
+                m.direction == "in",
+                *earlier,
+                m.received_at >= since,
+                m.message_id != message.message_id,
+                m.subject == message.subject,
+                m.body_text == message.body_text,
+            )
+            .order_by(m.id)
+            .limit(1)
         )
-        .order_by(Message.id)
-        .limit(1)
-    ).first()
+        .first()
+    )
     if row is None:
         return ""
     return f"message {row.id} of {row.received_at:%Y-%m-%d %H:%M} UTC"

@@ -20,8 +20,16 @@ from sqlalchemy.orm import Session
 from classifiers.prediction import Prediction
 from triage.domain import InboundMessage
 from triage.store.models import Message
+from triage.store.rows import NewMessage
 
-__all__ = ["BatchPipeline", "MessagePipeline", "ModelAnswer", "NoPipeline", "Prepared"]
+__all__ = [
+    "BatchPipeline",
+    "MessagePipeline",
+    "ModelAnswer",
+    "NoPipeline",
+    "Prepared",
+    "RowPipeline",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,31 @@ class MessagePipeline(Protocol):
         for this very message (:meth:`BatchPipeline.prepare`), passed only when there
         is one (a pipeline without batch work may leave the parameter out). Any
         exception rolls the message back."""
+        ...
+
+
+@runtime_checkable
+class RowPipeline(Protocol):
+    """A :class:`MessagePipeline` that inserts the message's row itself (issue 18.2).
+
+    The intake calls ``store`` instead of ``process`` (except for a placeholder, whose
+    row something else links to): ``row`` holds the message's column values, not yet
+    inserted; the pipeline decides first and then inserts it once, with its ticket
+    (``row.insert(session)``, which sets ``row.id``), so the new row is never updated.
+    The same rules as ``process``: inside the message's transaction, never commits,
+    any exception rolls the message back. A pipeline that leaves ``row.id`` None gets
+    the row inserted by the intake afterwards.
+    """
+
+    def store(
+        self,
+        session: Session,
+        row: NewMessage,
+        message: InboundMessage,
+        *,
+        answer: ModelAnswer | None = None,
+    ) -> None:
+        """Add this message's rows to ``session``, its own included."""
         ...
 
 

@@ -91,11 +91,13 @@ from triage.services.contract import (
     ModelAnswer,
     NoPipeline,
     Prepared,
+    RowPipeline,
 )
 from triage.services.workers import LEASE_RENEW_SECONDS, LeaseKeeper, WorkerLeases
 from triage.store import Database
 from triage.store.models import Folder, Message
 from triage.store.models import MissingUid as MissingUidRow
+from triage.store.rows import NewMessage
 
 __all__ = [
     "STREAM_RAW_MIN",
@@ -1054,7 +1056,25 @@ class Intake:
                 if existing is not None:
                     raise _AlreadyStoredError(StoreOutcome.RECOGNIZED, existing)
             streamed = len(raw) >= STREAM_RAW_MIN and _sqlite(session)
-            row = self._row(raw, sha, message, target)
+            writer = self.pipeline if run_pipeline else None
+            plain = writer is None or type(writer) is NoPipeline  # not a subclass of it
+            if after is None and (plain or isinstance(writer, RowPipeline)):
+                # SQLAlchemy Core (issue 18.2): the row inserted once, with its ticket
+                row_id = self._insert_core(
+                    session,
+                    raw,
+                    sha,
+                    message,
+                    target,
+                    writer if isinstance(writer, RowPipeline) else None,
+                    answer,
+                )
+                if streamed:
+                    _write_raw(session, row_id, raw)
+                if not savepoint:
+                    session.flush()  # what the pipeline changed through the ORM, if anything
+                return
+            row = Message(**self._values(raw, sha, message, target))
             if streamed:
                 row.raw = b""  # written last (_write_raw); raw_size, raw_sha256 as they are
             session.add(row)
@@ -1072,6 +1092,29 @@ class Intake:
                 _write_raw(session, row.id, raw)
             if not savepoint:
                 session.flush()
+
+    def _insert_core(  # noqa: PLR0917 - private step; the arguments are the message in hand
+        self,
+        session: Session,
+        raw: bytes,
+        sha: str,
+        message: InboundMessage,
+        target: _Target,
+        pipeline: RowPipeline | None,
+        answer: ModelAnswer | None,
+    ) -> int:
+        """The message's row (raw bytes left out when streamed, see :data:`STREAM_RAW_MIN`)
+        inserted by the pipeline's ``store`` (or here, without a pipeline); its id."""
+        values = self._values(raw, sha, message, target)
+        if len(raw) >= STREAM_RAW_MIN and _sqlite(session):
+            values["raw"] = b""
+        row = NewMessage(values)
+        if pipeline is not None:
+            if answer is None:
+                pipeline.store(session, row, message)
+            else:
+                pipeline.store(session, row, message, answer=answer)
+        return row.id if row.id is not None else row.insert(session)
 
     @staticmethod
     def _uid_stored(target: _Target, session: Session) -> bool:
@@ -1094,45 +1137,46 @@ class Intake:
             query = query.where(Message.message_id == _clean(message.message_id, 998))
         return session.scalar(query.limit(1))
 
-    def _row(self, raw: bytes, sha: str, m: InboundMessage, target: _Target) -> Message:
+    def _values(self, raw: bytes, sha: str, m: InboundMessage, target: _Target) -> dict[str, Any]:
+        """The ``messages`` row of ``m`` (column -> value; every text cleaned)."""
         report = m.delivery_report
-        return Message(
-            folder_id=target.folder_id,
-            uidvalidity=target.uidvalidity,
-            uid=target.uid,
-            source=target.source,
-            direction=self.direction if target.source != "import" else "in",
-            message_id=_clean(m.message_id, 998),
-            message_id_synthetic=m.message_id_synthetic,
-            raw_sha256=sha,
-            raw=raw,
-            raw_size=len(raw),
-            internal_date=target.internal_date,
-            sent_at=m.sent_at,
-            received_at=m.received_at,
-            from_addr=_clean(m.from_.addr, 320) if m.from_ else "",
-            from_name=_clean(m.from_.name, 500) if m.from_ else "",
-            to_addrs=_clean_json(_addresses(m.to)),
-            cc_addrs=_clean_json(_addresses(m.cc)),
-            reply_to=_clean_json(_addresses(m.reply_to)),
-            subject=_clean(m.subject),
-            body_text=_clean(m.body_text),
-            quoted_text=_clean(m.quoted_text),
-            signature=_clean(m.signature),
-            attachments=_clean_json([asdict(a) for a in m.attachments]),
-            inline_parts=_clean_json([asdict(a) for a in m.inline_parts]),
-            in_reply_to=_clean(m.in_reply_to, 998),
-            references=_clean_json(list(m.references)),
-            language=_clean(m.language, 8),
-            kind=_clean(str(m.kind), 16),
-            list_id=_clean(m.list_id, 500),
-            delivery_report=_clean_json(asdict(report)) if report is not None else None,
-            parse_status=_clean(str(m.parse_status), 20),
-            parse_error=_clean(m.parse_error, _MAX_ERROR),
-            defects=_clean_json(list(m.defects[:50])),
-            charset_fallback=m.charset_fallback,
-            body_missing=m.body_missing,
-        )
+        return {
+            "folder_id": target.folder_id,
+            "uidvalidity": target.uidvalidity,
+            "uid": target.uid,
+            "source": target.source,
+            "direction": self.direction if target.source != "import" else "in",
+            "message_id": _clean(m.message_id, 998),
+            "message_id_synthetic": m.message_id_synthetic,
+            "raw_sha256": sha,
+            "raw": raw,
+            "raw_size": len(raw),
+            "internal_date": target.internal_date,
+            "sent_at": m.sent_at,
+            "received_at": m.received_at,
+            "from_addr": _clean(m.from_.addr, 320) if m.from_ else "",
+            "from_name": _clean(m.from_.name, 500) if m.from_ else "",
+            "to_addrs": _clean_json(_addresses(m.to)),
+            "cc_addrs": _clean_json(_addresses(m.cc)),
+            "reply_to": _clean_json(_addresses(m.reply_to)),
+            "subject": _clean(m.subject),
+            "body_text": _clean(m.body_text),
+            "quoted_text": _clean(m.quoted_text),
+            "signature": _clean(m.signature),
+            "attachments": _clean_json([asdict(a) for a in m.attachments]),
+            "inline_parts": _clean_json([asdict(a) for a in m.inline_parts]),
+            "in_reply_to": _clean(m.in_reply_to, 998),
+            "references": _clean_json(list(m.references)),
+            "language": _clean(m.language, 8),
+            "kind": _clean(str(m.kind), 16),
+            "list_id": _clean(m.list_id, 500),
+            "delivery_report": _clean_json(asdict(report)) if report is not None else None,
+            "parse_status": _clean(str(m.parse_status), 20),
+            "parse_error": _clean(m.parse_error, _MAX_ERROR),
+            "defects": _clean_json(list(m.defects[:50])),
+            "charset_fallback": m.charset_fallback,
+            "body_missing": m.body_missing,
+        }
 
     # -- logging ------------------------------------------------------------------
 

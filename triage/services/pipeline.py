@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from classifiers.features import example_from_message
 from classifiers.prediction import Prediction
@@ -60,24 +59,24 @@ from triage.handling import (
     decide,
 )
 from triage.handling.checks import our_addresses
-from triage.outbox import compose_ack, enqueue, recent_ack_count
-from triage.outbox.enqueue import ACK_WINDOW, answered_ack, earlier_repeat
+from triage.outbox import compose_ack, recent_ack_count
+from triage.outbox.enqueue import ACK_WINDOW, answered_ack, earlier_repeat, enqueue_row
 from triage.outbox.templates import MailTemplates
 from triage.routing import Route, routing_threshold
 from triage.services.contract import ModelAnswer
 from triage.sla.deadlines import SlaPolicy
 from triage.store.committed_log import log_after_commit
-from triage.store.models import Message, OutboxMail, RoutingDecision, Ticket
+from triage.store.models import Message, OutboxMail, Ticket
+from triage.store.rows import NewMessage, insert_decision
 from triage.tickets import (
     add_client_message,
-    find_ticket_for,
     format_ref,
-    open_ticket,
     record_rule_escalation,
     record_sent_reply,
 )
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.matching import ThreadMatch
+from triage.tickets.lifecycle import OpenedTicket, open_ticket_row
+from triage.tickets.matching import ThreadHit, find_thread_for
 
 if TYPE_CHECKING:  # scikit-learn: imported when a model is loaded, not with the pipeline
     from classifiers.cascade import Encoder
@@ -232,15 +231,15 @@ class RoutingPipeline:
     def facts(
         self,
         session: Session,
-        row: Message,
+        row: Message | NewMessage,
         message: InboundMessage,
         *,
         answer: ModelAnswer | None = None,
         now: datetime,
     ) -> Facts:
-        """The :class:`~triage.handling.Facts` about ``message`` (stored as ``row``),
-        read from ``session`` lazily: each lookup runs only when a row of the tables
-        needs it (:class:`_StoreFacts`)."""
+        """The :class:`~triage.handling.Facts` about ``message`` (stored as ``row``, or
+        about to be), read from ``session`` lazily: each lookup runs only when a row of
+        the tables needs it (:class:`_StoreFacts`)."""
         return Facts(
             message=message,
             settings=self.settings,
@@ -269,13 +268,35 @@ class RoutingPipeline:
 
         Adds rows to ``session``; never commits. An exception rolls the message back
         (the intake then stores it raw with the error, and calls this again for the
-        error record, which goes to the fallback queue).
+        error record, which goes to the fallback queue). The intake calls
+        :meth:`store` instead, which inserts the message's row itself.
         """
+        self._apply(session, row, message, answer)
+
+    def store(
+        self,
+        session: Session,
+        row: NewMessage,
+        message: InboundMessage,
+        *,
+        answer: ModelAnswer | None = None,
+    ) -> None:
+        """:meth:`process` for a message whose row is not inserted yet (the
+        :class:`~triage.services.contract.RowPipeline` protocol): decides first, then
+        inserts the row once, with its ticket and kind (``row.insert``), and the
+        ticket's, the decision's and the outbox's rows, all with SQLAlchemy Core (no
+        ORM object, except the ticket a follow-up joins). Sets ``row.id``; never
+        commits; an exception rolls the message back, as for :meth:`process`."""
+        self._apply(session, row, message, answer)
+
+    def _apply(
+        self,
+        session: Session,
+        row: Message | NewMessage,
+        message: InboundMessage,
+        answer: ModelAnswer | None,
+    ) -> None:
         now = self.clock.now()
-        # The row was inserted in this transaction, so it has no routing decision yet
-        # (this pipeline adds it last). Saying so spares open_ticket() an UPDATE of
-        # routing_decisions that would match nothing (a round trip per message).
-        set_committed_value(row, "decision", None)
         facts = self.facts(session, row, message, answer=answer, now=now)
         decision = decide(facts)
         source = facts.source
@@ -284,14 +305,18 @@ class RoutingPipeline:
             self._open(session, row, message, decision, now)
         elif decision.action is Action.JOIN:
             assert source.match is not None  # noqa: S101 - the decision joined it
-            self._join(session, row, message, source.match.ticket, decision, now)
+            ticket = session.get_one(Ticket, source.match.ticket.id)
+            self._join(session, row, message, ticket, decision, now)
         elif decision.action is Action.DUPLICATE:
-            self._duplicate(session, row, source.original_ticket, decision, now)
+            original = source.original_ticket
+            earlier = session.get_one(Ticket, original.id) if original is not None else None
+            self._duplicate(session, row, earlier, decision, now)
         else:
             if decision.ack_reason is not AckReason.IMPORT:
                 self.stats.no_ticket += 1
                 self._suppressed(decision)
-            self._record(session, row, None, decision, decision.route)
+            row_id = _save(session, row)
+            self._record(session, row_id, None, decision, decision.route)
 
     # -- applying the decision -------------------------------------------------------
 
@@ -303,13 +328,13 @@ class RoutingPipeline:
     def _open(
         self,
         session: Session,
-        row: Message,
+        row: Message | NewMessage,
         message: InboundMessage,
         decision: Decision,
         now: datetime,
     ) -> None:
         routed = decision.route
-        ticket = open_ticket(
+        ticket = open_ticket_row(
             session,
             row,
             policy=self.policy,
@@ -320,15 +345,19 @@ class RoutingPipeline:
             tags=routed.tags,
             assignee=routed.assignee,
         )
+        row.ticket_id = ticket.id
+        row_id = _save(session, row)
         if decision.escalate:
-            self._escalate(session, ticket, decision.escalate, row, message, now)
+            self._escalate(
+                session, session.get_one(Ticket, ticket.id), decision.escalate, row, message, now
+            )
         if isinstance(decision.ack, Acknowledge):
-            line = self._acknowledge(session, row, message, ticket, decision.ack, now)
+            line = self._acknowledge(session, row_id, message, ticket, decision.ack, now)
             if line:  # shown on the ticket (show, the web page) with the explanation
                 routed = replace(routed, explanation=(*routed.explanation, line))
         else:
             self._suppressed(decision)
-        self._record(session, row, ticket, decision, routed)
+        self._record(session, row_id, ticket.id, decision, routed)
         self.stats.routed[str(routed.decided_by)] += 1
         ack = decision.ack_reason
         log_after_commit(  # once, when stored: not again for every retry of the transaction
@@ -352,7 +381,7 @@ class RoutingPipeline:
         session: Session,
         ticket: Ticket,
         reasons: Sequence[str],
-        row: Message,
+        row: Message | NewMessage,
         message: InboundMessage,
         now: datetime,
     ) -> None:
@@ -374,7 +403,7 @@ class RoutingPipeline:
     def _duplicate(
         self,
         session: Session,
-        row: Message,
+        row: Message | NewMessage,
         ticket: Ticket | None,
         decision: Decision,
         now: datetime,
@@ -392,7 +421,11 @@ class RoutingPipeline:
                 message_id=row.message_id,
                 duplicate_of=decision.duplicate_of,
             )
-        self._record(session, row, ticket, decision, decision.route)
+            session.flush()
+        row_id = _save(session, row)
+        self._record(
+            session, row_id, ticket.id if ticket is not None else None, decision, decision.route
+        )
         log_after_commit(
             session,
             log,
@@ -405,7 +438,7 @@ class RoutingPipeline:
     def _join(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
         session: Session,
-        row: Message,
+        row: Message | NewMessage,
         message: InboundMessage,
         ticket: Ticket,
         decision: Decision,
@@ -414,6 +447,7 @@ class RoutingPipeline:
         if decision.kind is not None:  # issue 12.4: a machine's answer to our ack, a note
             row.kind = decision.kind.value
         joined = add_client_message(session, ticket, row, policy=self.policy, now=now)
+        row_id = _save(session, row)
         if decision.undeliverable is not None:
             address, status = decision.undeliverable
             if "undeliverable" not in (ticket.tags or []):
@@ -434,7 +468,11 @@ class RoutingPipeline:
         line = f"joined ticket {format_ref(ticket.ref or 0)} by {decision.via} ({joined})"
         routed = decision.route
         self._record(
-            session, row, ticket, decision, replace(routed, explanation=(line, *routed.explanation))
+            session,
+            row_id,
+            ticket.id,
+            decision,
+            replace(routed, explanation=(line, *routed.explanation)),
         )
         log_after_commit(
             session,
@@ -450,9 +488,9 @@ class RoutingPipeline:
     def _acknowledge(  # noqa: PLR0917 - private step; the arguments are the message in hand
         self,
         session: Session,
-        row: Message,
+        row_id: int,
         message: InboundMessage,
-        ticket: Ticket,
+        ticket: OpenedTicket,
         ack: Acknowledge,
         now: datetime,
     ) -> str:
@@ -461,7 +499,7 @@ class RoutingPipeline:
         assert self.templates is not None  # noqa: S101 - the table's no_smtp row said so
         mail = compose_ack(
             message,
-            ticket_ref=ticket.ref or 0,
+            ticket_ref=ticket.ref,
             queue=ticket.queue,
             due_at=ticket.first_response_due,
             settings=self.settings,
@@ -469,14 +507,14 @@ class RoutingPipeline:
             templates=self.templates,
             template=ack.template,
         )
-        enqueue(
+        enqueue_row(
             session,
             mail,
             kind="ack",
             now=now,
-            dedupe_key=f"ack:{row.id}",
+            dedupe_key=f"ack:{row_id}",
             ticket_id=ticket.id,
-            cause_message_id=row.id,
+            cause_message_id=row_id,
         )
         self.stats.acks_queued += 1
         chosen = ack.template
@@ -487,48 +525,52 @@ class RoutingPipeline:
     def _record(
         self,
         session: Session,
-        row: Message,
-        ticket: Ticket | None,
+        message_id: int,
+        ticket_id: int | None,
         decision: Decision,
         routed: Route,
     ) -> None:
-        """Add the message's ``routing_decisions`` row (``routed``: the decision's route
+        """Insert the message's ``routing_decisions`` row (``routed``: the decision's route
         with what applying it added to the explanation), dated by the pipeline's clock:
         the time the facts were read (``triage rules test`` replays them as of then)."""
         now = self.clock.now()
         reason = decision.ack_reason
-        record = RoutingDecision(
-            message_id=row.id,
-            ticket_id=ticket.id if ticket is not None else None,
-            queue=routed.queue,
-            priority=str(routed.priority),
-            decided_by=str(routed.decided_by),
-            confidence=routed.confidence,
-            model_version=routed.model_version,
-            rules_matched=list(routed.rules_matched),
-            probabilities=[list(p) for p in routed.probabilities],
-            explanation=list(routed.explanation),
-            tags=list(routed.tags),
-            escalate=list(routed.escalate),
-            ack=reason.value if reason is not None else "",
-            ack_template=routed.ack_template or "",
-            assignee=routed.assignee or "",
-            checks=decision.checks,
-            created_at=now,
+        insert_decision(
+            session,
+            {
+                "message_id": message_id,
+                "ticket_id": ticket_id,
+                "queue": routed.queue,
+                "priority": str(routed.priority),
+                "decided_by": str(routed.decided_by),
+                "confidence": routed.confidence,
+                "model_version": routed.model_version,
+                "rules_matched": list(routed.rules_matched),
+                "probabilities": [list(p) for p in routed.probabilities],
+                "explanation": list(routed.explanation),
+                "tags": list(routed.tags),
+                "escalate": list(routed.escalate),
+                "ack": reason.value if reason is not None else "",
+                "ack_template": routed.ack_template or "",
+                "assignee": routed.assignee or "",
+                "checks": decision.checks,
+                "created_at": now,
+            },
         )
-        session.add(record)
-        row.decision = record
 
 
-def _ticket_fact(ticket: Ticket) -> TicketFact:
-    return TicketFact(
-        id=ticket.id,
-        ref=ticket.ref,
-        queue=ticket.queue,
-        priority=ticket.priority,
-        decided_by=ticket.decided_by,
-        client_addr=ticket.client_addr or "",
-    )
+def _save(session: Session, row: Message | NewMessage) -> int:
+    """The message's id: a :class:`NewMessage` is inserted now (once, with the ticket and
+    kind set on it); a stored row's changes are flushed with the session."""
+    if isinstance(row, NewMessage):
+        return row.insert(session)
+    session.flush()
+    return row.id
+
+
+_messages = Message.__table__.c
+_outbox = OutboxMail.__table__.c
+_tickets = Ticket.__table__.c
 
 
 class _StoreFacts:
@@ -540,7 +582,7 @@ class _StoreFacts:
         self,
         pipeline: RoutingPipeline,
         session: Session,
-        row: Message,
+        row: Message | NewMessage,
         message: InboundMessage,
         answer: ModelAnswer | None,
         now: datetime,
@@ -551,8 +593,8 @@ class _StoreFacts:
         self.message = message
         self.answer = answer
         self.now = now
-        self.match: ThreadMatch | None = None
-        self.original_ticket: Ticket | None = None
+        self.match: ThreadHit | None = None
+        self.original_ticket: TicketFact | None = None
 
     def earlier_copy(self) -> EarlierCopy | None:
         """An inbound message stored before this row with the same Message-ID and sender.
@@ -568,35 +610,59 @@ class _StoreFacts:
             return None
         if not row.message_id or not row.from_addr:
             return None
-        original = session.scalars(
-            select(Message)
+        # SQLAlchemy Core on the session's connection: no ORM objects, no autoflush
+        # (issue 18.2); the intake has flushed everything before this message
+        m = _messages
+        connection = session.connection()
+        stored = (m.id != row.id,) if row.id is not None else ()  # not the row itself
+        original = connection.execute(
+            select(m.id, m.ticket_id)
             .where(
-                Message.message_id == row.message_id,
-                Message.id != row.id,
-                Message.direction == "in",
-                func.lower(Message.from_addr) == row.from_addr.lower(),
+                m.message_id == row.message_id,
+                *stored,
+                m.direction == "in",
+                func.lower(m.from_addr) == row.from_addr.lower(),
             )
-            .order_by(Message.id)
+            .order_by(m.id)
             .limit(1)
         ).first()
         if original is None:
             return None
-        ticket = session.get(Ticket, original.ticket_id) if original.ticket_id else None
+        ticket = None
+        if original.ticket_id is not None:
+            t = _tickets
+            found = connection.execute(
+                select(t.id, t.ref, t.queue, t.priority, t.decided_by, t.client_addr).where(
+                    t.id == original.ticket_id
+                )
+            ).first()
+            if found is not None:
+                ticket = TicketFact(
+                    id=found.id,
+                    ref=found.ref,
+                    queue=found.queue,
+                    priority=found.priority,
+                    decided_by=found.decided_by,
+                    client_addr=found.client_addr or "",
+                )
         self.original_ticket = ticket
-        return EarlierCopy(original.id, _ticket_fact(ticket) if ticket is not None else None)
+        return EarlierCopy(original.id, ticket)
 
     def thread(self) -> ThreadFact | None:
-        """:func:`~triage.tickets.find_ticket_for`."""
-        self.match = find_ticket_for(self.session, self.message)
+        """:func:`~triage.tickets.matching.find_thread_for` (SQLAlchemy Core)."""
+        self.match = find_thread_for(self.session, self.message)
         if self.match is None:
             return None
-        return ThreadFact(_ticket_fact(self.match.ticket), self.match.via, self.match.matched)
+        return ThreadFact(self.match.ticket, self.match.via, self.match.matched)
 
     def sent_ack(self, message_id: str) -> SentAck | None:
         """Our acknowledgment with ``message_id``, when it is one."""
-        ack = self.session.scalars(
-            select(OutboxMail).where(OutboxMail.message_id == message_id, OutboxMail.kind == "ack")
-        ).first()
+        o = _outbox
+        ack = (
+            self.session.connection()
+            .execute(select(o.sent_at).where(o.message_id == message_id, o.kind == "ack"))
+            .first()
+        )
         return SentAck(ack.sent_at) if ack is not None else None
 
     def rules(self) -> RuleDecision | None:

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from triage.store.models import Ticket, TicketEvent
 
-__all__ = ["SERVICE_ACTOR", "iso", "record_event"]
+__all__ = ["SERVICE_ACTOR", "event_values", "iso", "record_event"]
 
 SERVICE_ACTOR = "triage"
 """The actor of changes the service makes on its own."""
@@ -65,7 +65,7 @@ def record_event(
     ``detail`` values must be JSON-serializable;
     datetimes are written as ISO 8601 UTC.
     """
-    clean = {k: iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
+    clean = _clean(detail)
     ticket.version = (ticket.version or 1) + 1
     event = TicketEvent(
         # a ticket not yet flushed (no id): the flush inserts it first, then this row
@@ -78,3 +78,29 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def _clean(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in detail.items()}
+
+
+def event_values(
+    ticket_id: int,
+    *,
+    version: int,
+    actor: str,
+    action: str,
+    at: datetime,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """The column values of one audit row for a SQLAlchemy Core INSERT (pure): the same
+    row :func:`record_event` adds, for a ticket whose new ``version`` the caller set.
+    Datetimes in ``detail`` are written as ISO 8601 UTC."""
+    return {
+        "ticket_id": ticket_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "detail": _clean(detail),
+        "version": version,
+    }

@@ -21,6 +21,7 @@ SLA clocks (all times UTC, deadlines computed in business time by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -34,14 +35,17 @@ from triage.handling import NOTE_KINDS, STORED_ONLY_KINDS
 from triage.refs import REF_OFFSET, normalize_subject, ref_for
 from triage.sla.deadlines import SlaKind, SlaPolicy
 from triage.store.models import Message, RoutingDecision, Ticket
-from triage.tickets.audit import SERVICE_ACTOR, record_event
+from triage.store.rows import NewMessage, insert_event, insert_ticket
+from triage.tickets.audit import SERVICE_ACTOR, event_values, record_event
 
 __all__ = [
     "NOTE_KINDS",
     "STORED_ONLY_KINDS",
     "Joined",
+    "OpenedTicket",
     "add_client_message",
     "open_ticket",
+    "open_ticket_row",
     "record_team_reply",
     "set_status",
     "status_after_reopen",
@@ -90,51 +94,137 @@ def open_ticket(
     audit row. The message (and its routing decision, if any) is linked to it.
     Does not commit.
     """
-    start = message.received_at
-    prio = str(Priority(priority)) if isinstance(priority, Priority) else priority
-    ticket = Ticket(
+    values, detail = _opening(
+        message,
+        policy=policy,
         queue=queue,
-        priority=prio,
-        status=TicketStatus.OPEN.value if assignee else TicketStatus.NEW.value,
-        subject=normalize_subject(message.subject) or message.subject,
-        client_addr=message.from_addr.lower(),
-        client_name=message.from_name,
-        assignee=assignee or None,
-        decided_by=str(decided_by),
-        tags=list(tags),
-        created_at=now,
-        updated_at=now,
-        opened_at=start,
-        awaiting_since=start,
-        first_response_due=policy.due(queue, prio, SlaKind.FIRST_RESPONSE, start),
-        resolution_due=policy.due(queue, prio, SlaKind.RESOLUTION, start),
+        priority=priority,
+        decided_by=decided_by,
+        now=now,
+        tags=tags,
+        assignee=assignee,
     )
+    ticket = Ticket(**values)
     ticket.ref = _ref_at_insert(session)  # SQL, evaluated by the INSERT
     session.add(ticket)
     # the audit row before the flush: the ticket is INSERTed with its version and its
     # reference, and the row after it in the same flush (no UPDATE of the new ticket)
-    record_event(
-        session,
-        ticket,
-        actor=actor,
-        action="opened",
-        at=now,
-        message_id=message.message_id,
-        queue=queue,
-        priority=prio,
-        decided_by=str(decided_by),
-        assignee=assignee,
-        tags=list(tags),
-        received_at=start,
-        first_response_due=ticket.first_response_due,
-        resolution_due=ticket.resolution_due,
-    )
+    record_event(session, ticket, actor=actor, action="opened", at=now, **detail)
     session.flush()
     # the value the INSERT computed (see _ref_at_insert), known without reading it back
     set_committed_value(ticket, "ref", ref_for(ticket.id))
     message.ticket_id = ticket.id
     _link_decision(session, message, ticket)
     return ticket
+
+
+def _opening(
+    message: Message | NewMessage,
+    *,
+    policy: SlaPolicy,
+    queue: str,
+    priority: Priority | str,
+    decided_by: DecidedBy | str,
+    now: datetime,
+    tags: tuple[str, ...] | list[str],
+    assignee: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rules of a new ticket (pure): its column values (without ``ref``, ``version``)
+    and its ``opened`` audit row's detail. Shared by :func:`open_ticket` (ORM) and
+    :func:`open_ticket_row` (SQLAlchemy Core, the intake)."""
+    start = message.received_at
+    prio = str(Priority(priority)) if isinstance(priority, Priority) else priority
+    first_due = policy.due(queue, prio, SlaKind.FIRST_RESPONSE, start)
+    resolution_due = policy.due(queue, prio, SlaKind.RESOLUTION, start)
+    values: dict[str, Any] = {
+        "queue": queue,
+        "priority": prio,
+        "status": TicketStatus.OPEN.value if assignee else TicketStatus.NEW.value,
+        "subject": normalize_subject(message.subject) or message.subject,
+        "client_addr": message.from_addr.lower(),
+        "client_name": message.from_name,
+        "assignee": assignee or None,
+        "decided_by": str(decided_by),
+        "tags": list(tags),
+        "created_at": now,
+        "updated_at": now,
+        "opened_at": start,
+        "awaiting_since": start,
+        "first_response_due": first_due,
+        "resolution_due": resolution_due,
+    }
+    detail: dict[str, Any] = {
+        "message_id": message.message_id,
+        "queue": queue,
+        "priority": prio,
+        "decided_by": str(decided_by),
+        "assignee": assignee,
+        "tags": list(tags),
+        "received_at": start,
+        "first_response_due": first_due,
+        "resolution_due": resolution_due,
+    }
+    return values, detail
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTicket:
+    """A ticket :func:`open_ticket_row` inserted: what the intake needs of it next."""
+
+    id: int
+    ref: int
+    queue: str
+    priority: str
+    first_response_due: datetime | None
+
+
+def open_ticket_row(
+    session: Session,
+    message: Message | NewMessage,
+    *,
+    policy: SlaPolicy,
+    queue: str,
+    priority: Priority | str,
+    decided_by: DecidedBy | str,
+    now: datetime,
+    tags: tuple[str, ...] | list[str] = (),
+    assignee: str | None = None,
+    actor: str = SERVICE_ACTOR,
+) -> OpenedTicket:
+    """:func:`open_ticket` in SQLAlchemy Core, for a message whose row is not inserted yet
+    (the intake inserts it next, with the ticket's id): one INSERT of the ticket, with
+    its reference and version, and one of its ``opened`` audit row. The same rules
+    (:func:`_opening`); no ORM object. Does not commit. Raises what the database raises.
+    """
+    values, detail = _opening(
+        message,
+        policy=policy,
+        queue=queue,
+        priority=priority,
+        decided_by=decided_by,
+        now=now,
+        tags=tags,
+        assignee=assignee,
+    )
+    version = 2  # created at 1, raised by its one audit row (see record_event)
+    ticket_id = insert_ticket(
+        session,
+        {**values, "version": version, "first_response_at": None, "next_response_due": None},
+        ref=_ref_at_insert(session),
+    )
+    insert_event(
+        session,
+        event_values(
+            ticket_id, version=version, actor=actor, action="opened", at=now, detail=detail
+        ),
+    )
+    return OpenedTicket(
+        id=ticket_id,
+        ref=ref_for(ticket_id),
+        queue=queue,
+        priority=values["priority"],
+        first_response_due=values["first_response_due"],
+    )
 
 
 def _ref_at_insert(session: Session) -> ColumnElement[int]:
@@ -210,7 +300,7 @@ def _start_next_response(ticket: Ticket, policy: SlaPolicy, at: datetime) -> Non
 def add_client_message(
     session: Session,
     ticket: Ticket,
-    message: Message,
+    message: Message | NewMessage,
     *,
     policy: SlaPolicy,
     now: datetime,
@@ -225,7 +315,8 @@ def add_client_message(
     - while the first response is pending its deadline stands; after it, the message
       starts a next-response deadline unless an earlier message still awaits an answer.
 
-    Writes one audit row; does not commit.
+    ``message`` may be a row about to be inserted (the intake's :class:`NewMessage`):
+    its ``ticket_id`` is set, for its INSERT. Writes one audit row; does not commit.
     """
     message.ticket_id = ticket.id
     at = message.received_at

@@ -16,16 +16,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from triage.domain import InboundMessage, TicketStatus
+from triage.handling import TicketFact
 from triage.mail.ids import normalize_msg_id
 from triage.refs import extract_refs
 from triage.store.models import Message, OutboxMail, Ticket
 
-__all__ = ["ThreadMatch", "find_ticket", "find_ticket_for"]
+__all__ = [
+    "ThreadHit",
+    "ThreadMatch",
+    "find_thread",
+    "find_thread_for",
+    "find_ticket",
+    "find_ticket_for",
+]
+
+_messages = Message.__table__.c
+_outbox = OutboxMail.__table__.c
+_tickets = Ticket.__table__.c
+_TICKET_FACT = (
+    _tickets.id,
+    _tickets.ref,
+    _tickets.queue,
+    _tickets.priority,
+    _tickets.decided_by,
+    _tickets.client_addr,
+    _tickets.status,
+)
+"""The columns of a :class:`~triage.handling.TicketFact`, and the status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +62,20 @@ class ThreadMatch:
     """
 
     ticket: Ticket
+    via: str
+    matched: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHit:
+    """:class:`ThreadMatch` without loading the ticket: what the intake's tables need.
+
+    Attributes:
+        ticket: the ticket's columns the decision tables read.
+        via, matched: as in :class:`ThreadMatch`.
+    """
+
+    ticket: TicketFact
     via: str
     matched: str
 
@@ -58,22 +95,24 @@ def _tickets_by_message_id(
         return {}
     # one statement (issue 18.2: a round trip less per threaded mail): the mail we sent
     # (trust 0) before the stored mail (trust 1), each in the order it was stored
+    # SQLAlchemy Core on the session's connection (issue 18.2): no ORM compilation, no
+    # autoflush; the caller has flushed what it wrote (the intake flushes every message)
     sent = select(
-        OutboxMail.message_id,
-        OutboxMail.ticket_id,
+        _outbox.message_id,
+        _outbox.ticket_id,
         literal("", String).label("from_addr"),
         literal(0).label("trust"),
-        OutboxMail.id.label("seq"),
-    ).where(OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None))
+        _outbox.id.label("seq"),
+    ).where(_outbox.message_id.in_(ids), _outbox.ticket_id.is_not(None))
     stored = select(
-        Message.message_id,
-        Message.ticket_id,
-        Message.from_addr,
+        _messages.message_id,
+        _messages.ticket_id,
+        _messages.from_addr,
         literal(1).label("trust"),
-        Message.id.label("seq"),
-    ).where(Message.message_id.in_(ids), Message.ticket_id.is_not(None))
+        _messages.id.label("seq"),
+    ).where(_messages.message_id.in_(ids), _messages.ticket_id.is_not(None))
     both = union_all(sent, stored).subquery()
-    rows = session.execute(select(both).order_by(both.c.trust, both.c.seq))
+    rows = session.connection().execute(select(both).order_by(both.c.trust, both.c.seq))
     found: dict[str, int] = {}
     first: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -95,6 +134,74 @@ def _tickets_by_message_id(
     return found
 
 
+def find_thread(
+    session: Session,
+    *,
+    in_reply_to: str = "",
+    references: Iterable[str] = (),
+    subject: str = "",
+    bounced_message_id: str = "",
+    include_closed: bool = False,
+    sender: str = "",
+) -> ThreadHit | None:
+    """The ticket a mail with these headers belongs to (its columns, read with SQLAlchemy
+    Core: no ORM object loaded), or None for a new conversation.
+
+    Message-IDs are compared in their normal form (:func:`triage.mail.ids.normalize_msg_id`:
+    brackets added, white space and comments dropped, the domain part lowercased), the
+    form the parser stores; an id that normalises to nothing is skipped.
+    ``sender`` (the From address) breaks ties when stored mails share a Message-ID.
+    Reads what was flushed: the caller flushes its pending ORM changes first.
+    """
+    candidates: list[tuple[str, str]] = []
+    candidates.append(("in_reply_to", normalize_msg_id(in_reply_to)))
+    candidates.extend(("references", normalize_msg_id(r)) for r in reversed(list(references)))
+    candidates.append(("delivery_report", normalize_msg_id(bounced_message_id)))
+    candidates = [(via, mid) for via, mid in candidates if mid]
+    by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}), sender)
+    refs = extract_refs(subject)
+    if not by_id and not refs:
+        return None
+    connection = session.connection()
+    closed = TicketStatus.CLOSED.value
+
+    def usable(rows: Iterable[Any]) -> dict[int, TicketFact]:
+        return {
+            row.id: TicketFact(
+                id=row.id,
+                ref=row.ref,
+                queue=row.queue,
+                priority=row.priority,
+                decided_by=row.decided_by,
+                client_addr=row.client_addr or "",
+            )
+            for row in rows
+            if include_closed or row.status != closed
+        }
+
+    if by_id:
+        tickets = usable(
+            connection.execute(select(*_TICKET_FACT).where(_tickets.id.in_(set(by_id.values()))))
+        )
+        for via, message_id in candidates:
+            ticket_id = by_id.get(message_id)
+            found = tickets.get(ticket_id) if ticket_id is not None else None
+            if found is not None:
+                return ThreadHit(ticket=found, via=via, matched=message_id)
+    if refs:
+        by_ref = {
+            t.ref: t
+            for t in usable(
+                connection.execute(select(*_TICKET_FACT).where(_tickets.ref.in_(refs)))
+            ).values()
+        }
+        for ref in refs:
+            found = by_ref.get(ref)
+            if found is not None:
+                return ThreadHit(ticket=found, via="subject_ref", matched=f"#{ref}")
+    return None
+
+
 def find_ticket(
     session: Session,
     *,
@@ -105,43 +212,33 @@ def find_ticket(
     include_closed: bool = False,
     sender: str = "",
 ) -> ThreadMatch | None:
-    """The ticket a mail with these headers belongs to, or None for a new conversation.
+    """:func:`find_thread`, with the ticket loaded (an ORM object of ``session``).
 
-    Message-IDs are compared in their normal form (:func:`triage.mail.ids.normalize_msg_id`:
-    brackets added, white space and comments dropped, the domain part lowercased), the
-    form the parser stores; an id that normalises to nothing is skipped.
-    ``sender`` (the From address) breaks ties when stored mails share a Message-ID.
+    Flushes ``session`` first (the lookup reads what was flushed).
     """
-    candidates: list[tuple[str, str]] = []
-    candidates.append(("in_reply_to", normalize_msg_id(in_reply_to)))
-    candidates.extend(("references", normalize_msg_id(r)) for r in reversed(list(references)))
-    candidates.append(("delivery_report", normalize_msg_id(bounced_message_id)))
-    candidates = [(via, mid) for via, mid in candidates if mid]
-    by_id = _tickets_by_message_id(session, sorted({c for _, c in candidates}), sender)
-
-    def usable(ticket: Ticket | None) -> Ticket | None:
-        if ticket is None or (not include_closed and ticket.status == TicketStatus.CLOSED.value):
-            return None
-        return ticket
-
-    for via, message_id in candidates:
-        ticket_id = by_id.get(message_id)
-        found = usable(session.get(Ticket, ticket_id)) if ticket_id is not None else None
-        if found is not None:
-            return ThreadMatch(ticket=found, via=via, matched=message_id)
-    for ref in extract_refs(subject):
-        found = usable(session.scalars(select(Ticket).where(Ticket.ref == ref)).first())
-        if found is not None:
-            return ThreadMatch(ticket=found, via="subject_ref", matched=f"#{ref}")
-    return None
+    session.flush()
+    hit = find_thread(
+        session,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=subject,
+        bounced_message_id=bounced_message_id,
+        include_closed=include_closed,
+        sender=sender,
+    )
+    if hit is None:
+        return None
+    return ThreadMatch(
+        ticket=session.get_one(Ticket, hit.ticket.id), via=hit.via, matched=hit.matched
+    )
 
 
-def find_ticket_for(
+def find_thread_for(
     session: Session, message: InboundMessage, *, include_closed: bool = False
-) -> ThreadMatch | None:
-    """:func:`find_ticket` with the headers of a parsed message."""
+) -> ThreadHit | None:
+    """:func:`find_thread` with the headers of a parsed message."""
     report = message.delivery_report
-    return find_ticket(
+    return find_thread(
         session,
         in_reply_to=message.in_reply_to,
         references=message.references,
@@ -149,4 +246,17 @@ def find_ticket_for(
         bounced_message_id=report.original_message_id if report else "",
         include_closed=include_closed,
         sender=message.from_.addr if message.from_ is not None else "",
+    )
+
+
+def find_ticket_for(
+    session: Session, message: InboundMessage, *, include_closed: bool = False
+) -> ThreadMatch | None:
+    """:func:`find_ticket` with the headers of a parsed message."""
+    session.flush()
+    hit = find_thread_for(session, message, include_closed=include_closed)
+    if hit is None:
+        return None
+    return ThreadMatch(
+        ticket=session.get_one(Ticket, hit.ticket.id), via=hit.via, matched=hit.matched
     )

@@ -127,6 +127,20 @@ _REFUSALS = (
         "refusal.no_priority",
         re.compile(r"no priority '(?P<name>[^']*)' \(priorities: (?P<known>.*)\)"),
     ),
+    (
+        "refusal.reply_too_big",
+        re.compile(
+            r"the reply is (?P<size>[\d,]+) bytes, over the limit of (?P<limit>[\d,]+) bytes"
+            r" \(1 MiB\): nothing was sent"
+        ),
+    ),
+    (
+        "refusal.note_too_big",
+        re.compile(
+            r"the note is (?P<size>[\d,]+) bytes, over the limit of (?P<limit>[\d,]+) bytes"
+            r" \(1 MiB\): nothing was added"
+        ),
+    ),
 )
 
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
@@ -191,7 +205,14 @@ class Translator:
             with contextlib.suppress(ValueError):  # else shown as stored
                 values["until"] = self.local(datetime.fromisoformat(values["until"]))
             key = f"event.{action}_until"
+        if action == "status_changed":  # "from waiting to open" in this language
+            for name in ("from", "to"):
+                values[name] = self.status(values.get(name, ""))
         return self(key, **values)
+
+    def status(self, value: str) -> str:
+        """A ticket status's name in this language (an unknown one as it is)."""
+        return self(f"status.{value}") if self.has(f"status.{value}") else value
 
     def priority(self, value: str) -> str:
         """A priority's name in this language (an unknown one as it is)."""
@@ -237,6 +258,10 @@ class Translator:
                 values["status"] = self(f"status.{values['status']}")
             if values.get("who"):
                 values["held"] = self("refusal.held_by", who=values["who"])
+            if self.language == "hu":  # 1,048,576 -> 1 048 576 (no-break spaces)
+                for name in ("size", "limit"):
+                    if name in values:
+                        values[name] = str(values[name]).replace(",", "\u00a0")
             return self(key, **values)
         return message
 

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -202,7 +202,7 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
         )
     typed = {"body": form.get("body", ""), "note": form.get("note", "")}
     try:
-        _do(desk_of(request), name, ref, form, viewer)
+        done = _do(desk_of(request), name, ref, form, viewer)
     except ConflictError as exc:
         return _refused(request, viewer, ref, 409, typed, conflict=exc)
     except NotFoundError as exc:
@@ -210,13 +210,16 @@ def ticket_action(request: Request, viewer: Viewer, form: Form) -> Response:
             return _missing(request, viewer)
         return _refused(request, viewer, ref, 422, typed, error=str(exc))
     except UserError as exc:
-        error = str(exc)
+        error = viewer.t.refusal(str(exc))  # before the note on the cut is added
         cut = {k: _cut(v) for k, v in typed.items()}
         if cut != typed:  # kept for the page, but no more than the limit (memory)
             typed = cut
             error += " " + viewer.t("error.text_cut", limit=_LIMIT)
         return _refused(request, viewer, ref, 422, typed, error=error)
-    return RedirectResponse(f"/t/{ref}?done={name}", status_code=303)
+    unknown = ""
+    if done.unknown_mentions:  # the note went in; say that nobody was told of these
+        unknown = "&" + urlencode({"unknown": " ".join(done.unknown_mentions)[:200]})
+    return RedirectResponse(f"/t/{ref}?done={name}{unknown}", status_code=303)
 
 
 _LIMIT = "1 MiB"
