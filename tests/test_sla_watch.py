@@ -6,8 +6,10 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 from structlog.testing import capture_logs
 from support.tickets import local, make_policy, store_message
 
@@ -324,3 +326,36 @@ def test_the_daemon_stops_a_pass_between_batches(database: Database, tmp_path: P
     finally:
         daemon_module.scan_batch = original
     assert sum(_all(database).values()) == 7
+
+
+def test_a_pass_finds_its_tickets_through_the_sla_check_index(database: Database) -> None:
+    # issue 13.8: a pass must not read the tickets table to find what is due; its
+    # SELECT (sla_check_at <= now, in keyset batches) is served by ix_tickets_sla_check_at
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's planner scans a handful of rows; SQLite plans by shape")
+    monday = local(2026, 3, 9, 9)
+    for n in range(3):
+        _open(database, n, monday)
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "sla_check_at <=" in statement:
+            seen.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        with database.session() as s:
+            first = scan_batch(s, SETTINGS, CAL, monday, limit=2)
+            assert first.after is not None
+            scan_batch(s, SETTINGS, CAL, monday, after=first.after, limit=2)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", record)
+    assert len(seen) == 2  # the first batch and the one after it (keyset)
+    with database.engine.connect() as conn:
+        for statement, params in seen:
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            assert "ix_tickets_sla_check_at" in plan, (statement, plan)
+            assert "SCAN tickets" not in plan or "USING INDEX" in plan, (statement, plan)

@@ -81,3 +81,37 @@ def test_poll_once_with_nothing_new_loads_no_model_even_with_one_active(tmp_path
         b"Message-ID: <i5@example.com>\n\nIs invoice 5 paid?\n"
     )
     assert "sklearn" in loaded_by(config, "import", str(box), "--open-tickets")
+
+
+LAZY = (
+    "triage.tickets.assignment",  # the write side of the ticket desk
+    "triage.tickets.lifecycle",
+    "triage.tickets.reply",
+    "triage.outbox",  # the reply's outbox and its Jinja2 templates
+    "jinja2",
+    "holidays.countries",  # no country's calendar is built for an empty queue
+)
+
+LAZY_PROBE = """
+import sys
+from triage.cli.main import main
+main(sys.argv[1:])
+print("LOADED", ",".join(m for m in {lazy!r} if m in sys.modules) or "-")
+"""
+
+
+@pytest.mark.parametrize("command", [["queue"], ["queue", "--json"]])
+def test_an_empty_queue_loads_no_write_side_and_builds_no_holiday_calendar(
+    config: Path, command: list[str]
+) -> None:
+    # config.example.toml names a country (holidays = "HU"): it is validated at load
+    # from the holidays package's registry, and its calendar built only for a deadline
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE.format(lazy=LAZY), "--config", str(config), *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "LOADED" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.split("LOADED", 1)[1].strip() == "-"
+    assert 'holidays = "HU"' in (ROOT / "config.example.toml").read_text()

@@ -637,15 +637,16 @@ class CalendarSettings(_Section):
             raise ValueError("calendar.hours has no working time at all")
         if self.holidays:
             import holidays as holidays_lib  # noqa: PLC0415
+            from holidays.registry import COUNTRIES  # noqa: PLC0415
 
-            try:
-                holidays_lib.country_holidays(self.holidays)
-            except NotImplementedError:
+            # the names country_holidays() accepts (code, alpha-3, class name), read from
+            # the package's registry: no calendar is imported or built at load
+            if self.holidays not in {name for names in COUNTRIES.values() for name in names}:
                 raise ValueError(
                     f"calendar.holidays: {self.holidays!r} is not a country code the holidays"
                     " package knows (e.g. 'HU', 'GB', 'DE')"
-                ) from None
-            if self.subdivision:
+                )
+            if self.subdivision:  # builds that one country's calendar (rarely set)
                 try:
                     holidays_lib.country_holidays(self.holidays, subdiv=self.subdivision)
                 except NotImplementedError:

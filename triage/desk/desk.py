@@ -68,11 +68,8 @@ from triage.store.tickets import (
     ticket_corrections,
     ticket_message,
 )
-from triage.tickets.assignment import assign, claim, move
 from triage.tickets.audit import SERVICE_ACTOR, record_event
-from triage.tickets.lifecycle import set_status, status_after_reopen, wake
 from triage.tickets.queue import QueueListing, QueueRow, queue_row
-from triage.tickets.reply import queue_reply
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -479,6 +476,8 @@ class TicketDesk:
         me = self.check_assistant(self._actor(actor))
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import claim  # noqa: PLC0415 - the write side loads on use
+
             claim(session, ticket, me, now=now, expected_version=expected_version)
             return _Done()
 
@@ -497,6 +496,8 @@ class TicketDesk:
         who = self.check_assistant(assignee)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import assign  # noqa: PLC0415 - the write side loads on use
+
             assign(session, ticket, who, actor=me, now=now)
             return _Done()
 
@@ -524,6 +525,8 @@ class TicketDesk:
             raise NotFoundError(f"no priority {priority!r} (priorities: {known})")
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.assignment import move  # noqa: PLC0415 - the write side loads on use
+
             move(
                 session,
                 ticket,
@@ -564,6 +567,8 @@ class TicketDesk:
                 )
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             if ticket.status in _CLOSED:
                 raise UserError(
                     f"{format_ref(ticket.ref or 0)} is {ticket.status}: reopen it before"
@@ -589,6 +594,8 @@ class TicketDesk:
         me = self._actor(actor)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status  # noqa: PLC0415 - the write side loads on use
+
             set_status(session, ticket, TicketStatus.SOLVED, actor=me, policy=self.policy, now=now)
             return _Done()
 
@@ -602,6 +609,8 @@ class TicketDesk:
         me = self._actor(actor)
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.lifecycle import set_status, status_after_reopen  # noqa: PLC0415
+
             if ticket.status in _CLOSED:
                 set_status(
                     session,
@@ -635,6 +644,8 @@ class TicketDesk:
         check_body_size(body, "reply")
 
         def apply(session: Session, ticket: Ticket, now: datetime) -> _Done:
+            from triage.tickets.reply import queue_reply  # noqa: PLC0415 - the write side loads on use
+
             row = queue_reply(
                 session,
                 ticket,
@@ -699,6 +710,8 @@ class TicketDesk:
 
     def wake_snoozed(self) -> list[int]:
         """Wake waiting tickets whose alarm has come (one transaction); their references."""
+        from triage.tickets.lifecycle import wake  # noqa: PLC0415 - write side, on use
+
         now = self.clock.now()
         with self._change() as session:
             return [

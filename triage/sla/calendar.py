@@ -60,7 +60,10 @@ class BusinessCalendar:
 
     Raises:
         ValueError: ``weekly`` does not have 7 days, or has no working time at all.
-        NotImplementedError: the holidays package does not know ``country``.
+        NotImplementedError: the holidays package does not know ``country`` (or its
+            ``subdivision``): raised when a date is first looked up, since the
+            holiday set is built then (``triage queue`` of nothing computes no
+            deadline and pays nothing; ``[calendar]`` is validated at config load).
     """
 
     def __init__(
@@ -82,11 +85,9 @@ class BusinessCalendar:
         self.closed_dates = frozenset(closed_dates)
         self.open_dates = frozenset(open_dates)
         self.country = country
-        self._holidays: Any = None
-        if country:
-            import holidays  # noqa: PLC0415 - slow to import; only when a country is set
-
-            self._holidays = holidays.country_holidays(country, subdiv=subdivision or None)
+        self.subdivision = subdivision
+        self._built: Any = None  # the holidays package's set for country, built on first use
+        self._build_lock = threading.Lock()
         self._cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
         self._anchor: date | None = None
         self._ahead: list[timedelta] = [timedelta(0)]
@@ -115,13 +116,29 @@ class BusinessCalendar:
         best = max(counts.values())
         return next(day for day in self.weekly if day and counts[day] == best)
 
+    @property
+    def _holidays(self) -> Any:
+        """The ``holidays`` set of :attr:`country` (None for none), built once on first use."""
+        if not self.country:
+            return None
+        if self._built is None:
+            with self._build_lock:
+                if self._built is None:
+                    import holidays  # noqa: PLC0415 - slow to import and to build
+
+                    self._built = holidays.country_holidays(
+                        self.country, subdiv=self.subdivision or None
+                    )
+        return self._built
+
     # --- which hours a local date has -------------------------------------------------
 
     def holiday_name(self, day: date) -> str:
         """The public holiday's name on local ``day``, "" when it is none (or no country)."""
-        if self._holidays is None:
+        found = self._holidays
+        if found is None:
             return ""
-        name = self._holidays.get(day)
+        name = found.get(day)
         return str(name) if name else ""
 
     def local_hours(self, day: date) -> tuple[LocalInterval, ...]:
@@ -131,11 +148,12 @@ class BusinessCalendar:
             return weekly or self.standard_day
         if day in self.closed_dates:
             return ()
-        if self._holidays is not None:
-            if day in self._holidays:
+        found = self._holidays
+        if found is not None:
+            if day in found:
                 return ()
             # weekend_workdays is newer than some holidays releases we accept
-            if day in getattr(self._holidays, "weekend_workdays", ()):
+            if day in getattr(found, "weekend_workdays", ()):
                 return weekly or self.standard_day
         return weekly
 

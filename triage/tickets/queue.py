@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -199,7 +200,12 @@ class QueueListing:
         self.now = now
         self.timeline = WorkingTimeline(policy.calendar)
         self._now_naive = now.astimezone(UTC).replace(tzinfo=None)
-        self._now_working = self.timeline.working_at(now.timestamp())
+
+    @cached_property
+    def _now_working(self) -> float:
+        """Working seconds up to ``now`` on the timeline: computed when the first row
+        with a running deadline needs it (an empty queue builds no calendar)."""
+        return self.timeline.working_at(self.now.timestamp())
 
     def _due(self, r: tuple[Any, ...]) -> tuple[SlaKind | None, datetime | None, float | None]:
         """(kind, due (naive UTC), business seconds left) of the running deadline due
